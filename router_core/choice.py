@@ -1,0 +1,46 @@
+"""Cost-aware model choice: the live α knob over a policy's scored model distribution.
+
+score(m) = log p(m | context) − κ·α·ĉ(m), with ĉ the model's normalised cost in [0, 1].
+The choice is the arg-max of the adjusted score, so α = 0 is exactly the policy's own
+choice, and raising α can never raise the chosen model's price (if m1 wins at α1 and m2
+at α2 > α1, adding the two optimality inequalities gives κ(α2−α1)(ĉ1−ĉ2) ≥ 0). The
+softmax's expected ĉ is non-increasing too (its derivative in α is −κ·Var(ĉ)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .step import Choice
+
+DEFAULT_KAPPA = 8.0
+
+
+def softmax(xs: Sequence[float]) -> list[float]:
+    m = max(xs)
+    ex = [math.exp(x - m) for x in xs]
+    z = sum(ex)
+    return [e / z for e in ex]
+
+
+def adjust(models: Sequence[str], logprobs: Sequence[float], norm_costs: Sequence[float],
+           alpha: float, kappa: float = DEFAULT_KAPPA, score_seconds: float = 0.0) -> Choice:
+    """Apply the cost penalty and pick. Ties go to the cheaper model, then pool order."""
+    if not (0.0 <= alpha <= 1.0):
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if len(models) != len(logprobs) or len(models) != len(norm_costs) or not models:
+        raise ValueError("models, logprobs and norm_costs must be non-empty and of equal length")
+    adjusted = [lp - kappa * alpha * c for lp, c in zip(logprobs, norm_costs)]
+
+    def pick(scores: Sequence[float]) -> int:
+        return max(range(len(models)), key=lambda i: (scores[i], -norm_costs[i], -i))
+
+    return Choice(models=list(models), logprobs=[float(x) for x in logprobs],
+                  probs_before=softmax(logprobs), probs_after=softmax(adjusted),
+                  norm_costs=[float(c) for c in norm_costs], alpha=float(alpha), kappa=float(kappa),
+                  chosen=models[pick(adjusted)], policy_choice=models[pick(logprobs)],
+                  score_seconds=score_seconds)
+
+
+def expected_norm_cost(choice: Choice) -> float:
+    return sum(p * c for p, c in zip(choice.probs_after, choice.norm_costs))

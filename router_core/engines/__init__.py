@@ -1,0 +1,76 @@
+"""Engine registry: build an engine from a descriptor, lazily, and share loaded models.
+
+Backends are imported only when used (vLLM and torch are heavy or absent). Loaded
+engines are cached by what they load, so a router policy and a candidate that name
+the same weights share one copy in memory and one lock.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from ..weights import resolve_model_path
+from .base import Completion, Engine, EngineError, OnText, ScoringUnsupported
+
+__all__ = ["Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "EngineSpec", "get_engine",
+           "clear_engines"]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    engine: str                 # llamacpp | transformers | vllm | openai
+    model: str                  # shipped:<id>, a local path, a Hub id, or the endpoint's model id
+    gguf_file: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
+
+
+_cache: dict[EngineSpec, Engine] = {}
+_cache_lock = threading.Lock()
+_load_locks: dict[EngineSpec, threading.Lock] = {}
+
+
+def _build(spec: EngineSpec, progress: Callable[[str], None] | None) -> Engine:
+    if spec.engine == "openai":
+        from .openai_http import OpenAIEngine
+        if not spec.base_url:
+            raise EngineError(f"model '{spec.model}': engine 'openai' needs base_url")
+        return OpenAIEngine(spec.base_url, spec.model, api_key_env=spec.api_key_env, timeout_s=spec.timeout_s)
+    path = resolve_model_path(spec.model, progress)
+    if progress:
+        progress(f"loading {spec.model} with {spec.engine}")
+    if spec.engine == "llamacpp":
+        from .llamacpp import LlamaCppEngine
+        return LlamaCppEngine(path)
+    if spec.engine == "transformers":
+        from .hf import TransformersEngine
+        return TransformersEngine(path, gguf_file=spec.gguf_file)
+    if spec.engine == "vllm":
+        from .vllm_engine import VllmEngine
+        return VllmEngine(path)
+    raise EngineError(f"unknown engine '{spec.engine}' (known: llamacpp, transformers, vllm, openai)")
+
+
+def get_engine(spec: EngineSpec, progress: Callable[[str], None] | None = None) -> Engine:
+    """Return the shared engine for `spec`, loading it once (concurrent callers wait)."""
+    with _cache_lock:
+        if spec in _cache:
+            return _cache[spec]
+        lock = _load_locks.setdefault(spec, threading.Lock())
+    with lock:
+        with _cache_lock:
+            if spec in _cache:
+                return _cache[spec]
+        engine = _build(spec, progress)
+        with _cache_lock:
+            _cache[spec] = engine
+        return engine
+
+
+def clear_engines() -> None:
+    with _cache_lock:
+        for e in _cache.values():
+            e.close()
+        _cache.clear()

@@ -1,0 +1,65 @@
+"""The one small interface every engine implements: generate, chat, score.
+
+`generate` continues a raw prompt (the router's growing transcript), `chat` answers
+a list of messages (candidate calls), `score` returns log p(continuation | prefix) for
+a few continuations — the hot path of every live-α route decision.
+"""
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+OnText = Callable[[str], None]
+
+
+class EngineError(RuntimeError):
+    """Any failure of an engine or endpoint; the loop turns it into an error step."""
+
+
+class ScoringUnsupported(EngineError):
+    """This engine cannot return log-probabilities (e.g. an endpoint without logprobs)."""
+
+
+@dataclass
+class Completion:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str  # "stop" | "length" | "error"
+    seconds: float
+    first_token_s: float | None = None
+
+
+class Engine(ABC):
+    """A loaded model. Engines are shared between sessions; calls are serialised by `lock`."""
+
+    name: str = "engine"
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+
+    @abstractmethod
+    def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
+                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+        """Continue `prompt`; stop strings are not included in the returned text."""
+
+    @abstractmethod
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256,
+             temperature: float = 0.0, stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+        """Answer a chat; used for candidate calls."""
+
+    @abstractmethod
+    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+        """Sum of log-probabilities of each continuation's tokens after `prefix`."""
+
+    @abstractmethod
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The raw prompt for `messages` under this model's chat template, ready for generation."""
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def close(self) -> None:  # pragma: no cover - engines without resources
+        pass

@@ -1,0 +1,141 @@
+"""transformers engine: any Hub id or local checkpoint directory, or a GGUF file (`gguf_file=`).
+
+This is the loading path for real Router-R1 checkpoints on a machine without vLLM.
+Scoring runs the prefix once with a KV cache, then one forward per continuation over
+its tokens only, cropping the cache back to the prefix in between.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Sequence
+
+from .base import Completion, Engine, EngineError, OnText
+
+
+class TransformersEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, model: str, *, gguf_file: str | None = None, dtype: str = "auto",
+                 device: str | None = None) -> None:
+        super().__init__()
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as e:  # pragma: no cover - import guard
+            raise EngineError(f"transformers/torch not installed ({e})") from e
+        self.torch = torch
+        # A GGUF given as a file path: load from its directory with gguf_file=.
+        if gguf_file is None and model.endswith(".gguf") and os.path.isfile(model):
+            model, gguf_file = os.path.dirname(model) or ".", os.path.basename(model)
+        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        t0 = time.perf_counter()
+        try:
+            self.tok = AutoTokenizer.from_pretrained(model, **kw)
+            torch_dtype = {"auto": "auto", "fp32": torch.float32, "bf16": torch.bfloat16,
+                           "fp16": torch.float16}.get(dtype, "auto")
+            if gguf_file and torch_dtype == "auto":
+                torch_dtype = torch.float32  # GGUF dequantises; fp32 is what it yields on CPU
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **kw)
+        except Exception as e:
+            where = f"{model}/{gguf_file}" if gguf_file else model
+            raise EngineError(f"{where}: transformers could not load the model ({type(e).__name__}: {e})") from e
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
+        self.load_seconds = time.perf_counter() - t0
+        self.model_id = model
+        if not getattr(self.tok, "chat_template", None):
+            raise EngineError(f"{model}: the tokenizer has no chat template")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tok.encode(text, add_special_tokens=False)) if text else 0
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _ids(self, text: str):
+        # Chat-templated text already carries its special tokens.
+        return self.tok(text, add_special_tokens=False, return_tensors="pt").input_ids.to(self.device)
+
+    def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
+                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+        from transformers import TextIteratorStreamer
+        torch = self.torch
+        with self.lock:
+            ids = self._ids(prompt)
+            streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
+            kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                      do_sample=temperature > 0, streamer=streamer,
+                      pad_token_id=self.tok.pad_token_id or self.tok.eos_token_id)
+            if temperature > 0:
+                kw["temperature"] = temperature
+            if stop:
+                kw.update(stop_strings=list(stop), tokenizer=self.tok)
+            out: dict = {}
+
+            def run() -> None:
+                try:
+                    with torch.inference_mode():
+                        out["seq"] = self.model.generate(**kw)
+                except Exception as e:  # surfaced below
+                    out["error"] = e
+                    streamer.end()
+
+            t0 = time.perf_counter()
+            th = threading.Thread(target=run, daemon=True)
+            th.start()
+            first = None
+            parts: list[str] = []
+            for piece in streamer:
+                if piece:
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    parts.append(piece)
+                    if on_text:
+                        on_text(piece)
+            th.join()
+            if "error" in out:
+                raise EngineError(f"transformers generation failed: {out['error']}")
+            new = out["seq"][0, ids.shape[1]:]
+            text = "".join(parts)
+            finish = "length" if len(new) >= max_tokens else "stop"
+            cut = min((text.find(s) for s in stop if s in text), default=-1)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+            return Completion(text=text, input_tokens=int(ids.shape[1]), output_tokens=int(len(new)),
+                              finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=first)
+
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+        return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
+                             temperature=temperature, on_text=on_text)
+
+    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+        torch = self.torch
+        with self.lock, torch.inference_mode():
+            base = self._ids(prefix)[0].tolist()
+            fulls = [self._ids(prefix + c)[0].tolist() for c in continuations]
+            k = len(base)
+            for f in fulls:
+                j = 0
+                while j < min(k, len(f)) and f[j] == base[j]:
+                    j += 1
+                k = j
+            k = max(1, min(k, min(len(f) for f in fulls) - 1))
+            pre = torch.tensor([base[:k]], device=self.device)
+            res = self.model(input_ids=pre, use_cache=True)
+            cache = res.past_key_values
+            last = torch.log_softmax(res.logits[0, -1].float(), -1)
+            scores: list[float] = []
+            for f in fulls:
+                rest = f[k:]
+                lp = float(last[rest[0]])
+                if len(rest) > 1:
+                    r = self.model(input_ids=torch.tensor([rest[:-1]], device=self.device),
+                                   past_key_values=cache, use_cache=True)
+                    logp = torch.log_softmax(r.logits[0].float(), -1)
+                    lp += float(sum(logp[j - 1, rest[j]] for j in range(1, len(rest))))
+                    cache.crop(k)
+                scores.append(lp)
+            return scores

@@ -1,0 +1,229 @@
+"""OpenAI-compatible HTTP engine: vLLM servers, NVIDIA NIM, OpenAI, Ollama, llama.cpp servers.
+
+Every failure — refused connection, timeout, a stream that stalls, 4xx/5xx, malformed
+JSON — becomes an `EngineError` with a readable message; 429 and 5xx are retried with
+exponential backoff (honouring Retry-After). The key is read from the environment at
+call time, sent only in the Authorization header, and never put into a message.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from .base import Completion, Engine, EngineError, OnText, ScoringUnsupported
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class OpenAIEngine(Engine):
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str | None = None, timeout_s: float = 60.0,
+                 stall_s: float | None = None, max_retries: int = 3, backoff_s: float = 0.5,
+                 stream: bool = True) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+        self.stall_s = stall_s or min(timeout_s, 30.0)
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.stream = stream
+        self._client = httpx.Client(timeout=httpx.Timeout(connect=min(10.0, timeout_s), read=self.stall_s,
+                                                          write=10.0, pool=10.0))
+        self._tokenizer = None  # optional: set by the factory when a local tokenizer is known
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _headers(self) -> dict[str, str]:
+        import os
+        h = {"Content-Type": "application/json"}
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise EngineError(f"environment variable {self.api_key_env} is not set "
+                                  f"(the pool names it as the key for {self.base_url})")
+            h["Authorization"] = f"Bearer {key}"
+        return h
+
+    def _sleep_for(self, attempt: int, resp: httpx.Response | None) -> float:
+        if resp is not None:
+            ra = resp.headers.get("retry-after")
+            try:
+                if ra is not None:
+                    return min(10.0, max(0.0, float(ra)))
+            except ValueError:
+                pass
+        return self.backoff_s * (2 ** attempt) * (0.75 + 0.5 * random.random())
+
+    def _describe(self, resp: httpx.Response) -> str:
+        try:
+            body = resp.json()
+            msg = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
+            msg = msg or body.get("message") or resp.text[:200]
+        except ValueError:
+            msg = resp.text[:200]
+        return f"HTTP {resp.status_code} from {self.base_url}: {msg}"
+
+    def _post(self, path: str, payload: dict[str, Any], stream: bool) -> Iterator[dict[str, Any]]:
+        """Yield parsed JSON objects (one for a plain response, one per SSE event when streaming)."""
+        url = f"{self.base_url}{path}"
+        deadline = time.monotonic() + self.timeout_s * (self.max_retries + 1)
+        last_err = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            yielded = False
+            try:
+                with self._client.stream("POST", url, headers=self._headers(), json=payload) as resp:
+                    if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
+                        resp.read()
+                        last_err = self._describe(resp)
+                        time.sleep(min(self._sleep_for(attempt, resp), max(0.0, deadline - time.monotonic())))
+                        continue
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise EngineError(self._describe(resp))
+                    if not stream:
+                        body = resp.read()
+                        try:
+                            yield json.loads(body)
+                        except ValueError:
+                            raise EngineError(f"malformed JSON from {url}: {body[:120]!r}") from None
+                        return
+                    started = time.monotonic()
+                    for line in resp.iter_lines():
+                        if time.monotonic() - started > self.timeout_s:
+                            raise EngineError(f"stream from {url} ran past {self.timeout_s:.0f} s")
+                        line = line.strip()
+                        if not line or line.startswith(":"):
+                            continue
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        try:
+                            event = json.loads(data)
+                        except ValueError:
+                            raise EngineError(f"malformed JSON in stream from {url}: {data[:120]!r}") from None
+                        yielded = True
+                        yield event
+                    return
+            except httpx.ReadTimeout:
+                last_err = f"no data from {url} for {self.stall_s:.0f} s (stalled or too slow)"
+                if yielded:
+                    raise EngineError(f"stream {last_err}") from None
+            except httpx.TimeoutException as e:
+                last_err = f"timeout talking to {url} ({type(e).__name__})"
+            except httpx.TransportError as e:
+                last_err = f"cannot reach {url} ({type(e).__name__}: {e})"
+                if yielded:
+                    raise EngineError(f"stream broke: {last_err}") from None
+            if attempt < self.max_retries and time.monotonic() < deadline:
+                time.sleep(self._sleep_for(attempt, None))
+        raise EngineError(f"{last_err} (after {self.max_retries + 1} attempts)")
+
+    # ------------------------------------------------------------------ API
+
+    def count_tokens(self, text: str) -> int:
+        if self._tokenizer is not None:
+            return self._tokenizer(text)
+        return max(1, len(text) // 4) if text else 0
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        raise EngineError(f"{self.base_url}: an HTTP endpoint applies its own chat template; "
+                          "use a local engine for free-generation router policies, or api 'completions' "
+                          "with a raw template")
+
+    def _complete(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool) -> Completion:
+        t0 = time.perf_counter()
+        first = None
+        parts: list[str] = []
+        usage: dict[str, Any] | None = None
+        finish = "stop"
+        stream = self.stream
+        payload = {**payload, "model": self.model, "stream": stream}
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        for event in self._post(path, payload, stream):
+            if not isinstance(event, dict):
+                raise EngineError(f"unexpected response from {self.base_url}{path}: {str(event)[:120]}")
+            if event.get("error"):
+                raise EngineError(f"error from {self.base_url}: {str(event['error'])[:200]}")
+            usage = event.get("usage") or usage
+            choices = event.get("choices") or []
+            if not choices:
+                if not stream:
+                    raise EngineError(f"response from {self.base_url}{path} has no choices")
+                continue
+            c = choices[0]
+            if not isinstance(c, dict):
+                raise EngineError(f"malformed choice from {self.base_url}{path}")
+            if chat:
+                piece = (c.get("delta") or {}).get("content") if stream else (c.get("message") or {}).get("content")
+            else:
+                piece = c.get("text")
+            if piece:
+                if not isinstance(piece, str):
+                    raise EngineError(f"malformed content from {self.base_url}{path}")
+                if first is None:
+                    first = time.perf_counter() - t0
+                parts.append(piece)
+                if on_text:
+                    on_text(piece)
+            finish = c.get("finish_reason") or finish
+        text = "".join(parts)
+        if usage:
+            it, ot = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        else:
+            prompt_text = json.dumps(payload.get("messages") or payload.get("prompt") or "")
+            it, ot = self.count_tokens(prompt_text), self.count_tokens(text)
+        return Completion(text=text, input_tokens=it, output_tokens=ot,
+                          finish_reason="length" if finish == "length" else "stop",
+                          seconds=time.perf_counter() - t0, first_token_s=first)
+
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+        payload: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        if stop:
+            payload["stop"] = list(stop)
+        return self._complete("/chat/completions", payload, on_text, chat=True)
+
+    def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
+                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+        payload: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
+        if stop:
+            payload["stop"] = list(stop)
+        return self._complete("/completions", payload, on_text, chat=False)
+
+    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+        """Via /completions with echo and logprobs (vLLM and llama.cpp servers support it)."""
+        scores = []
+        for c in continuations:
+            payload = {"model": self.model, "prompt": prefix + c, "max_tokens": 1, "echo": True,
+                       "logprobs": 0, "temperature": 0.0, "stream": False}
+            try:
+                body = next(self._post("/completions", payload, stream=False))
+                lp = body["choices"][0]["logprobs"]
+                toks, offs = lp["token_logprobs"], lp["text_offset"]
+            except EngineError:
+                raise
+            except (KeyError, IndexError, TypeError) as e:
+                raise ScoringUnsupported(f"{self.base_url} returned no prompt logprobs ({e})") from None
+            end = len(prefix + c)
+            total = 0.0
+            for i, (tlp, off) in enumerate(zip(toks, offs)):
+                nxt = offs[i + 1] if i + 1 < len(offs) else end
+                if off >= end:
+                    break  # the generated token
+                if nxt > len(prefix) and tlp is not None:
+                    total += float(tlp)
+            scores.append(total)
+        return scores
+
+    def close(self) -> None:
+        self._client.close()

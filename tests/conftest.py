@@ -1,0 +1,24 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from router_core.engines import EngineSpec, get_engine  # noqa: E402
+
+QWEN = EngineSpec(engine="llamacpp", model="shipped:qwen2.5-coder-0.5b-instruct")
+SMOL = EngineSpec(engine="llamacpp", model="shipped:smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    return get_engine(QWEN)
+
+
+@pytest.fixture(scope="session")
+def smol():
+    return get_engine(SMOL)

@@ -1,0 +1,76 @@
+"""Pool files: the shipped ones load; every validation error names the file and field."""
+import pytest
+
+from router_core.pool import PoolError, load_pool, pool_from_dict
+
+
+def base_model(**kw):
+    m = {"name": "A", "engine": "llamacpp", "model": "shipped:smollm2-135m-instruct", "params_b": 0.1,
+         "price_in": 0.1, "price_out": 0.2, "description": "d"}
+    m.update(kw)
+    return m
+
+
+def test_shipped_pools_load():
+    local = load_pool("assets/pools/local.yaml")
+    assert len(local.models) >= 2
+    assert len({m.price_out for m in local.models}) >= 2, "distinct costs"
+    assert all(m.model.startswith("shipped:") for m in local.models)
+    nim = load_pool("assets/pools/router-r1-nim.yaml")
+    prices = {m.name: m.price_out for m in nim.models}
+    assert prices["meta/llama-3.1-70b-instruct"] == 0.88
+    assert prices["mistralai/mixtral-8x22b-instruct-v0.1"] == 1.20
+    assert prices["writer/palmyra-creative-122b"] == 1.80
+    assert len(nim.models) == 8
+    assert all(m.api_key_env == "NVIDIA_API_KEY" for m in nim.models)
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d["models"][0].update(price_out=-1), "models[0].price_out"),
+    (lambda d: d["models"][0].update(engine="tensorrt"), "models[0].engine"),
+    (lambda d: d["models"][0].pop("description"), "models[0].description"),
+    (lambda d: d["models"][0].update(name="bad: name"), "models[0].name"),
+    (lambda d: d["models"][0].update(params_b=0), "models[0].params_b"),
+    (lambda d: d["models"][0].update(colour="red"), "models[0].colour"),
+    (lambda d: d["models"].append(base_model(name="a")), "appears twice"),
+    (lambda d: d["models"].append(base_model(name="B", engine="openai")), "base_url is required"),
+    (lambda d: d["models"].append(base_model(name="C", api_key_env="sk-abc.def")), "models[1].api_key_env"),
+    (lambda d: d.update(models=[]), "models"),
+    (lambda d: d["models"][0].update(api_key="sk-secret"), "models[0].api_key"),
+])
+def test_validation_errors_name_file_and_field(mutate, needle):
+    data = {"name": "p", "models": [base_model()]}
+    mutate(data)
+    with pytest.raises(PoolError) as e:
+        pool_from_dict(data, "mypool.yaml")
+    assert "mypool.yaml" in str(e.value) and needle in str(e.value)
+    assert "sk-secret" not in str(e.value)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("name: x\nmodels: [\n  - {name: a")
+    with pytest.raises(PoolError, match=r"broken.yaml: not valid YAML at line"):
+        load_pool(p)
+    with pytest.raises(PoolError, match="nope.yaml: cannot read"):
+        load_pool(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(PoolError, match="list.yaml: expected a mapping"):
+        load_pool(tmp_path / "list.yaml")
+
+
+def test_norm_costs_and_snapshot_has_no_secret(monkeypatch):
+    monkeypatch.setenv("NVIDIA_API_KEY", "sk-test-very-secret")
+    nim = load_pool("assets/pools/router-r1-nim.yaml")
+    c = nim.norm_costs()
+    assert min(c.values()) == 0.0 and max(c.values()) == 1.0
+    assert "sk-test-very-secret" not in str(nim.snapshot())
+    assert nim.models[0].api_key() == "sk-test-very-secret"
+
+
+def test_with_model_adds_or_replaces():
+    pool = pool_from_dict({"name": "p", "models": [base_model()]})
+    p2 = pool.with_model(pool_from_dict({"name": "q", "models": [base_model(name="B", price_out=1.0)]}).models[0])
+    assert p2.names == ["A", "B"]
+    p3 = p2.with_model(pool_from_dict({"name": "q", "models": [base_model(name="a", price_out=5.0)]}).models[0])
+    assert p3.names == ["B", "a"] and p3.get("a").price_out == 5.0
