@@ -190,7 +190,7 @@ class Router:
                 lp = engine.score(ro.prompt + ro.transcript, ["<search>", "<answer>"])
                 p = softmax(lp)
                 decision = {"search": p[0], "answer": p[1]}
-                route_allowed = p[0] > p[1]
+                route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
             if not route_allowed:
                 step = self._new_step(ro, "answer", decision=decision)
                 c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"],

@@ -20,6 +20,7 @@ class RunConfig:
     """Limits of one rollout. Defaults follow the Router-R1 reference where it states one."""
 
     max_turns: int = 4                # route turns, then one last generation with routing disabled
+    min_turns: int = 0                # guided: route at least this often before answering (teaching demos)
     max_new_tokens: int = 1024        # per free generation
     think_tokens: int = 256           # guided: per think block
     query_tokens: int = 64            # guided: per sub-question

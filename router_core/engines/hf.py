@@ -136,6 +136,6 @@ class TransformersEngine(Engine):
                                    past_key_values=cache, use_cache=True)
                     logp = torch.log_softmax(r.logits[0].float(), -1)
                     lp += float(sum(logp[j - 1, rest[j]] for j in range(1, len(rest))))
-                    cache.crop(k)
+                    cache.crop(-(len(rest) - 1))  # back to the shared prefix
                 scores.append(lp)
             return scores

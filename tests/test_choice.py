@@ -1,0 +1,58 @@
+"""The live α knob on real scored distributions (Qwen2.5-0.5B scoring the paper's 8 model names)."""
+import pytest
+
+from router_core.choice import adjust, expected_norm_cost
+from router_core.pool import load_pool
+from router_core.protocol import Template
+
+QUESTIONS = ["Who directed the film Interstellar?",
+             "What is the capital of the country where the Eiffel Tower stands?",
+             "Which element has the atomic number 79?"]
+THINKS = ["I should ask a model.", "This needs deep knowledge, so I will ask the large 70B Llama model."]
+GRID = [i / 20 for i in range(21)]
+
+
+@pytest.fixture(scope="module")
+def scored(qwen):
+    pool = load_pool("assets/pools/router-r1-nim.yaml")
+    out = []
+    for q in QUESTIONS:
+        for think in THINKS:
+            user = Template.load().fill(q, [(m.name, m.description) for m in pool.models])
+            prefix = qwen.chat_prompt([{"role": "user", "content": user}]) + f"<think> {think} </think>\n<search> "
+            out.append(qwen.score(prefix, [f"{n}:" for n in pool.names]))
+    return pool, out
+
+
+def test_alpha_zero_is_the_policys_own_choice(scored):
+    pool, all_lps = scored
+    costs = pool.norm_costs()
+    for lps in all_lps:
+        ch = adjust(pool.names, lps, [costs[n] for n in pool.names], 0.0)
+        own = pool.names[max(range(len(lps)), key=lambda i: lps[i])]
+        assert ch.chosen == own == ch.policy_choice
+        assert ch.probs_after == pytest.approx(ch.probs_before)
+
+
+def test_raising_alpha_never_raises_price(scored):
+    pool, all_lps = scored
+    costs = pool.norm_costs()
+    price = {m.name: m.price_out for m in pool.models}
+    changed = 0
+    for lps in all_lps:
+        chosen_prices, expected = [], []
+        for a in GRID:
+            ch = adjust(pool.names, lps, [costs[n] for n in pool.names], a)
+            chosen_prices.append(price[ch.chosen])
+            expected.append(expected_norm_cost(ch))
+        assert all(x >= y for x, y in zip(chosen_prices, chosen_prices[1:])), chosen_prices
+        assert all(x >= y - 1e-12 for x, y in zip(expected, expected[1:])), expected
+        changed += chosen_prices[0] != chosen_prices[-1]
+    assert changed >= 1, "the slider should change at least one real decision over [0, 1]"
+
+
+def test_adjust_rejects_bad_input():
+    with pytest.raises(ValueError, match="alpha"):
+        adjust(["a"], [0.0], [0.0], 1.5)
+    with pytest.raises(ValueError, match="equal length"):
+        adjust(["a", "b"], [0.0], [0.0], 0.5)

@@ -1,0 +1,102 @@
+"""Engines on the real shipped models: scoring is checked against a full re-evaluation and
+against another engine (transformers on the same GGUF), and the Hub-id / local-directory
+loading path is exercised on a small shipped model."""
+import math
+
+import pytest
+
+from router_core.engines import EngineError, EngineSpec, get_engine
+from router_core.weights import SHIPPED, WeightsError, resolve_shipped, sha256_file
+
+PROMPT = [{"role": "user", "content": "Which assistant should answer 'Who directed Interstellar?': Smol or Qwen?"}]
+NAMES = ["Smol:", "Qwen:", "Llama-70B:"]
+
+
+def test_shipped_weights_verified(smol):
+    p = resolve_shipped("smollm2-135m-instruct")
+    assert sha256_file(p) == SHIPPED["smollm2-135m-instruct"].sha256
+    with pytest.raises(WeightsError, match="unknown shipped model"):
+        resolve_shipped("nope")
+
+
+def test_llamacpp_generate_with_stop_and_counts(smol):
+    c = smol.generate(smol.chat_prompt([{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}]),
+                      stop=["4"], max_tokens=40)
+    assert "4" not in c.text and c.output_tokens > 0 and c.input_tokens > 5
+    pieces = []
+    c2 = smol.chat([{"role": "user", "content": "Name a colour."}], max_tokens=12, on_text=pieces.append)
+    assert "".join(pieces) == c2.text and c2.first_token_s is not None
+
+
+def test_llamacpp_score_matches_full_reevaluation(qwen):
+    prefix = qwen.chat_prompt(PROMPT) + "<search> "
+    fast = qwen.score(prefix, NAMES)
+    # reference: one pass over each whole string with logits for every position
+    ref = []
+    for n in NAMES:
+        pieces, lps = qwen.prompt_logprobs(prefix + n)
+        base, _ = qwen.prompt_logprobs(prefix)
+        k = 0
+        while k < min(len(base), len(pieces)) and base[k] == pieces[k]:
+            k += 1
+        ref.append(sum(lps[k:]))
+    # llama.cpp's quantised kernels differ slightly between a 1-token and a long batch
+    # (measured ~0.1 nat); an off-by-one position would be off by several nats.
+    for a, b in zip(fast, ref):
+        assert a == pytest.approx(b, abs=0.3)
+    assert sorted(range(3), key=lambda i: fast[i]) == sorted(range(3), key=lambda i: ref[i])
+    # scoring twice (prefix now cached) gives the same numbers
+    assert qwen.score(prefix, NAMES) == pytest.approx(fast, abs=1e-4)
+    assert all(math.isfinite(x) and x < 0 for x in fast)
+
+
+def test_generation_after_scoring_reuses_cache_and_is_unchanged(qwen):
+    prompt = qwen.chat_prompt([{"role": "user", "content": "What is the capital of France? One word."}])
+    a = qwen.generate(prompt, max_tokens=8).text
+    qwen.score(prompt, ["Paris", "Lyon"])
+    b = qwen.generate(prompt, max_tokens=8).text
+    assert a == b and "Paris" in a
+
+
+def test_transformers_loads_gguf_and_agrees_with_llamacpp(smol, tmp_path):
+    """The transformers path (gguf_file=) on the same weights; then the local-directory path
+    that real checkpoints use, via save_pretrained of that model."""
+    path = str(resolve_shipped("smollm2-135m-instruct"))
+    hf = get_engine(EngineSpec(engine="transformers", model=path))
+    prefix = smol.chat_prompt(PROMPT) + "<search> "
+    assert hf.chat_prompt(PROMPT) == smol.chat_prompt(PROMPT)
+    a, b = smol.score(prefix, NAMES), hf.score(prefix, NAMES)
+    # Q4_1 weights, llama.cpp quantised matmuls vs dequantised fp32: close, same ranking
+    assert sorted(range(3), key=lambda i: a[i]) == sorted(range(3), key=lambda i: b[i])
+    for x, y in zip(a, b):
+        assert abs(x - y) < 0.6 + 0.05 * abs(y), (a, b)
+    out = hf.chat([{"role": "user", "content": "Who directed the film Interstellar?"}], max_tokens=16)
+    assert out.output_tokens > 0 and out.text.strip()
+    # a local checkpoint directory (what `--policy-model /path/to/Router-R1` loads)
+    d = tmp_path / "ckpt"
+    # GGUF-loaded models refuse save_pretrained; the weights are plain fp32 once dequantised.
+    hf.model.hf_quantizer = None
+    if hasattr(hf.model.config, "quantization_config"):
+        del hf.model.config.quantization_config
+    hf.model.save_pretrained(d)
+    hf.tok.save_pretrained(d)
+    local = get_engine(EngineSpec(engine="transformers", model=str(d)))
+    assert local.score(prefix, NAMES) == pytest.approx(b, abs=1e-3)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(EngineError, match="nope"):
+        get_engine(EngineSpec(engine="transformers", model=str(tmp_path / "nope")))
+    with pytest.raises(EngineError, match="GGUF file not found"):
+        get_engine(EngineSpec(engine="llamacpp", model=str(tmp_path / "x.gguf")))
+
+
+
+def test_vllm_missing_gives_clear_error():
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here; this checks the message when it is not")
+    except ImportError:
+        pass
+    with pytest.raises(EngineError, match="vLLM is not installed"):
+        get_engine(EngineSpec(engine="vllm", model="ulab-ai/Router-R1-Qwen2.5-3B-Instruct"))
