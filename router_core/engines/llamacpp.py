@@ -193,7 +193,7 @@ class LlamaCppEngine(Engine):
             rows = self._decode(toks, 0, all_logits=True)
             self.llm._requires_eval = True
             lps: list[float | None] = [None] + [_log_softmax_at(rows[i - 1], toks[i]) for i in range(1, len(toks))]
-            pieces = [self.llm.detokenize([t]).decode("utf-8", "replace") for t in toks]
+            pieces = [self.llm.detokenize([t], special=True).decode("utf-8", "replace") for t in toks]
             if self._add_bos:
                 pieces, lps = pieces[1:], lps[1:]
             return pieces, lps

@@ -87,7 +87,8 @@ class OpenAIEngine(Engine):
                     if resp.status_code >= 400:
                         resp.read()
                         raise EngineError(self._describe(resp))
-                    if not stream:
+                    if not stream or "event-stream" not in resp.headers.get("content-type", ""):
+                        # some servers ignore stream=true and answer with one JSON body
                         body = resp.read()
                         try:
                             yield json.loads(body)
@@ -95,6 +96,7 @@ class OpenAIEngine(Engine):
                             raise EngineError(f"malformed JSON from {url}: {body[:120]!r}") from None
                         return
                     started = time.monotonic()
+                    done = False
                     for line in resp.iter_lines():
                         if time.monotonic() - started > self.timeout_s:
                             raise EngineError(f"stream from {url} ran past {self.timeout_s:.0f} s")
@@ -105,13 +107,16 @@ class OpenAIEngine(Engine):
                             continue
                         data = line[5:].strip()
                         if data == "[DONE]":
-                            return
+                            done = True
+                            break
                         try:
                             event = json.loads(data)
                         except ValueError:
                             raise EngineError(f"malformed JSON in stream from {url}: {data[:120]!r}") from None
                         yielded = True
                         yield event
+                    if not done and not yielded:
+                        raise EngineError(f"empty stream from {url} (no data events)")
                     return
             except httpx.ReadTimeout:
                 last_err = f"no data from {url} for {self.stall_s:.0f} s (stalled or too slow)"
@@ -164,7 +169,7 @@ class OpenAIEngine(Engine):
             if not isinstance(c, dict):
                 raise EngineError(f"malformed choice from {self.base_url}{path}")
             if chat:
-                piece = (c.get("delta") or {}).get("content") if stream else (c.get("message") or {}).get("content")
+                piece = (c.get("delta") or c.get("message") or {}).get("content")
             else:
                 piece = c.get("text")
             if piece:

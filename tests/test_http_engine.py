@@ -1,0 +1,103 @@
+"""The OpenAI-compatible engine against a local server that serves a real small model
+(SmolLM2-135M through llama.cpp) and injects faults. Every fault ends in a recorded
+step and a finished session, never a stack trace."""
+import time
+
+import pytest
+
+from router_core.engines import EngineError
+from router_core.engines.openai_http import OpenAIEngine
+from router_core.loop import Router
+from router_core.policy import load_policies
+from router_core.pool import pool_from_dict
+
+from openai_server import OpenAITestServer
+
+KEY = "sk-test-4b1d-very-secret-value"
+
+
+@pytest.fixture(scope="module")
+def server(smol):
+    with OpenAITestServer(smol) as s:
+        yield s
+
+
+@pytest.fixture
+def engine(server, monkeypatch):
+    monkeypatch.setenv("TEST_ROUTER_KEY", KEY)
+    server.faults.clear()
+    e = OpenAIEngine(server.base_url, "smollm2", api_key_env="TEST_ROUTER_KEY", timeout_s=1.0, stall_s=1.0,
+                     max_retries=2, backoff_s=0.05)
+    yield e
+    e.close()
+
+
+Q = [{"role": "user", "content": "Who directed the film Interstellar?"}]
+
+
+def test_chat_streaming_and_plain(engine, server):
+    pieces = []
+    c = engine.chat(Q, max_tokens=24, on_text=pieces.append)
+    assert c.text and "".join(pieces) == c.text and c.output_tokens > 0 and c.input_tokens > 0
+    engine.stream = False
+    c2 = engine.chat(Q, max_tokens=24)
+    assert c2.text == c.text  # temperature 0 on the same model
+    assert server.requests[-1]["auth"] == f"Bearer {KEY}"
+
+
+def test_completions_and_scoring_match_the_local_engine(engine, smol):
+    prompt = smol.chat_prompt(Q)
+    assert engine.generate(prompt, max_tokens=12).text == smol.generate(prompt, max_tokens=12).text
+    prefix = prompt + "<search> "
+    remote, local = engine.score(prefix, ["Smol:", "Qwen:"]), smol.score(prefix, ["Smol:", "Qwen:"])
+    assert remote == pytest.approx(local, abs=0.3)
+
+
+def test_retry_then_success_on_500_and_429(engine, server):
+    server.faults.extend(["500", "429"])
+    n = len(server.requests)
+    c = engine.chat(Q, max_tokens=8)
+    assert c.text and len(server.requests) - n == 3
+
+
+@pytest.mark.parametrize("faults,needle", [
+    (["500", "500", "500"], "HTTP 500"),
+    (["429", "429", "429"], "HTTP 429"),
+    (["timeout", "timeout", "timeout"], "no data"),
+    (["malformed"], "malformed JSON"),
+    (["stall"], "stalled"),
+    (["drop", "drop", "drop"], "cannot reach"),
+])
+def test_faults_become_engine_errors(engine, server, faults, needle):
+    server.faults.extend(faults)
+    t0 = time.monotonic()
+    with pytest.raises(EngineError, match=needle) as e:
+        engine.chat(Q, max_tokens=8)
+    assert KEY not in str(e.value)
+    assert time.monotonic() - t0 < 15
+
+
+def test_missing_key_is_named(server, monkeypatch):
+    monkeypatch.delenv("NOT_SET_KEY", raising=False)
+    e = OpenAIEngine(server.base_url, "m", api_key_env="NOT_SET_KEY", timeout_s=1)
+    with pytest.raises(EngineError, match="NOT_SET_KEY is not set"):
+        e.chat(Q)
+
+
+@pytest.mark.parametrize("fault", ["500", "timeout", "malformed", "stall", "429"])
+def test_every_fault_ends_in_a_recorded_step_and_a_finished_session(server, qwen, monkeypatch, fault):
+    monkeypatch.setenv("TEST_ROUTER_KEY", KEY)
+    pool = pool_from_dict({"name": "http", "models": [
+        {"name": "Remote-Smol", "engine": "openai", "model": "smollm2", "base_url": server.base_url,
+         "api_key_env": "TEST_ROUTER_KEY", "params_b": 0.135, "price_in": 0.01, "price_out": 0.03,
+         "description": "a small model behind an HTTP endpoint", "timeout_s": 1.0}]})
+    pol = load_policies().get(None)
+    r = Router(pol, pool, config=pol.run_config({"min_turns": 1, "max_turns": 1}))
+    server.faults.clear()
+    server.faults.extend([fault] * 4)  # more than the retries: the call fails for good
+    steps = list(r.run("Who directed the film Interstellar?", 0.0))
+    server.faults.clear()
+    route = next(s for s in steps if s.kind == "route")
+    assert route.status == "error" and route.error and KEY not in route.error
+    assert route.response.startswith("Error: model Remote-Smol could not answer")
+    assert steps[-1].kind == "answer"
