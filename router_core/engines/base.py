@@ -63,3 +63,18 @@ class Engine(ABC):
 
     def close(self) -> None:  # pragma: no cover - engines without resources
         pass
+
+
+def shared_prefix_len(base: Sequence[int], fulls: Sequence[Sequence[int]]) -> int:
+    """Tokens that the prefix and every prefix+continuation share.
+
+    BPE may merge across the boundary (" Name"), so whatever differs is scored as part of
+    each continuation; at least one token is left to score in every continuation.
+    """
+    k = len(base)
+    for f in fulls:
+        j = 0
+        while j < min(k, len(f)) and f[j] == base[j]:
+            j += 1
+        k = j
+    return max(1, min(k, min(len(f) for f in fulls) - 1))

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Sequence
 
-from .base import Completion, Engine, EngineError, OnText
+from .base import Completion, Engine, EngineError, OnText, shared_prefix_len
 
 
 class TransformersEngine(Engine):
@@ -116,13 +116,7 @@ class TransformersEngine(Engine):
         with self.lock, torch.inference_mode():
             base = self._ids(prefix)[0].tolist()
             fulls = [self._ids(prefix + c)[0].tolist() for c in continuations]
-            k = len(base)
-            for f in fulls:
-                j = 0
-                while j < min(k, len(f)) and f[j] == base[j]:
-                    j += 1
-                k = j
-            k = max(1, min(k, min(len(f) for f in fulls) - 1))
+            k = shared_prefix_len(base, fulls)
             pre = torch.tensor([base[:k]], device=self.device)
             res = self.model(input_ids=pre, use_cache=True)
             cache = res.past_key_values

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Completion, Engine, EngineError, OnText
+from .base import Completion, Engine, EngineError, OnText, shared_prefix_len
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -143,13 +143,7 @@ class LlamaCppEngine(Engine):
             fulls = [self.tokens(prefix + c) for c in continuations]
             # Shared tokens of the prefix and every full string; BPE may merge across the
             # boundary (" Name"), so what differs is scored as part of each continuation.
-            k = len(base)
-            for f in fulls:
-                j = 0
-                while j < min(k, len(f)) and f[j] == base[j]:
-                    j += 1
-                k = j
-            k = max(1, min(k, min(len(f) for f in fulls) - 1))
+            k = shared_prefix_len(base, fulls)
             if max(len(f) for f in fulls) + 1 >= llm.n_ctx():
                 raise EngineError(f"scoring prompt of {max(len(f) for f in fulls)} tokens exceeds the context")
             try:

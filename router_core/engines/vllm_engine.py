@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from .base import Completion, Engine, EngineError, OnText
+from .base import Completion, Engine, EngineError, OnText, shared_prefix_len
 
 
 class VllmEngine(Engine):
@@ -75,13 +75,7 @@ class VllmEngine(Engine):
     def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
         base = self.tok.encode(prefix, add_special_tokens=False)
         fulls = [self.tok.encode(prefix + c, add_special_tokens=False) for c in continuations]
-        k = len(base)
-        for f in fulls:
-            j = 0
-            while j < min(k, len(f)) and f[j] == base[j]:
-                j += 1
-            k = j
-        k = max(1, min(k, min(len(f) for f in fulls) - 1))
+        k = shared_prefix_len(base, fulls)
         sp = self._SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         with self.lock:
             try:
