@@ -14,11 +14,11 @@ the session with an `error` step.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .choice import adjust, softmax
@@ -320,15 +320,11 @@ class Router:
 
 
 def _end_of_action(text: str, tag: str) -> int:
-    import re
-    m = None
-    for m in re.finditer(rf"<\s*/\s*{tag}\s*>", text, re.IGNORECASE):
-        break
+    m = re.search(rf"<\s*/\s*{tag}\s*>", text, re.IGNORECASE)
     return m.end() if m else len(text)
 
 
 def _search_start(transcript: str) -> int:
-    import re
     starts = [m.start() for m in re.finditer(r"<\s*search\s*>", transcript, re.IGNORECASE)]
     return starts[-1] if starts else len(transcript)
 
@@ -340,6 +336,3 @@ def collect(steps: Sequence[Step], question: str, alpha: float, gold: Sequence[s
                          answer=answers[-1].text if answers else None, steps=list(steps), alpha=alpha,
                          gold=list(gold))
 
-
-def template_path(policy: Policy) -> Path:
-    return Path(policy.template) if policy.template else ASSETS / "templates" / "router_r1.txt"

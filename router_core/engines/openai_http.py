@@ -8,6 +8,7 @@ call time, sent only in the Authorization header, and never put into a message.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from typing import Any, Iterator, Sequence
@@ -41,7 +42,6 @@ class OpenAIEngine(Engine):
     # ------------------------------------------------------------------ plumbing
 
     def _headers(self) -> dict[str, str]:
-        import os
         h = {"Content-Type": "application/json"}
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
