@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 import sys
 import time
+import uuid
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,7 +62,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     steps: list[Step] = []
     first_step_s = None
-    for step in router.run(args.question, args.alpha):
+    session_id = uuid.uuid4().hex
+    stream = router.run(args.question, args.alpha, session_id=session_id)
+    store = None
+    if not args.no_store:
+        from storage import TraceStore
+        from storage.recorder import recorded
+        store = TraceStore(args.db)
+        stream = recorded(store, stream, session_id=session_id, question=args.question, alpha=args.alpha,
+                          policy=router.policy.name, engine=router.policy.engine, pool=router.pool.snapshot(),
+                          gold=args.gold)
+    for step in stream:
         steps.append(step)
         if first_step_s is None:
             first_step_s = time.perf_counter() - t0
@@ -78,6 +90,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             "alpha": args.alpha, "policy": router.policy.name, "pool": router.pool.name,
             "calls": res.calls, "router_tokens": res.router_tokens, "candidate_tokens": res.candidate_tokens,
             "wall_s": round(wall, 3), "first_step_s": round(first_step_s or 0.0, 3),
+            "stored": store.where if store is not None else None,
             "steps": [step_json(s) for s in steps],
         }
         print(json.dumps(out, ensure_ascii=False))
@@ -89,6 +102,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"cost     ${res.cost_usd:.8f} over {res.calls} call(s)   α {args.alpha}")
         print(f"tokens   router {res.router_tokens}, candidates {res.candidate_tokens}")
         print(f"time     {wall:.1f} s (first step after {first_step_s or 0:.1f} s)   session {res.session_id}")
+        if store is not None:
+            print(f"stored   in {store.where}")
+    if store is not None:
+        store.close()
     return 0 if res.answer is not None else 3
 
 
@@ -127,6 +144,80 @@ def format_step(s) -> str:
     return f"{head}  {s.status.upper()}: {s.error}{flag}"
 
 
+def _add_filter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters")
+    g.add_argument("--text", help="text in the question or answer")
+    g.add_argument("--dataset")
+    g.add_argument("--correct", choices=["yes", "no"], help="EM = 1 (yes) or 0 (no)")
+    g.add_argument("--model", help="sessions that called this candidate")
+    g.add_argument("--alpha-min", type=float)
+    g.add_argument("--alpha-max", type=float)
+    g.add_argument("--cost-min", type=float)
+    g.add_argument("--cost-max", type=float)
+    g.add_argument("--status", choices=["running", "done", "stopped", "error", "interrupted"])
+    g.add_argument("--label", help="annotation label")
+    g.add_argument("--run-id", help="eval run id")
+
+
+def _filters(args: argparse.Namespace):
+    from storage import SessionFilter
+    return SessionFilter(text=args.text, dataset=args.dataset,
+                         correct=None if args.correct is None else args.correct == "yes", model=args.model,
+                         alpha_min=args.alpha_min, alpha_max=args.alpha_max, cost_min=args.cost_min,
+                         cost_max=args.cost_max, status=args.status, label=args.label, run_id=args.run_id)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+    with TraceStore(args.db) as store:
+        df, total = store.list_sessions(_filters(args), sort=args.sort, desc=not args.asc, page=args.page,
+                                        page_size=args.limit)
+    if df.empty:
+        print(f"no sessions match ({total} in total) in {store.where}")
+        return 0
+    show = df[["id", "created_at", "status", "alpha", "em", "cost_usd", "calls", "question", "answer"]].copy()
+    show["id"] = show["id"].str[:12]
+    show["created_at"] = [time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in show["created_at"]]
+    show["question"] = show["question"].str.slice(0, 50)
+    show["answer"] = show["answer"].fillna("").str.slice(0, 30)
+    import pandas as pd
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(show.to_string(index=False))
+    first = args.page * args.limit
+    print(f"sessions {first + 1}–{first + len(df)} of {total} in {store.where}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".part")
+    with TraceStore(args.db) as store:
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                n = store.export_jsonl(f, _filters(args))
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    print(f"exported {n} session(s) to {out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+    path = Path(args.file)
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+    with f, TraceStore(args.db) as store:
+        rep = store.import_jsonl(f, source=str(path))
+    for _, msg in rep.errors:
+        print(f"bad line: {msg}", file=sys.stderr)
+    print(f"imported {rep.imported}, already present {rep.skipped}, bad lines {len(rep.errors)} into {store.where}")
+    return 1 if rep.errors else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.app import serve
     return serve(args)
@@ -143,17 +234,35 @@ def main(argv: list[str] | None = None) -> int:
     _add_router_args(a)
     a.add_argument("--gold", action="append", default=[], help="accepted answer (repeatable) for EM/F1")
     a.add_argument("--json", action="store_true", help="print one JSON object at the end instead of a stream")
+    a.add_argument("--db", default=None, help="trace store URL or SQLite path (default: per-user data dir, "
+                                              "or $ROUTER_STUDIO_DB)")
+    a.add_argument("--no-store", action="store_true", help="do not store the session")
+    ls = sub.add_parser("sessions", help="list stored sessions as a table")
+    ls.add_argument("--db", default=None)
+    _add_filter_args(ls)
+    ls.add_argument("--sort", default="created_at")
+    ls.add_argument("--asc", action="store_true")
+    ls.add_argument("--page", type=int, default=0)
+    ls.add_argument("--limit", type=int, default=30)
+    ex = sub.add_parser("export", help="write sessions (with steps and annotations) as JSON lines")
+    ex.add_argument("--db", default=None)
+    ex.add_argument("--out", required=True)
+    _add_filter_args(ex)
+    im = sub.add_parser("import", help="import sessions from a JSON lines export (idempotent)")
+    im.add_argument("file")
+    im.add_argument("--db", default=None)
+    p.add_argument("--db", default=None, help="trace store URL or SQLite path")
     args = p.parse_args(argv)
     from router_core.engines import EngineError
     from router_core.policy import PolicyError
     from router_core.pool import PoolError
     from router_core.protocol import TemplateError
     from router_core.weights import WeightsError
+    from storage import StoreError
+    commands = {"ask": cmd_ask, "sessions": cmd_sessions, "export": cmd_export, "import": cmd_import}
     try:
-        if args.cmd == "ask":
-            return cmd_ask(args)
-        return cmd_serve(args)
-    except (PoolError, PolicyError, TemplateError, WeightsError, EngineError, ValueError) as e:
+        return commands.get(args.cmd, cmd_serve)(args)
+    except (PoolError, PolicyError, TemplateError, WeightsError, EngineError, StoreError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Sessions stored by tests (and by app.py subprocesses they start) never touch the user's store.
+_TEST_DB_DIR = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / f"router-studio-tests-{os.getpid()}"
+_TEST_DB_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["ROUTER_STUDIO_DB"] = str(_TEST_DB_DIR / "traces.sqlite")
 
 from router_core.engines import EngineSpec, get_engine  # noqa: E402
 

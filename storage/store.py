@@ -1,0 +1,474 @@
+"""The trace store: every session written step by step as it happens, in SQLite or any database by URL.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on; write transactions start
+with BEGIN IMMEDIATE so concurrent writers queue on the busy timeout instead of failing
+with "database is locked" when a read transaction tries to upgrade.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+import pandas as pd
+from platformdirs import user_data_dir
+from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+
+from router_core.step import Choice, Step
+
+from .migrations import LATEST, MIGRATIONS
+from .models import LABELS, SESSION_STATUSES, AnnotationRow, Base, Meta, ModelUsageRow, SessionRow, StepRow
+
+EXPORT_FORMAT = "router-r1-studio/session@1"
+SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
+STALE_OTHER_HOST_S = 6 * 3600
+
+
+class StoreError(RuntimeError):
+    """A database that cannot be used; the message names the file or URL."""
+
+
+def default_url() -> str:
+    env = os.environ.get("ROUTER_STUDIO_DB")
+    if env:
+        return env if "://" in env else f"sqlite:///{Path(env).expanduser().resolve()}"
+    d = Path(user_data_dir("router-r1-studio"))
+    d.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{d / 'traces.sqlite'}"
+
+
+def as_url(db: str | None) -> str:
+    """`--db` accepts a URL or a plain file path."""
+    if not db:
+        return default_url()
+    return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def _proc_start(pid: int) -> str | None:
+    """Process start time from /proc, so a recycled pid is not mistaken for the writer."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+@dataclass
+class SessionFilter:
+    text: str | None = None
+    dataset: str | None = None
+    correct: bool | None = None          # EM == 1 (True) or EM == 0 (False)
+    model: str | None = None             # a candidate the session called
+    alpha_min: float | None = None
+    alpha_max: float | None = None
+    cost_min: float | None = None
+    cost_max: float | None = None
+    status: str | None = None
+    label: str | None = None
+    run_id: str | None = None
+    ids: list[str] | None = None
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    skipped: int = 0                     # already present (import is idempotent by session id)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _usage_of(step: Step) -> tuple[str, int, int, float] | None:
+    if step.kind == "route" and step.request_model:
+        return step.request_model, step.input_tokens, step.output_tokens, step.cost_usd
+    return None
+
+
+def _step_row(s: Step) -> dict[str, Any]:
+    return {"session_id": s.session_id, "idx": s.index, "kind": s.kind, "turn": s.turn, "text": s.text,
+            "request_model": s.request_model, "written_model": s.written_model, "query": s.query,
+            "response": s.response, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
+            "router_input_tokens": s.router_input_tokens, "router_output_tokens": s.router_output_tokens,
+            "cost_usd": s.cost_usd, "started_at": s.started_at, "ended_at": s.ended_at,
+            "call_started_at": s.call_started_at, "call_ended_at": s.call_ended_at, "status": s.status,
+            "flags": list(s.flags), "error": s.error, "choice": s.choice.to_dict() if s.choice else None,
+            "decision": s.decision}
+
+
+def _row_step(r: Any) -> Step:
+    m = r._mapping
+    return Step(session_id=m["session_id"], index=m["idx"], kind=m["kind"], turn=m["turn"], text=m["text"] or "",
+                request_model=m["request_model"], written_model=m["written_model"], query=m["query"],
+                response=m["response"], input_tokens=m["input_tokens"], output_tokens=m["output_tokens"],
+                router_input_tokens=m["router_input_tokens"], router_output_tokens=m["router_output_tokens"],
+                cost_usd=m["cost_usd"], started_at=m["started_at"], ended_at=m["ended_at"],
+                call_started_at=m["call_started_at"], call_ended_at=m["call_ended_at"], status=m["status"],
+                flags=list(m["flags"] or []), error=m["error"],
+                choice=Choice.from_dict(m["choice"]) if m["choice"] else None, decision=m["decision"])
+
+
+class TraceStore:
+    """Open a store by URL (default: a SQLite file in the per-user data directory)."""
+
+    def __init__(self, url: str | None = None, *, recover: bool = True) -> None:
+        self.url = as_url(url)
+        self.where = self.url
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self._check_sqlite_file()
+            self.engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False},
+                                        pool_size=8, max_overflow=8)
+            event.listen(self.engine, "connect", self._sqlite_connect)
+            event.listen(self.engine, "begin", self._sqlite_begin)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+        try:
+            self._migrate()
+            if recover:
+                self.recover_interrupted()
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except (OperationalError, DatabaseError) as e:
+            self.engine.dispose()
+            raise StoreError(f"{self.where}: cannot open the trace store ({_short(e)})") from None
+
+    # ------------------------------------------------------------------ connection setup
+
+    def _check_sqlite_file(self) -> None:
+        path = self.url.split(":///", 1)[1] if ":///" in self.url else ""
+        if not path or path == ":memory:":
+            return
+        p = Path(path)
+        self.where = str(p)
+        if p.exists():
+            with open(p, "rb") as f:
+                head = f.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise StoreError(f"{p}: not a SQLite database (corrupt, or another kind of file)")
+            if not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK):
+                raise StoreError(f"{p}: the database file (or its folder) is read-only; "
+                                 "the store needs to write it (and its -wal file)")
+        elif not p.parent.exists():
+            raise StoreError(f"{p}: folder {p.parent} does not exist")
+        elif not os.access(p.parent, os.W_OK):
+            raise StoreError(f"{p}: cannot create the database, folder {p.parent} is read-only")
+
+    @staticmethod
+    def _sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @staticmethod
+    def _sqlite_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+    def _write(self):
+        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+        return self.engine.connect().execution_options(write=True)
+
+    def _migrate(self) -> None:
+        with self._write() as conn, conn.begin():
+            Meta.__table__.create(conn, checkfirst=True)
+            row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()
+            has_sessions = self.engine.dialect.has_table(conn, "sessions")
+            if row is None and not has_sessions:
+                Base.metadata.create_all(conn)
+                conn.execute(insert(Meta).values(key="schema_version", value=str(LATEST)))
+                return
+            version = int(row) if row is not None else 1
+            if version > LATEST:
+                raise StoreError(f"{self.where}: schema version {version} is newer than this code knows "
+                                 f"({LATEST}); upgrade Router-R1 Studio to open it")
+        for target, _desc, upgrade in MIGRATIONS:
+            if target <= version:
+                continue
+            with self._write() as conn, conn.begin():
+                upgrade(conn)
+                conn.execute(delete(Meta).where(Meta.key == "schema_version"))
+                conn.execute(insert(Meta).values(key="schema_version", value=str(target)))
+            version = target
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "TraceStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing a session
+
+    def start_session(self, *, session_id: str, question: str, alpha: float, policy: str, engine: str,
+                      pool: dict[str, Any], gold: Iterable[str] = (), dataset: str | None = None,
+                      item_id: str | None = None, run_id: str | None = None) -> str:
+        now = time.time()
+        pid = os.getpid()
+        with self._write() as conn, conn.begin():
+            conn.execute(insert(SessionRow).values(
+                id=session_id, created_at=now, updated_at=now, question=question, gold=list(gold),
+                dataset=dataset, item_id=item_id, run_id=run_id, policy=policy, engine=engine,
+                pool_name=str(pool.get("name", "")), pool=pool, alpha=alpha, status="running",
+                host=socket.gethostname(), pid=pid, pid_start=_proc_start(pid)))
+        return session_id
+
+    def append_step(self, step: Step) -> None:
+        """Insert one step and update the session's rollups, committed at once."""
+        usage = _usage_of(step)
+        with self._write() as conn, conn.begin():
+            conn.execute(insert(StepRow).values(**_step_row(step)))
+            S = SessionRow
+            end = step.ended_at or step.started_at
+            conn.execute(update(S).where(S.id == step.session_id).values(
+                updated_at=time.time(), n_steps=S.n_steps + 1, cost_usd=S.cost_usd + step.cost_usd,
+                input_tokens=S.input_tokens + step.input_tokens, output_tokens=S.output_tokens + step.output_tokens,
+                router_tokens=S.router_tokens + step.router_input_tokens + step.router_output_tokens,
+                calls=S.calls + (1 if usage else 0),
+                latency_s=func.max(S.latency_s, end - S.created_at) if self.is_sqlite
+                else func.greatest(S.latency_s, end - S.created_at)))
+            if usage:
+                model, it, ot, cost = usage
+                U = ModelUsageRow
+                n = conn.execute(update(U).where(U.session_id == step.session_id, U.model == model).values(
+                    calls=U.calls + 1, input_tokens=U.input_tokens + it, output_tokens=U.output_tokens + ot,
+                    cost_usd=U.cost_usd + cost)).rowcount
+                if not n:
+                    conn.execute(insert(U).values(session_id=step.session_id, model=model, calls=1,
+                                                  input_tokens=it, output_tokens=ot, cost_usd=cost))
+
+    def finish(self, session_id: str, *, status: str, answer: str | None = None, em: float | None = None,
+               f1: float | None = None, reward: float | None = None, format_ok: bool | None = None,
+               error: str | None = None) -> None:
+        if status not in SESSION_STATUSES:
+            raise ValueError(f"status must be one of {SESSION_STATUSES}, got '{status}'")
+        with self._write() as conn, conn.begin():
+            conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(
+                status=status, answer=answer, em=em, f1=f1, reward=reward, format_ok=format_ok, error=error,
+                updated_at=time.time()))
+
+    def recover_interrupted(self) -> int:
+        """Mark sessions left `running` by a dead process as `interrupted`; returns how many."""
+        host, now = socket.gethostname(), time.time()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SessionRow.id, SessionRow.host, SessionRow.pid, SessionRow.pid_start,
+                                       SessionRow.updated_at).where(SessionRow.status == "running")).all()
+        dead = []
+        for sid, h, pid, start, updated in rows:
+            if h == host:
+                if pid is None or _proc_start(pid) is None or _proc_start(pid) != start:
+                    dead.append(sid)
+            elif now - (updated or 0) > STALE_OTHER_HOST_S:
+                dead.append(sid)
+        if dead:
+            with self._write() as conn, conn.begin():
+                conn.execute(update(SessionRow).where(SessionRow.id.in_(dead), SessionRow.status == "running")
+                             .values(status="interrupted", error="the writing process died mid-session"))
+        return len(dead)
+
+    # ------------------------------------------------------------------ annotations and deletion
+
+    def annotate(self, session_id: str, label: str, note: str = "", step_idx: int | None = None) -> int:
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, got '{label}'")
+        with self._write() as conn, conn.begin():
+            if conn.execute(select(SessionRow.id).where(SessionRow.id == session_id)).first() is None:
+                raise KeyError(f"no session '{session_id}' in {self.where}")
+            if step_idx is not None and conn.execute(select(StepRow.idx).where(
+                    StepRow.session_id == session_id, StepRow.idx == step_idx)).first() is None:
+                raise KeyError(f"session '{session_id}' has no step {step_idx}")
+            return int(conn.execute(insert(AnnotationRow).values(
+                session_id=session_id, step_idx=step_idx, label=label, note=note, created_at=time.time())
+            ).inserted_primary_key[0])
+
+    def delete(self, session_id: str) -> bool:
+        with self._write() as conn, conn.begin():
+            return conn.execute(delete(SessionRow).where(SessionRow.id == session_id)).rowcount > 0
+
+    # ------------------------------------------------------------------ reading
+
+    def _where(self, f: SessionFilter):
+        S = SessionRow
+        conds = []
+        if f.text:
+            like = f"%{f.text.lower()}%"
+            conds.append(or_(func.lower(S.question).like(like), func.lower(func.coalesce(S.answer, "")).like(like)))
+        if f.dataset:
+            conds.append(S.dataset == f.dataset)
+        if f.correct is not None:
+            conds.append(S.em == (1.0 if f.correct else 0.0))
+        if f.model:
+            conds.append(exists().where(ModelUsageRow.session_id == S.id, ModelUsageRow.model == f.model))
+        if f.alpha_min is not None:
+            conds.append(S.alpha >= f.alpha_min)
+        if f.alpha_max is not None:
+            conds.append(S.alpha <= f.alpha_max)
+        if f.cost_min is not None:
+            conds.append(S.cost_usd >= f.cost_min)
+        if f.cost_max is not None:
+            conds.append(S.cost_usd <= f.cost_max)
+        if f.status:
+            conds.append(S.status == f.status)
+        if f.label:
+            conds.append(exists().where(AnnotationRow.session_id == S.id, AnnotationRow.label == f.label))
+        if f.run_id:
+            conds.append(S.run_id == f.run_id)
+        if f.ids is not None:
+            conds.append(S.id.in_(f.ids))
+        return and_(*conds) if conds else None
+
+    LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "em", "f1", "reward", "alpha", "cost_usd",
+                    "calls", "n_steps", "latency_s", "input_tokens", "output_tokens", "router_tokens", "dataset",
+                    "item_id", "run_id", "policy", "pool_name")
+
+    def list_sessions(self, filters: SessionFilter | None = None, *, sort: str = "created_at", desc: bool = True,
+                      page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
+        """One page of sessions as a DataFrame, and the total count matching the filters."""
+        if sort not in SORTABLE:
+            raise ValueError(f"sort must be one of {', '.join(SORTABLE)}, got '{sort}'")
+        f = filters or SessionFilter()
+        cols = [getattr(SessionRow, c) for c in self.LIST_COLUMNS]
+        where = self._where(f)
+        order = getattr(SessionRow, sort)
+        q = select(*cols)
+        cq = select(func.count()).select_from(SessionRow)
+        if where is not None:
+            q, cq = q.where(where), cq.where(where)
+        q = q.order_by(order.desc() if desc else order.asc(), SessionRow.id).limit(page_size).offset(page * page_size)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            total = int(conn.execute(cq).scalar_one())
+        return pd.DataFrame([r._mapping for r in rows], columns=list(self.LIST_COLUMNS)), total
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(SessionRow).where(SessionRow.id == session_id)).first()
+        if row is None:
+            raise KeyError(f"no session '{session_id}' in {self.where}")
+        d = dict(row._mapping)
+        d.pop("host", None), d.pop("pid", None), d.pop("pid_start", None)
+        return d
+
+    def load_steps(self, session_id: str) -> list[Step]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(StepRow).where(StepRow.session_id == session_id).order_by(StepRow.idx)).all()
+        return [_row_step(r) for r in rows]
+
+    def annotations(self, session_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(AnnotationRow).where(AnnotationRow.session_id == session_id)
+                                .order_by(AnnotationRow.id)).all()
+        return [{k: v for k, v in r._mapping.items() if k != "id"} | {"id": r._mapping["id"]} for r in rows]
+
+    def model_usage(self, session_id: str) -> dict[str, dict[str, float]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ModelUsageRow).where(ModelUsageRow.session_id == session_id)).all()
+        return {r._mapping["model"]: {k: r._mapping[k] for k in ("calls", "input_tokens", "output_tokens", "cost_usd")}
+                for r in rows}
+
+    def load_session(self, session_id: str) -> tuple[dict[str, Any], list[Step], list[dict[str, Any]]]:
+        """Everything needed to replay a session exactly as it ran."""
+        return self.get_session(session_id), self.load_steps(session_id), self.annotations(session_id)
+
+    # ------------------------------------------------------------------ export / import
+
+    def iter_ids(self, filters: SessionFilter | None = None, batch: int = 500) -> Iterator[str]:
+        where = self._where(filters or SessionFilter())
+        q = select(SessionRow.id).order_by(SessionRow.created_at, SessionRow.id)
+        if where is not None:
+            q = q.where(where)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(q)]
+        yield from ids
+
+    def export_jsonl(self, out: IO[str], filters: SessionFilter | None = None) -> int:
+        n = 0
+        for sid in self.iter_ids(filters):
+            sess, steps, notes = self.load_session(sid)
+            rec = {"format": EXPORT_FORMAT, "session": sess, "model_usage": self.model_usage(sid),
+                   "steps": [s.to_dict() for s in steps], "annotations": notes}
+            out.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+            n += 1
+        return n
+
+    def import_jsonl(self, lines: Iterable[str], source: str = "<input>") -> ImportReport:
+        """Idempotent by session id; each session is imported whole or not at all."""
+        rep = ImportReport()
+        for no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or rec.get("format") != EXPORT_FORMAT:
+                    raise ValueError(f"not a session record (expected format '{EXPORT_FORMAT}')")
+                sess, steps, notes = rec["session"], rec.get("steps") or [], rec.get("annotations") or []
+                sid = sess["id"]
+                if not isinstance(sid, str) or not sid:
+                    raise ValueError("session.id must be a non-empty string")
+                step_objs = [Step.from_dict({**s, "session_id": sid}) for s in steps]
+                if [s.index for s in step_objs] != list(range(len(step_objs))):
+                    raise ValueError("steps must be numbered 0..n-1 in order")
+                for n in notes:
+                    if n.get("label") not in LABELS:
+                        raise ValueError(f"annotation label '{n.get('label')}' is not one of {', '.join(LABELS)}")
+                cols = {c.name for c in SessionRow.__table__.columns}
+                row = {k: v for k, v in sess.items() if k in cols}
+                missing = {"question", "alpha", "status", "created_at", "policy", "engine", "pool"} - set(row)
+                if missing:
+                    raise ValueError(f"session lacks field(s) {', '.join(sorted(missing))}")
+                if row["status"] not in SESSION_STATUSES:
+                    raise ValueError(f"session.status '{row['status']}' is not one of {', '.join(SESSION_STATUSES)}")
+                row.setdefault("updated_at", row["created_at"])
+                row.setdefault("pool_name", str((row.get("pool") or {}).get("name", "")))
+                row.update(host=None, pid=None, pid_start=None)
+            except (ValueError, KeyError, TypeError) as e:
+                msg = str(e) if not isinstance(e, KeyError) else f"missing field {e}"
+                rep.errors.append((no, f"{source}:{no}: {msg}"))
+                continue
+            try:
+                with self._write() as conn, conn.begin():
+                    if conn.execute(select(SessionRow.id).where(SessionRow.id == sid)).first() is not None:
+                        rep.skipped += 1
+                        continue
+                    conn.execute(insert(SessionRow).values(**row))
+                    if step_objs:
+                        conn.execute(insert(StepRow), [_step_row(s) for s in step_objs])
+                    usage: dict[str, list] = {}
+                    for s in step_objs:
+                        u = _usage_of(s)
+                        if u:
+                            agg = usage.setdefault(u[0], [0, 0, 0, 0.0])
+                            agg[0] += 1
+                            agg[1] += u[1]
+                            agg[2] += u[2]
+                            agg[3] += u[3]
+                    if usage:
+                        conn.execute(insert(ModelUsageRow), [
+                            {"session_id": sid, "model": m, "calls": a[0], "input_tokens": a[1],
+                             "output_tokens": a[2], "cost_usd": a[3]} for m, a in usage.items()])
+                    for n in notes:
+                        conn.execute(insert(AnnotationRow).values(
+                            session_id=sid, step_idx=n.get("step_idx"), label=n["label"], note=n.get("note") or "",
+                            created_at=n.get("created_at") or time.time()))
+                rep.imported += 1
+            except SQLAlchemyError as e:
+                rep.errors.append((no, f"{source}:{no}: rejected by the database ({_short(e)})"))
+        return rep
+
+
+def _short(e: Exception) -> str:
+    orig = getattr(e, "orig", None)
+    return str(orig or e).splitlines()[0][:200]
