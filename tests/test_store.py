@@ -1,0 +1,286 @@
+"""Trace store API: write a session step by step, filters, replay, annotations, export/import, migrations."""
+import io
+import json
+import sqlite3
+import time
+
+import pytest
+
+from router_core.step import Choice, Step
+from storage import SessionFilter, StoreError, TraceStore
+from storage.migrations import LATEST
+from storage.recorder import recorded
+
+POOL = {"name": "test-pool", "models": [{"name": "A", "api_key_env": "X_KEY"}]}
+
+
+def make_steps(sid, models=("A", "B"), cost=0.001):
+    t = time.time()
+    steps = [Step(sid, 0, "think", text="plan", started_at=t, ended_at=t + 0.5, router_output_tokens=5)]
+    for i, m in enumerate(models):
+        steps.append(Step(sid, 1 + i, "route", request_model=m, written_model=m, query=f"q{i}",
+                          response="r", input_tokens=10, output_tokens=20, cost_usd=cost, started_at=t + 1,
+                          ended_at=t + 2, call_started_at=t + 1.2, call_ended_at=t + 1.9, turn=i,
+                          choice=Choice(models=["A", "B"], logprobs=[-1.0, -2.0], probs_before=[0.73, 0.27],
+                                        probs_after=[0.6, 0.4], norm_costs=[1.0, 0.0], alpha=0.5, kappa=8,
+                                        chosen=m, policy_choice="A"),
+                          decision={"search": 0.8, "answer": 0.2}))
+    steps.append(Step(sid, len(steps), "answer", text="Paris", started_at=t + 3, ended_at=t + 3.2))
+    return steps
+
+
+def write(store, sid, question="What is the capital of France?", gold=("Paris",), alpha=0.5, dataset=None,
+          models=("A", "B"), cost=0.001, steps=None, **kw):
+    steps = steps or make_steps(sid, models, cost)
+    for _ in recorded(store, steps, session_id=sid, question=question, alpha=alpha,
+                      policy="p", engine="llamacpp", pool=POOL, gold=list(gold), dataset=dataset, **kw):
+        pass
+    return steps
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = TraceStore(str(tmp_path / "t.sqlite"))
+    yield s
+    s.close()
+
+
+def test_sqlite_pragmas(store):
+    with store.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    assert store.schema_version() == LATEST
+
+
+def test_session_round_trip_and_rollups(store):
+    orig = write(store, "s1")
+    sess, steps, notes = store.load_session("s1")
+    assert sess["status"] == "done" and sess["answer"] == "Paris" and sess["em"] == 1.0 and sess["f1"] == 1.0
+    assert sess["n_steps"] == 4 and sess["calls"] == 2 and sess["cost_usd"] == pytest.approx(0.002)
+    assert sess["input_tokens"] == 20 and sess["output_tokens"] == 40 and sess["router_tokens"] == 5
+    assert sess["pool"] == POOL and sess["gold"] == ["Paris"] and sess["reward"] is not None
+    assert [s.to_dict() for s in steps] == [s.to_dict() for s in orig]
+    assert steps[1].choice.probs_after == [0.6, 0.4] and steps[1].decision == {"search": 0.8, "answer": 0.2}
+    assert store.model_usage("s1") == {"A": {"calls": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": 0.001},
+                                       "B": {"calls": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": 0.001}}
+
+
+def test_each_step_is_committed_before_it_is_passed_on(store, tmp_path):
+    other = TraceStore(str(tmp_path / "t.sqlite"), recover=False)
+    it = recorded(store, iter(make_steps("s2")), session_id="s2", question="q", alpha=0.0, policy="p",
+                  engine="e", pool=POOL)
+    for k, _ in enumerate(it, 1):
+        assert len(other.load_steps("s2")) == k  # visible to another connection at once
+        assert other.get_session("s2")["status"] == ("running" if k < 4 else "running")
+    assert other.get_session("s2")["status"] == "done"
+    other.close()
+
+
+def test_listener_going_away_marks_stopped(store):
+    it = recorded(store, iter(make_steps("s3")), session_id="s3", question="q", alpha=0.0, policy="p",
+                  engine="e", pool=POOL)
+    next(it)
+    it.close()
+    sess = store.get_session("s3")
+    assert sess["status"] == "stopped" and sess["n_steps"] == 1
+
+
+def test_stopped_and_error_outcomes(store):
+    sid = "s4"
+    steps = [Step(sid, 0, "think", text="t"), Step(sid, 1, "error", status="stopped", error="stopped by the user")]
+    list(recorded(store, iter(steps), session_id=sid, question="q", alpha=0.0, policy="p", engine="e", pool=POOL))
+    assert store.get_session(sid)["status"] == "stopped"
+    sid = "s5"
+    steps = [Step(sid, 0, "error", status="error", error="router policy failed: boom")]
+    list(recorded(store, iter(steps), session_id=sid, question="q", alpha=0.0, policy="p", engine="e", pool=POOL))
+    sess = store.get_session(sid)
+    assert sess["status"] == "error" and "boom" in sess["error"]
+
+
+def test_filters_sort_and_pages(store):
+    write(store, "a", question="capital of France?", gold=["Paris"], alpha=0.0, dataset="geo", models=("A",),
+          cost=0.01)
+    write(store, "b", question="capital of Spain?", gold=["Madrid"], alpha=0.9, dataset="geo", models=("B",),
+          cost=0.001)
+    write(store, "c", question="who wrote Dune?", gold=["Frank Herbert"], alpha=0.5, dataset="books",
+          models=("A", "B"), cost=0.005)
+    store.annotate("b", "candidate_wrong", "answered Paris for Spain")
+
+    def ids(**kw):
+        df, total = store.list_sessions(SessionFilter(**kw), sort="alpha", desc=False)
+        assert total == len(df)
+        return list(df["id"])
+
+    assert ids() == ["a", "c", "b"]
+    assert ids(text="CAPITAL") == ["a", "b"]
+    assert ids(text="paris") == ["a", "c", "b"]  # the answers are all Paris here
+    assert ids(dataset="geo") == ["a", "b"]
+    assert ids(correct=True) == ["a"] and ids(correct=False) == ["c", "b"]
+    assert ids(model="A") == ["a", "c"] and ids(model="B") == ["c", "b"]
+    assert ids(alpha_min=0.4, alpha_max=0.95) == ["c", "b"]
+    assert ids(cost_min=0.005) == ["a", "c"] and ids(cost_max=0.002) == ["b"]
+    assert ids(status="done") == ["a", "c", "b"] and ids(status="error") == []
+    assert ids(label="candidate_wrong") == ["b"]
+    df, total = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
+    assert total == 3 and list(df["id"]) == ["b"]
+    with pytest.raises(ValueError, match="sort must be one of"):
+        store.list_sessions(sort="question; DROP TABLE sessions")
+
+
+def test_annotations_and_delete(store):
+    write(store, "s")
+    store.annotate("s", "wrong_model", "should have asked B", step_idx=1)
+    store.annotate("s", "other")
+    notes = store.annotations("s")
+    assert [(n["label"], n["step_idx"]) for n in notes] == [("wrong_model", 1), ("other", None)]
+    with pytest.raises(ValueError, match="label must be one of"):
+        store.annotate("s", "nonsense")
+    with pytest.raises(KeyError, match="no step 99"):
+        store.annotate("s", "other", step_idx=99)
+    with pytest.raises(KeyError, match="no session"):
+        store.annotate("zzz", "other")
+    assert store.delete("s") and not store.delete("s")
+    with store.engine.connect() as c:  # cascades
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM steps").scalar() == 0
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM annotations").scalar() == 0
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM session_models").scalar() == 0
+
+
+def test_export_import_round_trip_idempotent(store, tmp_path):
+    write(store, "x1", dataset="geo")
+    write(store, "x2", question="who wrote Dune?", gold=["Frank Herbert"])
+    store.annotate("x1", "format_error", "note with \"quotes\" and <tags>", step_idx=0)
+    buf = io.StringIO()
+    assert store.export_jsonl(buf) == 2
+    lines = buf.getvalue().splitlines()
+    other = TraceStore(str(tmp_path / "other.sqlite"))
+    rep = other.import_jsonl(lines)
+    assert (rep.imported, rep.skipped, rep.errors) == (2, 0, [])
+    rep = other.import_jsonl(lines)
+    assert (rep.imported, rep.skipped) == (0, 2)
+    for sid in ("x1", "x2"):
+        a, b = store.load_session(sid), other.load_session(sid)
+        assert [s.to_dict() for s in a[1]] == [s.to_dict() for s in b[1]]
+        assert {k: v for k, v in a[0].items()} == {k: v for k, v in b[0].items()}
+        assert [(n["label"], n["note"], n["step_idx"]) for n in a[2]] == [(n["label"], n["note"], n["step_idx"]) for n in b[2]]
+        assert store.model_usage(sid) == other.model_usage(sid)
+    buf2 = io.StringIO()
+    store.export_jsonl(buf2, SessionFilter(dataset="geo"))
+    assert len(buf2.getvalue().splitlines()) == 1
+    other.close()
+
+
+def test_import_reports_bad_lines_and_never_half_a_session(store):
+    write(store, "good")
+    buf = io.StringIO()
+    store.export_jsonl(buf)
+    good = json.loads(buf.getvalue())
+    bad_steps = json.loads(buf.getvalue())
+    bad_steps["session"]["id"] = "half"
+    bad_steps["steps"][2]["index"] = 7          # gap in step numbering
+    bad_label = json.loads(buf.getvalue())
+    bad_label["session"]["id"] = "badlabel"
+    bad_label["annotations"] = [{"label": "nope"}]
+    missing = json.loads(buf.getvalue())
+    missing["session"]["id"] = "missing"
+    del missing["session"]["question"]
+    fresh = json.loads(buf.getvalue())
+    fresh["session"]["id"] = "fresh"
+    lines = ["{not json", json.dumps(bad_steps), "", json.dumps(bad_label), json.dumps(missing), json.dumps(good),
+             json.dumps({"hello": 1}), json.dumps(fresh)]
+    rep = store.import_jsonl(lines, source="in.jsonl")
+    assert rep.imported == 1 and rep.skipped == 1
+    assert [n for n, _ in rep.errors] == [1, 2, 4, 5, 7]
+    assert all(m.startswith(f"in.jsonl:{n}:") for n, m in rep.errors)
+    assert "question" in dict(rep.errors)[5]
+    for sid in ("half", "badlabel", "missing"):
+        with pytest.raises(KeyError):
+            store.get_session(sid)
+    assert len(store.load_steps("fresh")) == 4
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, created_at FLOAT, updated_at FLOAT, question TEXT, gold JSON,
+  dataset VARCHAR(200), item_id VARCHAR(200), policy VARCHAR(200), engine VARCHAR(40), pool_name VARCHAR(200),
+  pool JSON, alpha FLOAT, status VARCHAR(16), answer TEXT, em FLOAT, f1 FLOAT, reward FLOAT, format_ok BOOLEAN,
+  cost_usd FLOAT, input_tokens INTEGER, output_tokens INTEGER, router_tokens INTEGER, latency_s FLOAT,
+  calls INTEGER, n_steps INTEGER, error TEXT, host VARCHAR(255), pid INTEGER, pid_start VARCHAR(40));
+CREATE TABLE steps (session_id VARCHAR(64) REFERENCES sessions(id) ON DELETE CASCADE, idx INTEGER, kind VARCHAR(16),
+  turn INTEGER, text TEXT, request_model VARCHAR(200), written_model VARCHAR(200), query TEXT, response TEXT,
+  input_tokens INTEGER, output_tokens INTEGER, router_input_tokens INTEGER, router_output_tokens INTEGER,
+  cost_usd FLOAT, started_at FLOAT, ended_at FLOAT, call_started_at FLOAT, call_ended_at FLOAT, status VARCHAR(16),
+  flags JSON, error TEXT, choice JSON, decision JSON, PRIMARY KEY (session_id, idx));
+CREATE TABLE annotations (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id VARCHAR(64) REFERENCES sessions(id)
+  ON DELETE CASCADE, step_idx INTEGER, label VARCHAR(40), note TEXT, created_at FLOAT);
+INSERT INTO sessions VALUES ('old', 1.0, 2.0, 'old question', '["x"]', NULL, NULL, 'p', 'llamacpp', 'pool', '{}', 0.5,
+  'done', 'x', 1.0, 1.0, 0.75, 1, 0.003, 10, 20, 5, 1.5, 1, 2, NULL, NULL, NULL, NULL);
+INSERT INTO steps VALUES ('old', 0, 'route', 0, '', 'A', 'A', 'q', 'r', 10, 20, 0, 0, 0.003, 1.0, 2.0, NULL, NULL,
+  'ok', '[]', NULL, NULL, NULL);
+INSERT INTO steps VALUES ('old', 1, 'answer', 0, 'x', NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 2.0, 2.5, NULL, NULL,
+  'ok', '[]', NULL, NULL, NULL);
+"""
+
+
+def test_a_file_from_an_older_version_is_migrated(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(V1_SCHEMA)
+    con.close()
+    with TraceStore(str(path)) as s:
+        assert s.schema_version() == LATEST
+        assert s.model_usage("old") == {"A": {"calls": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": 0.003}}
+        df, total = s.list_sessions(SessionFilter(model="A"))
+        assert list(df["id"]) == ["old"] and df["run_id"].isna().all()
+        assert [st.kind for st in s.load_steps("old")] == ["route", "answer"]
+        write(s, "new")  # and the migrated file takes new sessions
+        assert s.list_sessions()[1] == 2
+
+
+def test_clear_errors_naming_the_file(tmp_path):
+    bad = tmp_path / "notes.sqlite"
+    bad.write_text("this is a text file, not a database\n" * 10)
+    with pytest.raises(StoreError, match="notes.sqlite: not a SQLite database"):
+        TraceStore(str(bad))
+    with pytest.raises(StoreError, match="does not exist"):
+        TraceStore(str(tmp_path / "no" / "such" / "dir.sqlite"))
+    newer = tmp_path / "newer.sqlite"
+    TraceStore(str(newer)).close()
+    con = sqlite3.connect(newer)
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=r"newer.sqlite: schema version 999 is newer"):
+        TraceStore(str(newer))
+
+
+def test_cli_sessions_export_import(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    db = tmp_path / "cli.sqlite"
+    with TraceStore(str(db)) as s:
+        write(s, "cli1", dataset="geo", models=("A",))
+        write(s, "cli2", question="who wrote Dune?", gold=["Frank Herbert"], models=("B",))
+
+    def run(*a):
+        return subprocess.run([sys.executable, "app.py", *a], cwd=root, capture_output=True, text=True, timeout=120)
+
+    p = run("sessions", "--db", str(db), "--model", "B")
+    assert p.returncode == 0 and "who wrote Dune?" in p.stdout and "capital of France" not in p.stdout
+    assert "1–1 of 1" in p.stdout
+    out = tmp_path / "e.jsonl"
+    p = run("export", "--db", str(db), "--out", str(out), "--dataset", "geo")
+    assert p.returncode == 0 and "exported 1" in p.stdout and len(out.read_text().splitlines()) == 1
+    db2 = tmp_path / "cli2.sqlite"
+    p = run("import", str(out), "--db", str(db2))
+    assert p.returncode == 0 and "imported 1" in p.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(out.read_text() + "{broken\n")
+    p = run("import", str(bad), "--db", str(db2))
+    assert p.returncode == 1 and "bad.jsonl:2:" in p.stderr and "already present 1" in p.stdout
+    p = run("sessions", "--db", str(tmp_path / "nonsense.sqlite").replace("nonsense", "x/y"))
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
