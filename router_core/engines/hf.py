@@ -133,3 +133,18 @@ class TransformersEngine(Engine):
                     cache.crop(-(len(rest) - 1))  # back to the shared prefix
                 scores.append(lp)
             return scores
+
+
+def export_checkpoint(gguf_path: str, out_dir: str) -> str:
+    """Write a GGUF model as a Hugging Face checkpoint directory (safetensors, fp32).
+
+    vLLM loads only Hugging Face format weights; this lets it run the shipped GGUF models.
+    """
+    eng = TransformersEngine(gguf_path)
+    # A GGUF-loaded model refuses save_pretrained; once dequantised the weights are plain fp32.
+    eng.model.hf_quantizer = None
+    if hasattr(eng.model.config, "quantization_config"):
+        del eng.model.config.quantization_config
+    eng.model.save_pretrained(out_dir)
+    eng.tok.save_pretrained(out_dir)
+    return out_dir
