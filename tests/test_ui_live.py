@@ -16,11 +16,13 @@ def test_model_text_is_escaped():
         assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
 
 
-def test_launched_app_streams_a_session(qwen, smol):
+def test_launched_app_streams_a_session_and_stores_it(qwen, smol, tmp_path):
     from gradio_client import Client
 
+    from storage import TraceStore
     from ui.app import build
-    demo = build(Router(load_policies().get(None), load_pool()))
+    store = TraceStore(str(tmp_path / "ui.sqlite"))
+    demo = build(Router(load_policies().get(None), load_pool()), store)
     demo.queue(default_concurrency_limit=1)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
@@ -30,5 +32,9 @@ def test_launched_app_streams_a_session(qwen, smol):
         last = msgs[-1]["content"]  # Gradio 6 returns content as a list of typed parts
         text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
         assert "Answer:" in text and "EM" in status
+        df, total = store.list_sessions()
+        assert total == 1 and df["status"][0] == "done" and df["question"][0] == "What is the capital of France?"
+        assert df["id"][0][:12] in status and df["n_steps"][0] == len(msgs) - 1
     finally:
         demo.close()
+        store.close()
