@@ -7,6 +7,7 @@ a few continuations — the hot path of every live-α route decision.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -30,6 +31,28 @@ class Completion:
     finish_reason: str  # "stop" | "length" | "error"
     seconds: float
     first_token_s: float | None = None
+
+
+class TextCollector:
+    """Gathers streamed pieces, forwards them to `on_text`, and notes the time to first token."""
+
+    def __init__(self, on_text: OnText | None, t0: float) -> None:
+        self.on_text, self.t0 = on_text, t0
+        self.parts: list[str] = []
+        self.first: float | None = None
+
+    def add(self, piece: str | None) -> None:
+        if not piece:
+            return
+        if self.first is None:
+            self.first = time.perf_counter() - self.t0
+        self.parts.append(piece)
+        if self.on_text:
+            self.on_text(piece)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 class Engine(ABC):

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Sequence
 
-from .base import Completion, Engine, EngineError, OnText, shared_prefix_len
+from .base import Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
 
 
 class TransformersEngine(Engine):
@@ -85,26 +85,20 @@ class TransformersEngine(Engine):
             t0 = time.perf_counter()
             th = threading.Thread(target=run, daemon=True)
             th.start()
-            first = None
-            parts: list[str] = []
+            got = TextCollector(on_text, t0)
             for piece in streamer:
-                if piece:
-                    if first is None:
-                        first = time.perf_counter() - t0
-                    parts.append(piece)
-                    if on_text:
-                        on_text(piece)
+                got.add(piece)
             th.join()
             if "error" in out:
                 raise EngineError(f"transformers generation failed: {out['error']}")
             new = out["seq"][0, ids.shape[1]:]
-            text = "".join(parts)
+            text = got.text
             finish = "length" if len(new) >= max_tokens else "stop"
             cut = min((text.find(s) for s in stop if s in text), default=-1)
             if cut >= 0:
                 text, finish = text[:cut], "stop"
             return Completion(text=text, input_tokens=int(ids.shape[1]), output_tokens=int(len(new)),
-                              finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=first)
+                              finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=got.first)
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Completion, Engine, EngineError, OnText, shared_prefix_len
+from .base import Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -86,28 +86,21 @@ class LlamaCppEngine(Engine):
                 if max_tokens <= 0:
                     raise EngineError(f"prompt of {len(toks)} tokens fills the {self.llm.n_ctx()}-token context")
             t0 = time.perf_counter()
-            first: float | None = None
-            parts: list[str] = []
+            got = TextCollector(on_text, t0)
             finish = "length"
             try:
                 for chunk in self.llm.create_completion(toks, max_tokens=max_tokens, stop=list(stop) or None,
                                                         temperature=temperature, top_k=1 if temperature == 0 else 40,
                                                         repeat_penalty=1.0, stream=True):
                     choice = chunk["choices"][0]
-                    piece = choice.get("text") or ""
-                    if piece:
-                        if first is None:
-                            first = time.perf_counter() - t0
-                        parts.append(piece)
-                        if on_text:
-                            on_text(piece)
+                    got.add(choice.get("text"))
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
             except Exception as e:
                 raise EngineError(f"llama.cpp generation failed: {e}") from e
-            text = "".join(parts)
+            text = got.text
             return Completion(text=text, input_tokens=len(toks), output_tokens=self.count_tokens(text),
-                              finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=first)
+                              finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=got.first)
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from .base import Completion, Engine, EngineError, OnText, ScoringUnsupported
+from .base import Completion, Engine, EngineError, OnText, ScoringUnsupported, TextCollector
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -146,8 +146,7 @@ class OpenAIEngine(Engine):
 
     def _complete(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool) -> Completion:
         t0 = time.perf_counter()
-        first = None
-        parts: list[str] = []
+        got = TextCollector(on_text, t0)
         usage: dict[str, Any] | None = None
         finish = "stop"
         stream = self.stream
@@ -172,16 +171,11 @@ class OpenAIEngine(Engine):
                 piece = (c.get("delta") or c.get("message") or {}).get("content")
             else:
                 piece = c.get("text")
-            if piece:
-                if not isinstance(piece, str):
-                    raise EngineError(f"malformed content from {self.base_url}{path}")
-                if first is None:
-                    first = time.perf_counter() - t0
-                parts.append(piece)
-                if on_text:
-                    on_text(piece)
+            if piece and not isinstance(piece, str):
+                raise EngineError(f"malformed content from {self.base_url}{path}")
+            got.add(piece)
             finish = c.get("finish_reason") or finish
-        text = "".join(parts)
+        text = got.text
         if usage:
             it, ot = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         else:
@@ -189,7 +183,7 @@ class OpenAIEngine(Engine):
             it, ot = self.count_tokens(prompt_text), self.count_tokens(text)
         return Completion(text=text, input_tokens=it, output_tokens=ot,
                           finish_reason="length" if finish == "length" else "stop",
-                          seconds=time.perf_counter() - t0, first_token_s=first)
+                          seconds=time.perf_counter() - t0, first_token_s=got.first)
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
