@@ -1,0 +1,421 @@
+"""Trace-store speed at scale: insert rate, filtered-page latency and single-session load latency.
+
+Builds a SQLite trace store of N sessions x 6 steps (think, route, think, route, think, answer)
+and measures:
+  * the live write path on a sample (start_session + one committed append_step per step + finish),
+    in steps/s and sessions/s, on top of the already filled store;
+  * the bulk path used to fill the rest (SQLAlchemy Core executemany into the same tables, large
+    transactions, rollup columns and per-model rows computed exactly as the live path would);
+  * list_sessions p50/p95 over a random mix of filters (page_size 50, one of the first pages),
+    each filter kind on its own, and load_session p50/p95 for random ids;
+  * the database size (file + -wal).
+ALL DATA ARE SYNTHETIC: questions, answers, datasets ("synthetic-*"), pool and model names are
+generated here and say so. Goals: filtered page <= 100 ms p95, session load <= 20 ms p95.
+Usage: python bench/store.py [--sessions N] [--live N] [--reps N] [--db PATH] [--keep] [--seed S]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from sqlalchemy import insert
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from router_core.pool import ModelSpec, Pool  # noqa: E402
+from router_core.step import Choice, Step  # noqa: E402
+from storage.models import LABELS, AnnotationRow, ModelUsageRow, SessionRow, StepRow  # noqa: E402
+from storage.store import SessionFilter, TraceStore, _step_row, _usage_of  # noqa: E402
+
+GOAL_PAGE_P95_MS = 100.0
+GOAL_LOAD_P95_MS = 20.0
+STEPS = ("think", "route", "think", "route", "think", "answer")
+DATASETS = ("synthetic-hotpot", "synthetic-nq", "synthetic-triviaqa", "synthetic-2wiki")
+TOPICS = ("volcanoes", "rivers", "painters", "chemistry", "football", "opera", "bridges", "comets", "novels",
+          "glaciers", "pharaohs", "submarines", "tea", "chess", "deserts", "violins", "satellites", "mosses",
+          "railways", "tides", "emperors", "typefaces", "lighthouses", "alloys", "orchids", "cathedrals",
+          "marathons", "telescopes", "dialects", "coral")
+# A 4-model pool in the exact shape of Pool.snapshot(); names and prices are made up.
+POOL = Pool(name="synthetic-pool", description="SYNTHETIC pool for the store benchmark.",
+            pricing_note="Synthetic prices per 1M tokens, on the scale of hosted open models.",
+            models=[ModelSpec(name=n, engine="openai", model=f"synthetic/{n}", params_b=b, price_in=p, price_out=p,
+                              base_url="http://synthetic.invalid/v1", api_key_env="SYNTHETIC_KEY",
+                              description=f"Synthetic candidate {n} ({b:g}B parameters); generated for the store "
+                                          "benchmark, never called.")
+                    for n, b, p in (("syn-small-1b", 1, 0.02), ("syn-mid-8b", 8, 0.18),
+                                    ("syn-large-70b", 70, 0.88), ("syn-xl-120b", 120, 1.8))])
+MODELS = POOL.names
+PRICE = {m.name: (m.price_in, m.price_out) for m in POOL.models}
+NORM = POOL.norm_costs()
+STATUS_MIX = (("done", 0.92), ("stopped", 0.03), ("error", 0.03), ("interrupted", 0.02))
+FILTER_KINDS = ("text", "dataset", "correct", "model", "alpha", "cost", "status", "label")
+
+
+# ---------------------------------------------------------------------- synthetic sessions
+
+@dataclass
+class Synth:
+    """One synthetic session: start_session kwargs, its 6 steps, how it ended and its annotations."""
+
+    start: dict[str, Any]
+    steps: list[Step]
+    end: dict[str, Any]
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Generator:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.run: tuple[str, int] = ("", 0)
+
+    def _softmax(self, xs: list[float]) -> list[float]:
+        m = max(xs)
+        e = [math.exp(x - m) for x in xs]
+        s = sum(e)
+        return [v / s for v in e]
+
+    def _choice(self, alpha: float) -> Choice:
+        r = self.rng
+        logits = [r.gauss(0, 1.5) for _ in MODELS]
+        lp = [x - math.log(sum(math.exp(y) for y in logits)) for x in logits]
+        before = self._softmax(lp)
+        kappa = 3.0
+        after = self._softmax([lp[i] - kappa * alpha * NORM[m] for i, m in enumerate(MODELS)])
+        return Choice(models=list(MODELS), logprobs=lp, probs_before=before, probs_after=after,
+                      norm_costs=[NORM[m] for m in MODELS], alpha=alpha, kappa=kappa,
+                      chosen=MODELS[after.index(max(after))], policy_choice=MODELS[before.index(max(before))],
+                      score_seconds=r.uniform(0.01, 0.08))
+
+    def session(self, i: int, created_at: float) -> Synth:
+        r = self.rng
+        sid = "%032x" % r.getrandbits(128)
+        alpha = round(r.random(), 3)
+        topic = r.choice(TOPICS)
+        adhoc = r.random() < 0.2                     # asked by hand: no dataset, no gold, no run
+        if not adhoc and self.run[1] <= 0:
+            self.run = ("synrun-%08x" % r.getrandbits(32), r.randint(200, 800))
+        dataset = None if adhoc else r.choice(DATASETS)
+        run_id = None
+        if not adhoc:
+            run_id, left = self.run
+            self.run = (run_id, left - 1)
+        gold = [] if adhoc else [f"synthetic gold {i % 997} {topic}"]
+        question = f"synthetic question {i} about topic {topic}: which {topic} entity links item {i % 997}?"
+        status = r.choices([s for s, _ in STATUS_MIX], [w for _, w in STATUS_MIX])[0]
+        steps: list[Step] = []
+        t = created_at + r.uniform(0.01, 0.05)
+        turn = 0
+        for idx, kind in enumerate(STEPS):
+            dur = r.uniform(0.2, 1.5)
+            st = Step(session_id=sid, index=idx, kind=kind, started_at=t, ended_at=t + dur, turn=turn,  # type: ignore[arg-type]
+                      router_input_tokens=r.randint(250, 900), router_output_tokens=r.randint(15, 90))
+            if kind == "think":
+                st.text = (f"<think> synthetic reasoning step {idx} for question {i}: the {topic} sub-fact needed "
+                           f"next is item {r.randint(0, 9999)}; decide whether to ask a candidate. </think>")
+                st.decision = {"search": (p := r.random()), "answer": 1 - p}
+            elif kind == "route":
+                turn += 1
+                st.turn = turn
+                ch = self._choice(alpha)
+                model = ch.chosen
+                it, ot = r.randint(80, 450), r.randint(20, 220)
+                pin, pout = PRICE[model]
+                st.request_model = st.written_model = model
+                st.query = f"synthetic sub-question {turn} of {i}: what is {topic} item {r.randint(0, 9999)}?"
+                st.response = (f"synthetic reply from {model}: {topic} item {r.randint(0, 9999)} is linked to "
+                               f"entity {r.randint(0, 99999)} " + "lorem " * r.randint(5, 40)).strip()
+                st.text = f"<search> {model}: {st.query} </search>"
+                st.input_tokens, st.output_tokens = it, ot
+                st.cost_usd = (it * pin + ot * pout) / 1e6
+                st.call_started_at = t + 0.05
+                st.call_ended_at = t + dur - 0.01
+                st.choice = ch
+            else:
+                st.text = f"<answer> synthetic answer {r.randint(0, 9999)} {topic} </answer>"
+            t += dur + r.uniform(0.0, 0.05)
+            steps.append(st)
+        last = steps[-1]
+        if status == "stopped":
+            last.status, last.error = "stopped", "stopped before the session finished"
+        elif status == "error":
+            last.status, last.error = "error", "synthetic engine error: connection reset"
+        answer = None if status != "done" else f"synthetic answer {i % 997} {topic}"
+        em = f1 = reward = None
+        if gold and status == "done":
+            em = 1.0 if r.random() < 0.45 else 0.0
+            f1 = 1.0 if em else round(r.random() * 0.8, 3)
+            reward = em - alpha * sum(NORM[s.request_model] for s in steps if s.request_model) / 2
+        if r.random() < 0.03:
+            last.flags = ["format: missing </answer>"]
+        end = {"status": status, "answer": answer, "em": em, "f1": f1, "reward": reward,
+               "format_ok": answer is not None and not last.flags}
+        notes = []
+        if r.random() < 0.02:
+            for _ in range(r.randint(1, 2)):
+                notes.append({"label": r.choice(LABELS), "step_idx": r.choice([None, 1, 3, 5]),
+                              "note": f"synthetic annotation on session {i}", "created_at": t + r.uniform(60, 3600)})
+        start = {"session_id": sid, "question": question, "alpha": alpha, "policy": "synthetic-policy",
+                 "engine": "synthetic", "pool": POOL.snapshot(), "gold": gold, "dataset": dataset,
+                 "item_id": None if adhoc else f"syn-{i % 997}", "run_id": run_id}
+        return Synth(start=start, steps=steps, end=end, notes=notes)
+
+
+# ---------------------------------------------------------------------- filling the store
+
+def session_rows(s: Synth, created_at: float) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sessions row (with rollups as append_step would leave them), steps rows and session_models rows."""
+    st = s.start
+    usage: dict[str, list[Any]] = {}
+    for step in s.steps:
+        u = _usage_of(step)
+        if u:
+            agg = usage.setdefault(u[0], [0, 0, 0, 0.0])
+            agg[0] += 1
+            agg[1] += u[1]
+            agg[2] += u[2]
+            agg[3] += u[3]
+    last_end = max((x.ended_at or x.started_at) for x in s.steps)
+    row = {"id": st["session_id"], "created_at": created_at, "updated_at": last_end, "question": st["question"],
+           "gold": st["gold"], "dataset": st["dataset"], "item_id": st["item_id"], "run_id": st["run_id"],
+           "policy": st["policy"], "engine": st["engine"], "pool_name": str(st["pool"].get("name", "")),
+           "pool": st["pool"], "alpha": st["alpha"], "status": s.end["status"], "answer": s.end["answer"],
+           "em": s.end["em"], "f1": s.end["f1"], "reward": s.end["reward"], "format_ok": s.end["format_ok"],
+           "cost_usd": sum(x.cost_usd for x in s.steps),
+           "input_tokens": sum(x.input_tokens for x in s.steps), "output_tokens": sum(x.output_tokens for x in s.steps),
+           "router_tokens": sum(x.router_input_tokens + x.router_output_tokens for x in s.steps),
+           "latency_s": max(0.0, last_end - created_at), "calls": sum(a[0] for a in usage.values()),
+           "n_steps": len(s.steps), "error": next((x.error for x in reversed(s.steps) if x.error), None),
+           "host": None, "pid": None, "pid_start": None}
+    models = [{"session_id": st["session_id"], "model": m, "calls": a[0], "input_tokens": a[1],
+               "output_tokens": a[2], "cost_usd": a[3]} for m, a in usage.items()]
+    return row, [_step_row(x) for x in s.steps], models
+
+
+def bulk_fill(store: TraceStore, gen: Generator, n: int, t_start: float, span_s: float, batch: int,
+              ids: list[str], costs: list[float]) -> tuple[float, float]:
+    """Insert n sessions with Core executemany, `batch` sessions per transaction; (db seconds, wall seconds)."""
+    db_s, t0 = 0.0, time.perf_counter()
+    with tqdm(total=n, unit="sess", desc="bulk fill (synthetic)", mininterval=1.0, file=sys.stdout) as bar:
+        for lo in range(0, n, batch):
+            sess, steps, models, notes = [], [], [], []
+            for i in range(lo, min(n, lo + batch)):
+                created = t_start + span_s * i / max(1, n)
+                s = gen.session(i, created)
+                row, st_rows, m_rows = session_rows(s, created)
+                sess.append(row)
+                steps.extend(st_rows)
+                models.extend(m_rows)
+                notes.extend({"session_id": row["id"], **a} for a in s.notes)
+                ids.append(row["id"])
+                costs.append(row["cost_usd"])
+            t1 = time.perf_counter()
+            with store.engine.connect().execution_options(write=True) as conn, conn.begin():
+                conn.execute(insert(SessionRow.__table__), sess)
+                conn.execute(insert(StepRow.__table__), steps)
+                conn.execute(insert(ModelUsageRow.__table__), models)
+                if notes:
+                    conn.execute(insert(AnnotationRow.__table__), notes)
+            db_s += time.perf_counter() - t1
+            bar.update(len(sess))
+    return db_s, time.perf_counter() - t0
+
+
+def live_write(store: TraceStore, gen: Generator, first: int, n: int, ids: list[str],
+               costs: list[float]) -> dict[str, Any]:
+    """The live path: start_session, one committed append_step per step, finish. Times only store calls."""
+    total_s = step_s = 0.0
+    per_step: list[float] = []
+    n_steps = 0
+    for i in tqdm(range(first, first + n), unit="sess", desc="live write (synthetic)", mininterval=1.0,
+                  file=sys.stdout):
+        s = gen.session(i, time.time())
+        t0 = time.perf_counter()
+        store.start_session(**s.start)
+        for step in s.steps:
+            t1 = time.perf_counter()
+            store.append_step(step)
+            d = time.perf_counter() - t1
+            per_step.append(d)
+            step_s += d
+        store.finish(s.start["session_id"], **s.end)
+        total_s += time.perf_counter() - t0
+        for a in s.notes:
+            store.annotate(s.start["session_id"], a["label"], a["note"], a["step_idx"])
+        n_steps += len(s.steps)
+        ids.append(s.start["session_id"])
+        costs.append(sum(x.cost_usd for x in s.steps))
+    ms = np.array(per_step) * 1000
+    return {"sessions": n, "steps": n_steps, "steps_per_s": n_steps / step_s, "sessions_per_s": n / total_s,
+            "append_step_p50_ms": float(np.percentile(ms, 50)), "append_step_p95_ms": float(np.percentile(ms, 95))}
+
+
+# ---------------------------------------------------------------------- queries
+
+def random_filter(r: random.Random, kinds: tuple[str, ...], cost_q: np.ndarray, n: int) -> SessionFilter:
+    f = SessionFilter()
+    for k in kinds:
+        if k == "text":   # topic word (~3 %), a question number (1-11 rows), mixed-case prefix (~11 %), no match
+            f.text = r.choice([r.choice(TOPICS), str(r.randint(0, n - 1)), "Synthetic Question 4", "zeppelin"])
+        elif k == "dataset":
+            f.dataset = r.choice(DATASETS)
+        elif k == "correct":
+            f.correct = r.random() < 0.5
+        elif k == "model":
+            f.model = r.choice(MODELS)
+        elif k == "alpha":
+            lo = round(r.uniform(0, 0.8), 2)
+            f.alpha_min, f.alpha_max = lo, round(min(1.0, lo + r.uniform(0.05, 0.5)), 2)
+        elif k == "cost":
+            a, b = sorted(r.sample(range(len(cost_q)), 2))
+            f.cost_min, f.cost_max = (float(cost_q[a]), float(cost_q[b])) if r.random() < 0.7 else (float(cost_q[a]), None)
+        elif k == "status":
+            f.status = r.choice(["done", "done", "error", "stopped", "interrupted"])
+        elif k == "label":
+            f.label = r.choice(LABELS)
+    return f
+
+
+def timed(fn: Callable[[], Any], reps: int) -> np.ndarray:
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return np.array(out)
+
+
+def pct(ms: np.ndarray) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
+            "max_ms": round(float(ms.max()), 2)}
+
+
+def query_bench(store: TraceStore, ids: list[str], costs: list[float], reps: int, seed: int) -> dict[str, Any]:
+    r = random.Random(seed + 1)
+    cost_q = np.quantile(np.array(costs), np.linspace(0, 1, 21))
+    n = len(ids)
+    for _ in range(5):  # warm the connection pool and the page cache
+        store.list_sessions(SessionFilter(), page_size=50)
+        store.load_session(r.choice(ids))
+
+    def mixed() -> None:
+        kinds = tuple(r.sample(FILTER_KINDS, r.choice([1, 1, 2, 2, 3])))
+        store.list_sessions(random_filter(r, kinds, cost_q, n), page=r.randint(0, 4), page_size=50)
+
+    res: dict[str, Any] = {"filtered_page": pct(timed(mixed, reps))}
+    res["session_load"] = pct(timed(lambda: store.load_session(r.choice(ids)), reps))
+    per: dict[str, Any] = {}
+    each = max(20, reps // 5)
+    for k in ("none",) + FILTER_KINDS:
+        kinds = () if k == "none" else (k,)
+        per[k] = pct(timed(lambda: store.list_sessions(random_filter(r, kinds, cost_q, n),
+                                                       page=r.randint(0, 4), page_size=50), each))
+    res["per_filter"] = per
+    res["per_filter_reps"] = each
+    return res
+
+
+# ---------------------------------------------------------------------- main
+
+def db_size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()) / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=100_000, help="sessions in the store (6 steps each)")
+    ap.add_argument("--live", type=int, default=2_000, help="of which written through the live path")
+    ap.add_argument("--reps", type=int, default=200, help="repetitions per query measurement")
+    ap.add_argument("--batch", type=int, default=5_000, help="sessions per bulk transaction")
+    ap.add_argument("--db", default=None, help="SQLite file to create (must not exist; default: a temp file)")
+    ap.add_argument("--keep", action="store_true", help="keep the database file at the end")
+    ap.add_argument("--seed", type=int, default=1234)
+    args = ap.parse_args()
+    n, live = args.sessions, min(args.live, args.sessions)
+    if live < 1 or args.reps < 1:
+        ap.error("--sessions, --live and --reps must be at least 1")
+    if args.db:
+        path = Path(args.db).expanduser().resolve()
+        if path.exists():
+            sys.exit(f"{path}: already exists; the benchmark builds a fresh store")
+    else:
+        path = Path(tempfile.mkdtemp(prefix="bench_store_")) / "traces.sqlite"
+    print(f"SYNTHETIC data: {n:,} sessions x {len(STEPS)} steps in {path}  (SQLite {sqlite3.sqlite_version}, "
+          f"{os.cpu_count()} CPUs)")
+    store = TraceStore(str(path))
+    gen = Generator(args.seed)
+    ids: list[str] = []
+    costs: list[float] = []
+    try:
+        bulk = n - live
+        span = 180 * 86400.0                       # bulk sessions spread over the last 180 days
+        db_s, wall_s = bulk_fill(store, gen, bulk, time.time() - span, span - 3600, args.batch, ids, costs) \
+            if bulk else (0.0, 0.0)
+        lw = live_write(store, gen, bulk, live, ids, costs)
+        q = query_bench(store, ids, costs, args.reps, args.seed)
+        size = db_size_mb(path)
+    finally:
+        store.close()
+        if not args.keep:
+            for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                p.unlink(missing_ok=True)
+            if not args.db:
+                path.parent.rmdir()
+    res: dict[str, Any] = {
+        "data": "synthetic", "sessions": n, "steps_per_session": len(STEPS), "steps": n * len(STEPS),
+        "live_write": {k: round(v, 2) if isinstance(v, float) else v for k, v in lw.items()},
+        "bulk_fill": {"sessions": bulk, "sessions_per_s_db": round(bulk / db_s, 1) if db_s else None,
+                      "sessions_per_s_wall": round(bulk / wall_s, 1) if wall_s else None,
+                      "batch": args.batch, "db_s": round(db_s, 2), "wall_s": round(wall_s, 2)},
+        "queries": q, "reps": args.reps, "db_mb": round(size, 1),
+        "goals": {"filtered_page_p95_ms": GOAL_PAGE_P95_MS, "session_load_p95_ms": GOAL_LOAD_P95_MS},
+        "pass": {"filtered_page": q["filtered_page"]["p95_ms"] <= GOAL_PAGE_P95_MS,
+                 "session_load": q["session_load"]["p95_ms"] <= GOAL_LOAD_P95_MS},
+        "sqlite": sqlite3.sqlite_version, "python": platform.python_version(), "cpus": os.cpu_count(),
+        "seed": args.seed, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+    def line(name: str, value: str, goal: str = "", ok: bool | None = None) -> None:
+        print(f"{name:<44}{value:>16}   {goal:<12}{'' if ok is None else ('PASS' if ok else 'MISS')}")
+
+    print(f"\nStore benchmark, SYNTHETIC data: {n:,} sessions, {n * len(STEPS):,} steps, {size:.1f} MB (db + wal)")
+    line("figure", "value", "goal", None)
+    line("live write: steps/s (1 commit per step)", f"{lw['steps_per_s']:,.0f}")
+    line("live write: sessions/s (start+6 steps+finish)", f"{lw['sessions_per_s']:,.1f}")
+    line("live write: append_step p50 / p95", f"{lw['append_step_p50_ms']:.2f} / {lw['append_step_p95_ms']:.2f} ms")
+    if db_s:
+        line("bulk fill: sessions/s (db only)", f"{bulk / db_s:,.0f}")
+        line("bulk fill: sessions/s (incl. synthesis)", f"{bulk / wall_s:,.0f}")
+    fp, sl = q["filtered_page"], q["session_load"]
+    line(f"filtered page p50 ({args.reps} mixed filters)", f"{fp['p50_ms']:.1f} ms")
+    line("filtered page p95", f"{fp['p95_ms']:.1f} ms", f"<= {GOAL_PAGE_P95_MS:g} ms", res["pass"]["filtered_page"])
+    line(f"session load p50 ({args.reps} random ids)", f"{sl['p50_ms']:.2f} ms")
+    line("session load p95", f"{sl['p95_ms']:.2f} ms", f"<= {GOAL_LOAD_P95_MS:g} ms", res["pass"]["session_load"])
+    line("database size (db + wal)", f"{size:,.1f} MB")
+    print(f"\nper filter kind alone ({q['per_filter_reps']} reps each, page 0-4 of 50):")
+    for k, v in q["per_filter"].items():
+        line(f"  {k}", f"{v['p50_ms']:.1f} / {v['p95_ms']:.1f} ms", "p50 / p95",
+             None if k == "none" else v["p95_ms"] <= GOAL_PAGE_P95_MS)
+    out = ROOT / "bench" / "results" / "store.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
+    if args.keep:
+        print(f"kept {path}")
+
+
+if __name__ == "__main__":
+    main()
