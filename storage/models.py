@@ -28,6 +28,15 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class PoolRow(Base):
+    """Pool snapshots, stored once per distinct content (sessions refer to them by hash)."""
+
+    __tablename__ = "pools"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class SessionRow(Base):
     __tablename__ = "sessions"
 
@@ -36,21 +45,21 @@ class SessionRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     question: Mapped[str] = mapped_column(Text)
     gold: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    dataset: Mapped[str | None] = mapped_column(String(200), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(200))
     item_id: Mapped[str | None] = mapped_column(String(200))
-    run_id: Mapped[str | None] = mapped_column(String(64), index=True)   # eval run tag
+    run_id: Mapped[str | None] = mapped_column(String(64))   # eval run tag
     policy: Mapped[str] = mapped_column(String(200))
     engine: Mapped[str] = mapped_column(String(40))
     pool_name: Mapped[str] = mapped_column(String(200))
-    pool: Mapped[dict[str, Any]] = mapped_column(JSON)                   # snapshot, no secrets
-    alpha: Mapped[float] = mapped_column(Float, index=True)
+    pool_hash: Mapped[str | None] = mapped_column(ForeignKey("pools.hash"))  # snapshot, no secrets
+    alpha: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), index=True)
     answer: Mapped[str | None] = mapped_column(Text)
     em: Mapped[float | None] = mapped_column(Float)
     f1: Mapped[float | None] = mapped_column(Float)
     reward: Mapped[float | None] = mapped_column(Float)
     format_ok: Mapped[bool | None] = mapped_column()
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)       # candidate tokens
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     router_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -62,7 +71,13 @@ class SessionRow(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_start: Mapped[str | None] = mapped_column(String(40))
 
-    __table_args__ = (Index("ix_sessions_status_created", "status", "created_at"),)
+    # Each filter has an index that also serves the page's ORDER BY created_at (see bench/store.py).
+    __table_args__ = (Index("ix_sessions_status_created", "status", "created_at"),
+                      Index("ix_sessions_dataset_created", "dataset", "created_at"),
+                      Index("ix_sessions_run_created", "run_id", "created_at"),
+                      Index("ix_sessions_em_created", "em", "created_at"),
+                      Index("ix_sessions_alpha_created", "alpha", "created_at", "id"),
+                      Index("ix_sessions_cost_created", "cost_usd", "created_at", "id"))
 
 
 class StepRow(Base):
@@ -114,6 +129,8 @@ class AnnotationRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     step_idx: Mapped[int | None] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(String(40), index=True)
+    label: Mapped[str] = mapped_column(String(40))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_annotations_label_session", "label", "session_id"),)

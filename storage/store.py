@@ -11,19 +11,21 @@ import os
 import socket
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 from platformdirs import user_data_dir
-from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, insert, or_, select, text, update
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, and_, create_engine, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy.exc import DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from router_core.step import Choice, Step
 
-from .migrations import LATEST, MIGRATIONS
-from .models import LABELS, SESSION_STATUSES, AnnotationRow, Base, Meta, ModelUsageRow, SessionRow, StepRow
+from .migrations import FTS_TABLE, LATEST, MIGRATIONS, create_text_index, pool_hash
+from .models import (LABELS, SESSION_STATUSES, AnnotationRow, Base, Meta, ModelUsageRow, PoolRow, SessionRow,
+                     StepRow)
 
 EXPORT_FORMAT = "router-r1-studio/session@1"
 SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
@@ -54,9 +56,12 @@ def _proc_start(pid: int) -> str | None:
     """Process start time from /proc, so a recycled pid is not mistaken for the writer."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: dead all the same
+        return None
+    return fields[19]
 
 
 @dataclass
@@ -145,9 +150,14 @@ class TraceStore:
             return
         p = Path(path)
         self.where = str(p)
-        if p.exists():
-            with open(p, "rb") as f:
-                head = f.read(16)
+        try:
+            present = p.exists()
+            if present:
+                with open(p, "rb") as f:
+                    head = f.read(16)
+        except OSError as e:
+            raise StoreError(f"{p}: cannot read the database ({e.strerror or e})") from None
+        if present:
             if head and head != b"SQLite format 3\x00":
                 raise StoreError(f"{p}: not a SQLite database (corrupt, or another kind of file)")
             if not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK):
@@ -172,17 +182,33 @@ class TraceStore:
     def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
-    def _write(self):
-        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
-        return self.engine.connect().execution_options(write=True)
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite); database failures name the file."""
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except (IntegrityError, DataError):
+            raise  # bad data: the caller decides (import reports the line)
+        except (OperationalError, DatabaseError) as e:
+            raise StoreError(f"{self.where}: write failed ({_short(e)})") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, DatabaseError) as e:
+            raise StoreError(f"{self.where}: read failed ({_short(e)})") from None
 
     def _migrate(self) -> None:
-        with self._write() as conn, conn.begin():
+        with self._tx() as conn:
             Meta.__table__.create(conn, checkfirst=True)
             row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()
             has_sessions = self.engine.dialect.has_table(conn, "sessions")
             if row is None and not has_sessions:
                 Base.metadata.create_all(conn)
+                create_text_index(conn)
                 conn.execute(insert(Meta).values(key="schema_version", value=str(LATEST)))
                 return
             version = int(row) if row is not None else 1
@@ -192,14 +218,44 @@ class TraceStore:
         for target, _desc, upgrade in MIGRATIONS:
             if target <= version:
                 continue
-            with self._write() as conn, conn.begin():
+            with self._tx() as conn:
                 upgrade(conn)
                 conn.execute(delete(Meta).where(Meta.key == "schema_version"))
                 conn.execute(insert(Meta).values(key="schema_version", value=str(target)))
             version = target
+        if self.is_sqlite:
+            with self._read() as conn:
+                conn.exec_driver_sql("PRAGMA optimize")  # keep the planner's statistics current
+
+    @property
+    def has_text_index(self) -> bool:
+        if not self.is_sqlite:
+            return False
+        if not hasattr(self, "_fts"):
+            with self._read() as conn:
+                self._fts = self.engine.dialect.has_table(conn, FTS_TABLE)
+        return self._fts
+
+    def _index_text(self, conn: Any, session_ids: list[str]) -> None:
+        """Add finished sessions to the text index (their answer is final now)."""
+        if not self.has_text_index or not session_ids:
+            return
+        conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE id = :id"), [{"id": i} for i in session_ids])
+        conn.execute(text(f"INSERT INTO {FTS_TABLE} (id, question, answer) SELECT id, question, "
+                          "coalesce(answer, '') FROM sessions WHERE id = :id"), [{"id": i} for i in session_ids])
+
+    def _put_pool(self, conn: Any, snapshot: dict[str, Any]) -> str:
+        h = pool_hash(snapshot)
+        if conn.execute(select(PoolRow.hash).where(PoolRow.hash == h)).first() is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(PoolRow).values(hash=h, name=str(snapshot.get("name", "")), snapshot=snapshot))
+            except SQLAlchemyError:
+                pass  # another writer stored the same snapshot first
+        return h
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar_one())
 
     def close(self) -> None:
@@ -218,18 +274,19 @@ class TraceStore:
                       item_id: str | None = None, run_id: str | None = None) -> str:
         now = time.time()
         pid = os.getpid()
-        with self._write() as conn, conn.begin():
+        with self._tx() as conn:
+            h = self._put_pool(conn, pool)
             conn.execute(insert(SessionRow).values(
                 id=session_id, created_at=now, updated_at=now, question=question, gold=list(gold),
                 dataset=dataset, item_id=item_id, run_id=run_id, policy=policy, engine=engine,
-                pool_name=str(pool.get("name", "")), pool=pool, alpha=alpha, status="running",
+                pool_name=str(pool.get("name", "")), pool_hash=h, alpha=alpha, status="running",
                 host=socket.gethostname(), pid=pid, pid_start=_proc_start(pid)))
         return session_id
 
     def append_step(self, step: Step) -> None:
         """Insert one step and update the session's rollups, committed at once."""
         usage = _usage_of(step)
-        with self._write() as conn, conn.begin():
+        with self._tx() as conn:
             conn.execute(insert(StepRow).values(**_step_row(step)))
             S = SessionRow
             end = step.ended_at or step.started_at
@@ -255,15 +312,16 @@ class TraceStore:
                error: str | None = None) -> None:
         if status not in SESSION_STATUSES:
             raise ValueError(f"status must be one of {SESSION_STATUSES}, got '{status}'")
-        with self._write() as conn, conn.begin():
+        with self._tx() as conn:
             conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(
                 status=status, answer=answer, em=em, f1=f1, reward=reward, format_ok=format_ok, error=error,
                 updated_at=time.time()))
+            self._index_text(conn, [session_id])
 
     def recover_interrupted(self) -> int:
         """Mark sessions left `running` by a dead process as `interrupted`; returns how many."""
         host, now = socket.gethostname(), time.time()
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(SessionRow.id, SessionRow.host, SessionRow.pid, SessionRow.pid_start,
                                        SessionRow.updated_at).where(SessionRow.status == "running")).all()
         dead = []
@@ -274,9 +332,10 @@ class TraceStore:
             elif now - (updated or 0) > STALE_OTHER_HOST_S:
                 dead.append(sid)
         if dead:
-            with self._write() as conn, conn.begin():
+            with self._tx() as conn:
                 conn.execute(update(SessionRow).where(SessionRow.id.in_(dead), SessionRow.status == "running")
                              .values(status="interrupted", error="the writing process died mid-session"))
+                self._index_text(conn, dead)
         return len(dead)
 
     # ------------------------------------------------------------------ annotations and deletion
@@ -284,7 +343,7 @@ class TraceStore:
     def annotate(self, session_id: str, label: str, note: str = "", step_idx: int | None = None) -> int:
         if label not in LABELS:
             raise ValueError(f"label must be one of {', '.join(LABELS)}, got '{label}'")
-        with self._write() as conn, conn.begin():
+        with self._tx() as conn:
             if conn.execute(select(SessionRow.id).where(SessionRow.id == session_id)).first() is None:
                 raise KeyError(f"no session '{session_id}' in {self.where}")
             if step_idx is not None and conn.execute(select(StepRow.idx).where(
@@ -295,7 +354,9 @@ class TraceStore:
             ).inserted_primary_key[0])
 
     def delete(self, session_id: str) -> bool:
-        with self._write() as conn, conn.begin():
+        with self._tx() as conn:
+            if self.has_text_index:
+                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE id = :id"), {"id": session_id})
             return conn.execute(delete(SessionRow).where(SessionRow.id == session_id)).rowcount > 0
 
     # ------------------------------------------------------------------ reading
@@ -304,13 +365,13 @@ class TraceStore:
         S = SessionRow
         conds = []
         if f.text:
-            like = f"%{f.text.lower()}%"
-            conds.append(or_(func.lower(S.question).like(like), func.lower(func.coalesce(S.answer, "")).like(like)))
+            conds.append(self._text_cond(f.text))
         if f.dataset:
             conds.append(S.dataset == f.dataset)
         if f.correct is not None:
             conds.append(S.em == (1.0 if f.correct else 0.0))
         if f.model:
+            # EXISTS lets the page walk created_at and stop early; counting prefers IN (see _count_where)
             conds.append(exists().where(ModelUsageRow.session_id == S.id, ModelUsageRow.model == f.model))
         if f.alpha_min is not None:
             conds.append(S.alpha >= f.alpha_min)
@@ -323,12 +384,26 @@ class TraceStore:
         if f.status:
             conds.append(S.status == f.status)
         if f.label:
-            conds.append(exists().where(AnnotationRow.session_id == S.id, AnnotationRow.label == f.label))
+            conds.append(S.id.in_(select(AnnotationRow.session_id).where(AnnotationRow.label == f.label)))
         if f.run_id:
             conds.append(S.run_id == f.run_id)
         if f.ids is not None:
             conds.append(S.id.in_(f.ids))
         return and_(*conds) if conds else None
+
+    def _text_cond(self, needle: str):
+        """Substring search in question and answer: trigram FTS5 on SQLite, ILIKE elsewhere."""
+        S = SessionRow
+        esc = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = or_(S.question.ilike(f"%{esc}%", escape="\\"),
+                   func.coalesce(S.answer, "").ilike(f"%{esc}%", escape="\\"))
+        if not self.has_text_index or len(needle) < 3:
+            return like
+        phrase = '"' + needle.replace('"', '""') + '"'
+        indexed = S.id.in_(select(text("id")).select_from(text(FTS_TABLE)).where(
+            text(f"{FTS_TABLE} MATCH :q").bindparams(q=phrase)))
+        # running sessions are not in the text index yet
+        return or_(indexed, and_(S.status == "running", like))
 
     LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "em", "f1", "reward", "alpha", "cost_usd",
                     "calls", "n_steps", "latency_s", "input_tokens", "output_tokens", "router_tokens", "dataset",
@@ -340,41 +415,53 @@ class TraceStore:
         if sort not in SORTABLE:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}, got '{sort}'")
         f = filters or SessionFilter()
-        cols = [getattr(SessionRow, c) for c in self.LIST_COLUMNS]
+        S = SessionRow
+        cols = [getattr(S, c) for c in self.LIST_COLUMNS]
         where = self._where(f)
-        order = getattr(SessionRow, sort)
-        q = select(*cols)
-        cq = select(func.count()).select_from(SessionRow)
+        order = getattr(S, sort)
+        ordering = (order.desc() if desc else order.asc(), S.id)
+        # Deferred join: find the page's ids on narrow index entries, then fetch those rows.
+        ids = select(S.id)
         if where is not None:
-            q, cq = q.where(where), cq.where(where)
-        q = q.order_by(order.desc() if desc else order.asc(), SessionRow.id).limit(page_size).offset(page * page_size)
-        with self.engine.connect() as conn:
+            ids = ids.where(where)
+        ids = ids.order_by(*ordering).limit(page_size).offset(page * page_size)
+        q = select(*cols).where(S.id.in_(ids)).order_by(*ordering)
+        cw = self._where(f) if not f.model else self._where(SessionFilter(**{**f.__dict__, "model": None}))
+        cq = select(func.count()).select_from(S)
+        if f.model:
+            cq = cq.where(S.id.in_(select(ModelUsageRow.session_id).where(ModelUsageRow.model == f.model)))
+        if cw is not None:
+            cq = cq.where(cw)
+        with self._read() as conn:
             rows = conn.execute(q).all()
             total = int(conn.execute(cq).scalar_one())
         return pd.DataFrame([r._mapping for r in rows], columns=list(self.LIST_COLUMNS)), total
 
     def get_session(self, session_id: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(SessionRow).where(SessionRow.id == session_id)).first()
+        with self._read() as conn:
+            cols = [c for c in SessionRow.__table__.columns if c.name not in ("host", "pid", "pid_start", "pool_hash")]
+            row = conn.execute(select(*cols, PoolRow.snapshot.label("pool"))
+                               .outerjoin(PoolRow, PoolRow.hash == SessionRow.pool_hash)
+                               .where(SessionRow.id == session_id)).first()
         if row is None:
             raise KeyError(f"no session '{session_id}' in {self.where}")
         d = dict(row._mapping)
-        d.pop("host", None), d.pop("pid", None), d.pop("pid_start", None)
+        d["pool"] = d["pool"] or {}
         return d
 
     def load_steps(self, session_id: str) -> list[Step]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(StepRow).where(StepRow.session_id == session_id).order_by(StepRow.idx)).all()
         return [_row_step(r) for r in rows]
 
     def annotations(self, session_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(AnnotationRow).where(AnnotationRow.session_id == session_id)
                                 .order_by(AnnotationRow.id)).all()
         return [{k: v for k, v in r._mapping.items() if k != "id"} | {"id": r._mapping["id"]} for r in rows]
 
     def model_usage(self, session_id: str) -> dict[str, dict[str, float]]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(ModelUsageRow).where(ModelUsageRow.session_id == session_id)).all()
         return {r._mapping["model"]: {k: r._mapping[k] for k in ("calls", "input_tokens", "output_tokens", "cost_usd")}
                 for r in rows}
@@ -390,7 +477,7 @@ class TraceStore:
         q = select(SessionRow.id).order_by(SessionRow.created_at, SessionRow.id)
         if where is not None:
             q = q.where(where)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             ids = [r[0] for r in conn.execute(q)]
         yield from ids
 
@@ -424,25 +511,28 @@ class TraceStore:
                 for n in notes:
                     if n.get("label") not in LABELS:
                         raise ValueError(f"annotation label '{n.get('label')}' is not one of {', '.join(LABELS)}")
-                cols = {c.name for c in SessionRow.__table__.columns}
+                cols = {c.name for c in SessionRow.__table__.columns} - {"pool_hash"}
                 row = {k: v for k, v in sess.items() if k in cols}
-                missing = {"question", "alpha", "status", "created_at", "policy", "engine", "pool"} - set(row)
+                missing = {"question", "alpha", "status", "created_at", "policy", "engine"} - set(row)
+                if not isinstance(sess.get("pool"), dict):
+                    missing.add("pool")
                 if missing:
                     raise ValueError(f"session lacks field(s) {', '.join(sorted(missing))}")
                 if row["status"] not in SESSION_STATUSES:
                     raise ValueError(f"session.status '{row['status']}' is not one of {', '.join(SESSION_STATUSES)}")
                 row.setdefault("updated_at", row["created_at"])
-                row.setdefault("pool_name", str((row.get("pool") or {}).get("name", "")))
+                row.setdefault("pool_name", str(sess["pool"].get("name", "")))
                 row.update(host=None, pid=None, pid_start=None)
             except (ValueError, KeyError, TypeError) as e:
                 msg = str(e) if not isinstance(e, KeyError) else f"missing field {e}"
                 rep.errors.append((no, f"{source}:{no}: {msg}"))
                 continue
             try:
-                with self._write() as conn, conn.begin():
+                with self._tx() as conn:
                     if conn.execute(select(SessionRow.id).where(SessionRow.id == sid)).first() is not None:
                         rep.skipped += 1
                         continue
+                    row["pool_hash"] = self._put_pool(conn, sess["pool"])
                     conn.execute(insert(SessionRow).values(**row))
                     if step_objs:
                         conn.execute(insert(StepRow), [_step_row(s) for s in step_objs])
@@ -459,6 +549,8 @@ class TraceStore:
                         conn.execute(insert(ModelUsageRow), [
                             {"session_id": sid, "model": m, "calls": a[0], "input_tokens": a[1],
                              "output_tokens": a[2], "cost_usd": a[3]} for m, a in usage.items()])
+                    if row["status"] != "running":
+                        self._index_text(conn, [sid])
                     for n in notes:
                         conn.execute(insert(AnnotationRow).values(
                             session_id=sid, step_idx=n.get("step_idx"), label=n["label"], note=n.get("note") or "",

@@ -122,6 +122,14 @@ def test_filters_sort_and_pages(store):
     assert ids(cost_min=0.005) == ["a", "c"] and ids(cost_max=0.002) == ["b"]
     assert ids(status="done") == ["a", "c", "b"] and ids(status="error") == []
     assert ids(label="candidate_wrong") == ["b"]
+    assert ids(text="Du") == ["c"]                    # short text: LIKE path
+    assert ids(text='wrote "Dune') == [] and ids(text="50%_") == []  # quotes and wildcards are literal
+    store.start_session(session_id="r", question="capital of Italy? still running", alpha=0.2, policy="p",
+                        engine="e", pool=POOL)
+    assert ids(text="still running") == ["r"]          # not finished: not in the text index yet
+    store.finish("r", status="done", answer="Rome")
+    assert ids(text="rome") == ["r"]                  # indexed with its answer once finished
+    assert store.delete("r") and ids(text="rome") == []
     df, total = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
     assert total == 3 and list(df["id"]) == ["b"]
     with pytest.raises(ValueError, match="sort must be one of"):
