@@ -184,7 +184,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_columns", None, "display.width", 200):
         print(show.to_string(index=False))
     first = args.page * args.limit
-    print(f"sessions {first + 1}–{first + len(df)} of {total} in {store.where}")
+    shown = f"{total:,}+" if df.attrs.get("total_capped") else f"{total}"
+    print(f"sessions {first + 1}–{first + len(df)} of {shown} in {store.where}")
     return 0
 
 

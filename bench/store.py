@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from router_core.pool import ModelSpec, Pool  # noqa: E402
 from router_core.step import Choice, Step  # noqa: E402
 from storage.models import LABELS, AnnotationRow, ModelUsageRow, SessionRow, StepRow  # noqa: E402
+from storage.migrations import pool_hash  # noqa: E402
 from storage.store import SessionFilter, TraceStore, _step_row, _usage_of  # noqa: E402
 
 GOAL_PAGE_P95_MS = 100.0
@@ -192,7 +193,7 @@ def session_rows(s: Synth, created_at: float) -> tuple[dict[str, Any], list[dict
     row = {"id": st["session_id"], "created_at": created_at, "updated_at": last_end, "question": st["question"],
            "gold": st["gold"], "dataset": st["dataset"], "item_id": st["item_id"], "run_id": st["run_id"],
            "policy": st["policy"], "engine": st["engine"], "pool_name": str(st["pool"].get("name", "")),
-           "pool": st["pool"], "alpha": st["alpha"], "status": s.end["status"], "answer": s.end["answer"],
+           "pool_hash": pool_hash(st["pool"]), "alpha": st["alpha"], "status": s.end["status"], "answer": s.end["answer"],
            "em": s.end["em"], "f1": s.end["f1"], "reward": s.end["reward"], "format_ok": s.end["format_ok"],
            "cost_usd": sum(x.cost_usd for x in s.steps),
            "input_tokens": sum(x.input_tokens for x in s.steps), "output_tokens": sum(x.output_tokens for x in s.steps),
@@ -224,7 +225,10 @@ def bulk_fill(store: TraceStore, gen: Generator, n: int, t_start: float, span_s:
                 costs.append(row["cost_usd"])
             t1 = time.perf_counter()
             with store.engine.connect().execution_options(write=True) as conn, conn.begin():
+                store._put_pool(conn, POOL.snapshot())
                 conn.execute(insert(SessionRow.__table__), sess)
+                # finished sessions go into the text index as finish() puts them there
+                store._index_text(conn, [r["id"] for r in sess if r["status"] != "running"])
                 conn.execute(insert(StepRow.__table__), steps)
                 conn.execute(insert(ModelUsageRow.__table__), models)
                 if notes:

@@ -232,7 +232,7 @@ class Router:
             else:
                 ro.asked[normalize_answer(query)] = step.index
                 reply = self.call_candidate(step, spec, query,
-                                            (lambda piece: on_text(step.index, "reply", piece)) if on_text else None)
+                                            (lambda piece, i=step.index: on_text(i, "reply", piece)) if on_text else None)
             step.response = neutralise(reply)
             ro.transcript += information_block(reply)
             ro.turn += 1
@@ -299,7 +299,7 @@ class Router:
                     spec = self.pool.get(name)
                     step.request_model = spec.name
                     reply = self.call_candidate(step, spec, call.query,
-                                                (lambda piece: on_text(step.index, "reply", piece)) if on_text else None)
+                                                (lambda piece, i=step.index: on_text(i, "reply", piece)) if on_text else None)
                 step.response = neutralise(reply)
                 ro.transcript += information_block(reply)
                 ro.turn += 1

@@ -18,7 +18,8 @@ from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 from platformdirs import user_data_dir
-from sqlalchemy import Connection, and_, create_engine, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy import (Connection, and_, create_engine, delete, event, exists, func, insert, literal, or_, select, text,
+                        update)
 from sqlalchemy.exc import DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from router_core.step import Choice, Step
@@ -30,6 +31,7 @@ from .models import (LABELS, SESSION_STATUSES, AnnotationRow, Base, Meta, ModelU
 EXPORT_FORMAT = "router-r1-studio/session@1"
 SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
 STALE_OTHER_HOST_S = 6 * 3600
+COUNT_LIMIT = 10_000
 
 
 class StoreError(RuntimeError):
@@ -237,10 +239,13 @@ class TraceStore:
         return self._fts
 
     def _index_text(self, conn: Any, session_ids: list[str]) -> None:
-        """Add finished sessions to the text index (their answer is final now)."""
+        """Add sessions that just left `running` to the text index (their answer is final now).
+
+        Callers index a session exactly once, on that transition, so no delete is needed here
+        (a delete by id would scan the index: `id` is not an indexed FTS column).
+        """
         if not self.has_text_index or not session_ids:
             return
-        conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE id = :id"), [{"id": i} for i in session_ids])
         conn.execute(text(f"INSERT INTO {FTS_TABLE} (id, question, answer) SELECT id, question, "
                           "coalesce(answer, '') FROM sessions WHERE id = :id"), [{"id": i} for i in session_ids])
 
@@ -313,10 +318,17 @@ class TraceStore:
         if status not in SESSION_STATUSES:
             raise ValueError(f"status must be one of {SESSION_STATUSES}, got '{status}'")
         with self._tx() as conn:
+            was = conn.execute(select(SessionRow.status).where(SessionRow.id == session_id)).scalar()
+            if was is None:
+                raise KeyError(f"no session '{session_id}' in {self.where}")
             conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(
                 status=status, answer=answer, em=em, f1=f1, reward=reward, format_ok=format_ok, error=error,
                 updated_at=time.time()))
-            self._index_text(conn, [session_id])
+            if was == "running":
+                self._index_text(conn, [session_id])
+            elif self.has_text_index:  # finished twice (rare): refresh its entry
+                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE id = :id"), {"id": session_id})
+                self._index_text(conn, [session_id])
 
     def recover_interrupted(self) -> int:
         """Mark sessions left `running` by a dead process as `interrupted`; returns how many."""
@@ -410,8 +422,14 @@ class TraceStore:
                     "item_id", "run_id", "policy", "pool_name")
 
     def list_sessions(self, filters: SessionFilter | None = None, *, sort: str = "created_at", desc: bool = True,
-                      page: int = 0, page_size: int = 50) -> tuple[pd.DataFrame, int]:
-        """One page of sessions as a DataFrame, and the total count matching the filters."""
+                      page: int = 0, page_size: int = 50,
+                      count_limit: int | None = COUNT_LIMIT) -> tuple[pd.DataFrame, int]:
+        """One page of sessions as a DataFrame, and how many sessions match the filters.
+
+        Counting stops after `count_limit` matches (the page itself stops after one page), so
+        a broad filter over a large store stays fast; then the total is `count_limit` and
+        `df.attrs["total_capped"]` is True ("10,000+"). `count_limit=None` counts exactly.
+        """
         if sort not in SORTABLE:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}, got '{sort}'")
         f = filters or SessionFilter()
@@ -427,15 +445,20 @@ class TraceStore:
         ids = ids.order_by(*ordering).limit(page_size).offset(page * page_size)
         q = select(*cols).where(S.id.in_(ids)).order_by(*ordering)
         cw = self._where(f) if not f.model else self._where(SessionFilter(**{**f.__dict__, "model": None}))
-        cq = select(func.count()).select_from(S)
+        matching = select(literal(1)).select_from(S)  # not S.id: filter indexes hold rowids, not the text key
         if f.model:
-            cq = cq.where(S.id.in_(select(ModelUsageRow.session_id).where(ModelUsageRow.model == f.model)))
+            matching = matching.where(S.id.in_(select(ModelUsageRow.session_id).where(ModelUsageRow.model == f.model)))
         if cw is not None:
-            cq = cq.where(cw)
+            matching = matching.where(cw)
+        if count_limit is not None:
+            matching = matching.limit(count_limit)
+        cq = select(func.count()).select_from(matching.subquery())
         with self._read() as conn:
             rows = conn.execute(q).all()
             total = int(conn.execute(cq).scalar_one())
-        return pd.DataFrame([r._mapping for r in rows], columns=list(self.LIST_COLUMNS)), total
+        df = pd.DataFrame([r._mapping for r in rows], columns=list(self.LIST_COLUMNS))
+        df.attrs["total_capped"] = count_limit is not None and total >= count_limit
+        return df, total
 
     def get_session(self, session_id: str) -> dict[str, Any]:
         with self._read() as conn:

@@ -131,7 +131,10 @@ def test_filters_sort_and_pages(store):
     assert ids(text="rome") == ["r"]                  # indexed with its answer once finished
     assert store.delete("r") and ids(text="rome") == []
     df, total = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
-    assert total == 3 and list(df["id"]) == ["b"]
+    assert total == 3 and list(df["id"]) == ["b"] and not df.attrs["total_capped"]
+    df, total = store.list_sessions(page_size=1, count_limit=2)   # counting stops early on big stores
+    assert total == 2 and df.attrs["total_capped"] and len(df) == 1
+    assert store.list_sessions(SessionFilter(model="A"), count_limit=None)[1] == 2
     with pytest.raises(ValueError, match="sort must be one of"):
         store.list_sessions(sort="question; DROP TABLE sessions")
 

@@ -1,5 +1,4 @@
 """The first live page: rendering escapes model text; a launched app answers through gradio_client."""
-import pytest
 
 from router_core.loop import Router
 from router_core.policy import load_policies
