@@ -32,6 +32,7 @@ EXPORT_FORMAT = "router-r1-studio/session@1"
 SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
 STALE_OTHER_HOST_S = 6 * 3600
 COUNT_LIMIT = 10_000
+DENSE_TEXT = 2_000   # a text filter matching at least this many sessions pages by scanning
 
 
 class StoreError(RuntimeError):
@@ -373,11 +374,11 @@ class TraceStore:
 
     # ------------------------------------------------------------------ reading
 
-    def _where(self, f: SessionFilter):
+    def _where(self, f: SessionFilter, scan_text: bool = False):
         S = SessionRow
         conds = []
         if f.text:
-            conds.append(self._text_cond(f.text))
+            conds.append(self._text_cond(f.text, scan=scan_text))
         if f.dataset:
             conds.append(S.dataset == f.dataset)
         if f.correct is not None:
@@ -403,17 +404,33 @@ class TraceStore:
             conds.append(S.id.in_(f.ids))
         return and_(*conds) if conds else None
 
-    def _text_cond(self, needle: str):
-        """Substring search in question and answer: trigram FTS5 on SQLite, ILIKE elsewhere."""
+    @staticmethod
+    def _phrase(needle: str) -> str:
+        return '"' + needle.replace('"', '""') + '"'
+
+    def _uses_text_index(self, needle: str | None) -> bool:
+        return bool(needle) and self.has_text_index and len(needle) >= 3
+
+    def _text_is_common(self, conn: Connection, needle: str) -> bool:
+        """Whether at least DENSE_TEXT sessions match (a capped, early-stopping index count)."""
+        q = text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n)")
+        return conn.execute(q, {"q": self._phrase(needle), "n": DENSE_TEXT}).scalar_one() >= DENSE_TEXT
+
+    def _text_cond(self, needle: str, scan: bool = False):
+        """Substring search in question and answer: trigram FTS5 on SQLite, ILIKE elsewhere.
+
+        `scan` asks for the LIKE form even where the index exists: when matches are common, a
+        page found by walking the sort order and stopping after one page beats fetching every
+        match from the index (bench/store.py).
+        """
         S = SessionRow
         esc = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         like = or_(S.question.ilike(f"%{esc}%", escape="\\"),
                    func.coalesce(S.answer, "").ilike(f"%{esc}%", escape="\\"))
-        if not self.has_text_index or len(needle) < 3:
+        if scan or not self._uses_text_index(needle):
             return like
-        phrase = '"' + needle.replace('"', '""') + '"'
         indexed = S.id.in_(select(text("id")).select_from(text(FTS_TABLE)).where(
-            text(f"{FTS_TABLE} MATCH :q").bindparams(q=phrase)))
+            text(f"{FTS_TABLE} MATCH :q").bindparams(q=self._phrase(needle))))
         # running sessions are not in the text index yet
         return or_(indexed, and_(S.status == "running", like))
 
@@ -435,7 +452,9 @@ class TraceStore:
         f = filters or SessionFilter()
         S = SessionRow
         cols = [getattr(S, c) for c in self.LIST_COLUMNS]
-        where = self._where(f)
+        with self._read() as conn:
+            scan = self._uses_text_index(f.text) and self._text_is_common(conn, f.text)
+        where = self._where(f, scan_text=scan)
         order = getattr(S, sort)
         ordering = (order.desc() if desc else order.asc(), S.id)
         # Deferred join: find the page's ids on narrow index entries, then fetch those rows.

@@ -130,6 +130,12 @@ def test_filters_sort_and_pages(store):
     store.finish("r", status="done", answer="Rome")
     assert ids(text="rome") == ["r"]                  # indexed with its answer once finished
     assert store.delete("r") and ids(text="rome") == []
+    import storage.store as st
+    old, st.DENSE_TEXT = st.DENSE_TEXT, 2          # "capital" now counts as common: the scan path
+    try:
+        assert ids(text="CAPITAL") == ["a", "b"] and ids(text="capital", dataset="geo") == ["a", "b"]
+    finally:
+        st.DENSE_TEXT = old
     df, total = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
     assert total == 3 and list(df["id"]) == ["b"] and not df.attrs["total_capped"]
     df, total = store.list_sessions(page_size=1, count_limit=2)   # counting stops early on big stores
