@@ -40,7 +40,7 @@ from router_core.pool import ModelSpec, Pool  # noqa: E402
 from router_core.step import Choice, Step  # noqa: E402
 from storage.models import LABELS, AnnotationRow, ModelUsageRow, SessionRow, StepRow  # noqa: E402
 from storage.migrations import pool_hash  # noqa: E402
-from storage.store import SessionFilter, TraceStore, _step_row, _usage_of  # noqa: E402
+from storage.store import SessionFilter, TraceStore, _step_row, usage_rows  # noqa: E402
 
 GOAL_PAGE_P95_MS = 100.0
 GOAL_LOAD_P95_MS = 20.0
@@ -180,15 +180,7 @@ class Generator:
 def session_rows(s: Synth, created_at: float) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """The sessions row (with rollups as append_step would leave them), steps rows and session_models rows."""
     st = s.start
-    usage: dict[str, list[Any]] = {}
-    for step in s.steps:
-        u = _usage_of(step)
-        if u:
-            agg = usage.setdefault(u[0], [0, 0, 0, 0.0])
-            agg[0] += 1
-            agg[1] += u[1]
-            agg[2] += u[2]
-            agg[3] += u[3]
+    models = usage_rows(st["session_id"], s.steps)
     last_end = max((x.ended_at or x.started_at) for x in s.steps)
     row = {"id": st["session_id"], "created_at": created_at, "updated_at": last_end, "question": st["question"],
            "gold": st["gold"], "dataset": st["dataset"], "item_id": st["item_id"], "run_id": st["run_id"],
@@ -198,11 +190,9 @@ def session_rows(s: Synth, created_at: float) -> tuple[dict[str, Any], list[dict
            "cost_usd": sum(x.cost_usd for x in s.steps),
            "input_tokens": sum(x.input_tokens for x in s.steps), "output_tokens": sum(x.output_tokens for x in s.steps),
            "router_tokens": sum(x.router_input_tokens + x.router_output_tokens for x in s.steps),
-           "latency_s": max(0.0, last_end - created_at), "calls": sum(a[0] for a in usage.values()),
+           "latency_s": max(0.0, last_end - created_at), "calls": sum(m["calls"] for m in models),
            "n_steps": len(s.steps), "error": next((x.error for x in reversed(s.steps) if x.error), None),
            "host": None, "pid": None, "pid_start": None}
-    models = [{"session_id": st["session_id"], "model": m, "calls": a[0], "input_tokens": a[1],
-               "output_tokens": a[2], "cost_usd": a[3]} for m, a in usage.items()]
     return row, [_step_row(x) for x in s.steps], models
 
 

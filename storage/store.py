@@ -96,6 +96,20 @@ def _usage_of(step: Step) -> tuple[str, int, int, float] | None:
     return None
 
 
+def usage_rows(session_id: str, steps: Iterable[Step]) -> list[dict[str, Any]]:
+    """session_models rows for a whole session, as append_step would have left them."""
+    usage: dict[str, list[Any]] = {}
+    for step in steps:
+        u = _usage_of(step)
+        if u:
+            agg = usage.setdefault(u[0], [0, 0, 0, 0.0])
+            for i in range(3):
+                agg[i + 1] += u[i + 1]
+            agg[0] += 1
+    return [{"session_id": session_id, "model": m, "calls": a[0], "input_tokens": a[1], "output_tokens": a[2],
+             "cost_usd": a[3]} for m, a in usage.items()]
+
+
 def _step_row(s: Step) -> dict[str, Any]:
     return {"session_id": s.session_id, "idx": s.index, "kind": s.kind, "turn": s.turn, "text": s.text,
             "request_model": s.request_model, "written_model": s.written_model, "query": s.query,
@@ -578,19 +592,9 @@ class TraceStore:
                     conn.execute(insert(SessionRow).values(**row))
                     if step_objs:
                         conn.execute(insert(StepRow), [_step_row(s) for s in step_objs])
-                    usage: dict[str, list] = {}
-                    for s in step_objs:
-                        u = _usage_of(s)
-                        if u:
-                            agg = usage.setdefault(u[0], [0, 0, 0, 0.0])
-                            agg[0] += 1
-                            agg[1] += u[1]
-                            agg[2] += u[2]
-                            agg[3] += u[3]
+                    usage = usage_rows(sid, step_objs)
                     if usage:
-                        conn.execute(insert(ModelUsageRow), [
-                            {"session_id": sid, "model": m, "calls": a[0], "input_tokens": a[1],
-                             "output_tokens": a[2], "cost_usd": a[3]} for m, a in usage.items()])
+                        conn.execute(insert(ModelUsageRow), usage)
                     if row["status"] != "running":
                         self._index_text(conn, [sid])
                     for n in notes:
