@@ -398,7 +398,7 @@ class TraceStore:
         if f.correct is not None:
             conds.append(S.em == (1.0 if f.correct else 0.0))
         if f.model:
-            # EXISTS lets the page walk created_at and stop early; counting prefers IN (see _count_where)
+            # EXISTS lets the page walk created_at and stop early; the count uses IN (see list_sessions)
             conds.append(exists().where(ModelUsageRow.session_id == S.id, ModelUsageRow.model == f.model))
         if f.alpha_min is not None:
             conds.append(S.alpha >= f.alpha_min)
