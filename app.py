@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="app.py", description="Router-R1 Studio: watch a multi-round LLM router work.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", action="append", default=None, metavar="USER:PASSWORD",
+                   help="require a login (repeatable for several users)")
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs internet)")
     _add_router_args(p)
     sub = p.add_subparsers(dest="cmd")
     a = sub.add_parser("ask", help="answer one question, streaming each step")

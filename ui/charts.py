@@ -1,0 +1,170 @@
+"""Plotly figures computed from stored Steps (so a replay draws exactly what the live run drew)
+and from session tables (explorer summaries). Text from models is escaped for hover labels."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from router_core.step import Step
+
+from .render import esc, money
+
+ROUTER = "router"
+KIND_COLOURS = {"think": "#8e9aaf", "route": "#4c78a8", "answer": "#54a24b", "error": "#e45756", "call": "#f58518"}
+PALETTE = ("#f58518", "#4c78a8", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6")
+LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=260,
+              font=dict(size=11), legend=dict(orientation="h", y=-0.25))
+
+
+def empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=esc(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, **{**LAYOUT, "height": 200})
+    return fig
+
+
+def model_colours(models: Sequence[str]) -> dict[str, str]:
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+
+
+def _short(text: str | None, n: int = 80) -> str:
+    t = (text or "").replace("\n", " ")
+    return esc(t if len(t) <= n else t[: n - 1] + "…")
+
+
+def timeline(steps: Sequence[Step], models: Sequence[str] = ()) -> go.Figure:
+    """Gantt: one row for the router, one per candidate; a bar per generation and per call."""
+    if not steps:
+        return empty("Timeline", "No steps yet.")
+    t0 = min(s.started_at for s in steps)
+    bars: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
+    rows = [ROUTER] + list(models)
+    for s in steps:
+        end = s.ended_at or s.started_at
+        hover_base = f"step {s.index} · {s.kind}"
+        if s.kind == "route" and s.call_started_at is not None:
+            model = s.request_model or s.written_model or "?"
+            if model not in rows:
+                rows.append(model)
+            call_end = s.call_ended_at or s.call_started_at
+            bars[(ROUTER, "route")].append((s.started_at - t0, s.call_started_at - s.started_at,
+                                           f"{hover_base}: writing the sub-question<br>{_short(s.query)}<br>"
+                                           f"{s.router_output_tokens} router tokens"))
+            bars[(model, "call")].append((s.call_started_at - t0, call_end - s.call_started_at,
+                                         f"{esc(model)} · step {s.index}<br>{_short(s.query)}<br>"
+                                         f"{s.input_tokens}+{s.output_tokens} tokens · {money(s.cost_usd)} · "
+                                         f"{s.call_latency_s:.2f}s" + (f"<br>error: {_short(s.error)}" if s.error else "")))
+            if end > call_end:
+                bars[(ROUTER, "route")].append((call_end - t0, end - call_end, f"{hover_base}: reading the reply"))
+        else:
+            bars[(ROUTER, s.kind)].append((s.started_at - t0, end - s.started_at,
+                                          f"{hover_base} · {s.latency_s:.2f}s<br>{s.router_output_tokens} router tokens"
+                                          f"<br>{_short(s.text or s.error)}"))
+    colours = model_colours([r for r in rows if r != ROUTER])
+    fig = go.Figure()
+    for (row, kind), items in bars.items():
+        fig.add_trace(go.Bar(
+            y=[row] * len(items), x=[max(d, 0.02) for _, d, _ in items], base=[b for b, _, _ in items],
+            orientation="h", name=row if kind == "call" else kind,
+            marker_color=colours.get(row, KIND_COLOURS["call"]) if kind == "call" else KIND_COLOURS.get(kind, "#999"),
+            hovertext=[h for _, _, h in items], hoverinfo="text", showlegend=True))
+    fig.update_layout(title="Timeline (seconds from start)", barmode="overlay", **LAYOUT)
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(rows)))
+    fig.update_xaxes(title=None, rangemode="tozero")
+    return fig
+
+
+def cost_by_model(sessions: Sequence[tuple[str, Sequence[Step]]]) -> go.Figure:
+    """Stacked cost per candidate model, one bar per session; the title carries the total(s)."""
+    per: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(sessions))
+    for i, (_, steps) in enumerate(sessions):
+        for s in steps:
+            if s.kind == "route" and s.request_model:
+                per[s.request_model][i] += s.cost_usd
+    if not per:
+        return empty("Cost by model", "No candidate calls yet.")
+    colours = model_colours(list(per))
+    labels = [esc(lbl) for lbl, _ in sessions]
+    fig = go.Figure()
+    for model, costs in per.items():
+        fig.add_trace(go.Bar(x=labels, y=costs, name=esc(model), marker_color=colours[model],
+                             hovertext=[f"{esc(model)}: {money(c)}" for c in costs], hoverinfo="text"))
+    totals = [sum(s.cost_usd for s in steps) for _, steps in sessions]
+    title = "Cost by model · total " + " / ".join(money(t) for t in totals)
+    fig.update_layout(title=title, barmode="stack", **LAYOUT)
+    fig.update_yaxes(title="$", tickformat=".1e")
+    return fig
+
+
+def choices(steps: Sequence[Step]) -> go.Figure:
+    """For each scored route decision: P(model) before and after the α adjustment."""
+    scored = [s for s in steps if s.kind == "route" and s.choice is not None]
+    if not scored:
+        return empty("Model choice before / after α", "No scored route decision yet "
+                                                       "(free-running policies on unscoring engines have none).")
+    fig = make_subplots(rows=1, cols=len(scored), shared_yaxes=True,
+                        subplot_titles=[f"step {s.index}: picked {esc(s.choice.chosen)}" for s in scored])
+    for col, s in enumerate(scored, start=1):
+        c = s.choice
+        names = [esc(m) for m in c.models]
+        fig.add_trace(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac",
+                             showlegend=col == 1, legendgroup="before",
+                             hovertext=[f"{n}: p={p:.3f} (log p {lp:.2f})" for n, p, lp in
+                                        zip(names, c.probs_before, c.logprobs)], hoverinfo="text"), row=1, col=col)
+        fig.add_trace(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}", marker_color="#4c78a8",
+                             showlegend=col == 1, legendgroup="after",
+                             marker_line=dict(width=[3 if m == c.chosen else 0 for m in c.models], color="#222"),
+                             hovertext=[f"{n}: p={p:.3f} · normalised cost {nc:.2f}" for n, p, nc in
+                                        zip(names, c.probs_after, c.norm_costs)], hoverinfo="text"), row=1, col=col)
+    fig.update_layout(title="Model choice before / after α (outlined = chosen)", barmode="group", **LAYOUT)
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def cost_vs_correct(df: pd.DataFrame) -> go.Figure:
+    """Each session as a point: cost against correctness (EM), coloured by α."""
+    if df.empty:
+        return empty("Cost vs correctness", "No sessions match.")
+    outcome = df["em"].map(lambda v: "no gold" if pd.isna(v) else ("correct" if v >= 1 else "wrong"))
+    fig = go.Figure(go.Scatter(
+        x=df["cost_usd"], y=outcome, mode="markers",
+        marker=dict(color=df["alpha"], colorscale="Viridis", cmin=0, cmax=1, size=8, opacity=0.7,
+                    colorbar=dict(title="α", thickness=10)),
+        hovertext=[f"{_short(q, 60)}<br>{money(c)} · α {a:g}" for q, c, a in zip(df["question"], df["cost_usd"], df["alpha"])],
+        hoverinfo="text"))
+    fig.update_layout(title=f"Cost vs correctness ({len(df)} sessions)", **LAYOUT)
+    fig.update_yaxes(categoryorder="array", categoryarray=["no gold", "wrong", "correct"])
+    fig.update_xaxes(title="$ per session", tickformat=".1e")
+    return fig
+
+
+def model_share(usage: dict[str, dict[str, float]]) -> go.Figure:
+    """Share of candidate calls (and of dollars) by model."""
+    if not usage:
+        return empty("Model usage share", "No candidate calls in these sessions.")
+    models = list(usage)
+    colours = model_colours(models)
+    fig = make_subplots(rows=1, cols=2, specs=[[{"type": "domain"}, {"type": "domain"}]],
+                        subplot_titles=["calls", "dollars"])
+    for col, key in ((1, "calls"), (2, "cost_usd")):
+        fig.add_trace(go.Pie(labels=[esc(m) for m in models], values=[usage[m][key] for m in models], hole=0.45,
+                             marker_colors=[colours[m] for m in models], sort=False, textinfo="percent"), 1, col)
+    fig.update_layout(title="Model usage share", **LAYOUT)
+    return fig
+
+
+def em_by_dataset(df: pd.DataFrame) -> go.Figure:
+    """Mean exact match per dataset (sessions without gold answers are left out)."""
+    graded = df.dropna(subset=["em"]) if not df.empty else df
+    if graded.empty:
+        return empty("EM by dataset", "No graded sessions (give a gold answer, or run an evaluation).")
+    g = graded.assign(dataset=graded["dataset"].fillna("(live)")).groupby("dataset")["em"].agg(["mean", "count"])
+    fig = go.Figure(go.Bar(x=[esc(d) for d in g.index], y=g["mean"], marker_color="#54a24b",
+                           text=[f"{m:.2f} (n={n})" for m, n in zip(g["mean"], g["count"])], textposition="auto"))
+    fig.update_layout(title="Exact match by dataset", **LAYOUT)
+    fig.update_yaxes(range=[0, 1])
+    return fig

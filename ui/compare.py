@@ -1,0 +1,115 @@
+"""Compare tab: sessions side by side, aligned by route turn, with the Router-R1 reward at a chosen α."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from router_core.cost import CostNormalizer, router_r1_reward
+from router_core.step import Step
+from storage import SessionFilter, TraceStore
+
+from . import charts
+from .explorer import Replay, resolve_prefix
+from .render import badge, err_text, esc, money
+
+WINDOW = 1000  # recent stored sessions that set the cost normaliser, like Router-R1's sliding window
+
+
+def _cell(steps: list[Step]) -> str:
+    parts = []
+    for s in steps:
+        if s.kind == "think":
+            t = s.text.replace("\n", " ")
+            parts.append(f'<div class="rs-think">💭 {esc(t[:160] + ("…" if len(t) > 160 else ""))}</div>')
+        elif s.kind == "route":
+            parts.append(f"<div>{badge(s.request_model or s.written_model)} {esc(s.query)} "
+                         f"<small>{money(s.cost_usd)}</small></div>")
+        elif s.kind == "answer":
+            parts.append(f'<div class="rs-answer">✅ {esc(s.text)}</div>')
+        else:
+            parts.append(f'<div class="rs-error">⚠ {esc(s.error)}</div>')
+    return "".join(parts) or "—"
+
+
+def aligned_html(replays: list[Replay]) -> str:
+    """A table with one column per session and one row per route turn (0 = before the first route)."""
+    turns = sorted({s.turn for r in replays for s in r.steps})
+    head = "".join(f"<th>α {r.session['alpha']:g} · <code>{esc(r.session['id'][:8])}</code><br>"
+                   f"<small>{esc(r.session['policy'])}</small></th>" for r in replays)
+    rows = []
+    for t in turns:
+        cells = "".join(f"<td>{_cell([s for s in r.steps if s.turn == t])}</td>" for r in replays)
+        rows.append(f"<tr><th>turn {t}</th>{cells}</tr>")
+    q = {r.session["question"] for r in replays}
+    note = "" if len(q) == 1 else "<p><b>Note:</b> these sessions answer different questions.</p>"
+    return (f'{note}<table class="rs-compare"><thead><tr><th></th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def normaliser(store: TraceStore) -> CostNormalizer:
+    df, _ = store.list_sessions(SessionFilter(status="done"), page_size=WINDOW, count_limit=1)
+    n = CostNormalizer(window=WINDOW)
+    for c in reversed(list(df["cost_usd"])):
+        n.observe(float(c))
+    return n
+
+
+def summary_table(replays: list[Replay], alpha: float, norm: CostNormalizer) -> pd.DataFrame:
+    rows = []
+    for r in replays:
+        s = r.session
+        golds = list(s.get("gold") or [])
+        reward = (router_r1_reward(s.get("answer"), golds, bool(s.get("format_ok")), s.get("cost_usd") or 0.0, alpha, norm)
+                  if golds else None)
+        models = sorted({st.request_model for st in r.steps if st.kind == "route" and st.request_model})
+        rows.append({"session": s["id"][:12], "α (run)": s["alpha"], "status": s["status"], "answer": s.get("answer") or "",
+                     "EM": s.get("em"), "F1": s.get("f1"), "$": money(s.get("cost_usd") or 0.0), "calls": s.get("calls"),
+                     "models": ", ".join(models), f"reward @ α={alpha:g}": None if reward is None else round(reward, 3)})
+    return pd.DataFrame(rows)
+
+
+def compare(store: TraceStore, ids: list[str], alpha: float) -> tuple[str, pd.DataFrame, Any]:
+    picked = [i.split(" ", 1)[0] for i in (ids or []) if i]
+    if len(picked) < 2:
+        raise ValueError("pick at least two sessions to compare")
+    replays = [Replay.load(store, resolve_prefix(store, i) if len(i) < 32 else i) for i in picked]
+    fig = charts.cost_by_model([(f"α {r.session['alpha']:g} · {r.session['id'][:6]}", r.steps) for r in replays])
+    return aligned_html(replays), summary_table(replays, float(alpha), normaliser(store)), fig
+
+
+def recent_choices(store: TraceStore, n: int = 200) -> list[tuple[str, str]]:
+    df, _ = store.list_sessions(page_size=n, count_limit=1)
+    return [(f"{i[:8]} · α {a:g} · {q[:60]}", i) for i, a, q in zip(df["id"], df["alpha"], df["question"])]
+
+
+def build(store: TraceStore, picked: gr.State) -> gr.Dropdown:
+    """The Compare tab (inside a gr.Tab); returns the picker so the live tab can fill it."""
+    gr.Markdown("Pick two or more sessions — e.g. the same question at α = 0 and α = 0.8. Steps line up by route "
+                "turn. The reward is Router-R1's: −1 for a format error, 0 if wrong, (1−α) + α·R_cost if right, with "
+                f"R_cost normalised over the last {WINDOW} finished sessions in this store.")
+    with gr.Row():
+        pick = gr.Dropdown(recent_choices(store), multiselect=True, allow_custom_value=True, label="Sessions",
+                           elem_id="rs-compare-pick", scale=4, min_width=260)
+        refresh = gr.Button("↻ recent", size="sm", min_width=60)
+        alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="α for the reward", min_width=200, scale=2)
+        go_btn = gr.Button("Compare", variant="primary", elem_id="rs-compare-go", min_width=90)
+    msg = gr.Markdown()
+    aligned = gr.HTML(elem_id="rs-compare-table")
+    table = gr.Dataframe(interactive=False, datatype="str", elem_id="rs-compare-summary")
+    cost = gr.Plot()
+
+    def do_compare(ids: list[str], a: float):
+        try:
+            html, tbl, fig = compare(store, ids, a)
+        except (ValueError, KeyError) as e:
+            return f"⚠ {esc(err_text(e))}", gr.update(), gr.update(), gr.update()
+        return "", html, tbl, fig
+
+    go_btn.click(do_compare, [pick, alpha], [msg, aligned, table, cost], api_name="compare")
+    alpha.release(do_compare, [pick, alpha], [msg, aligned, table, cost], api_name=False)
+    refresh.click(lambda: gr.update(choices=recent_choices(store)), None, pick, api_name=False)
+    picked.change(lambda ids: gr.update(choices=recent_choices(store), value=ids), picked, pick, api_name=False).then(
+        do_compare, [pick, alpha], [msg, aligned, table, cost], api_name=False)
+    return pick

@@ -1,0 +1,316 @@
+"""Explorer tab: filter and page the stored sessions, replay one step by step, annotate, export."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from router_core.step import Step
+from storage import SessionFilter, TraceStore
+from storage.models import LABELS
+from storage.summary import distinct_values, ids_with_prefix, usage_by_model
+
+from . import charts
+from .render import err_text, esc, money, session_messages
+
+PAGE_SIZE = 25
+SUMMARY_MAX = 5000  # summary charts cover at most this many of the matching sessions
+SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "cost ↓": ("cost_usd", True),
+         "cost ↑": ("cost_usd", False), "α ↓": ("alpha", True), "α ↑": ("alpha", False), "EM ↓": ("em", True),
+         "EM ↑": ("em", False), "latency ↓": ("latency_s", True), "calls ↓": ("calls", True)}
+STATUSES = ["", "done", "running", "stopped", "error", "interrupted"]
+TABLE_COLUMNS = ["when", "status", "question", "answer", "EM", "α", "$", "calls", "steps", "dataset", "id"]
+
+
+def _num(value: Any, field: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: '{value}' is not a number") from None
+    if math.isnan(v):
+        return None
+    return v
+
+
+def make_filter(text: str = "", dataset: str = "", correct: str = "any", model: str = "", alpha_min: Any = None,
+                alpha_max: Any = None, cost_min: Any = None, cost_max: Any = None, status: str = "",
+                label: str = "", run_id: str = "") -> SessionFilter:
+    """Form values → SessionFilter; a bad value raises ValueError naming the field."""
+    f = SessionFilter(text=(text or "").strip() or None, dataset=dataset or None,
+                      correct={"correct": True, "wrong": False}.get(correct or "any"), model=model or None,
+                      alpha_min=_num(alpha_min, "α min"), alpha_max=_num(alpha_max, "α max"),
+                      cost_min=_num(cost_min, "$ min"), cost_max=_num(cost_max, "$ max"),
+                      status=status or None, label=label or None, run_id=(run_id or "").strip() or None)
+    for lo, hi, name in ((f.alpha_min, f.alpha_max, "α"), (f.cost_min, f.cost_max, "$")):
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"{name} range: min {lo:g} is above max {hi:g}")
+    if f.label and f.label not in LABELS:
+        raise ValueError(f"label: '{f.label}' is not one of {', '.join(LABELS)}")
+    return f
+
+
+def parse_step(value: str | None) -> int | None:
+    """The annotation form's step box: empty → the whole session, else a step index."""
+    v = (value or "").strip()
+    if not v:
+        return None
+    if not v.isdigit():
+        raise ValueError(f"step: '{v}' is not a step number (0, 1, 2, …)")
+    return int(v)
+
+
+def table_of(df: pd.DataFrame) -> pd.DataFrame:
+    """Store page → the table users read (plain text cells; Gradio shows them as text, not HTML)."""
+    if df.empty:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    return pd.DataFrame({
+        "when": [time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in df["created_at"]],
+        "status": df["status"], "question": df["question"].str.slice(0, 120),
+        "answer": df["answer"].fillna("").str.slice(0, 60),
+        "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
+        "α": df["alpha"].map(lambda v: f"{v:g}"), "$": df["cost_usd"].map(money), "calls": df["calls"],
+        "steps": df["n_steps"], "dataset": df["dataset"].fillna(""), "id": df["id"].str.slice(0, 12)})
+
+
+def page(store: TraceStore, f: SessionFilter, sort: str, page_no: int) -> tuple[pd.DataFrame, list[str], str]:
+    col, desc = SORTS.get(sort, SORTS["newest"])
+    df, total = store.list_sessions(f, sort=col, desc=desc, page=max(0, page_no), page_size=PAGE_SIZE)
+    shown = f"{total:,}+" if df.attrs.get("total_capped") else f"{total:,}"
+    first = page_no * PAGE_SIZE
+    info = (f"sessions {first + 1}–{first + len(df)} of {shown}" if len(df) else f"no sessions on this page ({shown} match)")
+    return table_of(df), list(df["id"]), info
+
+
+def summary(store: TraceStore, f: SessionFilter) -> tuple[Any, Any, Any]:
+    df, total = store.list_sessions(f, page_size=SUMMARY_MAX, count_limit=SUMMARY_MAX + 1)
+    usage = usage_by_model(store, list(df["id"])) if not df.empty else {}
+    fig1 = charts.cost_vs_correct(df)
+    if total > SUMMARY_MAX:
+        fig1.update_layout(title=f"Cost vs correctness (newest {SUMMARY_MAX:,} of {total - 1:,}+ sessions)")
+    return fig1, charts.model_share(usage), charts.em_by_dataset(df)
+
+
+def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
+    """Write the filtered set to a temp file (JSONL with steps and annotations, or a CSV of sessions)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fd, path = tempfile.mkstemp(prefix=f"router-studio-{stamp}-", suffix=f".{fmt}")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        if fmt == "jsonl":
+            store.export_jsonl(out, f)
+        else:
+            first = True
+            for p in range(10_000):
+                df, _ = store.list_sessions(f, sort="created_at", desc=False, page=p, page_size=1000, count_limit=1)
+                if df.empty:
+                    break
+                df.to_csv(out, index=False, header=first)
+                first = False
+            if first:
+                out.write(",".join(TraceStore.LIST_COLUMNS) + "\n")
+    return path
+
+
+@dataclass
+class Replay:
+    """One stored session, drawn at step k with the same renderers and charts as the live run."""
+
+    session: dict[str, Any]
+    steps: list[Step]
+    annotations: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, store: TraceStore, session_id: str) -> "Replay":
+        sid = (session_id or "").strip()
+        if not sid:
+            raise KeyError("type or pick a session id first")
+        if len(sid) < 32:  # the table shows 12 characters; accept any unique prefix
+            sid = resolve_prefix(store, sid)
+        s, steps, ann = store.load_session(sid)
+        return cls(s, steps, ann)
+
+    @property
+    def models(self) -> list[str]:
+        return [m["name"] for m in (self.session.get("pool") or {}).get("models", [])]
+
+    def at(self, k: int) -> tuple[list[dict], Any, Any, Any]:
+        shown = self.steps[:max(0, min(k, len(self.steps)))]
+        return (session_messages(self.session["question"], shown), charts.timeline(shown, self.models),
+                charts.cost_by_model([("this session", shown)]), charts.choices(shown))
+
+    def header(self) -> str:
+        s = self.session
+        gold = " | ".join(s.get("gold") or []) or "—"
+        em = "—" if s.get("em") is None else f"{s['em']:.0f}"
+        return (f'<div class="rs-summary"><b>{esc(s["question"])}</b><br>answer {esc(s.get("answer") or "(none)")} · '
+                f"gold {esc(gold)} · EM {em} · {money(s.get('cost_usd') or 0)} · {s.get('calls')} call(s) · "
+                f"α {s['alpha']:g} · {esc(s['status'])} · policy {esc(s['policy'])} · pool {esc(s['pool_name'])} · "
+                f"<code>{esc(s['id'])}</code></div>")
+
+    def annotation_table(self) -> pd.DataFrame:
+        rows = [{"when": time.strftime("%Y-%m-%d %H:%M", time.localtime(a["created_at"])), "step": a["step_idx"],
+                 "label": a["label"], "note": a["note"]} for a in self.annotations]
+        return pd.DataFrame(rows, columns=["when", "step", "label", "note"])
+
+
+def resolve_prefix(store: TraceStore, prefix: str) -> str:
+    """A short id (as the table shows it) → the full session id, if exactly one matches."""
+    matches = ids_with_prefix(store, prefix, limit=2)
+    if not matches:
+        raise KeyError(f"no session id starts with '{prefix}'")
+    if len(matches) > 1:
+        raise KeyError(f"'{prefix}' matches several sessions; give more characters")
+    return matches[0]
+
+
+def build(store: TraceStore, tabs: gr.Tabs) -> dict[str, Any]:
+    """The Explorer tab (inside a gr.Tab); returns the handles the app wires to deep links."""
+    values = distinct_values(store)
+    with gr.Row():
+        text = gr.Textbox(label="Text in question or answer", min_width=200, elem_id="rs-f-text")
+        dataset = gr.Dropdown([""] + values["datasets"], value="", label="Dataset", allow_custom_value=True, min_width=140)
+        correct = gr.Radio(["any", "correct", "wrong"], value="any", label="Correct", min_width=200)
+        model = gr.Dropdown([""] + values["models"], value="", label="Model used", allow_custom_value=True, min_width=140)
+        status = gr.Dropdown(STATUSES, value="", label="Status", min_width=120)
+        label = gr.Dropdown([""] + list(LABELS), value="", label="Label", min_width=140)
+    with gr.Row():
+        # Text boxes, not gr.Number: an empty box must mean "no bound", and Number sends 0.
+        a_min = gr.Textbox(label="α min", placeholder="any", min_width=90, elem_id="rs-f-amin")
+        a_max = gr.Textbox(label="α max", placeholder="any", min_width=90, elem_id="rs-f-amax")
+        c_min = gr.Textbox(label="$ min", placeholder="any", min_width=90, elem_id="rs-f-cmin")
+        c_max = gr.Textbox(label="$ max", placeholder="any", min_width=90, elem_id="rs-f-cmax")
+        run_id = gr.Dropdown([""] + values["run_ids"], value="", label="Eval run", allow_custom_value=True, min_width=140)
+        sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
+        page_no = gr.Number(value=1, label="Page", precision=0, minimum=1, min_width=80)
+        search = gr.Button("Search", variant="primary", elem_id="rs-search", min_width=90)
+    info = gr.Markdown(elem_id="rs-page-info")
+    table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="rs-table", max_height=420,
+                         datatype="str")
+    ids = gr.State([])
+    with gr.Accordion("Summary of the filtered set", open=False):
+        with gr.Row():
+            s1, s2, s3 = gr.Plot(min_width=280), gr.Plot(min_width=280), gr.Plot(min_width=280)
+    with gr.Accordion("Export the filtered set", open=False):
+        with gr.Row():
+            exp_jsonl = gr.Button("JSONL (sessions with steps and annotations)", size="sm")
+            exp_csv = gr.Button("CSV (one row per session)", size="sm")
+        exp_file = gr.File(label="Download", interactive=False, height=80)
+
+    gr.Markdown("### Replay")
+    with gr.Row():
+        open_id = gr.Textbox(label="Session id (or the first 12 characters)", elem_id="rs-open-id", min_width=240)
+        open_btn = gr.Button("Open", elem_id="rs-open", min_width=80)
+    header = gr.HTML(elem_id="rs-replay-header")
+    with gr.Row():
+        prev_btn = gr.Button("◀ Back", elem_id="rs-prev", size="sm", min_width=60)
+        k = gr.Slider(0, 1, value=0, step=1, label="Steps shown", elem_id="rs-step", min_width=200)
+        next_btn = gr.Button("Forward ▶", elem_id="rs-next", size="sm", min_width=60)
+        all_btn = gr.Button("Show all", size="sm", min_width=60)
+    current = gr.State("")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=360):
+            chat = gr.Chatbot(label="Replay", height=520, sanitize_html=True, latex_delimiters=[],
+                              elem_id="rs-replay-chat", group_consecutive_messages=False)
+        with gr.Column(scale=2, min_width=320):
+            p1, p2, p3 = gr.Plot(), gr.Plot(), gr.Plot()
+    with gr.Accordion("Annotate", open=True):
+        with gr.Row():
+            ann_label = gr.Dropdown(list(LABELS), value=LABELS[0], label="Label", elem_id="rs-ann-label", min_width=160)
+            ann_step = gr.Textbox(label="Step (empty = whole session)", placeholder="whole session",
+                                  elem_id="rs-ann-step", min_width=120)
+            ann_note = gr.Textbox(label="Note", elem_id="rs-ann-note", min_width=240, scale=3)
+            ann_btn = gr.Button("Save annotation", elem_id="rs-ann-save", min_width=120)
+        ann_msg = gr.Markdown(elem_id="rs-ann-msg")
+        ann_table = gr.Dataframe(headers=["when", "step", "label", "note"], interactive=False, datatype="str",
+                                 elem_id="rs-ann-table")
+    filters = [text, dataset, correct, model, a_min, a_max, c_min, c_max, status, label, run_id]
+
+    def do_search(*vals):
+        *fv, sort_v, page_v = vals
+        try:
+            f = make_filter(*fv)
+            tbl, page_ids, msg = page(store, f, sort_v, int(page_v or 1) - 1)
+            figs = summary(store, f)
+        except (ValueError, KeyError) as e:
+            gr.Warning(err_text(e))
+            return gr.update(), gr.update(), f"⚠ {esc(err_text(e))}", gr.update(), gr.update(), gr.update()
+        return tbl, page_ids, msg, *figs
+
+    def do_open(sid: str, k_val: float | None = None):
+        try:
+            r = Replay.load(store, sid)
+        except (KeyError, ValueError) as e:
+            return ("", f'<span class="rs-bad">{esc(err_text(e))}</span>', gr.update(), [], gr.update(), gr.update(),
+                    gr.update(), gr.update())
+        n = len(r.steps)
+        shown = n if k_val is None else int(k_val)
+        msgs, f1, f2, f3 = r.at(shown)
+        return (r.session["id"], r.header(), gr.update(maximum=max(n, 1), value=shown), msgs, f1, f2, f3,
+                r.annotation_table())
+
+    def do_step(sid: str, k_val: float):
+        if not sid:
+            return [], gr.update(), gr.update(), gr.update()
+        try:
+            r = Replay.load(store, sid)
+        except KeyError as e:
+            gr.Warning(err_text(e))
+            return gr.update(), gr.update(), gr.update(), gr.update()
+        return r.at(int(k_val or 0))
+
+    def move(sid: str, k_val: float, delta: int):
+        if not sid:
+            return gr.update()
+        n = len(store.load_steps(sid))
+        return max(0, min(n, int(k_val or 0) + delta))
+
+    def do_select(page_ids: list[str], evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not page_ids or row is None or row >= len(page_ids):
+            return gr.update()
+        return page_ids[row]
+
+    def do_annotate(sid: str, lab: str, step: str, note: str):
+        if not sid:
+            return "⚠ open a session first", gr.update()
+        try:
+            step_idx = parse_step(step)
+            store.annotate(sid, lab, note or "", step_idx)
+        except (KeyError, ValueError) as e:
+            return f"⚠ {esc(err_text(e))}", gr.update()
+        return f"saved **{esc(lab)}**" + (f" on step {step_idx}" if step_idx is not None else ""), \
+            Replay.load(store, sid).annotation_table()
+
+    def do_export(fmt: str, *fv):
+        try:
+            return export_file(store, make_filter(*fv), fmt)
+        except ValueError as e:
+            gr.Warning(err_text(e))
+            return None
+
+    outs = [table, ids, info, s1, s2, s3]
+    search.click(do_search, filters + [sort, page_no], outs, api_name="search")
+    text.submit(do_search, filters + [sort, page_no], outs, api_name=False)
+    open_outs = [current, header, k, chat, p1, p2, p3, ann_table]
+    open_btn.click(do_open, open_id, open_outs, api_name="open_session")
+    open_id.submit(do_open, open_id, open_outs, api_name=False)
+    table.select(do_select, ids, open_id, api_name=False).then(do_open, open_id, open_outs, api_name=False)
+    k.release(do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+    prev_btn.click(lambda s, v: move(s, v, -1), [current, k], k, api_name=False).then(
+        do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+    next_btn.click(lambda s, v: move(s, v, +1), [current, k], k, api_name=False).then(
+        do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+    all_btn.click(lambda s: len(store.load_steps(s)) if s else 0, current, k, api_name=False).then(
+        do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+    ann_btn.click(do_annotate, [current, ann_label, ann_step, ann_note], [ann_msg, ann_table], api_name="annotate")
+    exp_jsonl.click(lambda *v: do_export("jsonl", *v), filters, exp_file, api_name=False)
+    exp_csv.click(lambda *v: do_export("csv", *v), filters, exp_file, api_name=False)
+    return {"open_id": open_id, "open_outs": open_outs, "do_open": do_open, "do_search": do_search,
+            "search_inputs": filters + [sort, page_no], "search_outs": outs}
