@@ -38,7 +38,7 @@ class Recording(Engine):
         t0 = time.perf_counter()
         out = fn(*a, **kw)
         self.log.append({"op": name, "engine": self.inner, "args": a, "kw": {k: v for k, v in kw.items() if k != "on_text"},
-                         "s": time.perf_counter() - t0})
+                         "s": time.perf_counter() - t0, "out": out, "at": t0})
         return out
 
     def generate(self, prompt, **kw):

@@ -219,7 +219,8 @@ def build(store: TraceStore, tabs: gr.Tabs) -> dict[str, Any]:
             chat = gr.Chatbot(label="Replay", height=520, sanitize_html=True, latex_delimiters=[],
                               elem_id="rs-replay-chat", group_consecutive_messages=False)
         with gr.Column(scale=2, min_width=320):
-            p1, p2, p3 = gr.Plot(), gr.Plot(), gr.Plot()
+            p1, p2, p3 = (gr.Plot(elem_id="rs-r-timeline"), gr.Plot(elem_id="rs-r-cost"),
+                          gr.Plot(elem_id="rs-r-choice"))
     with gr.Accordion("Annotate", open=True):
         with gr.Row():
             ann_label = gr.Dropdown(list(LABELS), value=LABELS[0], label="Label", elem_id="rs-ann-label", min_width=160)

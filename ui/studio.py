@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from router_core.loop import Router
+from router_core.loop import EngineProvider, Router
 from router_core.policy import Policy, PolicyBook
 from router_core.pool import ModelSpec, Pool, PoolError, load_pool
 from router_core.protocol import ASSETS
@@ -45,6 +45,7 @@ class Studio:
     default_pool: str
     overrides: dict[str, Any] | None = None
     echo: bool = False             # also print engine progress to the terminal (python app.py)
+    engines: EngineProvider | None = None  # how engines are obtained (default: the shared cache)
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
     progress_log: list[str] = field(default_factory=list)
     _stops: dict[str, threading.Event] = field(default_factory=dict)
@@ -101,7 +102,8 @@ class Studio:
 
     def router(self, policy: str | None, pool: str | None) -> Router:
         pol = self.policy(policy)
-        return Router(pol, self.pool(pool), config=pol.run_config(self.overrides), progress=self.note)
+        return Router(pol, self.pool(pool), engines=self.engines, config=pol.run_config(self.overrides),
+                      progress=self.note)
 
     def note(self, message: str) -> None:
         if self.echo:
