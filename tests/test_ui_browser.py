@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from router_core.policy import load_policies
-from storage import TraceStore
+from storage import SessionFilter, TraceStore
 from ui.app import build, launch
 from ui.studio import Studio
 from ui_fixtures import PAYLOADS, write_session
@@ -239,5 +239,29 @@ def test_stored_injection_payloads_never_execute(app, browser, tmp_path):
         shown = page.evaluate("document.querySelector('#rs-replay-chat').textContent")  # folded parts too
         for p in ("<script>window.__pwned", "onerror=", "[markdown link](javascript:", "</information><search>"):
             assert p in shown, p  # shown as the characters it is
+    finally:
+        ctx.close()
+
+
+def test_rerun_at_another_alpha_offers_compare(app, browser):
+    url, store = app
+    ctx, page = _page(browser)
+    q = "Which planet is known as the Red Planet?"
+    try:
+        _ask(page, url, q, "Mars")
+        page.wait_for_selector("#rs-status .rs-summary", timeout=RUN_TIMEOUT_MS)
+        assert not page.locator("#rs-compare-again").is_visible()
+        alpha = page.locator("#rs-alpha input[type=number]")
+        alpha.fill("0.9")
+        alpha.press("Enter")
+        page.click("#rs-run")
+        page.wait_for_selector("#rs-status .rs-summary:has-text('α 0.9')", timeout=RUN_TIMEOUT_MS)
+        page.click("#rs-compare-again")
+        page.wait_for_selector("#rs-compare-table table.rs-compare")
+        heads = page.locator("#rs-compare-table thead th").all_inner_texts()
+        assert any("α 0 " in h for h in heads) and any("α 0.9" in h for h in heads)
+        assert page.get_by_role("tab", name="Compare", selected=True).is_visible()
+        df, _ = store.list_sessions(SessionFilter(text=q))
+        assert sorted(df["alpha"]) == [0.0, 0.9]
     finally:
         ctx.close()
