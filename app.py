@@ -27,8 +27,11 @@ def _alpha(v: str) -> float:
     return a
 
 
-def _add_router_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--alpha", type=_alpha, default=0.0, help="cost coefficient α in [0, 1] (default 0)")
+def _add_router_args(p: argparse.ArgumentParser, alpha_list: bool = False) -> None:
+    if alpha_list:
+        p.add_argument("--alpha", default="0,0.5,0.9", help="comma list of α values (default 0,0.5,0.9)")
+    else:
+        p.add_argument("--alpha", type=_alpha, default=0.0, help="cost coefficient α in [0, 1] (default 0)")
     p.add_argument("--pool", default=None, help="model pool YAML (default assets/pools/local.yaml)")
     p.add_argument("--policy", default=None, help="policy preset from assets/policies.yaml")
     p.add_argument("--policies", default=None, help="another policies YAML file")
@@ -219,6 +222,92 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if rep.errors else 0
 
 
+def _datasets(names: list[str], limit: int | None):
+    from router_core.datasets import bundled_datasets, load_dataset
+    bundled = bundled_datasets()
+    paths: list[Path] = []
+    for n in names:
+        if n == "bundled":
+            paths += list(bundled.values())
+        elif n in bundled:
+            paths.append(bundled[n])
+        else:
+            paths.append(Path(n))
+    items = []
+    for p in paths:
+        if not p.exists():
+            raise ValueError(f"--dataset: no file {p} (or a bundled set: {', '.join(['bundled', *bundled])})")
+        items += load_dataset(p, limit=limit)
+    return items
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from evaluation.report import build_report, markdown, write
+    from evaluation.runner import EvalRunner, default_run_id, parse_alphas, parse_baselines
+    from router_core.policy import customise, load_policies
+    from router_core.pool import load_pool
+    from storage import TraceStore
+
+    items = _datasets(args.dataset, args.limit)
+    policy = customise(load_policies(args.policies).get(args.policy), model=args.policy_model,
+                       engine=args.policy_engine, template=args.template)
+    pool = load_pool(args.pool)
+    alphas = parse_alphas(args.alpha)
+    baselines = parse_baselines(args.baselines, pool)
+    overrides = {"max_turns": args.max_turns} if args.max_turns is not None else None
+    run_id = args.run_id or default_run_id(items, policy, pool, overrides)
+    with TraceStore(args.db) as store:
+        runner = EvalRunner(store, policy, pool, run_id=run_id, alphas=alphas, baselines=baselines,
+                            overrides=overrides, batch=args.batch)
+        print(f"eval run {run_id}: {len(items)} question(s) × router at α {', '.join(f'{a:g}' for a in alphas)}"
+              f" + baselines {', '.join(baselines) or 'none'}; storing in {store.where}", file=sys.stderr)
+        bar = tqdm(total=1, unit="session", dynamic_ncols=True, file=sys.stderr, disable=None)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_description(phase)
+            bar.update(done - bar.n)
+
+        try:
+            summary = runner.run(items, progress)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted: finished sessions are stored; run the same command to resume run {run_id}",
+                  file=sys.stderr)
+            return 130
+        bar.close()
+        print(f"{summary.done} session(s) run, {summary.skipped} already done, {summary.failed} failed, "
+              f"{summary.stopped} stopped, {summary.unavailable} baseline(s) without a source, "
+              f"{summary.seconds:.0f}s", file=sys.stderr)
+        rep = build_report(store, [run_id], alphas)
+    print(markdown(rep))
+    out_dir = Path(args.report_dir or Path("eval-results") / run_id)
+    files = write(rep, out_dir)
+    print(f"report: {', '.join(str(f) for f in files)}", file=sys.stderr)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({
+            "run_id": run_id, "summary": summary.__dict__ | {"session_ids": None},
+            "strong": rep.strong, "weak": rep.weak, "curves": rep.curves,
+            "table": rep.table.to_dict(orient="records")}, indent=2, default=str), encoding="utf-8")
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evaluation.report import build_report, markdown, write
+    from storage import TraceStore
+    with TraceStore(args.db) as store:
+        rep = build_report(store, args.run_id)
+    if rep.empty:
+        print(f"no finished sessions for run(s) {', '.join(args.run_id)} in {store.where}", file=sys.stderr)
+        return 1
+    print(markdown(rep))
+    if args.out:
+        print(f"report: {', '.join(str(f) for f in write(rep, Path(args.out)))}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.app import serve
     return serve(args)
@@ -255,6 +344,24 @@ def main(argv: list[str] | None = None) -> int:
     im = sub.add_parser("import", help="import sessions from a JSON lines export (idempotent)")
     im.add_argument("file")
     im.add_argument("--db", default=None)
+    ev = sub.add_parser("eval", help="run the router and baselines over question sets; stored, resumable")
+    ev.add_argument("--dataset", action="append", required=True,
+                    help="question file (FlashRAG/Router-R1/plain JSONL, CSV, parquet) or a bundled set: "
+                         "single_hop, multi_hop, bundled (repeatable)")
+    _add_router_args(ev, alpha_list=True)
+    ev.add_argument("--limit", type=int, default=None, help="first N questions of each file")
+    ev.add_argument("--baselines", default="all", help="all | none | comma list of only, only:<Model>, largest, "
+                                                       "cheapest, random, knn (default all)")
+    ev.add_argument("--batch", type=int, default=1, help="router rollouts advancing together (default 1)")
+    ev.add_argument("--run-id", default=None, help="default: derived from questions, policy and pool (resumes)")
+    ev.add_argument("--db", default=None)
+    ev.add_argument("--json-out", default=None, help="write the results table and run summary as JSON")
+    ev.add_argument("--report-dir", default=None, help="where results.md/.csv and figures.html go "
+                                                       "(default eval-results/<run id>)")
+    rp = sub.add_parser("report", help="results table of stored eval runs")
+    rp.add_argument("--run-id", action="append", required=True)
+    rp.add_argument("--db", default=None)
+    rp.add_argument("--out", default=None, help="also write results.md/.csv and figures.html here")
     p.add_argument("--db", default=None, help="trace store URL or SQLite path")
     args = p.parse_args(argv)
     from router_core.engines import EngineError
@@ -263,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     from router_core.protocol import TemplateError
     from router_core.weights import WeightsError
     from storage import StoreError
-    commands = {"ask": cmd_ask, "sessions": cmd_sessions, "export": cmd_export, "import": cmd_import}
+    from router_core.datasets import DatasetError  # noqa: F401 — a ValueError, named here for readers
+    commands = {"ask": cmd_ask, "sessions": cmd_sessions, "export": cmd_export, "import": cmd_import,
+                "eval": cmd_eval, "report": cmd_report}
     try:
         return commands.get(args.cmd, cmd_serve)(args)
     except (PoolError, PolicyError, TemplateError, WeightsError, EngineError, StoreError, ValueError) as e:

@@ -48,3 +48,15 @@ def ids_with_prefix(store: TraceStore, prefix: str, limit: int = 2) -> list[str]
         q = q.where(S.id < hi)
     with store._read() as conn:
         return [r[0] for r in conn.execute(q.order_by(S.id).limit(limit))]
+
+
+def usage_rows_of(store: TraceStore, session_ids: Sequence[str]) -> list[tuple[str, str, int, float]]:
+    """(session id, model, calls, dollars) for the given sessions, for per-method usage shares."""
+    U = ModelUsageRow
+    out: list[tuple[str, str, int, float]] = []
+    with store._read() as conn:
+        for i in range(0, len(session_ids), IN_CHUNK):
+            chunk = list(session_ids[i:i + IN_CHUNK])
+            out += [(r[0], r[1], int(r[2] or 0), float(r[3] or 0.0)) for r in conn.execute(
+                select(U.session_id, U.model, U.calls, U.cost_usd).where(U.session_id.in_(chunk)))]
+    return out

@@ -1,0 +1,177 @@
+"""Results of stored eval runs: per method and α — EM, F1, $, calls, tokens, Router-R1 reward —
+and, where a strong/weak pair exists, PGR per row and APGR / CPT(50 %, 80 %) per curve.
+
+Everything is computed from the stored sessions, so a report can be rebuilt at any time and the
+web app shows the same numbers as the command line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from router_core.cost import CostNormalizer
+from router_core.curves import apgr, cpt, pgr
+from storage import SessionFilter, TraceStore
+from storage.summary import usage_rows_of
+
+from .runner import BASELINE_PREFIX
+
+COLUMNS = ["method", "α", "n", "EM", "F1", "$/query", "calls/query", "tokens/query", "reward", "strong share", "PGR"]
+
+
+@dataclass
+class Report:
+    run_ids: list[str]
+    sessions: pd.DataFrame                 # one row per finished session (with strong_calls, calls_total)
+    table: pd.DataFrame                    # COLUMNS, one row per method and α
+    strong: str | None = None
+    weak: str | None = None
+    curves: dict[str, dict[str, float | None]] = field(default_factory=dict)  # family → APGR, CPT50, CPT80
+    usage: pd.DataFrame | None = None      # session_id, model, calls, cost
+
+    @property
+    def empty(self) -> bool:
+        return self.sessions.empty
+
+
+def family(method: str) -> str:
+    """Methods that form one curve: the router over α, the kNN router over its threshold."""
+    if method.startswith(f"{BASELINE_PREFIX}knn@"):
+        return "kNN router (RouteLLM-style)"
+    if method.startswith(BASELINE_PREFIX):
+        return method[len(BASELINE_PREFIX):]
+    return method
+
+
+def load_sessions(store: TraceStore, run_ids: Sequence[str]) -> pd.DataFrame:
+    frames = []
+    for rid in run_ids:
+        page = 0
+        while True:
+            df, _ = store.list_sessions(SessionFilter(run_id=rid, status="done"), sort="created_at", desc=False,
+                                        page=page, page_size=2000, count_limit=1)
+            frames.append(df)
+            if len(df) < 2000:
+                break
+            page += 1
+    if not frames:
+        return pd.DataFrame(columns=list(TraceStore.LIST_COLUMNS))
+    df = pd.concat(frames, ignore_index=True)
+    # Re-runs after an interruption may leave two finished sessions for one key; the newest counts.
+    return df.drop_duplicates(subset=["run_id", "dataset", "item_id", "policy", "alpha"], keep="last")
+
+
+def reward_at(em: float | None, stored_reward: float | None, cost: float, alpha: float, norm: CostNormalizer) -> float:
+    """Router-R1's reward of a finished session at any α (format error −1, wrong 0, right (1−α)+α·R_cost)."""
+    if stored_reward is not None and not math.isnan(stored_reward) and stored_reward <= -1:
+        return -1.0
+    if em is None or (isinstance(em, float) and math.isnan(em)) or em < 1:
+        return 0.0
+    return (1.0 - alpha) + alpha * norm.reward(cost)
+
+
+def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[float] | None = None,
+                 strong: str | None = None, weak: str | None = None) -> Report:
+    df = load_sessions(store, run_ids)
+    if df.empty:
+        return Report(list(run_ids), df, pd.DataFrame(columns=COLUMNS))
+    usage = pd.DataFrame(usage_rows_of(store, list(df["id"])), columns=["session_id", "model", "calls", "cost"])
+    if strong is None or weak is None:
+        strong, weak = strong_weak(store, df)
+    calls_by = usage.groupby("session_id")["calls"].sum()
+    strong_by = usage[usage["model"] == strong].groupby("session_id")["calls"].sum() if strong else pd.Series(dtype=float)
+    df = df.assign(calls_total=df["id"].map(calls_by).fillna(0), strong_calls=df["id"].map(strong_by).fillna(0))
+    norm = CostNormalizer(window=max(2, len(df)))
+    for c in df["cost_usd"]:
+        norm.observe(float(c))
+    router_alphas = sorted({float(a) for a in df.loc[~df["policy"].str.startswith(BASELINE_PREFIX), "alpha"]})
+    alphas = list(alphas) if alphas else (router_alphas or [0.0])
+    q_weak = _em_of(df, f"{BASELINE_PREFIX}only:{weak}") if weak else None
+    q_strong = _em_of(df, f"{BASELINE_PREFIX}only:{strong}") if strong else None
+    has_pair = q_weak is not None and q_strong is not None and q_weak != q_strong
+    rows = []
+    for (method, a), g in df.groupby(["policy", "alpha"], sort=False):
+        row_alphas = alphas if method.startswith(BASELINE_PREFIX) else [float(a)]
+        for ra in row_alphas:
+            em = float(g["em"].mean())
+            calls = float(g["calls_total"].sum())
+            rows.append({
+                "method": method, "α": ra, "n": len(g), "EM": em, "F1": float(g["f1"].mean()),
+                "$/query": float(g["cost_usd"].mean()), "calls/query": float(g["calls"].mean()),
+                "tokens/query": float((g["input_tokens"] + g["output_tokens"] + g["router_tokens"]).mean()),
+                "reward": float(sum(reward_at(e, r, c, ra, norm) for e, r, c in zip(g["em"], g["reward"], g["cost_usd"]))
+                                / len(g)),
+                "strong share": float(g["strong_calls"].sum() / calls) if calls else 0.0,
+                "PGR": pgr(em, q_weak, q_strong) if has_pair else None})
+    table = pd.DataFrame(rows, columns=COLUMNS).sort_values(["method", "α"], kind="stable").reset_index(drop=True)
+    curves: dict[str, dict[str, float | None]] = {}
+    if has_pair:
+        for fam, g in table.assign(family=table["method"].map(family)).groupby("family"):
+            pts = sorted({(float(s), float(e)) for s, e in zip(g["strong share"], g["EM"])})
+            if len({p[0] for p in pts}) < 2:
+                continue
+            curves[fam] = {"APGR": apgr(pts, q_weak, q_strong, add_endpoints=True),
+                           "CPT(50%)": cpt(pts, q_weak, q_strong, 0.5, add_endpoints=True),
+                           "CPT(80%)": cpt(pts, q_weak, q_strong, 0.8, add_endpoints=True)}
+    return Report(list(run_ids), df, table, strong, weak, curves, usage)
+
+
+def _em_of(df: pd.DataFrame, method: str) -> float | None:
+    rows = df[df["policy"] == method]
+    return None if rows.empty else float(rows["em"].mean())
+
+
+def strong_weak(store: TraceStore, df: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The pool's largest and cheapest models (as the runner's baselines define them)."""
+    from router_core.pool import Pool
+    from router_core.single_round import cheapest, largest
+    sid = df["id"].iloc[0]
+    snap = store.get_session(sid).get("pool") or {}
+    try:
+        pool = Pool.model_validate({k: v for k, v in snap.items()})
+    except Exception:  # noqa: BLE001 — an old or foreign snapshot: no pair, no PGR
+        return None, None
+    if len(pool.models) < 2:
+        return None, None
+    return largest(pool).name, cheapest(pool).name
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}".rstrip("0").rstrip(".") if v != int(v) else f"{v:g}"
+    return str(v)
+
+
+def markdown(rep: Report) -> str:
+    """The results table (and curve summaries) as GitHub-flavoured Markdown."""
+    lines = [f"Runs: {', '.join(rep.run_ids)} · {len(rep.sessions)} finished sessions"]
+    if rep.strong and rep.weak:
+        lines.append(f"Strong/weak pair for PGR: {rep.strong} / {rep.weak}")
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for _, r in rep.table.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) for c in COLUMNS) + " |")
+    if rep.curves:
+        lines += ["", "| curve | APGR | CPT(50%) | CPT(80%) |", "|---|---|---|---|"]
+        for fam, c in rep.curves.items():
+            lines.append(f"| {fam} | {_fmt(c['APGR'])} | {_fmt(c['CPT(50%)'])} | {_fmt(c['CPT(80%)'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(rep: Report, out_dir: Path) -> list[Path]:
+    """results.md, results.csv and figures.html (plotly, self-contained) in `out_dir`."""
+    from .figures import all_figures
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv, html = out_dir / "results.md", out_dir / "results.csv", out_dir / "figures.html"
+    md.write_text(markdown(rep), encoding="utf-8")
+    rep.table.to_csv(csv, index=False)
+    figs = all_figures(rep)
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    html.write_text("<html><head><meta charset='utf-8'><title>Router-R1 Studio evaluation</title></head><body>"
+                    + "".join(parts) + "</body></html>", encoding="utf-8")
+    return [md, csv, html]
