@@ -111,9 +111,9 @@ def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[flo
     curves: dict[str, dict[str, float | None]] = {}
     if has_pair:
         for fam, g in table.assign(family=table["method"].map(family)).groupby("family"):
+            if fam != family(f"{BASELINE_PREFIX}knn@") and str(g["method"].iloc[0]).startswith(BASELINE_PREFIX):
+                continue  # a fixed single-round choice is one point, not a curve
             pts = sorted({(float(s), float(e)) for s, e in zip(g["strong share"], g["EM"])})
-            if len({p[0] for p in pts}) < 2:
-                continue
             curves[fam] = {"APGR": apgr(pts, q_weak, q_strong, add_endpoints=True),
                            "CPT(50%)": cpt(pts, q_weak, q_strong, 0.5, add_endpoints=True),
                            "CPT(80%)": cpt(pts, q_weak, q_strong, 0.8, add_endpoints=True)}

@@ -1,4 +1,4 @@
-"""The Gradio app: Live, Explorer, Compare and Models tabs over one Studio.
+"""The Gradio app: Live, Explorer, Compare, Evaluations and Models tabs over one Studio.
 
 `build()` makes the Blocks; `launch()` applies the queue limits and CSS the app always runs
 with (tests launch through it too); `serve()` is `python app.py`.
@@ -13,7 +13,7 @@ import gradio as gr
 from router_core.protocol import ASSETS
 from storage import TraceStore
 
-from . import compare, explorer, live, models_tab
+from . import compare, evals, explorer, live, models_tab
 from .render import esc
 from .studio import Studio
 
@@ -37,6 +37,8 @@ def build(studio: Studio) -> gr.Blocks:
                 ex = explorer.build(studio.store, tabs)
             with gr.Tab("Compare", id="compare"):
                 compare.build(studio.store, compare_ids)
+            with gr.Tab("Evaluations", id="evals"):
+                evals.build(studio.store, tabs, ex)
             with gr.Tab("Models", id="models"):
                 models_tab.build(studio)
 

@@ -1,0 +1,167 @@
+"""Evaluation: the runner end to end on the embedded default, resume after Ctrl-C, the report's numbers."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from evaluation.report import build_report, markdown, reward_at
+from evaluation.runner import EvalError, parse_alphas, parse_baselines
+from router_core.cost import CostNormalizer
+from router_core.pool import load_pool
+from router_core.single_round import short_answer
+from router_core.step import Step
+from storage import SessionFilter, TraceStore
+from storage.recorder import recorded
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = [sys.executable, str(ROOT / "app.py")]
+
+
+def test_parse_alphas_and_baselines_name_the_bad_value():
+    assert parse_alphas("0.9, 0,0.5,0") == [0.0, 0.5, 0.9]
+    with pytest.raises(EvalError, match="'x' is not a number"):
+        parse_alphas("0,x")
+    with pytest.raises(EvalError, match="1.5 is outside"):
+        parse_alphas("1.5")
+    pool = load_pool()
+    assert parse_baselines("all", pool) == ["only:SmolLM2-135M", "only:Qwen2.5-0.5B", "largest", "cheapest",
+                                            "random", "knn"]
+    assert parse_baselines("none", pool) == []
+    with pytest.raises(EvalError, match="'only:GPT-9' names no model"):
+        parse_baselines("only:GPT-9", pool)
+    with pytest.raises(EvalError, match="unknown baseline 'oracle'"):
+        parse_baselines("largest,oracle", pool)
+
+
+def test_short_answer():
+    assert short_answer("Paris.\nIt is the capital.") == "Paris"
+    assert short_answer("\n  Answer: 1969 ") == "1969"
+    assert short_answer("The answer is Jane Austen.") == "Jane Austen"
+    assert short_answer("   ") == ""
+
+
+def _session(store: TraceStore, run_id: str, item: str, method: str, alpha: float, model: str, correct: bool,
+             cost: float) -> None:
+    sid = uuid.uuid4().hex
+    t = time.time()
+    steps = [Step(sid, 0, "route", request_model=model, query="q", response="r", input_tokens=10, output_tokens=5,
+                  cost_usd=cost, started_at=t, call_started_at=t, call_ended_at=t + 0.1, ended_at=t + 0.1),
+             Step(sid, 1, "answer", text="Paris" if correct else "Rome", started_at=t, ended_at=t)]
+    list(recorded(store, steps, session_id=sid, question=f"question {item}", alpha=alpha, policy=method,
+                  engine="x", pool=load_pool().snapshot(), gold=["Paris"], dataset="demo", item_id=item,
+                  run_id=run_id))
+
+
+def test_report_numbers_by_hand(tmp_path):
+    store = TraceStore(str(tmp_path / "r.sqlite"))
+    strong, weak = "Qwen2.5-0.5B", "SmolLM2-135M"
+    outcomes = {  # method → (model, [correct per item], cost per call)
+        f"baseline/only:{strong}": (strong, [1, 1, 0, 1], 4e-6),
+        f"baseline/only:{weak}": (weak, [1, 0, 0, 0], 1e-6),
+    }
+    for m, (model, oks, cost) in outcomes.items():
+        for i, ok in enumerate(oks):
+            _session(store, "r1", f"i{i}", m, 0.0, model, bool(ok), cost)
+    for i, (model, ok) in enumerate([(strong, 1), (weak, 1), (strong, 0), (weak, 0)]):
+        _session(store, "r1", f"i{i}", "router", 0.5, model, bool(ok), 4e-6 if model == strong else 1e-6)
+    rep = build_report(store, ["r1"], alphas=[0.5])
+    assert (rep.strong, rep.weak) == (strong, weak)
+    t = rep.table.set_index("method")
+    # q_strong = 3/4, q_weak = 1/4; router EM = 2/4 → PGR = (0.5 − 0.25) / (0.75 − 0.25) = 0.5
+    assert t.loc["router", "EM"] == pytest.approx(0.5) and t.loc["router", "PGR"] == pytest.approx(0.5)
+    assert t.loc["router", "strong share"] == pytest.approx(0.5)   # 2 of its 4 calls went to the strong model
+    assert t.loc[f"baseline/only:{strong}", "PGR"] == pytest.approx(1.0)
+    assert t.loc[f"baseline/only:{weak}", "$/query"] == pytest.approx(1e-6)
+    # reward at α = 0.5 with R_cost over the 12 session costs (4e-6 is the dearest, 1e-6 the cheapest):
+    norm = CostNormalizer(window=12)
+    for c in [4e-6] * 4 + [1e-6] * 4 + [4e-6, 1e-6, 4e-6, 1e-6]:
+        norm.observe(c)
+    want = (reward_at(1, 1, 4e-6, 0.5, norm) + reward_at(1, 1, 1e-6, 0.5, norm)) / 4
+    assert t.loc["router", "reward"] == pytest.approx(want)
+    assert reward_at(1, 1, 1e-6, 0.5, norm) == pytest.approx(1.0) and reward_at(1, 1, 4e-6, 0.5, norm) == pytest.approx(0.5)
+    assert reward_at(0, 0, 1e-6, 0.5, norm) == 0 and reward_at(None, -1, 0, 0.5, norm) == -1
+    # the router's curve: points (share 0.5, EM 0.5) plus the end points (0, weak) and (1, strong)
+    assert rep.curves["router"]["CPT(50%)"] == pytest.approx(0.5)
+    assert "| router | 0.5 |" in markdown(rep)
+    store.close()
+
+
+def _eval(db: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(APP + ["eval", "--dataset", "single_hop", "--dataset", "multi_hop", "--limit", "1",
+                                 "--alpha", "0,0.9", "--max-turns", "1", "--db", str(db), *extra],
+                          capture_output=True, text=True, timeout=timeout, cwd=db.parent)
+
+
+def test_eval_end_to_end_on_the_embedded_default(tmp_path, qwen, smol):
+    db = tmp_path / "eval.sqlite"
+    out = _eval(db, "--baselines", "largest,cheapest", "--json-out", str(tmp_path / "r.json"),
+                "--report-dir", str(tmp_path / "rep"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    run_id = res["run_id"]
+    with TraceStore(str(db)) as store:
+        df, total = store.list_sessions(SessionFilter(run_id=run_id), page_size=100)
+    # 2 questions × (router at 2 α + 2 single-round calls + largest + cheapest) = 12 sessions, all done
+    assert total == 12 and set(df["status"]) == {"done"}
+    assert sorted(df["dataset"].unique()) == ["multi_hop", "single_hop"]
+    methods = df.groupby("policy").size().to_dict()
+    assert methods == {"prompted-qwen2.5-0.5b": 4, "baseline/only:Qwen2.5-0.5B": 2, "baseline/only:SmolLM2-135M": 2,
+                       "baseline/largest": 2, "baseline/cheapest": 2}
+    assert sorted(df.loc[df["policy"] == "prompted-qwen2.5-0.5b", "alpha"]) == [0.0, 0.0, 0.9, 0.9]
+    # a derived baseline reuses its source call: same answer and cost as only:<largest>
+    big = df[df["policy"] == "baseline/only:Qwen2.5-0.5B"].set_index("item_id")
+    lg = df[df["policy"] == "baseline/largest"].set_index("item_id")
+    assert (lg["answer"] == big.loc[lg.index, "answer"]).all() and (lg["cost_usd"] == big.loc[lg.index, "cost_usd"]).all()
+    table = {(r["method"], r["α"]) for r in res["table"]}
+    assert ("prompted-qwen2.5-0.5b", 0.9) in table and ("baseline/largest", 0.0) in table
+    assert res["strong"] == "Qwen2.5-0.5B" and res["weak"] == "SmolLM2-135M"
+    md = (tmp_path / "rep" / "results.md").read_text()
+    assert "| prompted-qwen2.5-0.5b | 0.9 | 2 |" in md and "PGR" in md
+    assert "plotly" in (tmp_path / "rep" / "figures.html").read_text()[:5_000_000].lower()
+    # the same command again: everything is already done
+    again = _eval(db, "--baselines", "largest,cheapest", "--report-dir", str(tmp_path / "rep"))
+    assert again.returncode == 0 and "0 session(s) run, 12 already done" in again.stderr
+
+
+def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
+    db = tmp_path / "eval.sqlite"
+    cmd = APP + ["eval", "--dataset", "multi_hop", "--limit", "3", "--alpha", "0", "--max-turns", "2",
+                 "--baselines", "none", "--db", str(db), "--report-dir", str(tmp_path / "rep")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # wait until the first session is finished and the second has begun
+            if db.exists():
+                with TraceStore(str(db), recover=False) as s:
+                    df, _ = s.list_sessions(page_size=10)
+                if (df["status"] == "done").sum() >= 1 and (df["status"] == "running").sum() >= 1:
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the eval never got to its second session")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command to resume" in err
+    with TraceStore(str(db)) as s:
+        df, _ = s.list_sessions(page_size=10)
+    assert "running" not in set(df["status"])  # Ctrl-C left no session half-open
+    n_done = int((df["status"] == "done").sum())
+    assert n_done >= 1 and "stopped" in set(df["status"])
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{3 - n_done} session(s) run, {n_done} already done" in again.stderr
+    with TraceStore(str(db)) as s:
+        df, _ = s.list_sessions(SessionFilter(status="done"), page_size=10)
+    assert sorted(df["item_id"]) == ["mh-001", "mh-002", "mh-003"]  # each item exactly once, done

@@ -1,0 +1,99 @@
+"""Evaluations tab: pick stored eval runs, see the results table and charts, open any item's replay."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from evaluation.figures import all_figures
+from evaluation.report import COLUMNS, Report, build_report
+from storage import TraceStore
+from storage.summary import distinct_values
+
+from .render import err_text, esc, money
+
+ITEM_COLUMNS = ["dataset", "item", "method", "α", "EM", "$", "calls", "answer", "question", "session"]
+
+
+def results_table(rep: Report) -> pd.DataFrame:
+    t = rep.table.copy()
+    for c in ("EM", "F1", "reward", "strong share", "PGR", "calls/query"):
+        t[c] = t[c].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.3f}")
+    t["$/query"] = t["$/query"].map(money)
+    t["tokens/query"] = t["tokens/query"].map(lambda v: f"{v:.0f}")
+    t["α"] = t["α"].map(lambda v: f"{v:g}")
+    return t[COLUMNS]
+
+
+def curves_markdown(rep: Report) -> str:
+    if not (rep.strong and rep.weak):
+        return "No strong/weak pair in these runs (run the `only`, `largest` and `cheapest` baselines for PGR)."
+    head = f"Strong / weak pair for PGR: **{esc(rep.strong)}** / **{esc(rep.weak)}**."
+    if not rep.curves:
+        return head + " No curve with two or more points of different strong-call share."
+    rows = ["| curve | APGR | CPT(50%) | CPT(80%) |", "|---|---|---|---|"]
+    for fam, c in rep.curves.items():
+        cells = ["—" if c[k] is None else f"{c[k]:.3f}" for k in ("APGR", "CPT(50%)", "CPT(80%)")]
+        rows.append(f"| {esc(fam)} | " + " | ".join(cells) + " |")
+    return head + "\n\n" + "\n".join(rows)
+
+
+def items_table(rep: Report, method: str | None) -> tuple[pd.DataFrame, list[str]]:
+    df = rep.sessions if not method else rep.sessions[rep.sessions["policy"] == method]
+    df = df.sort_values(["dataset", "item_id", "policy", "alpha"])
+    out = pd.DataFrame({"dataset": df["dataset"], "item": df["item_id"], "method": df["policy"],
+                        "α": df["alpha"].map(lambda v: f"{v:g}"), "EM": df["em"].map(lambda v: f"{v:.0f}"),
+                        "$": df["cost_usd"].map(money), "calls": df["calls"], "answer": df["answer"].fillna(""),
+                        "question": df["question"].str.slice(0, 100), "session": df["id"].str.slice(0, 12)},
+                       columns=ITEM_COLUMNS)
+    return out, list(df["id"])
+
+
+def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
+    gr.Markdown("Eval runs stored by `python app.py eval …`. Pick one or more runs; click an item row to open its "
+                "replay in the Explorer.")
+    with gr.Row():
+        runs = gr.Dropdown(distinct_values(store)["run_ids"], multiselect=True, label="Eval runs", scale=4,
+                           elem_id="rs-e-runs", allow_custom_value=True)
+        refresh = gr.Button("↻", size="sm", min_width=40)
+        show = gr.Button("Show", variant="primary", elem_id="rs-e-show", min_width=80)
+    msg = gr.Markdown(elem_id="rs-e-msg")
+    table = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-table")
+    curves = gr.Markdown()
+    with gr.Row():
+        f1, f2, f3 = gr.Plot(min_width=300), gr.Plot(min_width=300), gr.Plot(min_width=300)
+    with gr.Row():
+        method = gr.Dropdown([""], value="", label="Items of method", allow_custom_value=True, min_width=200)
+    items = gr.Dataframe(headers=ITEM_COLUMNS, interactive=False, datatype="str", wrap=True, max_height=420,
+                         elem_id="rs-e-items")
+    ids = gr.State([])
+
+    def do_show(run_ids: list[str], m: str):
+        if not run_ids:
+            return "⚠ pick at least one run", gr.update(), "", gr.update(), gr.update(), gr.update(), gr.update(), \
+                gr.update(), []
+        try:
+            rep = build_report(store, run_ids)
+        except (ValueError, KeyError) as e:
+            return f"⚠ {esc(err_text(e))}", *[gr.update()] * 7, []
+        if rep.empty:
+            return "no finished sessions in these runs", *[gr.update()] * 7, []
+        figs = all_figures(rep)
+        methods = sorted(rep.sessions["policy"].unique())
+        tbl, sids = items_table(rep, m if m in methods else None)
+        return (f"{len(rep.sessions)} finished sessions", results_table(rep), curves_markdown(rep), *figs,
+                gr.update(choices=[""] + methods), tbl, sids)
+
+    def do_open(sids: list[str], evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if row is None or row >= len(sids):
+            return gr.update(), gr.update()
+        return gr.Tabs(selected="explorer"), sids[row]
+
+    outs = [msg, table, curves, f1, f2, f3, method, items, ids]
+    show.click(do_show, [runs, method], outs, api_name="eval_report")
+    method.change(do_show, [runs, method], outs, api_name=False)
+    refresh.click(lambda: gr.update(choices=distinct_values(store)["run_ids"]), None, runs, api_name=False)
+    items.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
+        explorer["do_open"], explorer["open_id"], explorer["open_outs"], api_name=False)
