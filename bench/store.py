@@ -12,6 +12,10 @@ and measures:
 ALL DATA ARE SYNTHETIC: questions, answers, datasets ("synthetic-*"), pool and model names are
 generated here and say so. Goals: filtered page <= 100 ms p95, session load <= 20 ms p95.
 Usage: python bench/store.py [--sessions N] [--live N] [--reps N] [--db PATH] [--keep] [--seed S]
+                             [--reuse] [--out PATH]
+--reuse measures the queries again on a store kept by an earlier run (--db PATH --keep), without
+rebuilding it; only a full build of 100,000 sessions or more writes bench/results/store.json
+unless --out names a file.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +206,7 @@ def bulk_fill(store: TraceStore, gen: Generator, n: int, t_start: float, span_s:
     db_s, t0 = 0.0, time.perf_counter()
     with tqdm(total=n, unit="sess", desc="bulk fill (synthetic)", mininterval=1.0, file=sys.stdout) as bar:
         for lo in range(0, n, batch):
-            sess, steps, models, notes = [], [], [], []
+            sess, steps, models, notes, used = [], [], [], [], []
             for i in range(lo, min(n, lo + batch)):
                 created = t_start + span_s * i / max(1, n)
                 s = gen.session(i, created)
@@ -210,12 +214,16 @@ def bulk_fill(store: TraceStore, gen: Generator, n: int, t_start: float, span_s:
                 sess.append(row)
                 steps.extend(st_rows)
                 models.extend(m_rows)
+                used.append(frozenset(m["model"] for m in m_rows))
                 notes.extend({"session_id": row["id"], **a} for a in s.notes)
                 ids.append(row["id"])
                 costs.append(row["cost_usd"])
             t1 = time.perf_counter()
             with store.engine.connect().execution_options(write=True) as conn, conn.begin():
                 store._put_pool(conn, POOL.snapshot())
+                masks = {u: store._models_mask(conn, u) for u in set(used)}   # as append_step sets them
+                for row, u in zip(sess, used):
+                    row["models_mask"] = masks[u]
                 conn.execute(insert(SessionRow.__table__), sess)
                 # finished sessions go into the text index as finish() puts them there
                 store._index_text(conn, [r["id"] for r in sess if r["status"] != "running"])
@@ -328,6 +336,60 @@ def db_size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()) / 1e6
 
 
+FULL_RUN = 100_000   # the scale the published figures are for
+
+
+def write_results(res: dict[str, Any], out: str | None, *, full: bool) -> None:
+    """Only a full build replaces the published results; smaller or partial runs need an explicit --out."""
+    if out is None and not full:
+        print("results not written (not a full build; pass --out PATH to keep them)")
+        return
+    path = Path(out) if out else ROOT / "bench" / "results" / "store.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=2))
+    print(f"wrote {path}")
+
+
+def print_queries(q: dict[str, Any], reps: int) -> None:
+    """The query figures of a --reuse run, p50 / p95 side by side."""
+    fp, sl = q["filtered_page"], q["session_load"]
+    print(f"{'figure':<44}{'p50 / p95 ms':>20}   goal")
+    print(f"{'filtered page (' + str(reps) + ' mixed filters)':<44}{fp['p50_ms']:>9.1f} / {fp['p95_ms']:>8.1f}"
+          f"   <= {GOAL_PAGE_P95_MS:g} ms {'PASS' if fp['p95_ms'] <= GOAL_PAGE_P95_MS else 'MISS'}")
+    print(f"{'session load':<44}{sl['p50_ms']:>9.2f} / {sl['p95_ms']:>8.2f}"
+          f"   <= {GOAL_LOAD_P95_MS:g} ms {'PASS' if sl['p95_ms'] <= GOAL_LOAD_P95_MS else 'MISS'}")
+    for k, v in q["per_filter"].items():
+        ok = "" if k == "none" else ("PASS" if v["p95_ms"] <= GOAL_PAGE_P95_MS else "MISS")
+        print(f"{'  ' + k:<44}{v['p50_ms']:>9.1f} / {v['p95_ms']:>8.1f}   {ok}")
+
+
+def reuse(args: argparse.Namespace) -> None:
+    """Query figures only, on a kept store (opening it also upgrades an older schema, as the app would)."""
+    path = Path(args.db).expanduser().resolve()
+    if not path.exists():
+        sys.exit(f"{path}: no such store; build one first with --db {args.db} --keep")
+    t0 = time.perf_counter()
+    store = TraceStore(str(path))
+    opened_s = time.perf_counter() - t0
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(SessionRow.id, SessionRow.cost_usd).order_by(SessionRow.created_at)).all()
+        ids, costs = [r[0] for r in rows], [r[1] for r in rows]
+        print(f"SYNTHETIC data: reusing {len(ids):,} sessions in {path} (opened in {opened_s:.1f} s, "
+              f"schema v{store.schema_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs)")
+        q = query_bench(store, ids, costs, args.reps, args.seed)
+    finally:
+        store.close()
+    res = {"data": "synthetic", "sessions": len(ids), "reused": True, "queries": q, "reps": args.reps,
+           "goals": {"filtered_page_p95_ms": GOAL_PAGE_P95_MS, "session_load_p95_ms": GOAL_LOAD_P95_MS},
+           "pass": {"filtered_page": q["filtered_page"]["p95_ms"] <= GOAL_PAGE_P95_MS,
+                    "session_load": q["session_load"]["p95_ms"] <= GOAL_LOAD_P95_MS},
+           "sqlite": sqlite3.sqlite_version, "seed": args.seed, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    print()
+    print_queries(q, args.reps)
+    write_results(res, args.out, full=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=100_000, help="sessions in the store (6 steps each)")
@@ -337,7 +399,16 @@ def main() -> None:
     ap.add_argument("--db", default=None, help="SQLite file to create (must not exist; default: a temp file)")
     ap.add_argument("--keep", action="store_true", help="keep the database file at the end")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--reuse", action="store_true",
+                    help="only measure the queries, on the store an earlier run kept at --db (implies --keep)")
+    ap.add_argument("--out", default=None, help="results JSON (default: bench/results/store.json, written only "
+                                                "by a full build of at least 100,000 sessions)")
     args = ap.parse_args()
+    if args.reuse:
+        if not args.db:
+            ap.error("--reuse needs --db PATH (a store kept by an earlier run)")
+        reuse(args)
+        return
     n, live = args.sessions, min(args.live, args.sessions)
     if live < 1 or args.reps < 1:
         ap.error("--sessions, --live and --reps must be at least 1")
@@ -403,10 +474,7 @@ def main() -> None:
     for k, v in q["per_filter"].items():
         line(f"  {k}", f"{v['p50_ms']:.1f} / {v['p95_ms']:.1f} ms", "p50 / p95",
              None if k == "none" else v["p95_ms"] <= GOAL_PAGE_P95_MS)
-    out = ROOT / "bench" / "results" / "store.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results(res, args.out, full=n >= FULL_RUN)
     if args.keep:
         print(f"kept {path}")
 

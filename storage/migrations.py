@@ -10,9 +10,9 @@ import hashlib
 import json
 from typing import Any, Callable
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, bindparam, inspect, text
 
-from .models import AnnotationRow, Base, SessionRow
+from .models import AnnotationRow, Base, ModelBitRow, SessionRow
 
 FTS_TABLE = "sessions_fts"
 
@@ -73,17 +73,58 @@ def _v3_pools_indexes_text(conn: Connection) -> None:
     for old in ("ix_sessions_dataset", "ix_sessions_alpha", "ix_sessions_cost_usd", "ix_sessions_run_id",
                 "ix_annotations_label"):
         conn.execute(text(f"DROP INDEX IF EXISTS {old}"))
-    for table in (SessionRow.__table__, AnnotationRow.__table__):
-        for ix in table.indexes:
-            ix.create(conn, checkfirst=True)
+    # v3 also made one (filter, created_at) index per filter; v4 replaces them all, so they are not
+    # built here only to be dropped (and the current SessionRow indexes need v4's columns).
+    for ix in AnnotationRow.__table__.indexes:
+        ix.create(conn, checkfirst=True)
     if create_text_index(conn):
         conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE} (id, question, answer) "
                              "SELECT id, question, coalesce(answer, '') FROM sessions WHERE status != 'running'")
+
+
+MAX_MODEL_BITS = 63   # bits 0-62 of a signed 64-bit models_mask
+
+
+def _v4_list_index(conn: Connection) -> None:
+    """v4: model bitmask and text-index rowid on sessions, covering list indexes for every filter.
+
+    The per-filter (filter, created_at) indexes of v3 let the planner drive a count from, say,
+    status = 'done' and read nine rows in ten from the table; an index holding all filter
+    columns bounds any page or count by a pass over that index (bench/store.py).
+    """
+    cols = {c["name"] for c in inspect(conn).get_columns("sessions")}
+    if "models_mask" not in cols:
+        conn.execute(text("ALTER TABLE sessions ADD COLUMN models_mask BIGINT NOT NULL DEFAULT 0"))
+    if "text_rowid" not in cols:
+        conn.execute(text("ALTER TABLE sessions ADD COLUMN text_rowid INTEGER"))
+    ModelBitRow.__table__.create(conn, checkfirst=True)
+    # most used models first, so the bits go to the models filtered on most
+    models = conn.execute(text("SELECT model FROM session_models GROUP BY model ORDER BY COUNT(*) DESC, model")
+                          ).scalars().all()
+    if models:
+        conn.execute(text("INSERT INTO model_bits (model, bit) VALUES (:m, :b)"),
+                     [{"m": m, "b": i if i < MAX_MODEL_BITS else None} for i, m in enumerate(models)])
+        conn.execute(text(
+            "UPDATE sessions SET models_mask = (SELECT coalesce(SUM(CAST(1 AS BIGINT) << b.bit), 0) "
+            "FROM session_models u JOIN model_bits b ON b.model = u.model "
+            "WHERE u.session_id = sessions.id AND b.bit IS NOT NULL)"))
+    if conn.dialect.name == "sqlite" and inspect(conn).has_table(FTS_TABLE):
+        pairs = conn.execute(text(f"SELECT rowid, id FROM {FTS_TABLE}")).all()
+        if pairs:
+            conn.execute(text("UPDATE sessions SET text_rowid = :r WHERE id = :sid").bindparams(
+                bindparam("r"), bindparam("sid")), [{"r": r, "sid": i} for r, i in pairs])
+    for old in ("ix_sessions_created_at", "ix_sessions_status", "ix_sessions_status_created",
+                "ix_sessions_dataset_created", "ix_sessions_run_created", "ix_sessions_em_created",
+                "ix_sessions_alpha_created", "ix_sessions_cost_created"):
+        conn.execute(text(f"DROP INDEX IF EXISTS {old}"))
+    for ix in SessionRow.__table__.indexes:
+        ix.create(conn, checkfirst=True)
 
 
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
     (3, "pool snapshots by hash, filter indexes, trigram text index", _v3_pools_indexes_text),
+    (4, "model bitmask, text-index rowid, covering list indexes", _v4_list_index),
 ]
 LATEST = 1 + len(MIGRATIONS)

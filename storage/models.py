@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 LABELS: tuple[str, ...] = ("wrong_model", "bad_decomposition", "candidate_wrong", "aggregation_error",
@@ -37,11 +37,15 @@ class PoolRow(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+LIST_INDEX_COLUMNS = ("created_at", "id", "status", "dataset", "em", "alpha", "cost_usd", "models_mask", "run_id",
+                      "text_rowid")
+
+
 class SessionRow(Base):
     __tablename__ = "sessions"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[float] = mapped_column(Float, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     question: Mapped[str] = mapped_column(Text)
     gold: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -53,7 +57,7 @@ class SessionRow(Base):
     pool_name: Mapped[str] = mapped_column(String(200))
     pool_hash: Mapped[str | None] = mapped_column(ForeignKey("pools.hash"))  # snapshot, no secrets
     alpha: Mapped[float] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     answer: Mapped[str | None] = mapped_column(Text)
     em: Mapped[float | None] = mapped_column(Float)
     f1: Mapped[float | None] = mapped_column(Float)
@@ -70,14 +74,23 @@ class SessionRow(Base):
     host: Mapped[str | None] = mapped_column(String(255))               # writer, to detect dead ones
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_start: Mapped[str | None] = mapped_column(String(40))
+    # One bit per model called (bits from model_bits), so "used model X" needs no join.
+    models_mask: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # This session's row in the SQLite text index (an integer: the index hands back rowids, not ids).
+    text_rowid: Mapped[int | None] = mapped_column(Integer)
 
-    # Each filter has an index that also serves the page's ORDER BY created_at (see bench/store.py).
-    __table_args__ = (Index("ix_sessions_status_created", "status", "created_at"),
-                      Index("ix_sessions_dataset_created", "dataset", "created_at"),
-                      Index("ix_sessions_run_created", "run_id", "created_at"),
-                      Index("ix_sessions_em_created", "em", "created_at"),
-                      Index("ix_sessions_alpha_created", "alpha", "created_at", "id"),
-                      Index("ix_sessions_cost_created", "cost_usd", "created_at", "id"))
+    # ix_sessions_list holds every filter column in newest-first order: a page walks it and stops
+    # after one page, and a count never reads more than this one narrow index, whatever the mix
+    # of filters (per-filter indexes let the planner pick plans that read most of the table).
+    # ix_sessions_status_list is the same led by status, so "only failed sessions" reads only those.
+    __table_args__ = (Index("ix_sessions_list", *LIST_INDEX_COLUMNS),
+                      Index("ix_sessions_status_list", "status", *(c for c in LIST_INDEX_COLUMNS if c != "status")),
+                      Index("ix_sessions_running", "id", sqlite_where=text("status = 'running'"),
+                            postgresql_where=text("status = 'running'")))
+
+
+# Columns that only mean something inside one database file: never shown, exported or imported.
+SESSION_LOCAL_COLUMNS: tuple[str, ...] = ("host", "pid", "pid_start", "pool_hash", "models_mask", "text_rowid")
 
 
 class StepRow(Base):
@@ -121,6 +134,18 @@ class ModelUsageRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
     __table_args__ = (Index("ix_session_models_model", "model", "session_id"),)
+
+
+class ModelBitRow(Base):
+    """Which bit of sessions.models_mask stands for which model (assigned once, never reused).
+
+    Bits 0-62 fit a signed 64-bit integer; a model past the 63rd gets no bit (NULL) and its
+    filter falls back to session_models.
+    """
+
+    __tablename__ = "model_bits"
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bit: Mapped[int | None] = mapped_column(Integer, unique=True)
 
 
 class AnnotationRow(Base):

@@ -18,21 +18,27 @@ from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 from platformdirs import user_data_dir
-from sqlalchemy import (Connection, and_, create_engine, delete, event, exists, func, insert, literal, or_, select, text,
-                        update)
+from sqlalchemy import (BigInteger, ColumnElement, Connection, and_, bindparam, column, create_engine, delete, event,
+                        exists, false, func, insert, literal, literal_column, or_, select, text, update)
 from sqlalchemy.exc import DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from router_core.step import Choice, Step
 
-from .migrations import FTS_TABLE, LATEST, MIGRATIONS, create_text_index, pool_hash
-from .models import (LABELS, SESSION_STATUSES, AnnotationRow, Base, Meta, ModelUsageRow, PoolRow, SessionRow,
-                     StepRow)
+from .migrations import FTS_TABLE, LATEST, MAX_MODEL_BITS, MIGRATIONS, create_text_index, pool_hash
+from .models import (LABELS, SESSION_LOCAL_COLUMNS, SESSION_STATUSES, AnnotationRow, Base, Meta, ModelBitRow,
+                     ModelUsageRow, PoolRow, SessionRow, StepRow)
 
 EXPORT_FORMAT = "router-r1-studio/session@1"
 SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
 STALE_OTHER_HOST_S = 6 * 3600
 COUNT_LIMIT = 10_000
-DENSE_TEXT = 2_000   # a text filter matching at least this many sessions pages by scanning
+# A text filter matching at least this many sessions is searched by scanning (LIKE) instead of
+# through the text index: its matches are then common enough that a page is found after a short
+# walk and the capped count stops early, while fetching that many index matches costs more.
+DENSE_TEXT = 20_000
+SPARSE_TEXT = 1_000  # below this many matches, a text filter starts from the matching sessions' ids
+# A literal, not a bound parameter, so that SQLite can use the partial index ix_sessions_running.
+IS_RUNNING = SessionRow.status == literal_column("'running'")
 
 
 class StoreError(RuntimeError):
@@ -193,6 +199,7 @@ class TraceStore:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA cache_size = -32768")  # 32 MiB, on demand: the list index of 100k sessions stays cached
         cur.close()
 
     @staticmethod
@@ -256,13 +263,54 @@ class TraceStore:
     def _index_text(self, conn: Any, session_ids: list[str]) -> None:
         """Add sessions that just left `running` to the text index (their answer is final now).
 
-        Callers index a session exactly once, on that transition, so no delete is needed here
-        (a delete by id would scan the index: `id` is not an indexed FTS column).
+        Callers index a session exactly once, on that transition (or after _unindex_text), so no
+        delete is needed here. Each session keeps its index rowid in sessions.text_rowid: a search
+        then matches sessions by integer, and a delete finds its index row directly (`id` is not
+        an indexed FTS column). Writers are serialized (BEGIN IMMEDIATE), so the rows above the
+        previous largest rowid are exactly the ones inserted here.
         """
         if not self.has_text_index or not session_ids:
             return
+        last = conn.execute(text(f"SELECT rowid FROM {FTS_TABLE} ORDER BY rowid DESC LIMIT 1")).scalar() or 0
         conn.execute(text(f"INSERT INTO {FTS_TABLE} (id, question, answer) SELECT id, question, "
                           "coalesce(answer, '') FROM sessions WHERE id = :id"), [{"id": i} for i in session_ids])
+        added = conn.execute(text(f"SELECT rowid, id FROM {FTS_TABLE} WHERE rowid > :last"), {"last": last}).all()
+        if added:
+            conn.execute(update(SessionRow).where(SessionRow.id == bindparam("sid"))
+                         .values(text_rowid=bindparam("rid")), [{"sid": i, "rid": r} for r, i in added])
+
+    def _unindex_text(self, conn: Any, session_id: str) -> None:
+        conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid = "
+                          "(SELECT text_rowid FROM sessions WHERE id = :id)"), {"id": session_id})
+        conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(text_rowid=None))
+
+    def _models_mask(self, conn: Any, models: Iterable[str]) -> int:
+        """sessions.models_mask bits for these models, giving a bit to each model not seen before.
+
+        A model's bit never changes once given. Past MAX_MODEL_BITS models a new one gets no
+        bit (NULL) and filters on it use session_models instead.
+        """
+        names = set(models)
+        B = ModelBitRow
+        known: dict[str, int | None] = dict(conn.execute(select(B.model, B.bit).where(B.model.in_(names))).all()) \
+            if names else {}
+        for name in sorted(names - known.keys()):
+            for _ in range(5):  # another writer (PostgreSQL) may take the same bit or model first
+                top = conn.execute(select(func.max(B.bit))).scalar()
+                bit = 0 if top is None else top + 1
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(B).values(model=name, bit=bit if bit < MAX_MODEL_BITS else None))
+                    known[name] = bit if bit < MAX_MODEL_BITS else None
+                    break
+                except IntegrityError:
+                    got = conn.execute(select(B.bit).where(B.model == name)).first()
+                    if got is not None:
+                        known[name] = got[0]
+                        break
+            else:
+                raise StoreError(f"{self.where}: could not register model '{name}' in model_bits")
+        return sum(1 << b for b in known.values() if b is not None)
 
     def _put_pool(self, conn: Any, snapshot: dict[str, Any]) -> str:
         h = pool_hash(snapshot)
@@ -310,11 +358,12 @@ class TraceStore:
             conn.execute(insert(StepRow).values(**_step_row(step)))
             S = SessionRow
             end = step.ended_at or step.started_at
+            mask = self._models_mask(conn, [usage[0]]) if usage else 0
             conn.execute(update(S).where(S.id == step.session_id).values(
                 updated_at=time.time(), n_steps=S.n_steps + 1, cost_usd=S.cost_usd + step.cost_usd,
                 input_tokens=S.input_tokens + step.input_tokens, output_tokens=S.output_tokens + step.output_tokens,
                 router_tokens=S.router_tokens + step.router_input_tokens + step.router_output_tokens,
-                calls=S.calls + (1 if usage else 0),
+                calls=S.calls + (1 if usage else 0), models_mask=S.models_mask.op("|")(literal(mask, BigInteger)),
                 latency_s=func.max(S.latency_s, end - S.created_at) if self.is_sqlite
                 else func.greatest(S.latency_s, end - S.created_at)))
             if usage:
@@ -342,7 +391,7 @@ class TraceStore:
             if was == "running":
                 self._index_text(conn, [session_id])
             elif self.has_text_index:  # finished twice (rare): refresh its entry
-                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE id = :id"), {"id": session_id})
+                self._unindex_text(conn, session_id)
                 self._index_text(conn, [session_id])
 
     def recover_interrupted(self) -> int:
@@ -350,7 +399,7 @@ class TraceStore:
         host, now = socket.gethostname(), time.time()
         with self._read() as conn:
             rows = conn.execute(select(SessionRow.id, SessionRow.host, SessionRow.pid, SessionRow.pid_start,
-                                       SessionRow.updated_at).where(SessionRow.status == "running")).all()
+                                       SessionRow.updated_at).where(IS_RUNNING)).all()
         dead = []
         for sid, h, pid, start, updated in rows:
             if h == host:
@@ -360,7 +409,7 @@ class TraceStore:
                 dead.append(sid)
         if dead:
             with self._tx() as conn:
-                conn.execute(update(SessionRow).where(SessionRow.id.in_(dead), SessionRow.status == "running")
+                conn.execute(update(SessionRow).where(SessionRow.id.in_(dead), IS_RUNNING)
                              .values(status="interrupted", error="the writing process died mid-session"))
                 self._index_text(conn, dead)
         return len(dead)
@@ -383,23 +432,27 @@ class TraceStore:
     def delete(self, session_id: str) -> bool:
         with self._tx() as conn:
             if self.has_text_index:
-                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE id = :id"), {"id": session_id})
+                self._unindex_text(conn, session_id)
             return conn.execute(delete(SessionRow).where(SessionRow.id == session_id)).rowcount > 0
 
     # ------------------------------------------------------------------ reading
 
-    def _where(self, f: SessionFilter, scan_text: bool = False):
+    def _where(self, conn: Connection, f: SessionFilter) -> ColumnElement[bool] | None:
+        """The filters as one condition; `conn` looks up model bits and text-index matches.
+
+        Plain column tests come first and set lookups (text, label, ids) last: SQLite tests the
+        terms in this order, so most rows are ruled out before the dearer probes.
+        """
         S = SessionRow
-        conds = []
-        if f.text:
-            conds.append(self._text_cond(f.text, scan=scan_text))
+        conds: list[ColumnElement[bool]] = []
         if f.dataset:
             conds.append(S.dataset == f.dataset)
         if f.correct is not None:
             conds.append(S.em == (1.0 if f.correct else 0.0))
-        if f.model:
-            # EXISTS lets the page walk created_at and stop early; the count uses IN (see list_sessions)
-            conds.append(exists().where(ModelUsageRow.session_id == S.id, ModelUsageRow.model == f.model))
+        if f.status:
+            conds.append(S.status == f.status)
+        if f.run_id:
+            conds.append(S.run_id == f.run_id)
         if f.alpha_min is not None:
             conds.append(S.alpha >= f.alpha_min)
         if f.alpha_max is not None:
@@ -408,15 +461,23 @@ class TraceStore:
             conds.append(S.cost_usd >= f.cost_min)
         if f.cost_max is not None:
             conds.append(S.cost_usd <= f.cost_max)
-        if f.status:
-            conds.append(S.status == f.status)
+        if f.model:
+            conds.append(self._model_cond(conn, f.model))
+        if f.text:
+            conds.append(self._text_cond(conn, f.text))
         if f.label:
             conds.append(S.id.in_(select(AnnotationRow.session_id).where(AnnotationRow.label == f.label)))
-        if f.run_id:
-            conds.append(S.run_id == f.run_id)
         if f.ids is not None:
             conds.append(S.id.in_(f.ids))
         return and_(*conds) if conds else None
+
+    @staticmethod
+    def _model_cond(conn: Connection, model: str) -> ColumnElement[bool]:
+        """A bit test on sessions.models_mask: no join, and evaluated on the list index alone."""
+        bit = conn.execute(select(ModelBitRow.bit).where(ModelBitRow.model == model)).scalar()
+        if bit is None:  # no bit (past the 63rd model, or never called): ask session_models
+            return exists().where(ModelUsageRow.session_id == SessionRow.id, ModelUsageRow.model == model)
+        return SessionRow.models_mask.op("&")(literal(1 << bit, BigInteger)) != 0
 
     @staticmethod
     def _phrase(needle: str) -> str:
@@ -425,28 +486,39 @@ class TraceStore:
     def _uses_text_index(self, needle: str | None) -> bool:
         return bool(needle) and self.has_text_index and len(needle) >= 3
 
-    def _text_is_common(self, conn: Connection, needle: str) -> bool:
-        """Whether at least DENSE_TEXT sessions match (a capped, early-stopping index count)."""
-        q = text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n)")
-        return conn.execute(q, {"q": self._phrase(needle), "n": DENSE_TEXT}).scalar_one() >= DENSE_TEXT
-
-    def _text_cond(self, needle: str, scan: bool = False):
+    def _text_cond(self, conn: Connection, needle: str) -> ColumnElement[bool]:
         """Substring search in question and answer: trigram FTS5 on SQLite, ILIKE elsewhere.
 
-        `scan` asks for the LIKE form even where the index exists: when matches are common, a
-        page found by walking the sort order and stopping after one page beats fetching every
-        match from the index (bench/store.py).
+        The index is asked once, here, and its answer bound into the query, by how many match:
+          * fewer than SPARSE_TEXT: their session ids, so the query starts from those rows;
+          * fewer than DENSE_TEXT: their index rowids, tested against sessions.text_rowid while
+            walking the list index (fetching that many ids, then rows, costs more);
+          * more: LIKE, as without the index: the matches are then common enough that a page is
+            found after a short walk and the capped count stops early (bench/store.py).
+        Running sessions are not in the index yet; they are few and searched with LIKE.
         """
         S = SessionRow
-        esc = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = or_(S.question.ilike(f"%{esc}%", escape="\\"),
-                   func.coalesce(S.answer, "").ilike(f"%{esc}%", escape="\\"))
-        if scan or not self._uses_text_index(needle):
+        like = self._like(needle)
+        if not self._uses_text_index(needle):
             return like
-        indexed = S.id.in_(select(text("id")).select_from(text(FTS_TABLE)).where(
-            text(f"{FTS_TABLE} MATCH :q").bindparams(q=self._phrase(needle))))
-        # running sessions are not in the text index yet
-        return or_(indexed, and_(S.status == "running", like))
+        match = {"q": self._phrase(needle)}
+        rowids = conn.execute(text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n"),
+                              {**match, "n": DENSE_TEXT}).scalars().all()
+        if len(rowids) >= DENSE_TEXT:
+            return like
+        running = conn.execute(select(S.id).where(IS_RUNNING, like)).scalars().all()
+        if len(rowids) >= SPARSE_TEXT:
+            return or_(_in_json(S.text_rowid, rowids), _in_json(S.id, running))
+        ids = conn.execute(text(f"SELECT id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q"), match).scalars().all()
+        return _in_json(S.id, [*ids, *running])
+
+    def _like(self, needle: str) -> ColumnElement[bool]:
+        """`needle` anywhere in question or answer, ignoring case, wildcards taken literally."""
+        S = SessionRow
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if self.is_sqlite:  # SQLite's LIKE already ignores (ASCII) case, as its lower() does: skip ilike's lower()
+            return or_(S.question.like(pattern, escape="\\"), func.coalesce(S.answer, "").like(pattern, escape="\\"))
+        return or_(S.question.ilike(pattern, escape="\\"), func.coalesce(S.answer, "").ilike(pattern, escape="\\"))
 
     LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "em", "f1", "reward", "alpha", "cost_usd",
                     "calls", "n_steps", "latency_s", "input_tokens", "output_tokens", "router_tokens", "dataset",
@@ -460,42 +532,36 @@ class TraceStore:
         Counting stops after `count_limit` matches (the page itself stops after one page), so
         a broad filter over a large store stays fast; then the total is `count_limit` and
         `df.attrs["total_capped"]` is True ("10,000+"). `count_limit=None` counts exactly.
+        Every filter column is in ix_sessions_list, so on SQLite both queries walk that one index
+        and read no table rows (but for a LIKE text search), whatever the mix of filters.
         """
         if sort not in SORTABLE:
             raise ValueError(f"sort must be one of {', '.join(SORTABLE)}, got '{sort}'")
         f = filters or SessionFilter()
         S = SessionRow
         cols = [getattr(S, c) for c in self.LIST_COLUMNS]
-        with self._read() as conn:
-            scan = self._uses_text_index(f.text) and self._text_is_common(conn, f.text)
-        where = self._where(f, scan_text=scan)
         order = getattr(S, sort)
         ordering = (order.desc() if desc else order.asc(), S.id)
-        # Deferred join: find the page's ids on narrow index entries, then fetch those rows.
-        ids = select(S.id)
-        if where is not None:
-            ids = ids.where(where)
-        ids = ids.order_by(*ordering).limit(page_size).offset(page * page_size)
-        q = select(*cols).where(S.id.in_(ids)).order_by(*ordering)
-        cw = self._where(f) if not f.model else self._where(SessionFilter(**{**f.__dict__, "model": None}))
-        matching = select(literal(1)).select_from(S)  # not S.id: filter indexes hold rowids, not the text key
-        if f.model:
-            matching = matching.where(S.id.in_(select(ModelUsageRow.session_id).where(ModelUsageRow.model == f.model)))
-        if cw is not None:
-            matching = matching.where(cw)
-        if count_limit is not None:
-            matching = matching.limit(count_limit)
-        cq = select(func.count()).select_from(matching.subquery())
         with self._read() as conn:
-            rows = conn.execute(q).all()
-            total = int(conn.execute(cq).scalar_one())
+            where = self._where(conn, f)
+            # Deferred join: find the page's ids on narrow index entries, then fetch those rows.
+            ids = select(S.id)
+            matching = select(literal(1)).select_from(S)
+            if where is not None:
+                ids = ids.where(where)
+                matching = matching.where(where)
+            ids = ids.order_by(*ordering).limit(page_size).offset(page * page_size)
+            if count_limit is not None:
+                matching = matching.limit(count_limit)
+            rows = conn.execute(select(*cols).where(S.id.in_(ids)).order_by(*ordering)).all()
+            total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
         df = pd.DataFrame([r._mapping for r in rows], columns=list(self.LIST_COLUMNS))
         df.attrs["total_capped"] = count_limit is not None and total >= count_limit
         return df, total
 
     def get_session(self, session_id: str) -> dict[str, Any]:
         with self._read() as conn:
-            cols = [c for c in SessionRow.__table__.columns if c.name not in ("host", "pid", "pid_start", "pool_hash")]
+            cols = [c for c in SessionRow.__table__.columns if c.name not in SESSION_LOCAL_COLUMNS]
             row = conn.execute(select(*cols, PoolRow.snapshot.label("pool"))
                                .outerjoin(PoolRow, PoolRow.hash == SessionRow.pool_hash)
                                .where(SessionRow.id == session_id)).first()
@@ -529,11 +595,11 @@ class TraceStore:
     # ------------------------------------------------------------------ export / import
 
     def iter_ids(self, filters: SessionFilter | None = None, batch: int = 500) -> Iterator[str]:
-        where = self._where(filters or SessionFilter())
-        q = select(SessionRow.id).order_by(SessionRow.created_at, SessionRow.id)
-        if where is not None:
-            q = q.where(where)
         with self._read() as conn:
+            where = self._where(conn, filters or SessionFilter())
+            q = select(SessionRow.id).order_by(SessionRow.created_at, SessionRow.id)
+            if where is not None:
+                q = q.where(where)
             ids = [r[0] for r in conn.execute(q)]
         yield from ids
 
@@ -567,7 +633,7 @@ class TraceStore:
                 for n in notes:
                     if n.get("label") not in LABELS:
                         raise ValueError(f"annotation label '{n.get('label')}' is not one of {', '.join(LABELS)}")
-                cols = {c.name for c in SessionRow.__table__.columns} - {"pool_hash"}
+                cols = {c.name for c in SessionRow.__table__.columns} - set(SESSION_LOCAL_COLUMNS)
                 row = {k: v for k, v in sess.items() if k in cols}
                 missing = {"question", "alpha", "status", "created_at", "policy", "engine"} - set(row)
                 if not isinstance(sess.get("pool"), dict):
@@ -589,10 +655,11 @@ class TraceStore:
                         rep.skipped += 1
                         continue
                     row["pool_hash"] = self._put_pool(conn, sess["pool"])
+                    usage = usage_rows(sid, step_objs)
+                    row["models_mask"] = self._models_mask(conn, [u["model"] for u in usage])
                     conn.execute(insert(SessionRow).values(**row))
                     if step_objs:
                         conn.execute(insert(StepRow), [_step_row(s) for s in step_objs])
-                    usage = usage_rows(sid, step_objs)
                     if usage:
                         conn.execute(insert(ModelUsageRow), usage)
                     if row["status"] != "running":
@@ -605,6 +672,13 @@ class TraceStore:
             except SQLAlchemyError as e:
                 rep.errors.append((no, f"{source}:{no}: rejected by the database ({_short(e)})"))
         return rep
+
+
+def _in_json(col: Any, values: list[Any]) -> ColumnElement[bool]:
+    """`col IN values` on SQLite, bound as one JSON parameter rather than one variable per value."""
+    if not values:
+        return false()
+    return col.in_(select(column("value")).select_from(func.json_each(json.dumps(values))))
 
 
 def _short(e: Exception) -> str:

@@ -131,11 +131,18 @@ def test_filters_sort_and_pages(store):
     assert ids(text="rome") == ["r"]                  # indexed with its answer once finished
     assert store.delete("r") and ids(text="rome") == []
     import storage.store as st
-    old, st.DENSE_TEXT = st.DENSE_TEXT, 2          # "capital" now counts as common: the scan path
-    try:
-        assert ids(text="CAPITAL") == ["a", "b"] and ids(text="capital", dataset="geo") == ["a", "b"]
+    store.start_session(session_id="r2", question="capital of Peru? still running", alpha=0.3, policy="p",
+                        engine="e", pool=POOL)
+    old = st.SPARSE_TEXT, st.DENSE_TEXT
+    try:  # the three ways a text filter is answered give the same sessions
+        for sparse, dense in ((1_000, 20_000), (1, 20_000), (1, 2)):  # by ids, by index rowids, by LIKE
+            st.SPARSE_TEXT, st.DENSE_TEXT = sparse, dense
+            assert ids(text="CAPITAL") == ["a", "r2", "b"] and ids(text="capital", dataset="geo") == ["a", "b"]
+            assert ids(text="capital", model="A") == ["a"] and ids(text="capital", status="running") == ["r2"]
+            assert ids(text="zeppelin") == [] and ids(text="peru") == ["r2"]
     finally:
-        st.DENSE_TEXT = old
+        st.SPARSE_TEXT, st.DENSE_TEXT = old
+    assert store.delete("r2")
     df, total = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
     assert total == 3 and list(df["id"]) == ["b"] and not df.attrs["total_capped"]
     df, total = store.list_sessions(page_size=1, count_limit=2)   # counting stops early on big stores
@@ -182,6 +189,8 @@ def test_export_import_round_trip_idempotent(store, tmp_path):
         assert {k: v for k, v in a[0].items()} == {k: v for k, v in b[0].items()}
         assert [(n["label"], n["note"], n["step_idx"]) for n in a[2]] == [(n["label"], n["note"], n["step_idx"]) for n in b[2]]
         assert store.model_usage(sid) == other.model_usage(sid)
+    for f in (SessionFilter(model="B"), SessionFilter(text="dune"), SessionFilter(model="A", text="capital")):
+        assert list(other.list_sessions(f)[0]["id"]) == list(store.list_sessions(f)[0]["id"]) != []
     buf2 = io.StringIO()
     store.export_jsonl(buf2, SessionFilter(dataset="geo"))
     assert len(buf2.getvalue().splitlines()) == 1
@@ -254,6 +263,102 @@ def test_a_file_from_an_older_version_is_migrated(tmp_path):
         assert [st.kind for st in s.load_steps("old")] == ["route", "answer"]
         write(s, "new")  # and the migrated file takes new sessions
         assert s.list_sessions()[1] == 2
+
+
+V3_SCHEMA = """
+CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '3');
+CREATE TABLE pools (hash VARCHAR(64) PRIMARY KEY, name VARCHAR(200) NOT NULL, snapshot JSON NOT NULL);
+INSERT INTO pools VALUES ('h', 'pool', '{"name": "pool"}');
+CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL,
+  question TEXT NOT NULL, gold JSON NOT NULL, dataset VARCHAR(200), item_id VARCHAR(200), run_id VARCHAR(64),
+  policy VARCHAR(200) NOT NULL, engine VARCHAR(40) NOT NULL, pool_name VARCHAR(200) NOT NULL,
+  pool_hash VARCHAR(64) REFERENCES pools (hash), alpha FLOAT NOT NULL, status VARCHAR(16) NOT NULL, answer TEXT,
+  em FLOAT, f1 FLOAT, reward FLOAT, format_ok BOOLEAN, cost_usd FLOAT NOT NULL, input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL, router_tokens INTEGER NOT NULL, latency_s FLOAT NOT NULL, calls INTEGER NOT NULL,
+  n_steps INTEGER NOT NULL, error TEXT, host VARCHAR(255), pid INTEGER, pid_start VARCHAR(40));
+CREATE INDEX ix_sessions_status ON sessions (status);
+CREATE INDEX ix_sessions_created_at ON sessions (created_at);
+CREATE INDEX ix_sessions_dataset_created ON sessions (dataset, created_at);
+CREATE INDEX ix_sessions_status_created ON sessions (status, created_at);
+CREATE INDEX ix_sessions_run_created ON sessions (run_id, created_at);
+CREATE INDEX ix_sessions_em_created ON sessions (em, created_at);
+CREATE INDEX ix_sessions_alpha_created ON sessions (alpha, created_at, id);
+CREATE INDEX ix_sessions_cost_created ON sessions (cost_usd, created_at, id);
+CREATE TABLE steps (session_id VARCHAR(64) NOT NULL REFERENCES sessions (id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+  kind VARCHAR(16) NOT NULL, turn INTEGER NOT NULL, text TEXT NOT NULL, request_model VARCHAR(200),
+  written_model VARCHAR(200), "query" TEXT, response TEXT, input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL, router_input_tokens INTEGER NOT NULL, router_output_tokens INTEGER NOT NULL,
+  cost_usd FLOAT NOT NULL, started_at FLOAT NOT NULL, ended_at FLOAT, call_started_at FLOAT, call_ended_at FLOAT,
+  status VARCHAR(16) NOT NULL, flags JSON NOT NULL, error TEXT, choice JSON, decision JSON,
+  PRIMARY KEY (session_id, idx));
+CREATE TABLE session_models (session_id VARCHAR(64) NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+  model VARCHAR(200) NOT NULL, calls INTEGER NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+  cost_usd FLOAT NOT NULL, PRIMARY KEY (session_id, model));
+CREATE INDEX ix_session_models_model ON session_models (model, session_id);
+CREATE TABLE annotations (id INTEGER PRIMARY KEY, session_id VARCHAR(64) NOT NULL REFERENCES sessions (id)
+  ON DELETE CASCADE, step_idx INTEGER, label VARCHAR(40) NOT NULL, note TEXT NOT NULL, created_at FLOAT NOT NULL);
+CREATE INDEX ix_annotations_label_session ON annotations (label, session_id);
+CREATE INDEX ix_annotations_session_id ON annotations (session_id);
+CREATE VIRTUAL TABLE sessions_fts USING fts5(id UNINDEXED, question, answer, tokenize='trigram');
+INSERT INTO sessions VALUES ('v1', 1.0, 2.0, 'which river is longest', '["Nile"]', 'geo', NULL, NULL, 'p', 'e',
+  'pool', 'h', 0.5, 'done', 'Nile', 1.0, 1.0, 0.5, 1, 0.003, 10, 20, 5, 1.5, 2, 3, NULL, NULL, NULL, NULL);
+INSERT INTO sessions VALUES ('v2', 3.0, 4.0, 'which mountain is highest', '["Everest"]', NULL, NULL, NULL, 'p', 'e',
+  'pool', 'h', 0.9, 'done', 'K2', 0.0, 0.2, -0.5, 1, 0.001, 10, 20, 5, 1.5, 1, 2, NULL, NULL, NULL, NULL);
+INSERT INTO session_models VALUES ('v1', 'A', 1, 5, 10, 0.002), ('v1', 'B', 1, 5, 10, 0.001),
+  ('v2', 'B', 1, 10, 20, 0.001);
+INSERT INTO sessions_fts (rowid, id, question, answer) VALUES (7, 'v2', 'which mountain is highest', 'K2'),
+  (9, 'v1', 'which river is longest', 'Nile');
+INSERT INTO annotations VALUES (1, 'v2', NULL, 'candidate_wrong', 'K2 is second', 5.0);
+"""
+
+
+def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(V3_SCHEMA)
+    con.close()
+    with TraceStore(str(path)) as s:
+        assert s.schema_version() == LATEST == 4
+        with s.engine.connect() as c:
+            indexes = {r[0] for r in c.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL")}
+            assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running"}
+            rows = dict(c.exec_driver_sql("SELECT id, text_rowid FROM sessions").all())
+            assert rows == {"v1": 9, "v2": 7}
+            bits = dict(c.exec_driver_sql("SELECT model, bit FROM model_bits").all())
+            assert bits == {"B": 0, "A": 1}  # the most used model first
+            masks = dict(c.exec_driver_sql("SELECT id, models_mask FROM sessions").all())
+            assert masks == {"v1": 3, "v2": 1}
+
+        def ids(**kw):
+            df, total = s.list_sessions(SessionFilter(**kw))
+            assert total == len(df)
+            return list(df["id"])
+
+        assert ids(model="A") == ["v1"] and ids(model="B") == ["v2", "v1"] and ids(model="C") == []
+        assert ids(text="RIVER") == ["v1"] and ids(text="k2") == ["v2"] and ids(text="which", model="A") == ["v1"]
+        assert ids(label="candidate_wrong", model="B") == ["v2"]
+        assert "models_mask" not in s.get_session("v1") and "text_rowid" not in s.get_session("v1")
+        write(s, "new", question="which lake is deepest", models=("C", "A"))  # a new model gets the next bit
+        assert ids(model="C") == ["new"] and ids(model="A") == ["new", "v1"] and ids(text="lake") == ["new"]
+        assert s.delete("v1") and ids(text="river") == [] and ids(model="A") == ["new"]
+        with s.engine.connect() as c:
+            assert c.exec_driver_sql("SELECT COUNT(*) FROM sessions_fts").scalar() == 2  # v1's entry went with it
+
+
+def test_model_filter_past_the_last_bit_uses_the_usage_table(store, monkeypatch):
+    import storage.store as st
+    monkeypatch.setattr(st, "MAX_MODEL_BITS", 1)
+    write(store, "m1", models=("A",))
+    write(store, "m2", models=("B", "A"))   # B gets no bit
+    store.finish("m2", status="done", answer="Paris")   # finished twice: its text entry is replaced
+    with store.engine.connect() as c:
+        assert dict(c.exec_driver_sql("SELECT model, bit FROM model_bits").all()) == {"A": 0, "B": None}
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM sessions_fts").scalar() == 2
+    assert list(store.list_sessions(SessionFilter(model="B"))[0]["id"]) == ["m2"]
+    assert list(store.list_sessions(SessionFilter(model="A"))[0]["id"]) == ["m2", "m1"]
+    assert list(store.list_sessions(SessionFilter(model="A", text="france"))[0]["id"]) == ["m2", "m1"]
 
 
 def test_clear_errors_naming_the_file(tmp_path):
