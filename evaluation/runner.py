@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from router_core.batching import batched
 from router_core.datasets import Item
 from router_core.engines import Engine, EngineSpec, get_engine
 from router_core.loop import Router
@@ -136,6 +137,8 @@ class EvalRunner:
         self.config = policy.run_config(overrides)
         self.batch, self.seed = batch, seed
         self.engines = engines or (lambda spec: get_engine(spec))
+        if batch > 1:  # concurrent rollouts' generations go to the engine as one batch where it can
+            self.engines = batched(self.engines, max_batch=batch)
         self.embedder_factory = embedder_factory
         self.stop = threading.Event()
         self._lock = threading.Lock()
