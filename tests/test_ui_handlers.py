@@ -7,7 +7,7 @@ import json
 import pytest
 
 from router_core.policy import load_policies
-from router_core.pool import ModelSpec, Pool, load_pool
+from router_core.pool import ModelSpec, Pool
 from storage import TraceStore
 from ui import charts
 from ui.app import parse_auth

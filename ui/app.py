@@ -34,7 +34,7 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Tab("Live", id="live"):
                 live.build(studio, compare_ids, tabs)
             with gr.Tab("Explorer", id="explorer"):
-                ex = explorer.build(studio.store, tabs)
+                ex = explorer.build(studio.store)
             with gr.Tab("Compare", id="compare"):
                 compare.build(studio.store, compare_ids)
             with gr.Tab("Evaluations", id="evals"):

@@ -170,7 +170,7 @@ def resolve_prefix(store: TraceStore, prefix: str) -> str:
     return matches[0]
 
 
-def build(store: TraceStore, tabs: gr.Tabs) -> dict[str, Any]:
+def build(store: TraceStore) -> dict[str, Any]:
     """The Explorer tab (inside a gr.Tab); returns the handles the app wires to deep links."""
     values = distinct_values(store)
     with gr.Row():
