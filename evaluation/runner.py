@@ -262,9 +262,10 @@ class EvalRunner:
                 rows.append((it, self.store.get_session(s)["em"] or 0.0, self.store.get_session(w)["em"] or 0.0))
         if not rows:
             return {}, {}
-        knn = KnnRouter(self._embedder())
-        knn.fit([it.question for it, _, _ in rows], [s for _, s, _ in rows], [w for _, _, w in rows])
-        wr = knn.win_rate([it.question for it, _, _ in rows], k=KNN_K, exclude_self=True)
+        knn = KnnRouter(k=KNN_K)
+        knn.fit([it.question for it, _, _ in rows], [s for _, s, _ in rows], [w for _, _, w in rows],
+                embedder=self._embedder())
+        wr = knn.loo_scores()  # each item scored without its own outcome
         scores = {(it.dataset, it.id): float(x) for (it, _, _), x in zip(rows, wr)}
         ths = thresholds_for_shares(list(scores.values()), list(KNN_SHARES))
         return scores, {int(s * 100): float(t) for s, t in zip(KNN_SHARES, ths)}
@@ -272,8 +273,8 @@ class EvalRunner:
     def _embedder(self):
         if self.embedder_factory is not None:
             return self.embedder_factory()
-        from router_core.embed import Embedder
-        return Embedder()
+        from router_core.embed import get_embedder
+        return get_embedder()
 
     def run(self, items: Sequence[Item], progress: Callable[[str, int, int], None] | None = None) -> RunSummary:
         """Run everything not yet done; `progress(phase, done, total)` after each session."""

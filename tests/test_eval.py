@@ -164,3 +164,47 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
     with TraceStore(str(db)) as s:
         df, _ = s.list_sessions(SessionFilter(status="done"), page_size=10)
     assert sorted(df["item_id"]) == ["mh-001", "mh-002", "mh-003"]  # each item exactly once, done
+
+
+def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
+    from evaluation.runner import EvalRunner
+    from router_core.datasets import Item
+    from router_core.policy import load_policies
+    store = TraceStore(str(tmp_path / "k.sqlite"))
+    strong, weak = "Qwen2.5-0.5B", "SmolLM2-135M"
+    qs = ["What is 17 times 23?", "Compute 144 divided by 12.", "What is the square root of 169?",
+          "What is the capital of France?", "What is the capital of Italy?", "What is the capital of Spain?"]
+    items = [Item(id=f"i{i}", question=q, golds=["Paris"], dataset="demo") for i, q in enumerate(qs)]
+    for i, it in enumerate(items):
+        math_q = i < 3  # the strong model wins the arithmetic, both get the capitals
+        for m, model, ok in ((f"baseline/only:{strong}", strong, True), (f"baseline/only:{weak}", weak, not math_q)):
+            sid = uuid.uuid4().hex
+            t = time.time()
+            steps = [Step(sid, 0, "route", request_model=model, query=it.question, response="r", input_tokens=10,
+                          output_tokens=5, cost_usd=1e-6, started_at=t, ended_at=t),
+                     Step(sid, 1, "answer", text="Paris" if ok else "Rome", started_at=t, ended_at=t)]
+            list(recorded(store, steps, session_id=sid, question=it.question, alpha=0.0, policy=m, engine="x",
+                          pool=load_pool().snapshot(), gold=["Paris"], dataset="demo", item_id=it.id, run_id="k"))
+    runner = EvalRunner(store, load_policies().get(None), load_pool(), run_id="k", alphas=[], baselines=["knn"])
+    summary = runner.run(items)
+    assert summary.skipped == 12 and summary.done == 6 * 5  # the calls were stored; five kNN thresholds × 6
+    df = load_sessions_of(store, "k")
+    share = {}
+    for method, g in df[df["policy"].str.startswith("baseline/knn@")].groupby("policy"):
+        models = [store.load_steps(s)[0].request_model for s in g["id"]]
+        share[method] = models.count(strong) / len(models)
+        first = store.load_steps(g["id"].iloc[0])[0]
+        assert set(first.decision) == {"p_strong", "threshold"} and any(f.startswith("reused:") for f in first.flags)
+    # 25 % and 75 % of 6 fall between two reachable shares; the calibration takes the lower one
+    assert share == {"baseline/knn@0%": 0.0, "baseline/knn@25%": pytest.approx(1 / 6),
+                     "baseline/knn@50%": 0.5, "baseline/knn@75%": pytest.approx(4 / 6), "baseline/knn@100%": 1.0}
+    # at 50 % the arithmetic questions (where the strong model wins) are the ones sent to it
+    half = df[df["policy"] == "baseline/knn@50%"]
+    sent = {it for it, s in zip(half["item_id"], half["id"]) if store.load_steps(s)[0].request_model == strong}
+    assert sent == {"i0", "i1", "i2"}
+    store.close()
+
+
+def load_sessions_of(store: TraceStore, run_id: str):
+    df, _ = store.list_sessions(SessionFilter(run_id=run_id), page_size=500)
+    return df
