@@ -62,7 +62,9 @@ def load_sessions(store: TraceStore, run_ids: Sequence[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(TraceStore.LIST_COLUMNS))
     df = pd.concat(frames, ignore_index=True)
     # Re-runs after an interruption may leave two finished sessions for one key; the newest counts.
-    return df.drop_duplicates(subset=["run_id", "dataset", "item_id", "policy", "alpha"], keep="last")
+    keyed = df["item_id"].notna()
+    return pd.concat([df[keyed].drop_duplicates(subset=["run_id", "dataset", "item_id", "policy", "alpha"], keep="last"),
+                      df[~keyed]], ignore_index=True)
 
 
 def reward_at(em: float | None, stored_reward: float | None, cost: float, alpha: float, norm: CostNormalizer) -> float:

@@ -160,3 +160,17 @@ def test_live_failures_read_as_messages_and_are_stored(studio, store, qwen):
     final = list(live_updates(studio, "k3", "Q?", "", None, "no-such-pool", 0.0))[-1]
     assert "Cannot start" in final.status and "no pool named 'no-such-pool'" in html.unescape(final.status)
     assert list(live_updates(studio, "k4", "  ", "", None, None, 0.0))[-1].status.endswith("Type a question first.</span>")
+
+
+def test_evaluations_tab_tables(store):
+    from evaluation.report import build_report
+    from ui.evals import curves_markdown, items_table, results_table
+    ids = [write_session(store, f"Q{i}?", alpha=a, gold=["Paris"], run_id="run-1", dataset="demo")
+           for i in range(3) for a in (0.0, 0.9)]
+    rep = build_report(store, ["run-1"])
+    t = results_table(rep)
+    assert list(t["method"]) == ["fixture-policy", "fixture-policy"] and list(t["α"]) == ["0", "0.9"]
+    assert list(t["EM"]) == ["1.000", "1.000"] and t["$/query"].iloc[0].startswith("$")
+    items, sids = items_table(rep, "fixture-policy")
+    assert len(items) == 6 and sorted(sids) == sorted(ids)
+    assert "No strong/weak baseline results" in curves_markdown(rep)

@@ -27,8 +27,9 @@ def results_table(rep: Report) -> pd.DataFrame:
 
 
 def curves_markdown(rep: Report) -> str:
-    if not (rep.strong and rep.weak):
-        return "No strong/weak pair in these runs (run the `only`, `largest` and `cheapest` baselines for PGR)."
+    if not (rep.strong and rep.weak) or rep.table["PGR"].isna().all():
+        return ("No strong/weak baseline results in these runs (run the `largest` and `cheapest` baselines, "
+                "or `only`, for PGR, APGR and CPT).")
     head = f"Strong / weak pair for PGR: **{esc(rep.strong)}** / **{esc(rep.weak)}**."
     if not rep.curves:
         return head + " No curve with two or more points of different strong-call share."
