@@ -57,18 +57,24 @@ class Recording(Engine):
         return self.inner.count_tokens(text)
 
 
+def recording_engines(log: list):
+    """An engine provider that wraps each shared engine in a Recording (one per spec), and the wrappers."""
+    wrapped: dict[EngineSpec, Recording] = {}
+
+    def engines(spec: EngineSpec) -> Engine:
+        if spec not in wrapped:
+            wrapped[spec] = Recording(get_engine(spec), log)
+        return wrapped[spec]
+    return engines, wrapped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--questions", type=int, default=3)
     ap.add_argument("--alpha", type=float, default=0.0)
     args = ap.parse_args()
     log: list = []
-    wrapped: dict = {}
-
-    def engines(spec: EngineSpec) -> Engine:
-        if spec not in wrapped:
-            wrapped[spec] = Recording(get_engine(spec), log)
-        return wrapped[spec]
+    engines, _ = recording_engines(log)
 
     router = Router(load_policies().get(None), load_pool(), engines=engines)
     list(router.run("warm-up: what is 1+1?", args.alpha))  # load models, warm caches

@@ -23,11 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from overhead import Recording  # noqa: E402
+from overhead import recording_engines  # noqa: E402
 
 from router_core.datasets import bundled_datasets, load_dataset  # noqa: E402
-from router_core.engines import EngineSpec, get_engine  # noqa: E402
-from router_core.engines.base import Engine  # noqa: E402
+from router_core.engines import EngineSpec  # noqa: E402
 from router_core.policy import load_policies  # noqa: E402
 from storage import TraceStore  # noqa: E402
 from ui.app import build, launch  # noqa: E402
@@ -50,12 +49,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     log: list = []
-    wrapped: dict = {}
-
-    def engines(spec: EngineSpec) -> Engine:
-        if spec not in wrapped:
-            wrapped[spec] = Recording(get_engine(spec), log)
-        return wrapped[spec]
+    engines, wrapped = recording_engines(log)
 
     store = TraceStore(str(Path(tempfile.mkdtemp()) / "bench-ui.sqlite"))
     book = load_policies()

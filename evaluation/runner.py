@@ -33,7 +33,7 @@ from router_core.pool import Pool
 from router_core.single_round import cheapest, largest, run_single
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
-from storage.recorder import recorded
+from storage.recorder import recorded, session_status
 
 BASELINES = ("only", "largest", "cheapest", "random", "knn")
 BASELINE_PREFIX = "baseline/"
@@ -141,6 +141,7 @@ class EvalRunner:
         self.embedder_factory = embedder_factory
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        self._em: dict[str, float] = {}  # EM of finished sessions, filled by done_keys()
 
     # ------------------------------------------------------------------ planning
 
@@ -176,8 +177,10 @@ class EvalRunner:
         while True:
             df, _ = self.store.list_sessions(SessionFilter(run_id=self.run_id, status="done"), sort="created_at",
                                              desc=False, page=page, page_size=2000, count_limit=1)
-            for sid, ds, item, pol, a in zip(df["id"], df["dataset"], df["item_id"], df["policy"], df["alpha"]):
+            for sid, ds, item, pol, a, em in zip(df["id"], df["dataset"], df["item_id"], df["policy"], df["alpha"],
+                                                 df["em"]):
                 out[(ds, item, pol, round(float(a), 6))] = sid
+                self._em[sid] = 0.0 if em is None or em != em else float(em)
             if len(df) < 2000:
                 return out
             page += 1
@@ -185,12 +188,12 @@ class EvalRunner:
     # ------------------------------------------------------------------ running
 
     def _record(self, task: Task, steps: Iterable[Step], sid: str) -> str:
-        status_steps = list(recorded(self.store, steps, session_id=sid, question=task.item.question,
+        steps_seen = list(recorded(self.store, steps, session_id=sid, question=task.item.question,
                                      alpha=task.alpha, policy=task.method,
                                      engine=self.policy.engine if task.method == self.policy.name else "single-round",
                                      pool=self.pool.snapshot(), gold=task.item.golds, dataset=task.item.dataset,
                                      item_id=task.item.id, run_id=self.run_id))
-        return self.store.get_session(sid)["status"] if status_steps else "error"
+        return session_status(steps_seen)  # what the recorder stored, without reading it back
 
     def _run_single(self, task: Task) -> str:
         model = task.method.split("only:", 1)[1]
@@ -259,7 +262,7 @@ class EvalRunner:
             s = done.get((it.dataset, it.id, f"{BASELINE_PREFIX}only:{strong}", 0.0))
             w = done.get((it.dataset, it.id, f"{BASELINE_PREFIX}only:{weak}", 0.0))
             if s and w:
-                rows.append((it, self.store.get_session(s)["em"] or 0.0, self.store.get_session(w)["em"] or 0.0))
+                rows.append((it, self._em.get(s, 0.0), self._em.get(w, 0.0)))
         if not rows:
             return {}, {}
         knn = KnnRouter(k=KNN_K)
