@@ -223,7 +223,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _datasets(names: list[str], limit: int | None):
-    from router_core.datasets import bundled_datasets, load_dataset
+    from evaluation.datasets import bundled_datasets, load_dataset
     bundled = bundled_datasets()
     paths: list[Path] = []
     for n in names:
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     from router_core.protocol import TemplateError
     from router_core.weights import WeightsError
     from storage import StoreError
-    from router_core.datasets import DatasetError  # noqa: F401 — a ValueError, named here for readers
+    from evaluation.datasets import DatasetError  # noqa: F401 — a ValueError, named here for readers
     commands = {"ask": cmd_ask, "sessions": cmd_sessions, "export": cmd_export, "import": cmd_import,
                 "eval": cmd_eval, "report": cmd_report}
     try:

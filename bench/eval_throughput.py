@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evaluation.runner import EvalRunner  # noqa: E402
-from router_core.batching import BatchingEngine  # noqa: E402
-from router_core.datasets import bundled_datasets, load_dataset  # noqa: E402
+from router_core.engines.batching import BatchingEngine  # noqa: E402
+from evaluation.datasets import bundled_datasets, load_dataset  # noqa: E402
 from router_core.engines import EngineSpec, get_engine  # noqa: E402
 from router_core.policy import load_policies  # noqa: E402
 from router_core.pool import ModelSpec, Pool, load_pool  # noqa: E402

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from overhead import recording_engines  # noqa: E402
 
-from router_core.datasets import bundled_datasets, load_dataset  # noqa: E402
+from evaluation.datasets import bundled_datasets, load_dataset  # noqa: E402
 from router_core.engines import EngineSpec  # noqa: E402
 from router_core.policy import load_policies  # noqa: E402
 from storage import TraceStore  # noqa: E402

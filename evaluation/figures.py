@@ -6,7 +6,7 @@ import html
 
 import plotly.graph_objects as go
 
-from router_core.curves import pareto_frontier
+from evaluation.curves import pareto_frontier
 
 from .report import Report, family
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from router_core.cost import CostNormalizer
-from router_core.curves import apgr, cpt, pgr
+from evaluation.curves import apgr, cpt, pgr
 from storage import SessionFilter, TraceStore
 from storage.summary import usage_rows_of
 
@@ -130,7 +130,7 @@ def _em_of(df: pd.DataFrame, method: str) -> float | None:
 def strong_weak(store: TraceStore, df: pd.DataFrame) -> tuple[str | None, str | None]:
     """The pool's largest and cheapest models (as the runner's baselines define them)."""
     from router_core.pool import Pool
-    from router_core.single_round import cheapest, largest
+    from evaluation.single_round import cheapest, largest
     sid = df["id"].iloc[0]
     snap = store.get_session(sid).get("pool") or {}
     try:

@@ -24,13 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from router_core.batching import batched
-from router_core.datasets import Item
+from router_core.engines.batching import batched
+from evaluation.datasets import Item
 from router_core.engines import Engine, EngineSpec, get_engine
 from router_core.loop import Router
 from router_core.policy import Policy
 from router_core.pool import Pool
-from router_core.single_round import cheapest, largest, run_single
+from evaluation.single_round import cheapest, largest, run_single
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
 from storage.recorder import recorded, session_status
@@ -256,7 +256,7 @@ class EvalRunner:
 
     def _knn_scores(self, items: Sequence[Item], done: dict, strong: str, weak: str):
         """Leave-one-out kNN win-rates from this run's strong/weak outcomes (+ thresholds per share)."""
-        from router_core.knn_router import KnnRouter, thresholds_for_shares
+        from evaluation.knn_router import KnnRouter, thresholds_for_shares
         rows = []
         for it in items:
             s = done.get((it.dataset, it.id, f"{BASELINE_PREFIX}only:{strong}", 0.0))
@@ -276,7 +276,7 @@ class EvalRunner:
     def _embedder(self):
         if self.embedder_factory is not None:
             return self.embedder_factory()
-        from router_core.embed import get_embedder
+        from evaluation.embed import get_embedder
         return get_embedder()
 
     def run(self, items: Sequence[Item], progress: Callable[[str, int, int], None] | None = None) -> RunSummary:

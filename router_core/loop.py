@@ -26,11 +26,11 @@ from .metrics import normalize_answer
 from .engines import Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .policy import Policy, RunConfig
 from .pool import ModelSpec, Pool
-from .protocol import (ASSETS, Template, information_block, last_open_action, neutralise, parse_turn,
+from .paths import CANDIDATE_TEMPLATE
+from .protocol import (Template, information_block, last_open_action, neutralise, parse_turn,
                        resolve_model, truncate_words, unknown_model_information)
 from .step import Choice, SessionResult, Step
 
-CANDIDATE_TEMPLATE = ASSETS / "templates" / "candidate.txt"
 OnText = Callable[[int, str, str], None]  # (step index, kind, text piece)
 EngineProvider = Callable[[EngineSpec], Engine]
 

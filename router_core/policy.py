@@ -10,9 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .choice import DEFAULT_KAPPA
 from .pool import ENGINES, EngineName, _loc
-from .protocol import ASSETS
-
-DEFAULT_POLICIES = ASSETS / "policies.yaml"
+from .paths import POLICIES_FILE as DEFAULT_POLICIES
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .protocol import ASSETS
+from .paths import DEFAULT_POOL_FILE as DEFAULT_POOL
 
 ENGINES = ("llamacpp", "transformers", "vllm", "openai")
 EngineName = Literal["llamacpp", "transformers", "vllm", "openai"]
-DEFAULT_POOL = ASSETS / "pools" / "local.yaml"
 _SECRET_KEYS = {"api_key", "key", "token", "secret", "password", "authorization"}
 
 

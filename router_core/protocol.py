@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .paths import ROUTER_TEMPLATE as DEFAULT_TEMPLATE
+
 TAGS: tuple[str, ...] = ("think", "search", "information", "answer")
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_TEMPLATE = ASSETS / "templates" / "router_r1.txt"
 
 _PLACEHOLDERS = ("{{MODELS}}", "{{DESCRIPTIONS}}", "{{QUESTION}}")
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from router_core.batching import BatchingEngine, batched
+from router_core.engines.batching import BatchingEngine, batched
 from router_core.engines import EngineSpec, get_engine
 
 PROMPTS = ["What is the capital of France?", "Name a large ocean.", "Who wrote Hamlet? Answer briefly.",

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from router_core.curves import apgr, cpt, pareto_frontier, pgr, pgr_curve
+from evaluation.curves import apgr, cpt, pareto_frontier, pgr, pgr_curve
 
 # Hand computation. Weak model quality 0.4, strong 0.8, so PGR(q) = (q - 0.4) / 0.4.
 #   share  quality  PGR

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from router_core.datasets import QUESTIONS_DIR, DatasetError, Item, bundled_datasets, load_dataset
+from evaluation.datasets import QUESTIONS_DIR, DatasetError, Item, bundled_datasets, load_dataset
 from router_core.metrics import exact_match
 
 

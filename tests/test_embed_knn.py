@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from router_core import weights
-from router_core.embed import Embedder, get_embedder
-from router_core.knn_router import KnnRouter, route, thresholds_for_shares, win_label
+from evaluation.embed import Embedder, get_embedder
+from evaluation.knn_router import KnnRouter, route, thresholds_for_shares, win_label
 from router_core.weights import SHIPPED_DIRS, WeightsError, resolve_model_path, sha256_file, shipped_dir
 
 

@@ -73,7 +73,7 @@ def test_transformers_loads_gguf_and_agrees_with_llamacpp(smol, tmp_path):
     out = hf.chat([{"role": "user", "content": "Who directed the film Interstellar?"}], max_tokens=16)
     assert out.output_tokens > 0 and out.text.strip()
     # a local checkpoint directory (what `--policy-model /path/to/Router-R1` loads)
-    from router_core.engines.hf import export_checkpoint
+    from router_core.engines.transformers import export_checkpoint
     d = export_checkpoint(path, str(tmp_path / "ckpt"))
     local = get_engine(EngineSpec(engine="transformers", model=str(d)))
     assert local.score(prefix, NAMES) == pytest.approx(b, abs=1e-3)

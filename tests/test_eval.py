@@ -15,7 +15,7 @@ from evaluation.report import build_report, markdown, reward_at
 from evaluation.runner import EvalError, parse_alphas, parse_baselines
 from router_core.cost import CostNormalizer
 from router_core.pool import load_pool
-from router_core.single_round import short_answer
+from evaluation.single_round import short_answer
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
 from storage.recorder import recorded
@@ -168,7 +168,7 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
 
 def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
     from evaluation.runner import EvalRunner
-    from router_core.datasets import Item
+    from evaluation.datasets import Item
     from router_core.policy import load_policies
     store = TraceStore(str(tmp_path / "k.sqlite"))
     strong, weak = "Qwen2.5-0.5B", "SmolLM2-135M"

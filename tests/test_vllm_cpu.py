@@ -18,7 +18,7 @@ VPY = ROOT / ".venv-vllm" / "bin" / "python"
 def checkpoint():
     d = cache_dir() / "smollm2-135m-instruct-hf"
     if not (d / "model.safetensors").exists():
-        from router_core.engines.hf import export_checkpoint
+        from router_core.engines.transformers import export_checkpoint
         export_checkpoint(str(resolve_shipped("smollm2-135m-instruct")), str(d))
     return str(d)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router_core.engines.vllm_engine import VllmEngine  # noqa: E402
+from router_core.engines.vllm import VllmEngine  # noqa: E402
 
 if __name__ == "__main__":
     ckpt = sys.argv[1]

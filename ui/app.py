@@ -10,14 +10,13 @@ from typing import Any
 
 import gradio as gr
 
-from router_core.protocol import ASSETS
+from router_core.paths import CSS_FILE as CSS_PATH
 from storage import TraceStore
 
 from . import compare, evals, explorer, live, models_tab
 from .render import esc
 from .studio import Studio
 
-CSS_PATH = ASSETS / "studio.css"
 QUEUE_MAX = 64          # visitors waiting beyond this get "queue full" instead of an endless wait
 READ_CONCURRENCY = 4    # explorer/compare reads run side by side; rollouts share one engine slot
 

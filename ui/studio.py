@@ -18,12 +18,11 @@ from typing import Any, Iterator
 from router_core.loop import EngineProvider, Router
 from router_core.policy import Policy, PolicyBook
 from router_core.pool import ModelSpec, Pool, PoolError, load_pool
-from router_core.protocol import ASSETS
+from router_core.paths import POOLS as POOLS_DIR, QUESTIONS
 from router_core.step import Step
 from storage import TraceStore
 from storage.recorder import recorded
 
-POOLS_DIR = ASSETS / "pools"
 
 
 @dataclass
@@ -192,10 +191,10 @@ class Studio:
 
 def example_questions(limit: int = 4) -> list[list[str]]:
     """[question, gold] pairs for the page's examples: single-hop first, then multi-hop."""
-    from router_core.datasets import DatasetError, load_dataset
+    from evaluation.datasets import DatasetError, load_dataset
     out: list[list[str]] = []
     for name in ("single_hop.jsonl", "multi_hop.jsonl"):
-        path: Path = ASSETS / "questions" / name
+        path: Path = QUESTIONS / name
         try:
             items = load_dataset(path, limit=limit)
         except (DatasetError, OSError):

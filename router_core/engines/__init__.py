@@ -45,10 +45,10 @@ def _build(spec: EngineSpec, progress: Callable[[str], None] | None) -> Engine:
         from .llamacpp import LlamaCppEngine
         return LlamaCppEngine(path)
     if spec.engine == "transformers":
-        from .hf import TransformersEngine
+        from .transformers import TransformersEngine
         return TransformersEngine(path, gguf_file=spec.gguf_file)
     if spec.engine == "vllm":
-        from .vllm_engine import VllmEngine
+        from .vllm import VllmEngine
         return VllmEngine(path)
     raise EngineError(f"unknown engine '{spec.engine}' (known: llamacpp, transformers, vllm, openai)")
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .engines.base import Completion, Engine, OnText
+from .base import Completion, Engine, OnText
 
 
 @dataclass

@@ -11,13 +11,12 @@ import time
 import uuid
 from typing import Callable, Iterator
 
-from .engines import Engine, EngineError, EngineSpec
-from .loop import spec_of_model
-from .pool import ModelSpec, Pool
-from .protocol import ASSETS, neutralise
-from .step import Step
-
-DIRECT_TEMPLATE = ASSETS / "templates" / "direct.txt"
+from router_core.engines import Engine, EngineError, EngineSpec
+from router_core.loop import spec_of_model
+from router_core.paths import DIRECT_TEMPLATE
+from router_core.pool import ModelSpec, Pool
+from router_core.protocol import neutralise
+from router_core.step import Step
 ANSWER_TOKENS = 32
 
 

@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from .protocol import ASSETS
-
-QUESTIONS_DIR = ASSETS / "questions"
+from router_core.paths import QUESTIONS as QUESTIONS_DIR
 FORMATS = ("auto", "flashrag", "router_r1", "plain")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 _QUESTION_MARK = "Question:"

@@ -8,7 +8,7 @@ estimate is at least a threshold, and thresholds are calibrated to a target shar
 calls (RouteLLM's `thresholds_for_shares`).
 
 Pure numpy: the embedder is any object with `encode(list[str]) -> float array [n, d]` whose
-rows are L2-normalised (router_core.embed.Embedder is one; it is only imported when no
+rows are L2-normalised (evaluation.embed.Embedder is one; it is only imported when no
 embedder is given).
 """
 from __future__ import annotations
