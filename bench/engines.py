@@ -6,14 +6,13 @@ side by side in one run. Usage: python bench/engines.py
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from router_core.engines import EngineSpec, clear_engines, get_engine
 
-from router_core.engines import EngineSpec, clear_engines, get_engine  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 PROMPT = [{"role": "user", "content": "Explain in a few sentences how a router LLM decides which model to ask."}]
 CASES = [("llamacpp", "shipped:smollm2-135m-instruct"), ("llamacpp", "shipped:qwen2.5-coder-0.5b-instruct"),

@@ -16,16 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from evaluation.datasets import bundled_datasets, load_dataset
+from evaluation.runner import EvalRunner
+from router_core.engines import EngineSpec, get_engine
+from router_core.engines.batching import BatchingEngine
+from router_core.policy import load_policies
+from router_core.pool import ModelSpec, Pool, load_pool
+from storage import SessionFilter, TraceStore
 
-from evaluation.runner import EvalRunner  # noqa: E402
-from router_core.engines.batching import BatchingEngine  # noqa: E402
-from evaluation.datasets import bundled_datasets, load_dataset  # noqa: E402
-from router_core.engines import EngineSpec, get_engine  # noqa: E402
-from router_core.policy import load_policies  # noqa: E402
-from router_core.pool import ModelSpec, Pool, load_pool  # noqa: E402
-from storage import SessionFilter, TraceStore  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup(engine: str):

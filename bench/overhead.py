@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from router_core.engines import EngineSpec, get_engine
+from router_core.engines.base import Engine
+from router_core.loop import Router
+from router_core.policy import load_policies
+from router_core.pool import load_pool
 
-from router_core.engines import EngineSpec, get_engine  # noqa: E402
-from router_core.engines.base import Engine  # noqa: E402
-from router_core.loop import Router  # noqa: E402
-from router_core.policy import load_policies  # noqa: E402
-from router_core.pool import load_pool  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 QUESTIONS = ["Who directed the film Interstellar?", "What is the capital of the country where the Eiffel Tower stands?",
              "Which planet is known as the Red Planet?", "Who wrote the novel Pride and Prejudice?",
@@ -47,8 +46,8 @@ class Recording(Engine):
     def chat(self, messages, **kw):
         return self._timed("chat", self.inner.chat, messages, **kw)
 
-    def score(self, prefix, continuations):
-        return self._timed("score", self.inner.score, prefix, continuations)
+    def score(self, prefix, continuations, cache=None):
+        return self._timed("score", self.inner.score, prefix, continuations, cache)
 
     def chat_prompt(self, messages):
         return self.inner.chat_prompt(messages)

@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from router_core.pool import ModelSpec, Pool
+from router_core.step import Choice, Step
+from storage import SessionFilter, TraceStore
+from storage.jsonl import Parsed
+from storage.models import LABELS, SessionRow
+from storage.store import usage_rows
 
-from router_core.pool import ModelSpec, Pool  # noqa: E402
-from router_core.step import Choice, Step  # noqa: E402
-from storage.models import LABELS, AnnotationRow, ModelUsageRow, SessionRow, StepRow  # noqa: E402
-from storage.migrations import pool_hash  # noqa: E402
-from storage.store import SessionFilter, TraceStore, _step_row, usage_rows  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GOAL_PAGE_P95_MS = 100.0
 GOAL_LOAD_P95_MS = 20.0
@@ -181,58 +181,42 @@ class Generator:
 
 # ---------------------------------------------------------------------- filling the store
 
-def session_rows(s: Synth, created_at: float) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The sessions row (with rollups as append_step would leave them), steps rows and session_models rows."""
+def parsed_session(s: Synth, created_at: float) -> Parsed:
+    """A finished synthetic session in the form import uses (rollups as append_step would leave them)."""
     st = s.start
     models = usage_rows(st["session_id"], s.steps)
     last_end = max((x.ended_at or x.started_at) for x in s.steps)
     row = {"id": st["session_id"], "created_at": created_at, "updated_at": last_end, "question": st["question"],
            "gold": st["gold"], "dataset": st["dataset"], "item_id": st["item_id"], "run_id": st["run_id"],
            "policy": st["policy"], "engine": st["engine"], "pool_name": str(st["pool"].get("name", "")),
-           "pool_hash": pool_hash(st["pool"]), "alpha": st["alpha"], "status": s.end["status"], "answer": s.end["answer"],
+           "pool": st["pool"], "alpha": st["alpha"], "status": s.end["status"], "answer": s.end["answer"],
            "em": s.end["em"], "f1": s.end["f1"], "reward": s.end["reward"], "format_ok": s.end["format_ok"],
            "cost_usd": sum(x.cost_usd for x in s.steps),
            "input_tokens": sum(x.input_tokens for x in s.steps), "output_tokens": sum(x.output_tokens for x in s.steps),
            "router_tokens": sum(x.router_input_tokens + x.router_output_tokens for x in s.steps),
            "latency_s": max(0.0, last_end - created_at), "calls": sum(m["calls"] for m in models),
-           "n_steps": len(s.steps), "error": next((x.error for x in reversed(s.steps) if x.error), None),
-           "host": None, "pid": None, "pid_start": None}
-    return row, [_step_row(x) for x in s.steps], models
+           "n_steps": len(s.steps), "error": next((x.error for x in reversed(s.steps) if x.error), None)}
+    return Parsed(row, s.steps, [dict(a) for a in s.notes])
 
 
 def bulk_fill(store: TraceStore, gen: Generator, n: int, t_start: float, span_s: float, batch: int,
               ids: list[str], costs: list[float]) -> tuple[float, float]:
-    """Insert n sessions with Core executemany, `batch` sessions per transaction; (db seconds, wall seconds)."""
+    """Insert n sessions through TraceStore.insert_sessions, `batch` sessions per transaction;
+    (db seconds, wall seconds)."""
     db_s, t0 = 0.0, time.perf_counter()
     with tqdm(total=n, unit="sess", desc="bulk fill (synthetic)", mininterval=1.0, file=sys.stdout) as bar:
         for lo in range(0, n, batch):
-            sess, steps, models, notes, used = [], [], [], [], []
+            sessions = []
             for i in range(lo, min(n, lo + batch)):
                 created = t_start + span_s * i / max(1, n)
-                s = gen.session(i, created)
-                row, st_rows, m_rows = session_rows(s, created)
-                sess.append(row)
-                steps.extend(st_rows)
-                models.extend(m_rows)
-                used.append(frozenset(m["model"] for m in m_rows))
-                notes.extend({"session_id": row["id"], **a} for a in s.notes)
-                ids.append(row["id"])
-                costs.append(row["cost_usd"])
+                p = parsed_session(gen.session(i, created), created)
+                sessions.append(p)
+                ids.append(p.session["id"])
+                costs.append(p.session["cost_usd"])
             t1 = time.perf_counter()
-            with store.engine.connect().execution_options(write=True) as conn, conn.begin():
-                store._put_pool(conn, POOL.snapshot())
-                masks = {u: store._models_mask(conn, u) for u in set(used)}   # as append_step sets them
-                for row, u in zip(sess, used):
-                    row["models_mask"] = masks[u]
-                conn.execute(insert(SessionRow.__table__), sess)
-                # finished sessions go into the text index as finish() puts them there
-                store._index_text(conn, [r["id"] for r in sess if r["status"] != "running"])
-                conn.execute(insert(StepRow.__table__), steps)
-                conn.execute(insert(ModelUsageRow.__table__), models)
-                if notes:
-                    conn.execute(insert(AnnotationRow.__table__), notes)
+            store.insert_sessions(sessions)
             db_s += time.perf_counter() - t1
-            bar.update(len(sess))
+            bar.update(len(sessions))
     return db_s, time.perf_counter() - t0
 
 

@@ -19,18 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from overhead import recording_engines  # bench/ is on the path when this file is run
+
+from evaluation.datasets import bundled_datasets, load_dataset
+from router_core.engines import EngineSpec
+from router_core.policy import load_policies
+from storage import TraceStore
+from ui.app import build, launch
+from ui.studio import Studio
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from overhead import recording_engines  # noqa: E402
-
-from evaluation.datasets import bundled_datasets, load_dataset  # noqa: E402
-from router_core.engines import EngineSpec  # noqa: E402
-from router_core.policy import load_policies  # noqa: E402
-from storage import TraceStore  # noqa: E402
-from ui.app import build, launch  # noqa: E402
-from ui.studio import Studio  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

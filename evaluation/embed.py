@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router_core.weights import shipped_dir
+from router_core.engines.weights import shipped_dir
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
 

@@ -6,9 +6,10 @@ import html
 
 import plotly.graph_objects as go
 
-from evaluation.curves import pareto_frontier
+from .curves import pareto_frontier
 
-from .report import Report, family
+from .methods import Method, family
+from .report import Report
 
 LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=380, font=dict(size=11))
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac")
@@ -26,7 +27,7 @@ def em_vs_cost(rep: Report) -> go.Figure:
     t = t.drop_duplicates(subset=["method", "EM", "$/query"])
     for i, (fam, g) in enumerate(t.groupby("family", sort=False)):
         colour = PALETTE[i % len(PALETTE)]
-        labels = [f"{_e(m)} · α {a:g}" if not m.startswith("baseline/") else _e(m) for m, a in zip(g["method"], g["α"])]
+        labels = [f"{_e(m)} · α {a:g}" if not Method.parse(m).is_baseline else _e(m) for m, a in zip(g["method"], g["α"])]
         fig.add_trace(go.Scatter(x=g["$/query"], y=g["EM"], mode="markers", name=_e(fam), marker=dict(size=9, color=colour),
                                  hovertext=[f"{lbl}<br>EM {e:.3f} · ${c:.2e}/query" for lbl, e, c in
                                             zip(labels, g["EM"], g["$/query"])], hoverinfo="text", legendgroup=fam))

@@ -14,11 +14,12 @@ from typing import Sequence
 import pandas as pd
 
 from router_core.cost import CostNormalizer
-from evaluation.curves import apgr, cpt, pgr
+from router_core.session import SessionResult
+from .curves import apgr, cpt, pgr
 from storage import SessionFilter, TraceStore
 from storage.summary import usage_rows_of
 
-from .runner import BASELINE_PREFIX
+from .methods import KNN_FAMILY, Method, family
 
 COLUMNS = ["method", "α", "n", "EM", "F1", "$/query", "calls/query", "tokens/query", "reward", "strong share", "PGR"]
 
@@ -38,26 +39,8 @@ class Report:
         return self.sessions.empty
 
 
-def family(method: str) -> str:
-    """Methods that form one curve: the router over α, the kNN router over its threshold."""
-    if method.startswith(f"{BASELINE_PREFIX}knn@"):
-        return "kNN router (RouteLLM-style)"
-    if method.startswith(BASELINE_PREFIX):
-        return method[len(BASELINE_PREFIX):]
-    return method
-
-
 def load_sessions(store: TraceStore, run_ids: Sequence[str]) -> pd.DataFrame:
-    frames = []
-    for rid in run_ids:
-        page = 0
-        while True:
-            df, _ = store.list_sessions(SessionFilter(run_id=rid, status="done"), sort="created_at", desc=False,
-                                        page=page, page_size=2000, count_limit=1)
-            frames.append(df)
-            if len(df) < 2000:
-                break
-            page += 1
+    frames = [store.sessions_frame(SessionFilter(run_id=rid, status="done")) for rid in run_ids]
     if not frames:
         return pd.DataFrame(columns=list(TraceStore.LIST_COLUMNS))
     df = pd.concat(frames, ignore_index=True)
@@ -67,13 +50,11 @@ def load_sessions(store: TraceStore, run_ids: Sequence[str]) -> pd.DataFrame:
                       df[~keyed]], ignore_index=True)
 
 
-def reward_at(em: float | None, stored_reward: float | None, cost: float, alpha: float, norm: CostNormalizer) -> float:
-    """Router-R1's reward of a finished session at any α (format error −1, wrong 0, right (1−α)+α·R_cost)."""
-    if stored_reward is not None and not math.isnan(stored_reward) and stored_reward <= -1:
-        return -1.0
-    if em is None or (isinstance(em, float) and math.isnan(em)) or em < 1:
-        return 0.0
-    return (1.0 - alpha) + alpha * norm.reward(cost)
+def reward_at(em: float | None, format_ok: bool | None, cost: float, alpha: float, norm: CostNormalizer) -> float:
+    """Router-R1's reward of a stored session at any α (SessionResult's rule); a session without gold scores 0."""
+    r = SessionResult.reward_of(em, None if format_ok is None or format_ok != format_ok else bool(format_ok),
+                                cost, alpha, norm)
+    return 0.0 if r is None else r
 
 
 def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[float] | None = None,
@@ -90,14 +71,15 @@ def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[flo
     norm = CostNormalizer(window=max(2, len(df)))
     for c in df["cost_usd"]:
         norm.observe(float(c))
-    router_alphas = sorted({float(a) for a in df.loc[~df["policy"].str.startswith(BASELINE_PREFIX), "alpha"]})
+    is_baseline = df["policy"].map(lambda p: Method.parse(p).is_baseline)
+    router_alphas = sorted({float(a) for a in df.loc[~is_baseline, "alpha"]})
     alphas = list(alphas) if alphas else (router_alphas or [0.0])
-    q_weak = _em_of(df, f"{BASELINE_PREFIX}only:{weak}") if weak else None
-    q_strong = _em_of(df, f"{BASELINE_PREFIX}only:{strong}") if strong else None
+    q_weak = _em_of(df, Method.only(weak).label) if weak else None
+    q_strong = _em_of(df, Method.only(strong).label) if strong else None
     has_pair = q_weak is not None and q_strong is not None and q_weak != q_strong
     rows = []
     for (method, a), g in df.groupby(["policy", "alpha"], sort=False):
-        row_alphas = alphas if method.startswith(BASELINE_PREFIX) else [float(a)]
+        row_alphas = alphas if Method.parse(method).is_baseline else [float(a)]
         for ra in row_alphas:
             em = float(g["em"].mean())
             calls = float(g["calls_total"].sum())
@@ -105,7 +87,7 @@ def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[flo
                 "method": method, "α": ra, "n": len(g), "EM": em, "F1": float(g["f1"].mean()),
                 "$/query": float(g["cost_usd"].mean()), "calls/query": float(g["calls"].mean()),
                 "tokens/query": float((g["input_tokens"] + g["output_tokens"] + g["router_tokens"]).mean()),
-                "reward": float(sum(reward_at(e, r, c, ra, norm) for e, r, c in zip(g["em"], g["reward"], g["cost_usd"]))
+                "reward": float(sum(reward_at(e, ok, c, ra, norm) for e, ok, c in zip(g["em"], g["format_ok"], g["cost_usd"]))
                                 / len(g)),
                 "strong share": float(g["strong_calls"].sum() / calls) if calls else 0.0,
                 "PGR": pgr(em, q_weak, q_strong) if has_pair else None})
@@ -113,7 +95,7 @@ def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[flo
     curves: dict[str, dict[str, float | None]] = {}
     if has_pair:
         for fam, g in table.assign(family=table["method"].map(family)).groupby("family"):
-            if fam != family(f"{BASELINE_PREFIX}knn@") and str(g["method"].iloc[0]).startswith(BASELINE_PREFIX):
+            if fam != KNN_FAMILY and not Method.parse(str(g["method"].iloc[0])).is_curve:
                 continue  # a fixed single-round choice is one point, not a curve
             pts = sorted({(float(s), float(e)) for s, e in zip(g["strong share"], g["EM"])})
             curves[fam] = {"APGR": apgr(pts, q_weak, q_strong, add_endpoints=True),
@@ -130,7 +112,7 @@ def _em_of(df: pd.DataFrame, method: str) -> float | None:
 def strong_weak(store: TraceStore, df: pd.DataFrame) -> tuple[str | None, str | None]:
     """The pool's largest and cheapest models (as the runner's baselines define them)."""
     from router_core.pool import Pool
-    from evaluation.single_round import cheapest, largest
+    from .single_round import cheapest, largest
     sid = df["id"].iloc[0]
     snap = store.get_session(sid).get("pool") or {}
     try:

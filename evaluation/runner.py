@@ -33,10 +33,10 @@ from router_core.pool import Pool
 from evaluation.single_round import cheapest, largest, run_single
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
-from storage.recorder import recorded, session_status
+from router_core.session import SessionResult
+from storage.recorder import recorded
 
-BASELINES = ("only", "largest", "cheapest", "random", "knn")
-BASELINE_PREFIX = "baseline/"
+from .methods import BASELINES, Method
 KNN_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # target shares of strong-model calls for the kNN sweep
 KNN_K = 10
 
@@ -48,12 +48,12 @@ class EvalError(ValueError):
 @dataclass(frozen=True)
 class Task:
     item: Item
-    method: str        # policy name for the router, or baseline/<name>
+    method: Method
     alpha: float
 
     @property
     def key(self) -> tuple[str, str, str, float]:
-        return (self.item.dataset, self.item.id, self.method, round(self.alpha, 6))
+        return (self.item.dataset, self.item.id, self.method.label, round(self.alpha, 6))
 
 
 @dataclass
@@ -159,44 +159,39 @@ class EvalRunner:
         return list(dict.fromkeys(need))
 
     def plan(self, items: Sequence[Item]) -> tuple[list[Task], list[Task], list[Task]]:
-        single = [Task(it, f"{BASELINE_PREFIX}only:{m}", 0.0) for it in items for m in self.single_models()]
+        single = [Task(it, Method.only(m), 0.0) for it in items for m in self.single_models()]
         derived: list[Task] = []
         for it in items:
             for b in self.baselines:
                 if b in ("largest", "cheapest", "random"):
-                    derived.append(Task(it, f"{BASELINE_PREFIX}{b}", 0.0))
+                    derived.append(Task(it, Method(b), 0.0))  # type: ignore[arg-type]
                 elif b == "knn":
-                    derived += [Task(it, f"{BASELINE_PREFIX}knn@{int(s * 100)}%", 0.0) for s in KNN_SHARES]
-        router = [Task(it, self.policy.name, a) for a in self.alphas for it in items]
+                    derived += [Task(it, Method.knn(int(s * 100)), 0.0) for s in KNN_SHARES]
+        router = [Task(it, Method.router(self.policy.name), a) for a in self.alphas for it in items]
         return single, derived, router
 
     def done_keys(self) -> dict[tuple[str, str, str, float], str]:
         """(dataset, item, method, α) → session id of the finished sessions of this run."""
         out: dict[tuple[str, str, str, float], str] = {}
-        page = 0
-        while True:
-            df, _ = self.store.list_sessions(SessionFilter(run_id=self.run_id, status="done"), sort="created_at",
-                                             desc=False, page=page, page_size=2000, count_limit=1)
-            for sid, ds, item, pol, a, em in zip(df["id"], df["dataset"], df["item_id"], df["policy"], df["alpha"],
-                                                 df["em"]):
-                out[(ds, item, pol, round(float(a), 6))] = sid
-                self._em[sid] = 0.0 if em is None or em != em else float(em)
-            if len(df) < 2000:
-                return out
-            page += 1
+        for r in self.store.iter_sessions(SessionFilter(run_id=self.run_id, status="done")):
+            sid, em = r["id"], r["em"]
+            out[(r["dataset"], r["item_id"], r["policy"], round(float(r["alpha"]), 6))] = sid
+            self._em[sid] = 0.0 if em is None or em != em else float(em)
+        return out
 
     # ------------------------------------------------------------------ running
 
     def _record(self, task: Task, steps: Iterable[Step], sid: str) -> str:
         steps_seen = list(recorded(self.store, steps, session_id=sid, question=task.item.question,
-                                     alpha=task.alpha, policy=task.method,
-                                     engine=self.policy.engine if task.method == self.policy.name else "single-round",
+                                     alpha=task.alpha, policy=task.method.label,
+                                     engine=self.policy.engine if task.method.kind == "router" else "single-round",
                                      pool=self.pool.snapshot(), gold=task.item.golds, dataset=task.item.dataset,
                                      item_id=task.item.id, run_id=self.run_id))
-        return session_status(steps_seen)  # what the recorder stored, without reading it back
+        # the status the recorder stored, without reading it back
+        return SessionResult.of(steps_seen, task.item.question, task.alpha).status
 
     def _run_single(self, task: Task) -> str:
-        model = task.method.split("only:", 1)[1]
+        model = task.method.model or ""
         sid = uuid.uuid4().hex
         return self._record(task, run_single(task.item.question, self.pool.get(model), self.engines, session_id=sid),
                             sid)
@@ -226,23 +221,23 @@ class EvalRunner:
         strong, weak = largest(self.pool).name, cheapest(self.pool).name
         scores: dict[tuple[str, str], float] = {}
         thresholds: dict[int, float] = {}
-        if any("knn@" in t.method for t in tasks):
+        if any(t.method.kind == "knn" for t in tasks):
             scores, thresholds = self._knn_scores(items, done, strong, weak)
 
         def src(task: Task, model: str) -> str | None:
-            return done.get((task.item.dataset, task.item.id, f"{BASELINE_PREFIX}only:{model}", 0.0))
+            return done.get((task.item.dataset, task.item.id, Method.only(model).label, 0.0))
 
         for task in tasks:
-            name = task.method[len(BASELINE_PREFIX):]
-            if name in ("largest", "cheapest"):
-                model = strong if name == "largest" else weak
-                decision, why = None, f"{name} model"
-            elif name == "random":
+            kind = task.method.kind
+            if kind in ("largest", "cheapest"):
+                model = strong if kind == "largest" else weak
+                decision, why = None, f"{kind} model"
+            elif kind == "random":
                 rng = random.Random(f"{self.seed}:{task.item.dataset}:{task.item.id}")
                 model = rng.choice(self.pool.names)
                 decision, why = None, "random pick"
-            else:  # knn@<share>%
-                share = int(name.split("@", 1)[1].rstrip("%"))
+            else:  # kNN at a target share of strong calls
+                share = task.method.share or 0
                 score = scores.get((task.item.dataset, task.item.id))
                 if score is None:
                     continue
@@ -259,8 +254,8 @@ class EvalRunner:
         from evaluation.knn_router import KnnRouter, thresholds_for_shares
         rows = []
         for it in items:
-            s = done.get((it.dataset, it.id, f"{BASELINE_PREFIX}only:{strong}", 0.0))
-            w = done.get((it.dataset, it.id, f"{BASELINE_PREFIX}only:{weak}", 0.0))
+            s = done.get((it.dataset, it.id, Method.only(strong).label, 0.0))
+            w = done.get((it.dataset, it.id, Method.only(weak).label, 0.0))
             if s and w:
                 rows.append((it, self._em.get(s, 0.0), self._em.get(w, 0.0)))
         if not rows:

@@ -23,13 +23,13 @@ from typing import Callable, Iterator, Sequence
 
 from .choice import adjust, softmax
 from .metrics import normalize_answer
-from .engines import Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
+from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .policy import Policy, RunConfig
 from .pool import ModelSpec, Pool
 from .paths import CANDIDATE_TEMPLATE
 from .protocol import (Template, information_block, last_open_action, neutralise, parse_turn,
                        resolve_model, truncate_words, unknown_model_information)
-from .step import Choice, SessionResult, Step
+from .step import Choice, Step
 
 OnText = Callable[[int, str, str], None]  # (step index, kind, text piece)
 EngineProvider = Callable[[EngineSpec], Engine]
@@ -41,7 +41,9 @@ def spec_of_model(m: ModelSpec) -> EngineSpec:
 
 
 def spec_of_policy(p: Policy) -> EngineSpec:
-    return EngineSpec(engine=p.engine, model=p.model, gguf_file=p.gguf_file, base_url=p.base_url,
+    # role "router": the policy gets its own engine instance even when a candidate names the same
+    # weights, so a candidate call never evicts the router's cached transcript
+    return EngineSpec(engine=p.engine, model=p.model, gguf_file=p.gguf_file, base_url=p.base_url, role="router",
                       api_key_env=p.api_key_env)
 
 
@@ -57,6 +59,7 @@ class Rollout:
     steps: list[Step] = field(default_factory=list)
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
     force_answer: bool = False
+    cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
 
 class Router:
@@ -89,10 +92,10 @@ class Router:
         ro.steps.append(step)
         return step
 
-    def _choose(self, engine: Engine, prefix: str, alpha: float) -> Choice:
+    def _choose(self, engine: Engine, prefix: str, alpha: float, cache: CacheHint | None = None) -> Choice:
         names = self.pool.names
         t0 = time.perf_counter()
-        lps = engine.score(prefix, [f"{n}:" for n in names])
+        lps = engine.score(prefix, [f"{n}:" for n in names], cache)
         costs = self.pool.norm_costs()
         return adjust(names, lps, [costs[n] for n in names], alpha, self.config.kappa,
                       score_seconds=time.perf_counter() - t0)
@@ -104,10 +107,11 @@ class Router:
         try:
             engine = self._engines(spec_of_model(spec))
             words = max(20, int(self.config.candidate_max_tokens * 0.7))
-            content = (self.candidate_template.replace("{{MAX_WORDS}}", str(words))
-                       .replace("{{QUESTION}}", query))
+            head = self.candidate_template.replace("{{MAX_WORDS}}", str(words))
+            content = head.replace("{{QUESTION}}", query)
+            # the instruction before the sub-question is the same for every call: computed once
             c = engine.chat([{"role": "user", "content": content}], max_tokens=self.config.candidate_max_tokens,
-                            temperature=0.0, on_text=on_text)
+                            temperature=0.0, on_text=on_text, cache=CacheHint(prefix=head.split("{{QUESTION}}")[0]))
         except EngineError as e:
             step.call_ended_at = time.time()
             step.status = "error"
@@ -135,8 +139,11 @@ class Router:
         ro = Rollout(session_id=sid, prompt="")
         try:
             engine = self.policy_engine()
-            user = self.template.fill(question, [(m.name, m.description) for m in self.pool.models])
+            models = [(m.name, m.description) for m in self.pool.models]
+            user = self.template.fill(question, models)
             ro.prompt = engine.chat_prompt([{"role": "user", "content": user}])
+            # everything before the question is the same for every question with this pool and template
+            ro.cache = CacheHint(prefix=engine.prompt_head(self.template.head(models)), session=sid)
         except EngineError as e:
             step = self._new_step(ro, "error", status="error", error=f"router policy unavailable: {e}")
             yield self._finish(ro, step)
@@ -145,6 +152,7 @@ class Router:
         try:
             yield from rollout(ro, engine, alpha, stop_event, on_text)
         except EngineError as e:
+            ro.index = len(ro.steps)  # the step that failed was never yielded: its number is free again
             step = self._new_step(ro, "error", status="error", error=f"router policy failed: {e}")
             yield self._finish(ro, step)
 
@@ -157,7 +165,7 @@ class Router:
              max_tokens: int, on_text: OnText | None):
         cb = (lambda piece: on_text(idx, kind, piece)) if on_text else None
         return engine.generate(ro.prompt + ro.transcript + suffix, stop=stop, max_tokens=max_tokens,
-                               temperature=0.0, on_text=cb)
+                               temperature=0.0, on_text=cb, cache=ro.cache)
 
     # ------------------------------------------------------------------ guided
 
@@ -187,7 +195,7 @@ class Router:
             route_allowed = ro.turn < cfg.max_turns and not ro.force_answer
             decision = None
             if route_allowed:
-                lp = engine.score(ro.prompt + ro.transcript, ["<search>", "<answer>"])
+                lp = engine.score(ro.prompt + ro.transcript, ["<search>", "<answer>"], ro.cache)
                 p = softmax(lp)
                 decision = {"search": p[0], "answer": p[1]}
                 route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
@@ -206,7 +214,7 @@ class Router:
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
             prefix = ro.prompt + ro.transcript + "<search> "
-            choice = self._choose(engine, prefix, alpha)
+            choice = self._choose(engine, prefix, alpha, ro.cache)
             step.choice = choice
             spec = self.pool.get(choice.chosen)
             step.request_model = step.written_model = spec.name
@@ -290,7 +298,7 @@ class Router:
                     if can_score:
                         try:
                             step.choice = self._choose(engine, ro.prompt + ro.transcript[: _search_start(ro.transcript)]
-                                                       + "<search> ", alpha)
+                                                       + "<search> ", alpha, ro.cache)
                             if step.choice.chosen != name:
                                 step.flags.append("name_rescored")
                                 name = step.choice.chosen
@@ -327,12 +335,3 @@ def _end_of_action(text: str, tag: str) -> int:
 def _search_start(transcript: str) -> int:
     starts = [m.start() for m in re.finditer(r"<\s*search\s*>", transcript, re.IGNORECASE)]
     return starts[-1] if starts else len(transcript)
-
-
-def collect(steps: Sequence[Step], question: str, alpha: float, gold: Sequence[str] = ()) -> SessionResult:
-    """Totals of a session from its steps; the answer is the last answer step's text."""
-    answers = [s for s in steps if s.kind == "answer"]
-    return SessionResult(session_id=steps[0].session_id if steps else "", question=question,
-                         answer=answers[-1].text if answers else None, steps=list(steps), alpha=alpha,
-                         gold=list(gold))
-

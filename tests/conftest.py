@@ -1,12 +1,8 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Sessions stored by tests (and by app.py subprocesses they start) never touch the user's store.
 _TEST_DB_DIR = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / f"router-studio-tests-{os.getpid()}"
@@ -17,6 +13,14 @@ from router_core.engines import EngineSpec, get_engine  # noqa: E402
 
 QWEN = EngineSpec(engine="llamacpp", model="shipped:qwen2.5-coder-0.5b-instruct")
 SMOL = EngineSpec(engine="llamacpp", model="shipped:smollm2-135m-instruct")
+# Fixtures that load a real shipped model: a test that uses one is marked `model` automatically.
+MODEL_FIXTURES = {"qwen", "smol", "router", "hf", "embedder", "server", "scored"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from router_core import weights
 from evaluation.embed import Embedder, get_embedder
 from evaluation.knn_router import KnnRouter, route, thresholds_for_shares, win_label
-from router_core.weights import SHIPPED_DIRS, WeightsError, resolve_model_path, sha256_file, shipped_dir
+from router_core.engines.weights import SHIPPED_DIRS, WeightsError, resolve_model_path, sha256_file, shipped_dir
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +122,7 @@ def test_cached_per_process_and_thread_safe(embedder):
         np.testing.assert_allclose(r, want, atol=1e-5)
 
 
+@pytest.mark.model
 def test_lazy_load_from_a_directory():
     e = Embedder(shipped_dir("all-minilm-l6-v2"))
     assert not e.loaded and e.dim is None

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from router_core.engines import EngineError, EngineSpec, get_engine
-from router_core.weights import SHIPPED, WeightsError, resolve_shipped, sha256_file
+from router_core.engines.weights import SHIPPED, WeightsError, resolve_shipped, sha256_file
 
 PROMPT = [{"role": "user", "content": "Which assistant should answer 'Who directed Interstellar?': Smol or Qwen?"}]
 NAMES = ["Smol:", "Qwen:", "Llama-70B:"]
@@ -79,6 +79,7 @@ def test_transformers_loads_gguf_and_agrees_with_llamacpp(smol, tmp_path):
     assert local.score(prefix, NAMES) == pytest.approx(b, abs=1e-3)
 
 
+@pytest.mark.model  # loads the transformers and llama.cpp backends
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(EngineError, match="nope"):
         get_engine(EngineSpec(engine="transformers", model=str(tmp_path / "nope")))

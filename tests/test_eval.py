@@ -83,10 +83,12 @@ def test_report_numbers_by_hand(tmp_path):
     norm = CostNormalizer(window=12)
     for c in [4e-6] * 4 + [1e-6] * 4 + [4e-6, 1e-6, 4e-6, 1e-6]:
         norm.observe(c)
-    want = (reward_at(1, 1, 4e-6, 0.5, norm) + reward_at(1, 1, 1e-6, 0.5, norm)) / 4
+    want = (reward_at(1, True, 4e-6, 0.5, norm) + reward_at(1, True, 1e-6, 0.5, norm)) / 4
     assert t.loc["router", "reward"] == pytest.approx(want)
-    assert reward_at(1, 1, 1e-6, 0.5, norm) == pytest.approx(1.0) and reward_at(1, 1, 4e-6, 0.5, norm) == pytest.approx(0.5)
-    assert reward_at(0, 0, 1e-6, 0.5, norm) == 0 and reward_at(None, -1, 0, 0.5, norm) == -1
+    assert reward_at(1, True, 1e-6, 0.5, norm) == pytest.approx(1.0)
+    assert reward_at(1, True, 4e-6, 0.5, norm) == pytest.approx(0.5)
+    assert reward_at(0, True, 1e-6, 0.5, norm) == 0 and reward_at(0, False, 0, 0.5, norm) == -1  # format error
+    assert reward_at(None, True, 0, 0.5, norm) == 0  # no gold: no reward to earn
     # the router's curve: points (share 0.5, EM 0.5) plus the end points (0, weak) and (1, strong)
     assert rep.curves["router"]["CPT(50%)"] == pytest.approx(0.5)
     assert "| router | 0.5 |" in markdown(rep)
@@ -107,8 +109,9 @@ def test_eval_end_to_end_on_the_embedded_default(tmp_path, qwen, smol):
     res = json.loads((tmp_path / "r.json").read_text())
     run_id = res["run_id"]
     with TraceStore(str(db)) as store:
-        df, total = store.list_sessions(SessionFilter(run_id=run_id), page_size=100)
+        pg = store.list_sessions(SessionFilter(run_id=run_id), page_size=100)
     # 2 questions × (router at 2 α + 2 single-round calls + largest + cheapest) = 12 sessions, all done
+        df, total = pg.rows, pg.total
     assert total == 12 and set(df["status"]) == {"done"}
     assert sorted(df["dataset"].unique()) == ["multi_hop", "single_hop"]
     methods = df.groupby("policy").size().to_dict()
@@ -140,7 +143,8 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
         while time.time() < deadline:  # wait until the first session is finished and the second has begun
             if db.exists():
                 with TraceStore(str(db), recover=False) as s:
-                    df, _ = s.list_sessions(page_size=10)
+                    pg = s.list_sessions(page_size=10)
+                    df, _ = pg.rows, pg.total
                 if (df["status"] == "done").sum() >= 1 and (df["status"] == "running").sum() >= 1:
                     break
             time.sleep(0.5)
@@ -154,7 +158,8 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
     assert proc.returncode == 130, err[-2000:]
     assert "run the same command to resume" in err
     with TraceStore(str(db)) as s:
-        df, _ = s.list_sessions(page_size=10)
+        pg = s.list_sessions(page_size=10)
+        df, _ = pg.rows, pg.total
     assert "running" not in set(df["status"])  # Ctrl-C left no session half-open
     n_done = int((df["status"] == "done").sum())
     assert n_done >= 1 and "stopped" in set(df["status"])
@@ -162,10 +167,12 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"{3 - n_done} session(s) run, {n_done} already done" in again.stderr
     with TraceStore(str(db)) as s:
-        df, _ = s.list_sessions(SessionFilter(status="done"), page_size=10)
+        pg = s.list_sessions(SessionFilter(status="done"), page_size=10)
+        df, _ = pg.rows, pg.total
     assert sorted(df["item_id"]) == ["mh-001", "mh-002", "mh-003"]  # each item exactly once, done
 
 
+@pytest.mark.model  # the kNN router embeds the questions with the shipped MiniLM
 def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
     from evaluation.runner import EvalRunner
     from evaluation.datasets import Item
@@ -206,5 +213,6 @@ def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
 
 
 def load_sessions_of(store: TraceStore, run_id: str):
-    df, _ = store.list_sessions(SessionFilter(run_id=run_id), page_size=500)
+    pg = store.list_sessions(SessionFilter(run_id=run_id), page_size=500)
+    df, _ = pg.rows, pg.total
     return df

@@ -11,7 +11,9 @@ from router_core.loop import Router
 from router_core.policy import load_policies
 from router_core.pool import pool_from_dict
 
-from openai_server import OpenAITestServer
+from support.openai_server import OpenAITestServer
+
+pytestmark = pytest.mark.model
 
 KEY = "sk-test-4b1d-very-secret-value"
 

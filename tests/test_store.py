@@ -77,6 +77,17 @@ def test_each_step_is_committed_before_it_is_passed_on(store, tmp_path):
     other.close()
 
 
+def test_a_step_field_without_a_column_is_kept_in_extra(store, monkeypatch):
+    """A new Step field needs no migration: the codec's dict keys without a column go to steps.extra."""
+    import storage.models as models
+    monkeypatch.setattr(models, "STEP_COLUMNS", models.STEP_COLUMNS - {"decision", "turn"})
+    orig = write(store, "x")
+    with store.engine.connect() as c:
+        extra, decision = c.exec_driver_sql("SELECT extra, decision FROM steps WHERE idx = 1").one()
+    assert decision is None and json.loads(extra) == {"decision": {"search": 0.8, "answer": 0.2}, "turn": 0}
+    assert [s.to_dict() for s in store.load_steps("x")] == [s.to_dict() for s in orig]
+
+
 def test_listener_going_away_marks_stopped(store):
     it = recorded(store, iter(make_steps("s3")), session_id="s3", question="q", alpha=0.0, policy="p",
                   engine="e", pool=POOL)
@@ -108,7 +119,8 @@ def test_filters_sort_and_pages(store):
     store.annotate("b", "candidate_wrong", "answered Paris for Spain")
 
     def ids(**kw):
-        df, total = store.list_sessions(SessionFilter(**kw), sort="alpha", desc=False)
+        pg = store.list_sessions(SessionFilter(**kw), sort="alpha", desc=False)
+        df, total = pg.rows, pg.total
         assert total == len(df)
         return list(df["id"])
 
@@ -130,7 +142,7 @@ def test_filters_sort_and_pages(store):
     store.finish("r", status="done", answer="Rome")
     assert ids(text="rome") == ["r"]                  # indexed with its answer once finished
     assert store.delete("r") and ids(text="rome") == []
-    import storage.store as st
+    import storage.indexes as st
     store.start_session(session_id="r2", question="capital of Peru? still running", alpha=0.3, policy="p",
                         engine="e", pool=POOL)
     old = st.SPARSE_TEXT, st.DENSE_TEXT
@@ -143,11 +155,13 @@ def test_filters_sort_and_pages(store):
     finally:
         st.SPARSE_TEXT, st.DENSE_TEXT = old
     assert store.delete("r2")
-    df, total = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
-    assert total == 3 and list(df["id"]) == ["b"] and not df.attrs["total_capped"]
-    df, total = store.list_sessions(page_size=1, count_limit=2)   # counting stops early on big stores
-    assert total == 2 and df.attrs["total_capped"] and len(df) == 1
-    assert store.list_sessions(SessionFilter(model="A"), count_limit=None)[1] == 2
+    pg = store.list_sessions(sort="cost_usd", desc=True, page=1, page_size=2)
+    df, total = pg.rows, pg.total
+    assert total == 3 and list(df["id"]) == ["b"] and not pg.capped
+    pg = store.list_sessions(page_size=1, count_limit=2)   # counting stops early on big stores
+    df, total = pg.rows, pg.total
+    assert total == 2 and pg.capped and len(df) == 1
+    assert store.list_sessions(SessionFilter(model="A"), count_limit=None).total == 2
     with pytest.raises(ValueError, match="sort must be one of"):
         store.list_sessions(sort="question; DROP TABLE sessions")
 
@@ -190,7 +204,7 @@ def test_export_import_round_trip_idempotent(store, tmp_path):
         assert [(n["label"], n["note"], n["step_idx"]) for n in a[2]] == [(n["label"], n["note"], n["step_idx"]) for n in b[2]]
         assert store.model_usage(sid) == other.model_usage(sid)
     for f in (SessionFilter(model="B"), SessionFilter(text="dune"), SessionFilter(model="A", text="capital")):
-        assert list(other.list_sessions(f)[0]["id"]) == list(store.list_sessions(f)[0]["id"]) != []
+        assert list(other.list_sessions(f).rows["id"]) == list(store.list_sessions(f).rows["id"]) != []
     buf2 = io.StringIO()
     store.export_jsonl(buf2, SessionFilter(dataset="geo"))
     assert len(buf2.getvalue().splitlines()) == 1
@@ -258,11 +272,12 @@ def test_a_file_from_an_older_version_is_migrated(tmp_path):
     with TraceStore(str(path)) as s:
         assert s.schema_version() == LATEST
         assert s.model_usage("old") == {"A": {"calls": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": 0.003}}
-        df, total = s.list_sessions(SessionFilter(model="A"))
+        pg = s.list_sessions(SessionFilter(model="A"))
+        df = pg.rows
         assert list(df["id"]) == ["old"] and df["run_id"].isna().all()
         assert [st.kind for st in s.load_steps("old")] == ["route", "answer"]
         write(s, "new")  # and the migrated file takes new sessions
-        assert s.list_sessions()[1] == 2
+        assert s.list_sessions().total == 2
 
 
 V3_SCHEMA = """
@@ -313,14 +328,15 @@ INSERT INTO annotations VALUES (1, 'v2', NULL, 'candidate_wrong', 'K2 is second'
 """
 
 
-def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids(tmp_path):
+def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step_extra(tmp_path):
     path = tmp_path / "v3.sqlite"
     con = sqlite3.connect(path)
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 4
+        assert s.schema_version() == LATEST == 5
         with s.engine.connect() as c:
+            assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
             indexes = {r[0] for r in c.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL")}
             assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running"}
@@ -332,7 +348,8 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids(tmp_path):
             assert masks == {"v1": 3, "v2": 1}
 
         def ids(**kw):
-            df, total = s.list_sessions(SessionFilter(**kw))
+            pg = s.list_sessions(SessionFilter(**kw))
+            df, total = pg.rows, pg.total
             assert total == len(df)
             return list(df["id"])
 
@@ -348,7 +365,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids(tmp_path):
 
 
 def test_model_filter_past_the_last_bit_uses_the_usage_table(store, monkeypatch):
-    import storage.store as st
+    import storage.indexes as st
     monkeypatch.setattr(st, "MAX_MODEL_BITS", 1)
     write(store, "m1", models=("A",))
     write(store, "m2", models=("B", "A"))   # B gets no bit
@@ -356,9 +373,9 @@ def test_model_filter_past_the_last_bit_uses_the_usage_table(store, monkeypatch)
     with store.engine.connect() as c:
         assert dict(c.exec_driver_sql("SELECT model, bit FROM model_bits").all()) == {"A": 0, "B": None}
         assert c.exec_driver_sql("SELECT COUNT(*) FROM sessions_fts").scalar() == 2
-    assert list(store.list_sessions(SessionFilter(model="B"))[0]["id"]) == ["m2"]
-    assert list(store.list_sessions(SessionFilter(model="A"))[0]["id"]) == ["m2", "m1"]
-    assert list(store.list_sessions(SessionFilter(model="A", text="france"))[0]["id"]) == ["m2", "m1"]
+    assert list(store.list_sessions(SessionFilter(model="B")).rows["id"]) == ["m2"]
+    assert list(store.list_sessions(SessionFilter(model="A")).rows["id"]) == ["m2", "m1"]
+    assert list(store.list_sessions(SessionFilter(model="A", text="france")).rows["id"]) == ["m2", "m1"]
 
 
 def test_clear_errors_naming_the_file(tmp_path):
@@ -378,31 +395,32 @@ def test_clear_errors_naming_the_file(tmp_path):
         TraceStore(str(newer))
 
 
-def test_cli_sessions_export_import(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
+def test_cli_sessions_export_import(tmp_path, capsys):
+    """The store commands as a user types them (in this process: the same `main` app.py calls)."""
+    from ui.cli import main
     db = tmp_path / "cli.sqlite"
     with TraceStore(str(db)) as s:
         write(s, "cli1", dataset="geo", models=("A",))
         write(s, "cli2", question="who wrote Dune?", gold=["Frank Herbert"], models=("B",))
 
     def run(*a):
-        return subprocess.run([sys.executable, "app.py", *a], cwd=root, capture_output=True, text=True, timeout=120)
+        capsys.readouterr()
+        code = main(list(a))
+        out = capsys.readouterr()
+        return code, out.out, out.err
 
-    p = run("sessions", "--db", str(db), "--model", "B")
-    assert p.returncode == 0 and "who wrote Dune?" in p.stdout and "capital of France" not in p.stdout
-    assert "1–1 of 1" in p.stdout
-    out = tmp_path / "e.jsonl"
-    p = run("export", "--db", str(db), "--out", str(out), "--dataset", "geo")
-    assert p.returncode == 0 and "exported 1" in p.stdout and len(out.read_text().splitlines()) == 1
+    code, out, err = run("sessions", "--db", str(db), "--model", "B")
+    assert code == 0 and "who wrote Dune?" in out and "capital of France" not in out
+    assert "1–1 of 1" in out
+    exp = tmp_path / "e.jsonl"
+    code, out, err = run("export", "--db", str(db), "--out", str(exp), "--dataset", "geo")
+    assert code == 0 and "exported 1" in out and len(exp.read_text().splitlines()) == 1
     db2 = tmp_path / "cli2.sqlite"
-    p = run("import", str(out), "--db", str(db2))
-    assert p.returncode == 0 and "imported 1" in p.stdout
+    code, out, err = run("import", str(exp), "--db", str(db2))
+    assert code == 0 and "imported 1" in out
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(out.read_text() + "{broken\n")
-    p = run("import", str(bad), "--db", str(db2))
-    assert p.returncode == 1 and "bad.jsonl:2:" in p.stderr and "already present 1" in p.stdout
-    p = run("sessions", "--db", str(tmp_path / "nonsense.sqlite").replace("nonsense", "x/y"))
-    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+    bad.write_text(exp.read_text() + "{broken\n")
+    code, out, err = run("import", str(bad), "--db", str(db2))
+    assert code == 1 and "bad.jsonl:2:" in err and "already present 1" in out
+    code, out, err = run("sessions", "--db", str(tmp_path / "nonsense.sqlite").replace("nonsense", "x/y"))
+    assert code == 2 and "does not exist" in err and "Traceback" not in err

@@ -16,6 +16,8 @@ import pytest
 from storage import SessionFilter, TraceStore
 from test_store import make_steps, write
 
+pytestmark = pytest.mark.postgres
+
 
 def _bin(name):
     found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]
@@ -82,13 +84,15 @@ def test_round_trip_filters_and_rollups_on_postgres(pg):
     sess, steps, _ = pg.load_session("p1")
     assert [s.to_dict() for s in steps] == [s.to_dict() for s in orig]
     assert sess["status"] == "done" and sess["calls"] == 2 and sess["n_steps"] == 4 and sess["latency_s"] > 0
-    df, total = pg.list_sessions(SessionFilter(model="A"))
+    page = pg.list_sessions(SessionFilter(model="A"))
+    df, total = page.rows, page.total
     assert list(df["id"]) == ["p1"] and total == 1
-    df, _ = pg.list_sessions(SessionFilter(text="DUNE", alpha_min=0.5, correct=False))
+    page = pg.list_sessions(SessionFilter(text="DUNE", alpha_min=0.5, correct=False))
+    df, _ = page.rows, page.total
     assert list(df["id"]) == ["p2"]
     pg.annotate("p2", "candidate_wrong", "note")
-    assert list(pg.list_sessions(SessionFilter(label="candidate_wrong"))[0]["id"]) == ["p2"]
-    assert pg.delete("p1") and pg.list_sessions()[1] == 1
+    assert list(pg.list_sessions(SessionFilter(label="candidate_wrong")).rows["id"]) == ["p2"]
+    assert pg.delete("p1") and pg.list_sessions().total == 1
 
 
 def test_export_from_sqlite_import_into_postgres(pg, tmp_path):
@@ -124,5 +128,6 @@ def test_concurrent_writers_on_postgres(pg):
     for t in threads:
         t.join(timeout=120)
     assert not errors
-    df, total = pg.list_sessions(page_size=100)
+    page = pg.list_sessions(page_size=100)
+    df, total = page.rows, page.total
     assert total == 60 and set(df["n_steps"]) == {4}

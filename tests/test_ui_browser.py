@@ -19,7 +19,7 @@ from router_core.policy import load_policies
 from storage import SessionFilter, TraceStore
 from ui.app import build, launch
 from ui.studio import Studio
-from ui_fixtures import PAYLOADS, write_session
+from support.ui_fixtures import PAYLOADS, write_session
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -28,8 +28,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disa
         "--disable-component-update", "--disable-sync"]
 RUN_TIMEOUT_MS = 240_000
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} missing: install Debian's chromium (scripts/setup.sh --tests)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                 reason=f"{CHROMIUM} missing: install Debian's chromium (scripts/setup.sh --tests)")]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,8 @@ def test_live_run_then_explorer_replay_and_annotate(app, browser):
             page.wait_for_selector(f"{plot} .js-plotly-plot")
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
-        df, total = store.list_sessions()
+        pg = store.list_sessions()
+        df = pg.rows
         sid, n = df["id"][0], int(df["n_steps"][0])
         assert df["question"][0] == "What is the capital of France?" and df["status"][0] == "done"
 
@@ -148,7 +150,8 @@ def test_two_browsers_get_their_own_sessions_and_stop_is_stored(app, browser):
         assert qa in pa.inner_text("#rs-chat") and qb not in pa.inner_text("#rs-chat")
         assert qb in pb.inner_text("#rs-chat") and qa not in pb.inner_text("#rs-chat")
         assert "stopped" in pb.inner_text("#rs-status")
-        df, _ = store.list_sessions()
+        pg = store.list_sessions()
+        df, _ = pg.rows, pg.total
         by_q = {q: s for q, s in zip(df["question"], df["status"])}
         assert by_q[qa] == "done" and by_q[qb] == "stopped"
     finally:
@@ -261,7 +264,8 @@ def test_rerun_at_another_alpha_offers_compare(app, browser):
         heads = page.locator("#rs-compare-table thead th").all_inner_texts()
         assert any("α 0 " in h for h in heads) and any("α 0.9" in h for h in heads)
         assert page.get_by_role("tab", name="Compare", selected=True).is_visible()
-        df, _ = store.list_sessions(SessionFilter(text=q))
+        pg = store.list_sessions(SessionFilter(text=q))
+        df, _ = pg.rows, pg.total
         assert sorted(df["alpha"]) == [0.0, 0.9]
     finally:
         ctx.close()

@@ -15,9 +15,9 @@ from ui.compare import compare
 from ui.explorer import Replay, export_file, make_filter, page, resolve_prefix, summary
 from ui.live import live_updates
 from ui.models_tab import pool_table, save_model
-from ui.render import esc, session_messages, step_message
+from ui.render import esc, money, session_messages, step_message
 from ui.studio import Studio
-from ui_fixtures import PAYLOADS, write_session
+from support.ui_fixtures import PAYLOADS, write_session
 
 
 @pytest.fixture()
@@ -58,13 +58,15 @@ def test_replay_draws_what_live_drew_and_steps_back_and_forth(store):
     r = Replay.load(store, sid[:12])  # the short id the table shows
     assert len(r.steps) == 12
     msgs, timeline, cost, choice = r.at(len(r.steps))
-    assert msgs == session_messages(r.session["question"], r.steps)  # the live renderer, unchanged
-    assert [m["content"] for m in msgs[1:]] == [step_message(s)["content"] for s in r.steps]
+    gold = r.session["gold"]
+    assert msgs == session_messages(r.session["question"], r.steps, gold=gold)  # the live renderer, unchanged
+    assert [m["content"] for m in msgs[1:]] == [step_message(s, gold)["content"] for s in r.steps]
+    assert "✓ correct" in msgs[-1]["content"]
     assert len(r.at(3)[0]) == 4 and len(r.at(0)[0]) == 1 and len(r.at(99)[0]) == 13
     rows = {y for tr in timeline.data for y in tr.y}
     assert rows == {"router", "Qwen2.5-0.5B"}
     assert len(choice.data) == 2 * 5  # before and after for each of the 5 route decisions
-    assert cost.layout.title.text.endswith(f"${sum(s.cost_usd for s in r.steps):.6f}") or "e-" in cost.layout.title.text
+    assert cost.layout.title.text.endswith(money(sum(s.cost_usd for s in r.steps)))
     assert "EM 1" in r.header() and "Paris" in r.header()
 
 
@@ -112,20 +114,25 @@ def test_compare_aligns_turns_and_scores_reward_at_chosen_alpha(store):
         compare(store, [a], 0.5)
 
 
-def test_models_tab_validates_and_the_next_router_uses_the_model(studio):
+def test_models_tab_validates_and_the_next_router_of_that_visitor_uses_the_model(studio):
+    studio.allow_model_edits, studio.allow_key_envs = True, ("NIM_KEY",)
+    studio.allow_endpoints = ("http://127.0.0.1:9/v1",)
     with pytest.raises(ValueError, match="price_out"):
-        save_model(studio, "local", {"name": "Big", "engine": "openai", "model": "m", "params_b": 70,
-                                     "price_in": 1, "price_out": -1, "description": "d", "base_url": "http://x/v1"})
+        save_model(studio, [], "local", {"name": "Big", "engine": "openai", "model": "m", "params_b": 70,
+                                         "price_in": 1, "price_out": -1, "description": "d",
+                                         "base_url": "http://127.0.0.1:9/v1"})
     with pytest.raises(ValueError, match="name"):
-        save_model(studio, "local", {"name": "Bad: name", "engine": "llamacpp", "model": "m", "params_b": 1,
-                                     "price_in": 0, "price_out": 0, "description": "d"})
-    assert studio.pool("local").names == ["SmolLM2-135M", "Qwen2.5-0.5B"]  # nothing changed on failure
-    msg = save_model(studio, "local", {"name": "Unseen-70B", "engine": "openai", "model": "meta/llama-3.1-70b",
-                                       "params_b": 70, "price_in": 0.88, "price_out": 0.88, "description": "big",
-                                       "base_url": "http://127.0.0.1:9/v1", "api_key_env": "NIM_KEY"})
-    assert "Unseen-70B" in msg
-    assert "Unseen-70B" in studio.router(None, "local").pool.names
-    assert list(pool_table(studio, "local")["name"]) == ["SmolLM2-135M", "Qwen2.5-0.5B", "Unseen-70B"]
+        save_model(studio, [], "local", {"name": "Bad: name", "engine": "llamacpp", "model": "m", "params_b": 1,
+                                         "price_in": 0, "price_out": 0, "description": "d"})
+    edits, msg = save_model(studio, [], "local", {"name": "Unseen-70B", "engine": "openai",
+                                                  "model": "meta/llama-3.1-70b", "params_b": 70, "price_in": 0.88,
+                                                  "price_out": 0.88, "description": "big",
+                                                  "base_url": "http://127.0.0.1:9/v1", "api_key_env": "NIM_KEY"})
+    assert "Unseen-70B" in msg and "this browser session" in msg
+    assert "Unseen-70B" in studio.router(None, "local", edits).pool.names
+    assert "Unseen-70B" not in studio.router(None, "local").pool.names  # other visitors: unchanged
+    assert list(pool_table(studio, "local", edits)["name"])[-1] == "Unseen-70B"
+    assert "$ / 1M out" in pool_table(studio, "local").columns  # prices carry their unit
 
 
 def test_parse_auth():
@@ -170,7 +177,29 @@ def test_evaluations_tab_tables(store):
     rep = build_report(store, ["run-1"])
     t = results_table(rep)
     assert list(t["method"]) == ["fixture-policy", "fixture-policy"] and list(t["α"]) == ["0", "0.9"]
-    assert list(t["EM"]) == ["1.000", "1.000"] and t["$/query"].iloc[0].startswith("$")
+    assert list(t["EM"]) == ["1.000", "1.000"] and t["$/query"].iloc[0].endswith("µ$")
     items, sids = items_table(rep, "fixture-policy")
     assert len(items) == 6 and sorted(sids) == sorted(ids)
     assert "No strong/weak baseline results" in curves_markdown(rep)
+
+
+def test_live_view_on_a_scripted_engine_streams_renders_and_stores(store):
+    """The live tab's handler end to end without a model: steps and text arrive, the session is stored."""
+    from router_core.policy import Policy, PolicyBook
+    from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
+    guided = Policy(name="fake-guided", engine="llamacpp", model="fake:policy", mode="guided")
+    policy = FakeEngine(guided_script(["I need the director."], ["Who directed Interstellar?"], "Christopher Nolan"),
+                        scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.2}))
+    studio = Studio(store=store, policies=PolicyBook(default="fake-guided", policies=[guided]),
+                    pools={"fake-three": fake_pool()}, default_pool="fake-three",
+                    engines=fake_provider(policy, default=FakeEngine(reply="Christopher Nolan.")))
+    views = list(live_updates(studio, "k", "Who directed Interstellar?", "Christopher Nolan|Nolan", None, None, 0.0))
+    final = views[-1]
+    assert [s.kind for s in final.steps] == ["think", "route", "think", "answer"]
+    assert any(v.pending is not None for v in views) or len(views) >= 5  # streamed text or one view per step
+    msgs = final.messages()
+    assert msgs[0]["content"] == "Who directed Interstellar?" and "✓ correct" in msgs[-1]["content"]
+    assert "EM 1" in final.status and "session" in final.status
+    row = store.get_session(final.session_id)
+    assert (row["status"], row["n_steps"], row["em"], row["calls"]) == ("done", 4, 1.0, 1)
+    assert [s.to_dict() for s in store.load_steps(final.session_id)] == [s.to_dict() for s in final.steps]

@@ -36,7 +36,8 @@ def test_launched_app_streams_a_session_and_stores_it(qwen, smol, tmp_path):
         assert msgs[0]["role"] == "user" and len(msgs) >= 4
         assert max(counts) == len(msgs) and len(set(counts)) >= 3  # steps arrived one by one
         assert "Answer:" in _text(msgs[-1]["content"]) and "EM" in status
-        df, total = store.list_sessions()
+        pg = store.list_sessions()
+        df, total = pg.rows, pg.total
         assert total == 1 and df["status"][0] == "done" and df["question"][0] == "What is the capital of France?"
         assert df["id"][0] in status and df["n_steps"][0] == len(msgs) - 1
         # the same session through the explorer's API: its replay header names it

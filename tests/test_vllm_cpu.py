@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from router_core.engines import EngineSpec, get_engine
-from router_core.weights import cache_dir, resolve_shipped
+from router_core.engines.weights import cache_dir, resolve_shipped
+
+pytestmark = pytest.mark.vllm
 
 ROOT = Path(__file__).resolve().parent.parent
 VPY = ROOT / ".venv-vllm" / "bin" / "python"
@@ -26,7 +28,7 @@ def checkpoint():
 @pytest.mark.skipif(not VPY.exists(), reason="no .venv-vllm: `bash scripts/setup.sh --tests` builds it")
 def test_vllm_engine_generates_and_scores_like_transformers(checkpoint):
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
-    p = subprocess.run([str(VPY), str(ROOT / "tests" / "vllm_probe.py"), checkpoint], capture_output=True,
+    p = subprocess.run([str(VPY), str(ROOT / "tests" / "support" / "vllm_probe.py"), checkpoint], capture_output=True,
                        text=True, timeout=580, env=env, stdin=subprocess.DEVNULL)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     assert p.returncode == 0 and lines, p.stderr[-3000:]

@@ -6,6 +6,7 @@ with (tests launch through it too); `serve()` is `python app.py`.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import gradio as gr
@@ -18,6 +19,9 @@ from .render import esc
 from .studio import Studio
 
 QUEUE_MAX = 64          # visitors waiting beyond this get "queue full" instead of an endless wait
+EXPOSED_WARNING = ("This server listens beyond this machine without a login (--auth): anyone who can reach it "
+                   "can run sessions, read every stored session and annotate them.")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 READ_CONCURRENCY = 4    # explorer/compare reads run side by side; rollouts share one engine slot
 
 
@@ -28,10 +32,13 @@ def build(studio: Studio) -> gr.Blocks:
                     f"replies and answers; slide **α** to make it care about cost. Default policy "
                     f"**{esc(pol.name)}** over pool **{esc(studio.default_pool)}**. Every session is stored in "
                     f"`{esc(studio.store.where)}`.")
+        if studio.exposed_without_auth:
+            gr.HTML(f'<div class="rs-warning" id="rs-exposed">⚠ {esc(EXPOSED_WARNING)}</div>')
         compare_ids = gr.State([])
+        model_edits = gr.State([])  # this visitor's own model edits (Models tab), used by their runs
         with gr.Tabs(selected="live") as tabs:
             with gr.Tab("Live", id="live"):
-                live.build(studio, compare_ids, tabs)
+                live.build(studio, compare_ids, tabs, model_edits)
             with gr.Tab("Explorer", id="explorer"):
                 ex = explorer.build(studio.store)
             with gr.Tab("Compare", id="compare"):
@@ -39,7 +46,7 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Tab("Evaluations", id="evals"):
                 evals.build(studio.store, tabs, ex)
             with gr.Tab("Models", id="models"):
-                models_tab.build(studio)
+                models_tab.build(studio, model_edits)
 
         def on_load(request: gr.Request):
             """Deep link: ?session=<id> opens that session's replay in the Explorer."""
@@ -70,17 +77,32 @@ def parse_auth(values: list[str] | None) -> list[tuple[str, str]] | None:
     return out
 
 
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
 def serve(args: argparse.Namespace) -> int:
-    from router_core.policy import customise, load_policies
+    from .cli import CliError, overrides, policy_from
     auth = parse_auth(getattr(args, "auth", None))
+    edits = bool(getattr(args, "allow_model_edits", False))
+    if edits and not auth:
+        raise CliError("--allow-model-edits needs --auth: a model edit makes the server call an endpoint with "
+                       "one of its keys, so only logged-in visitors may make one")
+    if not edits and (getattr(args, "allow_key_env", None) or getattr(args, "allow_endpoint", None)):
+        raise CliError("--allow-key-env and --allow-endpoint apply to model edits: add --allow-model-edits")
     store = TraceStore(args.db)
-    overrides = {"max_turns": args.max_turns} if getattr(args, "max_turns", None) is not None else None
-    book = load_policies(args.policies)
-    pol = customise(book.get(args.policy), model=args.policy_model, engine=args.policy_engine, template=args.template)
+    book, pol = policy_from(args)
     book = book.model_copy(update={"default": pol.name,
                                    "policies": [pol if p.name == pol.name else p for p in book.policies]})
-    studio = Studio.from_files(store, book, args.pool, overrides)
+    studio = Studio.from_files(store, book, args.pool, overrides(args))
+    studio.allow_model_edits = edits
+    studio.allow_key_envs = tuple(getattr(args, "allow_key_env", None) or ())
+    studio.allow_endpoints = tuple(getattr(args, "allow_endpoint", None) or ())
+    studio.exposed_without_auth = not auth and not is_loopback(args.host)
     studio.echo = True
+    if studio.exposed_without_auth:
+        print(f"WARNING: {EXPOSED_WARNING} Add --auth USER:PASSWORD, or serve on 127.0.0.1.", file=sys.stderr,
+              flush=True)
     print(f"· storing sessions in {store.where}", flush=True)
     demo = build(studio)
     studio.warm_up()  # models load in the background; the page shows the engine log

@@ -6,31 +6,20 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from router_core.cost import CostNormalizer, router_r1_reward
+from router_core.cost import CostNormalizer
+from router_core.session import SessionResult
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
 
 from . import charts
 from .explorer import Replay, resolve_prefix
-from .render import badge, err_text, esc, money
+from .render import describe, err_text, esc, html, money
 
 WINDOW = 1000  # recent stored sessions that set the cost normaliser, like Router-R1's sliding window
 
 
-def _cell(steps: list[Step]) -> str:
-    parts = []
-    for s in steps:
-        if s.kind == "think":
-            t = s.text.replace("\n", " ")
-            parts.append(f'<div class="rs-think">💭 {esc(t[:160] + ("…" if len(t) > 160 else ""))}</div>')
-        elif s.kind == "route":
-            parts.append(f"<div>{badge(s.request_model or s.written_model)} {esc(s.query)} "
-                         f"<small>{money(s.cost_usd)}</small></div>")
-        elif s.kind == "answer":
-            parts.append(f'<div class="rs-answer">✅ {esc(s.text)}</div>')
-        else:
-            parts.append(f'<div class="rs-error">⚠ {esc(s.error)}</div>')
-    return "".join(parts) or "—"
+def _cell(steps: list[Step], gold: list[str]) -> str:
+    return "".join(html(describe(s, gold), compact=True) for s in steps) or "—"
 
 
 def aligned_html(replays: list[Replay]) -> str:
@@ -40,7 +29,8 @@ def aligned_html(replays: list[Replay]) -> str:
                    f"<small>{esc(r.session['policy'])}</small></th>" for r in replays)
     rows = []
     for t in turns:
-        cells = "".join(f"<td>{_cell([s for s in r.steps if s.turn == t])}</td>" for r in replays)
+        cells = "".join(f"<td>{_cell([s for s in r.steps if s.turn == t], list(r.session.get('gold') or []))}</td>"
+                        for r in replays)
         rows.append(f"<tr><th>turn {t}</th>{cells}</tr>")
     q = {r.session["question"] for r in replays}
     note = "" if len(q) == 1 else "<p><b>Note:</b> these sessions answer different questions.</p>"
@@ -49,9 +39,9 @@ def aligned_html(replays: list[Replay]) -> str:
 
 
 def normaliser(store: TraceStore) -> CostNormalizer:
-    df, _ = store.list_sessions(SessionFilter(status="done"), page_size=WINDOW, count_limit=1)
+    rows = store.list_sessions(SessionFilter(status="done"), page_size=WINDOW, count_limit=1).rows
     n = CostNormalizer(window=WINDOW)
-    for c in reversed(list(df["cost_usd"])):
+    for c in reversed(list(rows["cost_usd"])):
         n.observe(float(c))
     return n
 
@@ -60,9 +50,8 @@ def summary_table(replays: list[Replay], alpha: float, norm: CostNormalizer) -> 
     rows = []
     for r in replays:
         s = r.session
-        golds = list(s.get("gold") or [])
-        reward = (router_r1_reward(s.get("answer"), golds, bool(s.get("format_ok")), s.get("cost_usd") or 0.0, alpha, norm)
-                  if golds else None)
+        res = SessionResult.of(r.steps, s["question"], s["alpha"], list(s.get("gold") or []))
+        reward = res.reward(alpha, norm)
         models = sorted({st.request_model for st in r.steps if st.kind == "route" and st.request_model})
         rows.append({"session": s["id"][:12], "α (run)": s["alpha"], "status": s["status"], "answer": s.get("answer") or "",
                      "EM": s.get("em"), "F1": s.get("f1"), "$": money(s.get("cost_usd") or 0.0), "calls": s.get("calls"),
@@ -80,7 +69,7 @@ def compare(store: TraceStore, ids: list[str], alpha: float) -> tuple[str, pd.Da
 
 
 def recent_choices(store: TraceStore, n: int = 200) -> list[tuple[str, str]]:
-    df, _ = store.list_sessions(page_size=n, count_limit=1)
+    df = store.list_sessions(page_size=n, count_limit=1).rows
     return [(f"{i[:8]} · α {a:g} · {q[:60]}", i) for i, a, q in zip(df["id"], df["alpha"], df["question"])]
 
 

@@ -1,23 +1,27 @@
 """Explorer tab: filter and page the stored sessions, replay one step by step, annotate, export."""
 from __future__ import annotations
 
+import csv
 import math
 import os
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from router_core.step import Step
-from storage import SessionFilter, TraceStore
+from storage import SessionFilter, StoreError, TraceStore
+from storage.files import write_new_file
 from storage.models import LABELS
 from storage.summary import distinct_values, ids_with_prefix, usage_by_model
 
 from . import charts
 from .render import err_text, esc, money, session_messages
+from .terminal import when
 
 PAGE_SIZE = 25
 SUMMARY_MAX = 5000  # summary charts cover at most this many of the matching sessions
@@ -34,9 +38,34 @@ def _num(value: Any, field: str) -> float | None:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{field}: '{value}' is not a number") from None
+        raise ValueError(f"{field}: '{str(value)[:40]}' is not a number") from None
     if math.isnan(v):
         return None
+    if math.isinf(v):
+        raise ValueError(f"{field}: must be a finite number")
+    return v
+
+
+MAX_PAGE = 1_000_000
+
+
+def page_number(value: Any) -> int:
+    """The Page box (from 1) as a 0-based page; a bad or absurd value raises ValueError naming the field."""
+    try:
+        v = float(value if value not in (None, "") else 1)
+    except (TypeError, ValueError):
+        raise ValueError(f"page: '{str(value)[:40]}' is not a page number") from None
+    if not math.isfinite(v) or v != int(v) or not 1 <= v <= MAX_PAGE:
+        raise ValueError(f"page: {value} is not a page number from 1 to {MAX_PAGE:,}")
+    return int(v) - 1
+
+
+def _plain(value: Any, field: str, limit: int = 500) -> str:
+    v = "" if value is None else str(value)
+    if "\x00" in v:
+        raise ValueError(f"{field}: contains a NUL character")
+    if len(v) > limit:
+        raise ValueError(f"{field}: longer than {limit} characters")
     return v
 
 
@@ -44,6 +73,8 @@ def make_filter(text: str = "", dataset: str = "", correct: str = "any", model: 
                 alpha_max: Any = None, cost_min: Any = None, cost_max: Any = None, status: str = "",
                 label: str = "", run_id: str = "") -> SessionFilter:
     """Form values → SessionFilter; a bad value raises ValueError naming the field."""
+    text, dataset, model = _plain(text, "text"), _plain(dataset, "dataset"), _plain(model, "model used")
+    label, run_id, status = _plain(label, "label"), _plain(run_id, "eval run"), _plain(status, "status")
     f = SessionFilter(text=(text or "").strip() or None, dataset=dataset or None,
                       correct={"correct": True, "wrong": False}.get(correct or "any"), model=model or None,
                       alpha_min=_num(alpha_min, "α min"), alpha_max=_num(alpha_max, "α max"),
@@ -72,7 +103,7 @@ def table_of(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     return pd.DataFrame({
-        "when": [time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in df["created_at"]],
+        "when": [when(t) for t in df["created_at"]],
         "status": df["status"], "question": df["question"].str.slice(0, 120),
         "answer": df["answer"].fillna("").str.slice(0, 60),
         "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
@@ -82,15 +113,17 @@ def table_of(df: pd.DataFrame) -> pd.DataFrame:
 
 def page(store: TraceStore, f: SessionFilter, sort: str, page_no: int) -> tuple[pd.DataFrame, list[str], str]:
     col, desc = SORTS.get(sort, SORTS["newest"])
-    df, total = store.list_sessions(f, sort=col, desc=desc, page=max(0, page_no), page_size=PAGE_SIZE)
-    shown = f"{total:,}+" if df.attrs.get("total_capped") else f"{total:,}"
+    pg = store.list_sessions(f, sort=col, desc=desc, page=max(0, page_no), page_size=PAGE_SIZE)
     first = page_no * PAGE_SIZE
-    info = (f"sessions {first + 1}–{first + len(df)} of {shown}" if len(df) else f"no sessions on this page ({shown} match)")
-    return table_of(df), list(df["id"]), info
+    n = len(pg.rows)
+    info = (f"sessions {first + 1}–{first + n} of {pg.total_text}" if n else
+            f"no sessions on this page ({pg.total_text} match)")
+    return table_of(pg.rows), pg.ids, info
 
 
 def summary(store: TraceStore, f: SessionFilter) -> tuple[Any, Any, Any]:
-    df, total = store.list_sessions(f, page_size=SUMMARY_MAX, count_limit=SUMMARY_MAX + 1)
+    pg = store.list_sessions(f, page_size=SUMMARY_MAX, count_limit=SUMMARY_MAX + 1)
+    df, total = pg.rows, pg.total
     usage = usage_by_model(store, list(df["id"])) if not df.empty else {}
     fig1 = charts.cost_vs_correct(df)
     if total > SUMMARY_MAX:
@@ -98,23 +131,45 @@ def summary(store: TraceStore, f: SessionFilter) -> tuple[Any, Any, Any]:
     return fig1, charts.model_share(usage), charts.em_by_dataset(df)
 
 
+EXPORT_DIR = Path(tempfile.gettempdir()) / f"router-studio-exports-{os.getuid()}"
+EXPORT_KEEP_S = 600  # a download link lives this long; older export files are deleted
+
+
+def clean_exports(max_age_s: float = EXPORT_KEEP_S, now: float | None = None) -> int:
+    """Delete export files older than `max_age_s` (each new export sweeps; the app sweeps at exit)."""
+    now = time.time() if now is None else now
+    n = 0
+    for p in EXPORT_DIR.glob("router-studio-*"):
+        try:
+            if p.is_file() and now - p.stat().st_mtime >= max_age_s:
+                p.unlink()
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
 def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
-    """Write the filtered set to a temp file (JSONL with steps and annotations, or a CSV of sessions)."""
+    """Write the filtered set to a new file for download (JSONL with steps and annotations, or a CSV of
+    sessions); files older than EXPORT_KEEP_S are removed on the way."""
+    EXPORT_DIR.mkdir(mode=0o700, exist_ok=True)
+    clean_exports()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    fd, path = tempfile.mkstemp(prefix=f"router-studio-{stamp}-", suffix=f".{fmt}")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+    fd, path = tempfile.mkstemp(dir=EXPORT_DIR, prefix=f"router-studio-{stamp}-", suffix=f".{fmt}")
+    os.close(fd)
+
+    def write(out) -> None:
         if fmt == "jsonl":
             store.export_jsonl(out, f)
         else:
-            first = True
-            for p in range(10_000):
-                df, _ = store.list_sessions(f, sort="created_at", desc=False, page=p, page_size=1000, count_limit=1)
-                if df.empty:
-                    break
-                df.to_csv(out, index=False, header=first)
-                first = False
-            if first:
-                out.write(",".join(TraceStore.LIST_COLUMNS) + "\n")
+            writer = csv.DictWriter(out, fieldnames=list(TraceStore.LIST_COLUMNS))
+            writer.writeheader()
+            writer.writerows(store.iter_sessions(f))
+    try:
+        write_new_file(path, write)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -142,7 +197,8 @@ class Replay:
 
     def at(self, k: int) -> tuple[list[dict], Any, Any, Any]:
         shown = self.steps[:max(0, min(k, len(self.steps)))]
-        return (session_messages(self.session["question"], shown), charts.timeline(shown, self.models),
+        return (session_messages(self.session["question"], shown, gold=self.session.get("gold") or []),
+                charts.timeline(shown, self.models),
                 charts.cost_by_model([("this session", shown)]), charts.choices(shown))
 
     def header(self) -> str:
@@ -155,7 +211,7 @@ class Replay:
                 f"<code>{esc(s['id'])}</code></div>")
 
     def annotation_table(self) -> pd.DataFrame:
-        rows = [{"when": time.strftime("%Y-%m-%d %H:%M", time.localtime(a["created_at"])), "step": a["step_idx"],
+        rows = [{"when": when(a["created_at"]), "step": a["step_idx"],
                  "label": a["label"], "note": a["note"]} for a in self.annotations]
         return pd.DataFrame(rows, columns=["when", "step", "label", "note"])
 
@@ -237,9 +293,9 @@ def build(store: TraceStore) -> dict[str, Any]:
         *fv, sort_v, page_v = vals
         try:
             f = make_filter(*fv)
-            tbl, page_ids, msg = page(store, f, sort_v, int(page_v or 1) - 1)
+            tbl, page_ids, msg = page(store, f, sort_v, page_number(page_v))
             figs = summary(store, f)
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, StoreError) as e:
             gr.Warning(err_text(e))
             return gr.update(), gr.update(), f"⚠ {esc(err_text(e))}", gr.update(), gr.update(), gr.update()
         return tbl, page_ids, msg, *figs
@@ -247,7 +303,7 @@ def build(store: TraceStore) -> dict[str, Any]:
     def do_open(sid: str, k_val: float | None = None):
         try:
             r = Replay.load(store, sid)
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, StoreError) as e:
             return ("", f'<span class="rs-bad">{esc(err_text(e))}</span>', gr.update(), [], gr.update(), gr.update(),
                     gr.update(), gr.update())
         n = len(r.steps)
@@ -261,7 +317,7 @@ def build(store: TraceStore) -> dict[str, Any]:
             return [], gr.update(), gr.update(), gr.update()
         try:
             r = Replay.load(store, sid)
-        except KeyError as e:
+        except (KeyError, StoreError) as e:
             gr.Warning(err_text(e))
             return gr.update(), gr.update(), gr.update(), gr.update()
         return r.at(int(k_val or 0))
@@ -284,7 +340,7 @@ def build(store: TraceStore) -> dict[str, Any]:
         try:
             step_idx = parse_step(step)
             store.annotate(sid, lab, note or "", step_idx)
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, StoreError) as e:
             return f"⚠ {esc(err_text(e))}", gr.update()
         return f"saved **{esc(lab)}**" + (f" on step {step_idx}" if step_idx is not None else ""), \
             Replay.load(store, sid).annotation_table()
@@ -292,7 +348,7 @@ def build(store: TraceStore) -> dict[str, Any]:
     def do_export(fmt: str, *fv):
         try:
             return export_file(store, make_filter(*fv), fmt)
-        except ValueError as e:
+        except (ValueError, StoreError, OSError) as e:
             gr.Warning(err_text(e))
             return None
 

@@ -7,8 +7,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from router_core.loop import collect
-from router_core.metrics import exact_match, f1_score
+from router_core.session import SessionResult
 from router_core.step import Step
 
 from . import charts
@@ -33,17 +32,18 @@ class LiveView:
         return (charts.timeline(self.steps, self.models), charts.cost_by_model([("this session", self.steps)]),
                 charts.choices(self.steps))
 
+    golds: list[str] = field(default_factory=list)
+
     def messages(self) -> list[dict]:
         pend = (self.pending[1], self.pending[2]) if self.pending else None
-        return session_messages(self.question, self.steps, pend)
+        return session_messages(self.question, self.steps, pend, self.golds)
 
 
 def summary_html(question: str, steps: list[Step], alpha: float, golds: list[str], session_id: str) -> str:
-    res = collect(steps, question, alpha, golds)
+    res = SessionResult.of(steps, question, alpha, golds)
     parts = [f"<b>answer</b> {esc(res.answer) if res.answer is not None else '<i>(none)</i>'}"]
-    if golds:
-        em, f1 = exact_match(res.answer, golds), f1_score(res.answer, golds)
-        parts.append(f'<span class="rs-{"ok" if em else "bad"}">EM {em:.0f} · F1 {f1:.2f}</span>')
+    if res.gold:
+        parts.append(f'<span class="rs-{"ok" if res.em else "bad"}">EM {res.em:.0f} · F1 {res.f1:.2f}</span>')
     parts += [f"{money(res.cost_usd)}", f"{res.calls} call(s)", f"{res.wall_s:.1f}s", f"α {alpha:g}",
               f'session <a href="?session={esc(session_id)}" target="_blank"><code>{esc(session_id[:12])}</code></a>']
     last = steps[-1] if steps else None
@@ -53,18 +53,18 @@ def summary_html(question: str, steps: list[Step], alpha: float, golds: list[str
 
 
 def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str | None, pool: str | None,
-                 alpha: float) -> Iterator[LiveView]:
+                 alpha: float, edits: list[dict] | None = None) -> Iterator[LiveView]:
     """The live session as a stream of views: one per finished step, plus throttled token updates."""
     question = (question or "").strip()
     golds = [g.strip() for g in (gold or "").split("|") if g.strip()]
-    view = LiveView(question=question, models=[])
+    view = LiveView(question=question, models=[], golds=golds)
     if not question:
         view.status = '<span class="rs-bad">Type a question first.</span>'
         yield view
         return
     try:
-        view.models = studio.pool(pool).names
-        events = studio.events(key, question, float(alpha), policy=policy, pool=pool, gold=golds)
+        view.models = studio.apply_edits(pool, edits).names
+        events = studio.events(key, question, float(alpha), policy=policy, pool=pool, gold=golds, edits=edits)
     except Exception as e:  # noqa: BLE001 — a bad pick must read as a message, not a trace
         view.status = f'<span class="rs-bad">Cannot start: {esc(str(e))}</span>'
         yield view
@@ -100,7 +100,7 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
     yield view
 
 
-def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs) -> None:
+def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State) -> None:
     """The Live tab's components and events (called inside a gr.Tab)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
@@ -143,11 +143,11 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs) -> None:
     log_timer.tick(on_tick, None, [progress, log_timer], api_name=False, show_progress="hidden")
 
     def on_run(question: str, gold_text: str, policy_name: str, pool_name: str, a: float, hist: list,
-               request: gr.Request):
+               model_edits: list, request: gr.Request):
         view = None
         drawn = -1  # charts are redrawn when a step lands, not for every streamed token
         for view in live_updates(studio, request.session_hash or "anon", question, gold_text, policy_name,
-                                 pool_name, a):
+                                 pool_name, a, model_edits):
             figs = view.figures() if len(view.steps) != drawn else (gr.update(),) * 3
             drawn = len(view.steps)
             yield (view.messages(), view.status, *figs, hist, gr.update(), "\n".join(studio.progress_log[-4:]))
@@ -167,10 +167,10 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs) -> None:
         ids = [h["id"] for h in hist if h["question"] == hist[-1]["question"]][-2:]
         return gr.Tabs(selected="compare"), ids
 
-    run.click(on_run, [q, gold, policy, pool, alpha, history],
+    run.click(on_run, [q, gold, policy, pool, alpha, history, edits],
               [chat, status, timeline, cost, choice, history, again, progress],
               concurrency_limit=1, concurrency_id="engine", api_name="run")
-    q.submit(on_run, [q, gold, policy, pool, alpha, history],
+    q.submit(on_run, [q, gold, policy, pool, alpha, history, edits],
              [chat, status, timeline, cost, choice, history, again, progress],
              concurrency_limit=1, concurrency_id="engine", api_name=False)
     stop.click(on_stop, None, status, queue=False, api_name="stop")

@@ -1,19 +1,28 @@
-"""Step → chat message. The one renderer used by the live run, the replay and compare.
+"""Step → what a person reads. The one renderer for the live page, replay, compare and the terminal.
+
+`describe()` decides what a step shows (a `StepView` of plain, unescaped text); `html()` and
+`text()` only lay that out, each in a full and a compact form. So a route step reads the same
+everywhere: the model (or "not sent"), the sub-question, the reply, tokens, $, seconds and the
+choice before → after α.
 
 Model text is untrusted. `esc` turns it into inert text in one pass: HTML specials become
 entities (no tag, attribute or URL can form) and Markdown specials become numeric entities
 (no link, image, emphasis or code span can form), so whatever a candidate writes — a
 `<script>`, an `onerror=`, `[x](javascript:…)`, a protocol tag — shows as the characters it is.
+This module imports no Gradio: the terminal uses it too.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from router_core.metrics import exact_match
 from router_core.step import Step
 
 _SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
                        **{c: f"&#{ord(c)};" for c in "[]()*_`#|~!\\{}$=:"}})
 LONG_REPLY = 400  # characters; longer replies are folded behind a <details> toggle
+COMPACT_TEXT = 160
 
 
 def esc(text: str | None) -> str:
@@ -26,18 +35,92 @@ def err_text(e: BaseException) -> str:
     return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
-def money(usd: float) -> str:
-    """Dollars with enough digits to tell small CPU-model calls apart."""
+def money(usd: float | None) -> str:
+    """Dollars readable at the scale of small CPU models: µ$ below a cent, $ above."""
+    usd = usd or 0.0
     if usd == 0:
         return "$0"
-    return f"${usd:.6f}" if usd >= 1e-4 else f"${usd:.2e}"
+    if usd < 0.01:
+        micro = usd * 1e6
+        return f"{micro:.3g} µ$" if micro < 100 else f"{micro:,.0f} µ$"
+    return f"${usd:.4f}" if usd < 1 else f"${usd:,.2f}"
 
+
+def shorten(text: str | None, n: int) -> str:
+    t = " ".join((text or "").split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What one step shows, as plain text (escaping happens when it is laid out)."""
+
+    index: int
+    kind: str                      # think | route | answer | error
+    icon: str
+    label: str                     # "think", "route", "answer", "stopped", …
+    seconds: float
+    status: str
+    text: str = ""                 # think / answer text, or the error message
+    model: str | None = None       # route: who answered
+    sent: bool = False             # route: the sub-question reached a candidate
+    note: str = ""                 # route: why it was not sent, or that it failed
+    query: str | None = None
+    reply: str | None = None
+    metrics: str = ""              # route: tokens · $ · call seconds
+    choice: str = ""               # route: the model distribution before → after α
+    verdict: str | None = None     # answer: "correct" | "wrong" | None (no gold)
+    flags: list[str] = field(default_factory=list)
+
+
+def choice_summary(s: Step) -> str:
+    if not s.choice:
+        return ""
+    pairs = ", ".join(f"{m} {b:.2f}→{a:.2f}" for m, b, a in
+                      zip(s.choice.models, s.choice.probs_before, s.choice.probs_after))
+    moved = "" if s.choice.chosen == s.choice.policy_choice else \
+        f" · α moved the pick from {s.choice.policy_choice} to {s.choice.chosen}"
+    return f"choice before→after α={s.choice.alpha:g}: {pairs}{moved}"
+
+
+def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
+    """The one decision of what a step shows."""
+    base = dict(index=s.index, kind=s.kind, seconds=s.latency_s, status=s.status, flags=list(s.flags))
+    if s.kind == "think":
+        return StepView(icon="💭", label="think", text=s.text, **base)
+    if s.kind == "route":
+        note = ""
+        if not s.sent:
+            if "repeated_query" in s.flags:
+                note = "not sent (repeat of an earlier sub-question)"
+            elif "unknown_model" in s.flags:
+                note = f"not sent (no model named '{s.written_model}')"
+            else:
+                note = "not sent (malformed request)"
+        elif s.status == "error":
+            note = "the call failed"
+        metrics = ""
+        if s.sent:
+            metrics = (f"{s.input_tokens}+{s.output_tokens} tokens · {money(s.cost_usd)} · "
+                       f"call {s.call_latency_s:.2f}s")
+        return StepView(icon="🔀", label="route", model=s.request_model or s.written_model, sent=s.sent, note=note,
+                        query=s.query, reply=s.response, metrics=metrics, choice=choice_summary(s),
+                        text=s.error or "", **base)
+    if s.kind == "answer":
+        verdict = None
+        if gold:
+            verdict = "correct" if exact_match(s.text, gold) >= 1 else "wrong"
+        return StepView(icon="🏁", label="answer", text=s.text, verdict=verdict, **base)
+    return StepView(icon="⚠", label=s.status, text=s.error or "", **base)
+
+
+# ---------------------------------------------------------------------- HTML (page, replay, compare)
 
 def badge(model: str | None) -> str:
     return f'<span class="rs-badge">{esc(model or "?")}</span>'
 
 
-def _reply(text: str | None) -> str:
+def _reply_html(text: str | None) -> str:
     body = esc(text)
     if len(text or "") <= LONG_REPLY:
         return f"<blockquote>{body}</blockquote>"
@@ -45,36 +128,56 @@ def _reply(text: str | None) -> str:
             f"<blockquote>{body}</blockquote></details>")
 
 
-def choice_line(s: Step) -> str:
-    if not s.choice:
-        return ""
-    pairs = ", ".join(f"{esc(m)} {b:.2f}→{a:.2f}" for m, b, a in
-                      zip(s.choice.models, s.choice.probs_before, s.choice.probs_after))
-    moved = "" if s.choice.chosen == s.choice.policy_choice else \
-        f" · α moved the pick from {esc(s.choice.policy_choice)} to {esc(s.choice.chosen)}"
-    return f"<small>choice before→after α={s.choice.alpha:g}: {pairs}{moved}</small>"
+def _verdict_html(v: StepView) -> str:
+    if v.verdict == "correct":
+        return '<span class="rs-ok">✓ correct</span> '
+    if v.verdict == "wrong":
+        return '<span class="rs-bad">✗ wrong</span> '
+    return ""
 
 
-def step_message(s: Step) -> dict[str, Any]:
-    """One chat message per step: think steps collapse (metadata title); route steps stay open."""
-    flags = f" · ⚑ {esc(', '.join(s.flags))}" if s.flags else ""
-    if s.kind == "think":
-        return {"role": "assistant", "content": esc(s.text) or "<i>(empty)</i>",
-                "metadata": {"title": f"💭 think · {s.latency_s:.1f}s{flags}", "status": "done"}}
-    if s.kind == "route":
-        model = s.request_model or s.written_model or "?"
-        lines = [f"🔀 <b>route</b> → {badge(model)} <small>step {s.index} · {s.latency_s:.1f}s{flags}</small>",
-                 f"<b>sub-question:</b> {esc(s.query)}", _reply(s.response),
-                 f"<small>{s.input_tokens}+{s.output_tokens} tokens · {money(s.cost_usd)} · "
-                 f"call {s.call_latency_s:.2f}s</small>"]
-        if s.choice:
-            lines.append(choice_line(s))
-        if s.error:
-            lines.append(f"<b>error:</b> {esc(s.error)}")
-        return {"role": "assistant", "content": "\n".join(lines)}
-    if s.kind == "answer":
-        return {"role": "assistant", "content": f'<div class="rs-answer">✅ <b>Answer:</b> {esc(s.text)}{flags}</div>'}
-    return {"role": "assistant", "content": f'<div class="rs-error">⚠ <b>{esc(s.status)}:</b> {esc(s.error)}{flags}</div>'}
+def html(v: StepView, compact: bool = False) -> str:
+    """A step as escaped HTML; `compact` is one short block (compare cells)."""
+    flags = f" · ⚑ {esc(', '.join(v.flags))}" if v.flags else ""
+    if compact:
+        if v.kind == "think":
+            return f'<div class="rs-think">💭 {esc(shorten(v.text, COMPACT_TEXT))}</div>'
+        if v.kind == "route":
+            who = badge(v.model) if v.sent else f'<span class="rs-muted">{esc(v.note)}</span>'
+            cost = f" <small>{esc(v.metrics.split(' · ')[1])}</small>" if v.sent else ""
+            return f"<div>{who} {esc(v.query)}{cost}</div>"
+        if v.kind == "answer":
+            return f'<div class="rs-answer">{_verdict_html(v)}🏁 {esc(v.text)}</div>'
+        return f'<div class="rs-error">⚠ {esc(v.text)}</div>'
+    if v.kind == "think":
+        return esc(v.text) or "<i>(empty)</i>"
+    if v.kind == "route":
+        who = badge(v.model) if v.sent else f'<span class="rs-muted">{esc(v.note)}</span>'
+        lines = [f"🔀 <b>route</b> → {who} <small>step {v.index} · {v.seconds:.1f}s{flags}</small>",
+                 f"<b>sub-question:</b> {esc(v.query)}"]
+        if v.sent or v.reply:
+            lines.append(_reply_html(v.reply))
+        if v.metrics:
+            lines.append(f"<small>{esc(v.metrics)}</small>")
+        if v.choice:
+            lines.append(f"<small>{esc(v.choice)}</small>")
+        if v.sent and v.status == "error" and v.text:
+            lines.append(f"<b>error:</b> {esc(v.text)}")
+        return "\n".join(lines)
+    if v.kind == "answer":
+        cls = {"correct": "rs-answer rs-answer-ok", "wrong": "rs-answer rs-answer-bad"}.get(v.verdict or "", "rs-answer")
+        return f'<div class="{cls}">{_verdict_html(v)}🏁 <b>Answer:</b> {esc(v.text)}{flags}</div>'
+    return f'<div class="rs-error">⚠ <b>{esc(v.label)}:</b> {esc(v.text)}{flags}</div>'
+
+
+def step_message(s: Step, gold: Sequence[str] = ()) -> dict[str, Any]:
+    """One chat message per step (the live page and replay); a think step is a titled block."""
+    v = describe(s, gold)
+    if v.kind == "think":
+        flags = f" · ⚑ {', '.join(v.flags)}" if v.flags else ""
+        return {"role": "assistant", "content": html(v),
+                "metadata": {"title": f"💭 think · step {v.index} · {v.seconds:.1f}s{flags}", "status": "done"}}
+    return {"role": "assistant", "content": html(v)}
 
 
 def pending_message(kind: str, text: str) -> dict[str, Any]:
@@ -84,10 +187,38 @@ def pending_message(kind: str, text: str) -> dict[str, Any]:
     return {"role": "assistant", "content": esc(text) or "…", "metadata": {"title": label, "status": "pending"}}
 
 
-def session_messages(question: str, steps: Sequence[Step], pending: tuple[str, str] | None = None) -> list[dict]:
+def session_messages(question: str, steps: Sequence[Step], pending: tuple[str, str] | None = None,
+                     gold: Sequence[str] = ()) -> list[dict]:
     """The whole conversation for a session (or its first k steps in a replay)."""
     msgs: list[dict[str, Any]] = [{"role": "user", "content": esc(question)}]
-    msgs.extend(step_message(s) for s in steps)
+    msgs.extend(step_message(s, gold) for s in steps)
     if pending is not None:
         msgs.append(pending_message(*pending))
     return msgs
+
+
+# ---------------------------------------------------------------------- plain text (terminal)
+
+def text(v: StepView, compact: bool = False) -> str:
+    """A step as terminal text (model text is printed as is: a terminal runs no markup)."""
+    head = f"[{v.index:>2}] {v.label:<6} {v.seconds:6.2f}s"
+    flag = f"  ⚑ {', '.join(v.flags)}" if v.flags else ""
+    pad = " " * 19
+    if v.kind == "think":
+        return f"{head}  {shorten(v.text, COMPACT_TEXT if compact else 300)}{flag}"
+    if v.kind == "route":
+        who = v.model if v.sent else f"({v.note})"
+        lines = [f"{head}  → {who or '?'}: {v.query or ''}{flag}"]
+        if compact:
+            return lines[0]
+        if v.choice:
+            lines.append(pad + v.choice)
+        if v.sent or v.reply:
+            lines.append(f"{pad}← {shorten(v.reply, 400)}")
+        if v.metrics:
+            lines.append(pad + v.metrics + (f"  error: {v.text}" if v.status == "error" and v.text else ""))
+        return "\n".join(lines)
+    if v.kind == "answer":
+        verdict = {"correct": "  ✓ correct", "wrong": "  ✗ wrong"}.get(v.verdict or "", "")
+        return f"{head}  ANSWER: {v.text}{verdict}{flag}"
+    return f"{head}  {v.status.upper()}: {v.text}{flag}"

@@ -46,6 +46,12 @@ class Studio:
     echo: bool = False             # also print engine progress to the terminal (python app.py)
     engines: EngineProvider | None = None  # how engines are obtained (default: the shared cache)
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Visitors may edit models only when the operator allows it (--allow-model-edits, which needs
+    # --auth); an edit lives in that visitor's session and may name only allowed keys and endpoints.
+    allow_model_edits: bool = False
+    allow_key_envs: tuple[str, ...] = ()
+    allow_endpoints: tuple[str, ...] = ()
+    exposed_without_auth: bool = False  # served beyond loopback with no login: the page says so
     progress_log: list[str] = field(default_factory=list)
     _stops: dict[str, threading.Event] = field(default_factory=dict)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,28 +87,78 @@ class Studio:
                 raise PoolError(f"no pool named '{name}'; known: {', '.join(self.pools)}")
             return self.pools[name]
 
-    def put_model(self, pool_name: str, fields: dict[str, Any]) -> ModelSpec:
-        """Add or replace a model in a pool (validated); the next session uses it."""
+    # ------------------------------------------------------------------ model edits (per visitor)
+
+    def allowed(self) -> tuple[set[str], list[str]]:
+        """Key variables and endpoint prefixes a visitor's model may name: the operator's allow-lists
+        plus what the pools loaded at start already use."""
+        keys = set(self.allow_key_envs)
+        endpoints = list(self.allow_endpoints)
+        for pool in self.pools.values():
+            for m in pool.models:
+                if m.api_key_env:
+                    keys.add(m.api_key_env)
+                if m.base_url:
+                    endpoints.append(m.base_url)
+        return keys, endpoints
+
+    def check_edit(self, spec: ModelSpec) -> None:
+        """Refuse a visitor's model that would send a key or a request where the operator did not allow."""
+        if not self.allow_model_edits:
+            raise PoolError("model edits are off on this server (the operator can start it with "
+                            "--allow-model-edits and --auth)")
+        keys, endpoints = self.allowed()
+        if spec.api_key_env and spec.api_key_env not in keys:
+            raise PoolError(f"api_key_env: '{spec.api_key_env}' is not one of the key variables this server allows "
+                            f"({', '.join(sorted(keys)) or 'none'}; the operator adds one with --allow-key-env NAME)")
+        if spec.base_url and not any(_under(spec.base_url, e) for e in endpoints):
+            raise PoolError(f"base_url: {spec.base_url} is not under an endpoint this server allows "
+                            "(the operator adds one with --allow-endpoint URL)")
+        if spec.engine != "openai" and not spec.model.startswith("shipped:") and \
+                spec.model not in {m.model for pool in self.pools.values() for m in pool.models}:
+            raise PoolError(f"model: a visitor may load only shipped models or models of the loaded pools, "
+                            f"not '{spec.model}'")
+
+    def apply_edits(self, pool_name: str | None, edits: list[dict[str, Any]] | None) -> Pool:
+        """The named pool with one visitor's edits applied, each validated again now (the edits come
+        from the visitor's session, so they are checked on every use, not only when saved)."""
+        pool = self.pool(pool_name)
+        for e in edits or []:
+            if e.get("pool") != pool.name:
+                continue
+            if e.get("action") == "remove":
+                rest = [m for m in pool.models if m.name != e.get("name")]
+                if rest:
+                    pool = pool.model_copy(update={"models": rest})
+                continue
+            spec = ModelSpec.model_validate(e.get("spec") or {})
+            self.check_edit(spec)
+            pool = pool.with_model(spec)
+        return pool
+
+    def edit_model(self, edits: list[dict[str, Any]], pool_name: str, fields: dict[str, Any]
+                   ) -> tuple[list[dict[str, Any]], ModelSpec]:
+        """A visitor adds or replaces a model; returns their new edit list (the server's pools are unchanged)."""
         clean = {k: v for k, v in fields.items() if v not in (None, "")}
         spec = ModelSpec.model_validate(clean)
-        with self._pool_lock:
-            self.pools[pool_name] = self.pools[pool_name].with_model(spec)
-        return spec
+        self.check_edit(spec)
+        self.pool(pool_name)  # the pool must exist
+        return [*(edits or []), {"pool": pool_name, "action": "put", "spec": spec.model_dump(mode="json")}], spec
 
-    def remove_model(self, pool_name: str, name: str) -> None:
-        with self._pool_lock:
-            pool = self.pools[pool_name]
-            rest = [m for m in pool.models if m.name != name]
-            if len(rest) == len(pool.models):
-                raise PoolError(f"pool '{pool_name}' has no model '{name}'")
-            if not rest:
-                raise PoolError(f"pool '{pool_name}' needs at least one model")
-            self.pools[pool_name] = pool.model_copy(update={"models": rest})
+    def remove_model(self, edits: list[dict[str, Any]], pool_name: str, name: str) -> list[dict[str, Any]]:
+        if not self.allow_model_edits:
+            raise PoolError("model edits are off on this server")
+        pool = self.apply_edits(pool_name, edits)
+        if name not in pool.names:
+            raise PoolError(f"pool '{pool_name}' has no model '{name}'")
+        if len(pool.models) == 1:
+            raise PoolError(f"pool '{pool_name}' needs at least one model")
+        return [*(edits or []), {"pool": pool_name, "action": "remove", "name": name}]
 
-    def router(self, policy: str | None, pool: str | None) -> Router:
+    def router(self, policy: str | None, pool: str | None, edits: list[dict[str, Any]] | None = None) -> Router:
         pol = self.policy(policy)
-        return Router(pol, self.pool(pool), engines=self.engines, config=pol.run_config(self.overrides),
-                      progress=self.note)
+        return Router(pol, self.apply_edits(pool, edits), engines=self.engines,
+                      config=pol.run_config(self.overrides), progress=self.note)
 
     def note(self, message: str) -> None:
         if self.echo:
@@ -120,14 +176,15 @@ class Studio:
         return True
 
     def events(self, key: str, question: str, alpha: float, *, policy: str | None = None, pool: str | None = None,
-               gold: list[str] | None = None, session_id: str | None = None) -> Iterator[Event]:
+               gold: list[str] | None = None, session_id: str | None = None,
+               edits: list[dict[str, Any]] | None = None) -> Iterator[Event]:
         """Run one stored session in a worker thread and yield its steps and streamed text.
 
         The worker owns the rollout (so a slow engine call never blocks the page's event loop);
         closing this iterator — Stop, a closed tab — sets the stop flag, and the session ends as
         `stopped` at the next step boundary, with every finished step already committed.
         """
-        router = self.router(policy, pool)
+        router = self.router(policy, pool, edits)
         sid = session_id or uuid.uuid4().hex
         stop = threading.Event()
         self._stops[key] = stop
@@ -187,6 +244,14 @@ class Studio:
         t = threading.Thread(target=work, name="warm-up", daemon=True)
         t.start()
         return t
+
+
+def _under(url: str, prefix: str) -> bool:
+    """Whether `url` is `prefix` or below it (same scheme, host and port; path under the prefix's path)."""
+    from urllib.parse import urlsplit
+    u, p = urlsplit(url.rstrip("/")), urlsplit(prefix.rstrip("/"))
+    return (u.scheme, u.netloc.lower()) == (p.scheme, p.netloc.lower()) and \
+        (u.path == p.path or u.path.startswith(p.path.rstrip("/") + "/"))
 
 
 def example_questions(limit: int = 4) -> list[list[str]]:

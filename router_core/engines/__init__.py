@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from ..weights import resolve_model_path
-from .base import Completion, Engine, EngineError, OnText, ScoringUnsupported
+from .weights import resolve_model_path
+from .base import CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported
 
-__all__ = ["Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "EngineSpec", "get_engine",
+__all__ = ["CacheHint", "Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "EngineSpec", "get_engine",
            "clear_engines"]
 
 
@@ -25,6 +25,7 @@ class EngineSpec:
     base_url: str | None = None
     api_key_env: str | None = None
     timeout_s: float = 60.0
+    role: str = ""              # "router": a separate instance from candidates that load the same weights
 
 
 _cache: dict[EngineSpec, Engine] = {}
@@ -32,25 +33,46 @@ _cache_lock = threading.Lock()
 _load_locks: dict[EngineSpec, threading.Lock] = {}
 
 
+def _llamacpp(spec: EngineSpec, path: str) -> Engine:
+    from .llamacpp import LlamaCppEngine
+    return LlamaCppEngine(path)
+
+
+def _transformers(spec: EngineSpec, path: str) -> Engine:
+    from .transformers import TransformersEngine
+    return TransformersEngine(path, gguf_file=spec.gguf_file)
+
+
+def _vllm(spec: EngineSpec, path: str) -> Engine:
+    from .vllm import VllmEngine
+    return VllmEngine(path)
+
+
+def _openai(spec: EngineSpec, path: str) -> Engine:
+    from .openai_http import OpenAIEngine
+    if not spec.base_url:
+        raise EngineError(f"model '{spec.model}': engine 'openai' needs base_url")
+    return OpenAIEngine(spec.base_url, spec.model, api_key_env=spec.api_key_env, timeout_s=spec.timeout_s)
+
+
+# engine name → (builder, whether `model` names local weights to resolve first). Backends are
+# imported inside their builder, so a missing optional backend only fails when it is asked for.
+REGISTRY: dict[str, tuple[Callable[[EngineSpec, str], Engine], bool]] = {
+    "llamacpp": (_llamacpp, True),
+    "transformers": (_transformers, True),
+    "vllm": (_vllm, True),
+    "openai": (_openai, False),
+}
+
+
 def _build(spec: EngineSpec, progress: Callable[[str], None] | None) -> Engine:
-    if spec.engine == "openai":
-        from .openai_http import OpenAIEngine
-        if not spec.base_url:
-            raise EngineError(f"model '{spec.model}': engine 'openai' needs base_url")
-        return OpenAIEngine(spec.base_url, spec.model, api_key_env=spec.api_key_env, timeout_s=spec.timeout_s)
-    path = resolve_model_path(spec.model, progress)
-    if progress:
+    if spec.engine not in REGISTRY:
+        raise EngineError(f"unknown engine '{spec.engine}' (known: {', '.join(REGISTRY)})")
+    build, local = REGISTRY[spec.engine]
+    path = resolve_model_path(spec.model, progress) if local else spec.model
+    if progress and local:
         progress(f"loading {spec.model} with {spec.engine}")
-    if spec.engine == "llamacpp":
-        from .llamacpp import LlamaCppEngine
-        return LlamaCppEngine(path)
-    if spec.engine == "transformers":
-        from .transformers import TransformersEngine
-        return TransformersEngine(path, gguf_file=spec.gguf_file)
-    if spec.engine == "vllm":
-        from .vllm import VllmEngine
-        return VllmEngine(path)
-    raise EngineError(f"unknown engine '{spec.engine}' (known: llamacpp, transformers, vllm, openai)")
+    return build(spec, path)
 
 
 def get_engine(spec: EngineSpec, progress: Callable[[str], None] | None = None) -> Engine:

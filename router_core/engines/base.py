@@ -31,6 +31,25 @@ class Completion:
     finish_reason: str  # "stop" | "length" | "error"
     seconds: float
     first_token_s: float | None = None
+    prefill_tokens: int | None = None   # prompt tokens computed by this call (None: the engine cannot tell)
+    cached_tokens: int | None = None    # prompt tokens taken from the engine's cache instead
+
+
+@dataclass(frozen=True)
+class CacheHint:
+    """What a call may reuse from an engine's KV cache; engines without one ignore it.
+
+    `prefix`: leading text of the prompt that many calls share (the router's instructions, a
+    candidate's instruction head). An engine may keep it computed across calls and sessions.
+    `session`: calls of one session continue each other, so everything an earlier call of the same
+    session computed may be reused. Reuse never crosses sessions: what a session computes depends
+    only on its own calls (and the shared prefix, always computed the same way), so the same
+    question at temperature 0 gives the same text on a fresh and on a warm engine.
+    For `chat`, `prefix` is the start of the last message's content.
+    """
+
+    prefix: str = ""
+    session: str | None = None
 
 
 class TextCollector:
@@ -65,24 +84,51 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
-                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+                 temperature: float = 0.0, on_text: OnText | None = None,
+                 cache: CacheHint | None = None) -> Completion:
         """Continue `prompt`; stop strings are not included in the returned text."""
 
     @abstractmethod
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256,
-             temperature: float = 0.0, stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+             temperature: float = 0.0, stop: Sequence[str] = (), on_text: OnText | None = None,
+             cache: CacheHint | None = None) -> Completion:
         """Answer a chat; used for candidate calls."""
 
     @abstractmethod
-    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
         """Sum of log-probabilities of each continuation's tokens after `prefix`."""
 
     @abstractmethod
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The raw prompt for `messages` under this model's chat template, ready for generation."""
 
+    # True where generate_batch computes the prompts together (transformers, vLLM); the
+    # micro-batcher only gathers calls for such engines.
+    batches_natively: bool = False
+
+    def generate_batch(self, prompts: Sequence[str], *, stop: Sequence[str] = (), max_tokens: int = 256,
+                       temperature: float = 0.0, on_text: OnText | None = None,
+                       cache: CacheHint | None = None) -> list[Completion]:
+        """Continue several prompts; engines that batch natively override this (default: one by one)."""
+        return [self.generate(p, stop=stop, max_tokens=max_tokens, temperature=temperature, on_text=on_text)
+                for p in prompts]
+
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
+
+    def prompt_head(self, content_head: str, role: str = "user") -> str:
+        """The start of `chat_prompt` for a one-message chat whose content starts with `content_head`.
+
+        Chat templates add text after the content, so the rendered prompt of the head alone is not
+        a prefix of the full one; rendering head + a sentinel and cutting there is.
+        """
+        sentinel = "\u2063\u2064§HEAD-END§"
+        text = self.chat_prompt([{"role": role, "content": content_head + sentinel}])
+        return text[: text.index(sentinel)] if sentinel in text else ""
+
+    def stats(self) -> dict[str, float]:
+        """Counters since load (engines that keep a cache report prefill vs cached tokens)."""
+        return {}
 
     def close(self) -> None:  # pragma: no cover - engines without resources
         pass

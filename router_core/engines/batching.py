@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .base import Completion, Engine, OnText
+from .base import CacheHint, Completion, Engine, OnText
 
 
 @dataclass
@@ -38,10 +38,10 @@ class BatchingEngine(Engine):
 
     @staticmethod
     def supports(engine: Engine) -> bool:
-        return callable(getattr(engine, "generate_batch", None))
+        return engine.batches_natively
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
-                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+                 temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         key = (tuple(stop), max_tokens, temperature)
         me = _Pending(prompt)
         with self._cv:
@@ -58,8 +58,8 @@ class BatchingEngine(Engine):
                 batch = self._queues.pop(key)
             self.batches.append(len(batch))
             try:
-                outs = self.inner.generate_batch([p.prompt for p in batch], stop=stop,  # type: ignore[attr-defined]
-                                                 max_tokens=max_tokens, temperature=temperature)
+                outs = self.inner.generate_batch([p.prompt for p in batch], stop=stop, max_tokens=max_tokens,
+                                                 temperature=temperature)
                 for p, o in zip(batch, outs):
                     p.result = o
             except BaseException as e:  # noqa: BLE001 — every caller of the batch sees the failure
@@ -77,12 +77,12 @@ class BatchingEngine(Engine):
         return me.result
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+             stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens, temperature=temperature,
                              on_text=on_text)
 
-    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
-        return self.inner.score(prefix, continuations)
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
+        return self.inner.score(prefix, continuations, cache)
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         return self.inner.chat_prompt(messages)

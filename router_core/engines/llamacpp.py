@@ -1,26 +1,49 @@
 """llama.cpp engine (llama-cpp-python): GGUF natively, the fastest CPU path measured here.
 
-Scoring keeps the shared prefix in the KV cache and runs one forward pass over each
-continuation's tokens with logits for just those positions, instead of the library's
-`echo=True, logprobs=…` path (a full-vocabulary log-softmax in Python for every prompt
-token: about a minute for two names). Private attributes of `Llama` used here
-(`_ctx`, `_batch`, `n_tokens`, `input_ids`) are pinned by the exact version in
-requirements.txt.
+The engine runs its own prefill / decode loop on llama.cpp's low-level API instead of
+`create_completion`, because what is computed, and in which batches, decides both speed and
+determinism:
+
+* **What is reused.** A call's `CacheHint` names a shared prefix (computed once, always as its
+  own prefill from position 0, and kept across calls and sessions) and a session (whose calls
+  continue each other, so the router's transcript is never recomputed). Nothing else is reused.
+* **Determinism.** llama.cpp's kernels round differently for a 1-token and a many-token batch, so
+  a prompt's numbers depend on how it was split into batches. Because reuse never crosses a
+  session and the prefix is always computed the same way, a session performs the same
+  operations on a fresh and on a warm engine: the same question at temperature 0 gives the same
+  text, whatever ran before. A call without a hint is computed from scratch.
+* **Scoring** evaluates only the continuation tokens after the cached prefix, with logits for
+  just those positions (the library's `echo=True, logprobs=…` path computes a full-vocabulary
+  log-softmax in Python for every prompt token: about a minute for two names).
+
+Counters (`stats()`, and `prefill_tokens` / `cached_tokens` on each Completion) report how many
+prompt tokens were computed and how many came from the cache. Private attributes of `Llama`
+used here (`_ctx`, `_batch`, `_model`) are pinned by the exact version in requirements.txt.
 """
 from __future__ import annotations
 
+import codecs
+import ctypes
 import os
 import time
 from typing import Sequence
 
 import numpy as np
 
-from .base import Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
+from .base import CacheHint, Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
     m = float(logits.max())
     return float(logits[token] - m - np.log(np.exp(logits - m, dtype=np.float64).sum()))
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 class LlamaCppEngine(Engine):
@@ -30,12 +53,14 @@ class LlamaCppEngine(Engine):
                  seed: int = 0) -> None:
         super().__init__()
         try:
+            import llama_cpp
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as e:  # pragma: no cover - import guard
             raise EngineError(f"llama-cpp-python is not installed ({e}); run the README's setup command") from e
         if not os.path.isfile(model_path):
             raise EngineError(f"{model_path}: GGUF file not found")
+        self._lib = llama_cpp
         t0 = time.perf_counter()
         try:
             self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 2,
@@ -53,14 +78,22 @@ class LlamaCppEngine(Engine):
         eos = vocab.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                               add_generation_prompt=True)
-        self._eos_text = eos
         self._add_bos = bool(vocab.add_bos_token()) and self.llm.token_bos() >= 0
         self._n_vocab = self.llm.n_vocab()
+        self._vocab_ptr = vocab.vocab
+        self._rng = np.random.default_rng(seed)
+        # What the KV cache holds: the tokens at positions [0, len), the shared prefix among them
+        # (computed as its own prefill from 0) and the session that computed the rest.
+        self._cached: list[int] = []
+        self._prefix: tuple[int, ...] = ()
+        self._owner: str | None = None
+        self._stats = {"calls": 0, "prefill_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
+                       "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0}
 
     # ------------------------------------------------------------------ tokens
 
     def tokens(self, text: str) -> list[int]:
-        """Tokenise exactly as the completion call will see the prompt (special tokens parsed)."""
+        """Tokenise exactly as a generation sees the prompt (special tokens parsed)."""
         toks = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         return ([self.llm.token_bos()] if self._add_bos else []) + toks
 
@@ -69,86 +102,182 @@ class LlamaCppEngine(Engine):
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         prompt = self._formatter(messages=messages).prompt
-        # The template writes BOS as text; our tokens() adds it as a token when needed.
+        # The template writes BOS as text; tokens() adds it as a token when needed.
         bos = self._formatter.bos_token
         if bos and self._add_bos and prompt.startswith(bos):
             prompt = prompt[len(bos):]
         return prompt
 
-    # ------------------------------------------------------------------ generation
+    def _piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._vocab_ptr, token, buf, 64, 0, False)
+        return buf.raw[:max(0, n)]
 
-    def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
-                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
-        with self.lock:
-            toks = self.tokens(prompt)
-            if len(toks) + max_tokens > self.llm.n_ctx():
-                max_tokens = self.llm.n_ctx() - len(toks)
-                if max_tokens <= 0:
-                    raise EngineError(f"prompt of {len(toks)} tokens fills the {self.llm.n_ctx()}-token context")
-            t0 = time.perf_counter()
-            got = TextCollector(on_text, t0)
-            finish = "length"
-            try:
-                for chunk in self.llm.create_completion(toks, max_tokens=max_tokens, stop=list(stop) or None,
-                                                        temperature=temperature, top_k=1 if temperature == 0 else 40,
-                                                        repeat_penalty=1.0, stream=True):
-                    choice = chunk["choices"][0]
-                    got.add(choice.get("text"))
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-            except Exception as e:
-                raise EngineError(f"llama.cpp generation failed: {e}") from e
-            text = got.text
-            return Completion(text=text, input_tokens=len(toks), output_tokens=self.count_tokens(text),
-                              finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=got.first)
+    def _is_end(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self._vocab_ptr, token))
 
-    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
-        stops = list(stop) + ([self._eos_text] if self._eos_text else [])
-        return self.generate(self.chat_prompt(messages), stop=stops, max_tokens=max_tokens,
-                             temperature=temperature, on_text=on_text)
+    def stats(self) -> dict[str, float]:
+        return dict(self._stats)
 
-    # ------------------------------------------------------------------ scoring
+    def memory_bytes(self) -> dict[str, int]:
+        """The model file (memory-mapped, shared by every instance of it) and this instance's context."""
+        return {"weights": os.path.getsize(self.model_path), "context": int(self.llm._ctx.get_state_size())}
 
-    def _decode(self, toks: list[int], n_past: int, all_logits: bool) -> np.ndarray:
-        """Evaluate `toks` at position `n_past`; return logits for every token or only the last."""
+    # ------------------------------------------------------------------ the cache
+
+    def _decode(self, toks: Sequence[int], n_past: int, all_logits: bool) -> np.ndarray:
+        """Evaluate `toks` at position `n_past` (after dropping whatever the cache held from there on);
+        logits for every token (2-D), or only the last (1-D)."""
         llm = self.llm
         llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        del self._cached[n_past:]
         rows: list[np.ndarray] = []
         nb = llm.n_batch
         for i in range(0, len(toks), nb):
-            chunk = toks[i:i + nb]
+            chunk = list(toks[i:i + nb])
             llm._batch.set_batch(batch=chunk, n_past=n_past + i, logits_all=all_logits)
             llm._ctx.decode(llm._batch)
             n = len(chunk) if all_logits else 1
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n * self._n_vocab,))
             rows.append(logits.reshape(n, self._n_vocab).copy())
-            llm.input_ids[n_past + i:n_past + i + len(chunk)] = chunk
-            llm.n_tokens = n_past + i + len(chunk)
-        return np.concatenate(rows) if all_logits else rows[-1]
+            self._cached.extend(chunk)
+        llm.n_tokens = len(self._cached)  # keep the library's own view consistent (close(), save_state)
+        return np.concatenate(rows) if all_logits else rows[-1][0]
 
-    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def _prefix_len(self, toks: Sequence[int], prefix_text: str) -> int:
+        if not prefix_text:
+            return 0
+        head = self.tokens(prefix_text)
+        # the last head token may merge with what follows ("…:" + " Who"), so only the tokens the
+        # full prompt really shares count; and at least one prompt token is left to evaluate
+        return min(_common(head, toks), len(toks) - 1)
+
+    def _prefill(self, toks: list[int], hint: CacheHint | None) -> tuple[np.ndarray, int, int]:
+        """Bring the cache to `toks`, reusing only what the hint allows.
+
+        Returns the last position's logits, how many prompt tokens this call computed and how many
+        it took from the cache (computed by an earlier call).
+        """
+        t0 = time.perf_counter()
+        hint = hint or CacheHint()
+        a = self._prefix_len(toks, hint.prefix)
+        built = 0
+        if a > 0 and (self._prefix != tuple(toks[:a]) or self._cached[:a] != toks[:a]):
+            # the shared prefix, always computed the same way: its own prefill from position 0
+            self._decode(toks[:a], 0, all_logits=False)
+            self._prefix, self._owner, built = tuple(toks[:a]), None, a
+            self._stats["prefix_builds"] += 1
+        elif a == 0:
+            self._prefix = ()
+        reuse = a
+        if hint.session is not None and hint.session == self._owner and a == len(self._prefix):
+            reuse = max(a, _common(self._cached, toks))
+        reuse = min(reuse, len(toks) - 1)  # the last prompt token is evaluated for its logits
+        logits = self._decode(toks[reuse:], reuse, all_logits=False)
+        self._owner = hint.session
+        computed, cached = len(toks) - reuse + built, reuse - built
+        self._stats["prefill_tokens"] += computed
+        self._stats["cached_tokens"] += cached
+        self._stats["prefill_s"] += time.perf_counter() - t0
+        return logits, computed, cached
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
+                 temperature: float = 0.0, on_text: OnText | None = None,
+                 cache: CacheHint | None = None) -> Completion:
+        with self.lock:
+            toks = self.tokens(prompt)
+            n_ctx = self.llm.n_ctx()
+            if len(toks) + 1 >= n_ctx:
+                raise EngineError(f"prompt of {len(toks)} tokens fills the {n_ctx}-token context")
+            max_tokens = min(max_tokens, n_ctx - len(toks) - 1)
+            t0 = time.perf_counter()
+            got = TextCollector(on_text, t0)
+            try:
+                logits, prefilled, reused = self._prefill(toks, cache)
+                text, n_out, finish = self._decode_loop(logits, len(toks), stop, max_tokens, temperature, got)
+            except EngineError:
+                raise
+            except Exception as e:
+                self._reset()
+                raise EngineError(f"llama.cpp generation failed: {e}") from e
+            self._stats["calls"] += 1
+            return Completion(text=text, input_tokens=len(toks), output_tokens=n_out, finish_reason=finish,
+                              seconds=time.perf_counter() - t0, first_token_s=got.first,
+                              prefill_tokens=prefilled, cached_tokens=reused)
+
+    def _decode_loop(self, logits: np.ndarray, pos: int, stop: Sequence[str], max_tokens: int,
+                     temperature: float, got: TextCollector) -> tuple[str, int, str]:
+        """Sample until an end token, a stop string or the limit; stream text that cannot be a stop string."""
+        t0 = time.perf_counter()
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, sent, n_out, finish = "", 0, 0, "length"
+        hold = max((len(s) for s in stop), default=0)
+        for _ in range(max_tokens):
+            tok = int(np.argmax(logits)) if temperature <= 0 else self._sample(logits, temperature)
+            if self._is_end(tok):
+                finish = "stop"
+                break
+            n_out += 1
+            text += utf8.decode(self._piece(tok))
+            cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+                break
+            # stream all but the tail that could still become a stop string
+            safe = len(text) - (hold - 1 if hold else 0)
+            if safe > sent:
+                got.add(text[sent:safe])
+                sent = safe
+            logits = self._decode([tok], pos, all_logits=False)
+            pos += 1
+        else:
+            text += utf8.decode(b"", final=True)
+        if len(text) > sent:
+            got.add(text[sent:])
+        self._stats["generated_tokens"] += n_out
+        self._stats["decode_s"] += time.perf_counter() - t0
+        return text, n_out, finish
+
+    def _sample(self, logits: np.ndarray, temperature: float, top_k: int = 40) -> int:
+        idx = np.argpartition(logits, -top_k)[-top_k:]
+        z = logits[idx].astype(np.float64) / temperature
+        p = np.exp(z - z.max())
+        return int(idx[self._rng.choice(len(idx), p=p / p.sum())])
+
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
+        prompt = self.chat_prompt(messages)
+        if cache is not None and cache.prefix:
+            head = self.prompt_head(cache.prefix, messages[-1].get("role", "user")) if len(messages) == 1 else ""
+            cache = CacheHint(prefix=head if prompt.startswith(head) else "", session=cache.session)
+        return self.generate(prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, on_text=on_text,
+                             cache=cache)
+
+    def _reset(self) -> None:
+        try:
+            self.llm._ctx.kv_cache_clear()
+        except Exception:  # noqa: BLE001 — best effort after a failure
+            pass
+        self._cached, self._prefix, self._owner = [], (), None
+        self.llm.n_tokens = 0
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
         if not continuations:
             return []
         with self.lock:
-            llm = self.llm
             base = self.tokens(prefix)
             fulls = [self.tokens(prefix + c) for c in continuations]
             # Shared tokens of the prefix and every full string; BPE may merge across the
             # boundary (" Name"), so what differs is scored as part of each continuation.
             k = shared_prefix_len(base, fulls)
-            if max(len(f) for f in fulls) + 1 >= llm.n_ctx():
+            if max(len(f) for f in fulls) + 1 >= self.llm.n_ctx():
                 raise EngineError(f"scoring prompt of {max(len(f) for f in fulls)} tokens exceeds the context")
             try:
-                cached = 0
-                for a, b in zip(llm.input_ids[:llm.n_tokens], base[:k]):
-                    if a != b:
-                        break
-                    cached += 1
-                cached = min(cached, k - 1)  # re-run at least the last shared token for its logits
-                if cached < k - 1:
-                    self._decode(base[cached:k - 1], cached, all_logits=False)
-                last = self._decode([base[k - 1]], k - 1, all_logits=False)[0]
+                last, _, _ = self._prefill(base[:k], cache)
                 scores: list[float] = []
                 for f in fulls:
                     rest = f[k:]
@@ -158,12 +287,14 @@ class LlamaCppEngine(Engine):
                         for j in range(1, len(rest)):
                             lp += _log_softmax_at(rows[j - 1], rest[j])
                     scores.append(lp)
-                llm.n_tokens = k  # keep the shared prefix cached for the next generation
-                llm._requires_eval = True  # the live logits belong to a candidate, not the prefix
+                # back to the shared part: the continuations' positions are free for the next call
+                self.llm._ctx.kv_cache_seq_rm(-1, k, -1)
+                del self._cached[k:]
+                self.llm.n_tokens = k
             except EngineError:
                 raise
             except Exception as e:
-                llm.n_tokens = 0
+                self._reset()
                 raise EngineError(f"llama.cpp scoring failed: {e}") from e
             return scores
 
@@ -177,8 +308,8 @@ class LlamaCppEngine(Engine):
             toks = self.tokens(text)
             if len(toks) >= self.llm.n_ctx():
                 raise EngineError(f"text of {len(toks)} tokens exceeds the context")
+            self._prefix, self._owner = (), None
             rows = self._decode(toks, 0, all_logits=True)
-            self.llm._requires_eval = True
             lps: list[float | None] = [None] + [_log_softmax_at(rows[i - 1], toks[i]) for i in range(1, len(toks))]
             pieces = [self.llm.detokenize([t], special=True).decode("utf-8", "replace") for t in toks]
             if self._add_bos:

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from .base import Completion, Engine, EngineError, OnText, ScoringUnsupported, TextCollector
+from .base import CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported, TextCollector
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -186,20 +186,20 @@ class OpenAIEngine(Engine):
                           seconds=time.perf_counter() - t0, first_token_s=got.first)
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+             stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         payload: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         if stop:
             payload["stop"] = list(stop)
         return self._complete("/chat/completions", payload, on_text, chat=True)
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
-                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+                 temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         payload: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
         if stop:
             payload["stop"] = list(stop)
         return self._complete("/completions", payload, on_text, chat=False)
 
-    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
         """Via /completions with echo and logprobs (vLLM and llama.cpp servers support it)."""
         scores = []
         for c in continuations:

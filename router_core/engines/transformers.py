@@ -11,11 +11,12 @@ import threading
 import time
 from typing import Sequence
 
-from .base import Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
+from .base import CacheHint, Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
 
 
 class TransformersEngine(Engine):
     name = "transformers"
+    batches_natively = True
 
     def __init__(self, model: str, *, gguf_file: str | None = None, dtype: str = "auto",
                  device: str | None = None) -> None:
@@ -59,7 +60,7 @@ class TransformersEngine(Engine):
         return self.tok(text, add_special_tokens=False, return_tensors="pt").input_ids.to(self.device)
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
-                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+                 temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         from transformers import TextIteratorStreamer
         torch = self.torch
         with self.lock:
@@ -101,12 +102,12 @@ class TransformersEngine(Engine):
                               finish_reason=finish, seconds=time.perf_counter() - t0, first_token_s=got.first)
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+             stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
                              temperature=temperature, on_text=on_text)
 
     def generate_batch(self, prompts: Sequence[str], *, stop: Sequence[str] = (), max_tokens: int = 256,
-                       temperature: float = 0.0, on_text: OnText | None = None) -> list[Completion]:
+                       temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> list[Completion]:
         """Greedy continuation of several prompts in one padded forward per token.
 
         On a CPU the weights are read once per step for the whole batch, which is where
@@ -156,7 +157,7 @@ class TransformersEngine(Engine):
                                       finish_reason=finish, seconds=dt, first_token_s=None))
             return out
 
-    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
         torch = self.torch
         with self.lock, torch.inference_mode():
             base = self._ids(prefix)[0].tolist()
@@ -164,7 +165,7 @@ class TransformersEngine(Engine):
             k = shared_prefix_len(base, fulls)
             pre = torch.tensor([base[:k]], device=self.device)
             res = self.model(input_ids=pre, use_cache=True)
-            cache = res.past_key_values
+            kv = res.past_key_values
             last = torch.log_softmax(res.logits[0, -1].float(), -1)
             scores: list[float] = []
             for f in fulls:
@@ -172,10 +173,10 @@ class TransformersEngine(Engine):
                 lp = float(last[rest[0]])
                 if len(rest) > 1:
                     r = self.model(input_ids=torch.tensor([rest[:-1]], device=self.device),
-                                   past_key_values=cache, use_cache=True)
+                                   past_key_values=kv, use_cache=True)
                     logp = torch.log_softmax(r.logits[0].float(), -1)
                     lp += float(sum(logp[j - 1, rest[j]] for j in range(1, len(rest))))
-                    cache.crop(-(len(rest) - 1))  # back to the shared prefix
+                    kv.crop(-(len(rest) - 1))  # back to the shared prefix
                 scores.append(lp)
             return scores
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from .base import Completion, Engine, EngineError, OnText, shared_prefix_len
+from .base import CacheHint, Completion, Engine, EngineError, OnText, shared_prefix_len
 
 
 class VllmEngine(Engine):
     name = "vllm"
+    batches_natively = True
 
     def __init__(self, model: str, *, max_model_len: int = 8192, gpu_memory_utilization: float = 0.85,
                  dtype: str = "auto") -> None:
@@ -41,12 +42,12 @@ class VllmEngine(Engine):
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
-                 temperature: float = 0.0, on_text: OnText | None = None) -> Completion:
+                 temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate_batch([prompt], stop=stop, max_tokens=max_tokens, temperature=temperature,
                                    on_text=on_text)[0]
 
     def generate_batch(self, prompts: Sequence[str], *, stop: Sequence[str] = (), max_tokens: int = 256,
-                       temperature: float = 0.0, on_text: OnText | None = None) -> list[Completion]:
+                       temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> list[Completion]:
         """Many prompts in one call: vLLM's continuous batching is where the GPU pays off."""
         sp = self._SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=list(stop) or None)
         t0 = time.perf_counter()
@@ -68,11 +69,11 @@ class VllmEngine(Engine):
         return result
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] = (), on_text: OnText | None = None) -> Completion:
+             stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
                              temperature=temperature, on_text=on_text)
 
-    def score(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
         base = self.tok.encode(prefix, add_special_tokens=False)
         fulls = [self.tok.encode(prefix + c, add_special_tokens=False) for c in continuations]
         k = shared_prefix_len(base, fulls)

@@ -15,10 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 QUESTION = "Who directed the film Interstellar?"
 POOL_SNAPSHOT = {"name": "synthetic", "models": [{"name": "A"}, {"name": "B"}]}

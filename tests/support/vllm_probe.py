@@ -5,7 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# .venv-vllm does not have this project installed: import it from the checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from router_core.engines.vllm import VllmEngine  # noqa: E402
 

@@ -1,0 +1,141 @@
+"""Reading many sessions: filters, one sorted page with a capped count, and iteration over all.
+
+Every filter column is in ix_sessions_list, so on SQLite a page and its count both walk that one
+index and read no table rows (but for a LIKE text search), whatever the mix of filters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
+
+from sqlalchemy import ColumnElement, Connection, and_, func, literal, or_, select
+
+from .indexes import model_cond, text_cond
+from .models import AnnotationRow, SessionRow
+
+if TYPE_CHECKING:  # pandas is imported when a page is built: the CLI's store commands start faster
+    import pandas as pd
+
+SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
+COUNT_LIMIT = 10_000
+MAX_PAGE_SIZE = 10_000
+LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "em", "f1", "reward", "alpha", "cost_usd",
+                "calls", "n_steps", "latency_s", "input_tokens", "output_tokens", "router_tokens", "dataset",
+                "item_id", "run_id", "policy", "pool_name", "format_ok")
+
+
+@dataclass
+class SessionFilter:
+    text: str | None = None
+    dataset: str | None = None
+    correct: bool | None = None          # EM == 1 (True) or EM == 0 (False)
+    model: str | None = None             # a candidate the session called
+    alpha_min: float | None = None
+    alpha_max: float | None = None
+    cost_min: float | None = None
+    cost_max: float | None = None
+    status: str | None = None
+    label: str | None = None
+    run_id: str | None = None
+    ids: list[str] | None = None
+
+
+@dataclass
+class Page:
+    """One page of sessions (LIST_COLUMNS), how many match, and whether counting stopped early."""
+
+    rows: "pd.DataFrame"
+    total: int
+    capped: bool = False
+
+    @property
+    def total_text(self) -> str:
+        return f"{self.total:,}+" if self.capped else f"{self.total:,}"
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.rows["id"])
+
+
+def where(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index: bool
+          ) -> ColumnElement[bool] | None:
+    """The filters as one condition; `conn` looks up model bits and text-index matches.
+
+    Plain column tests come first and set lookups (text, label, ids) last: SQLite tests the
+    terms in this order, so most rows are ruled out before the dearer probes.
+    """
+    S = SessionRow
+    conds: list[ColumnElement[bool]] = []
+    if f.dataset:
+        conds.append(S.dataset == f.dataset)
+    if f.correct is not None:
+        conds.append(S.em == (1.0 if f.correct else 0.0))
+    if f.status:
+        conds.append(S.status == f.status)
+    if f.run_id:
+        conds.append(S.run_id == f.run_id)
+    if f.alpha_min is not None:
+        conds.append(S.alpha >= f.alpha_min)
+    if f.alpha_max is not None:
+        conds.append(S.alpha <= f.alpha_max)
+    if f.cost_min is not None:
+        conds.append(S.cost_usd >= f.cost_min)
+    if f.cost_max is not None:
+        conds.append(S.cost_usd <= f.cost_max)
+    if f.model:
+        conds.append(model_cond(conn, f.model))
+    if f.text:
+        conds.append(text_cond(conn, f.text, is_sqlite=is_sqlite, has_index=has_text_index))
+    if f.label:
+        conds.append(S.id.in_(select(AnnotationRow.session_id).where(AnnotationRow.label == f.label)))
+    if f.ids is not None:
+        conds.append(S.id.in_(f.ids))
+    return and_(*conds) if conds else None
+
+
+def list_page(conn: Connection, cond: ColumnElement[bool] | None, *, sort: str, desc: bool, page: int,
+              page_size: int, count_limit: int | None) -> Page:
+    """One page in the given order and the (capped) count of matching sessions."""
+    S = SessionRow
+    cols = [getattr(S, c) for c in LIST_COLUMNS]
+    order = getattr(S, sort)
+    ordering = (order.desc() if desc else order.asc(), S.id)
+    # Deferred join: find the page's ids on narrow index entries, then fetch those rows.
+    ids = select(S.id)
+    matching = select(literal(1)).select_from(S)
+    if cond is not None:
+        ids = ids.where(cond)
+        matching = matching.where(cond)
+    ids = ids.order_by(*ordering).limit(page_size).offset(page * page_size)
+    if count_limit is not None:
+        matching = matching.limit(count_limit)
+    rows = conn.execute(select(*cols).where(S.id.in_(ids)).order_by(*ordering)).all()
+    total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
+    import pandas as pd
+    df = pd.DataFrame([r._mapping for r in rows], columns=list(LIST_COLUMNS))
+    return Page(df, total, count_limit is not None and total >= count_limit)
+
+
+def iter_rows(read: Callable[[], ContextManager[Connection]], cond: ColumnElement[bool] | None,
+              chunk: int) -> Iterator[dict[str, Any]]:
+    """Every matching session (LIST_COLUMNS) oldest first, `chunk` at a time by key (not offset).
+
+    Each chunk is read in its own short transaction, so a slow consumer (a file being written,
+    sessions being run) never holds a read open.
+    """
+    S = SessionRow
+    cols = [getattr(S, c) for c in LIST_COLUMNS]
+    last: tuple[float, str] | None = None
+    while True:
+        q = select(*cols)
+        if cond is not None:
+            q = q.where(cond)
+        if last is not None:
+            q = q.where(or_(S.created_at > last[0], and_(S.created_at == last[0], S.id > last[1])))
+        with read() as conn:
+            rows = conn.execute(q.order_by(S.created_at, S.id).limit(chunk)).all()
+        for r in rows:
+            yield dict(r._mapping)
+        if len(rows) < chunk:
+            return
+        last = (rows[-1].created_at, rows[-1].id)

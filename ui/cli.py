@@ -1,0 +1,460 @@
+"""The command line: `python app.py [COMMAND] [OPTIONS]`; `serve` (the web app) is the default command.
+
+Options shared by several commands (the router options and `--db`) are defined once, in
+parent parsers whose defaults are suppressed, and attached both to the top level and to each
+command. An option therefore means the same wherever it is written: `app.py --db D ask Q` and
+`app.py ask Q --db D` store in D (after the command wins when both are given). Defaults are
+filled in after parsing, from `DEFAULTS`. Every bad input ends in one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+QUESTION_MAX_CHARS = 4000   # a question longer than this is refused (the router prompt must fit its context)
+COMMANDS = ("serve", "ask", "sessions", "export", "import", "eval", "report")
+DEFAULTS: dict[str, Any] = {
+    "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
+    "template": None, "max_turns": None, "db": None,
+    "host": "127.0.0.1", "port": 7860, "auth": None, "share": False, "allow_model_edits": False,
+    "allow_key_env": None, "allow_endpoint": None,
+}
+SERVE_ONLY = ("host", "port", "auth", "share", "allow_model_edits", "allow_key_env", "allow_endpoint")
+SUPPRESS = argparse.SUPPRESS
+
+
+class CliError(ValueError):
+    """A bad command-line value; printed as one line."""
+
+
+# ---------------------------------------------------------------------- option groups (defined once)
+
+def _router_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("router")
+    g.add_argument("--alpha", default=SUPPRESS, metavar="A",
+                   help="cost coefficient α in [0, 1] (default 0); eval takes a comma list (default 0,0.5,0.9)")
+    g.add_argument("--pool", default=SUPPRESS, metavar="FILE", help="model pool YAML (default assets/pools/local.yaml)")
+    g.add_argument("--policy", default=SUPPRESS, metavar="NAME", help="policy preset from assets/policies.yaml")
+    g.add_argument("--policies", default=SUPPRESS, metavar="FILE", help="another policies YAML file")
+    g.add_argument("--policy-model", default=SUPPRESS, metavar="PATH_OR_HUB_ID",
+                   help="point the policy at another checkpoint")
+    g.add_argument("--policy-engine", default=SUPPRESS, metavar="ENGINE",
+                   help="llamacpp | transformers | vllm | openai")
+    g.add_argument("--template", default=SUPPRESS, metavar="FILE", help="router prompt template file")
+    g.add_argument("--max-turns", default=SUPPRESS, metavar="N",
+                   help="route turns before the forced answer (default: the policy's, 4)")
+    return p
+
+
+def _store_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--db", default=SUPPRESS, metavar="PATH_OR_URL",
+                   help="trace store: a SQLite file or a database URL (default: the per-user data dir, "
+                        "or $ROUTER_STUDIO_DB)")
+    return p
+
+
+def _serve_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("serve")
+    g.add_argument("--host", default=SUPPRESS, help="interface to listen on (default 127.0.0.1)")
+    g.add_argument("--port", default=SUPPRESS, help="port (default 7860)")
+    g.add_argument("--auth", action="append", default=SUPPRESS, metavar="USER:PASSWORD",
+                   help="require a login (repeatable for several users)")
+    g.add_argument("--share", action="store_true", default=SUPPRESS,
+                   help="ask Gradio for a public share link (needs internet)")
+    g.add_argument("--allow-model-edits", action="store_true", default=SUPPRESS,
+                   help="let logged-in visitors add or edit models for their own runs (needs --auth)")
+    g.add_argument("--allow-key-env", action="append", default=SUPPRESS, metavar="NAME",
+                   help="an environment variable a visitor's model may name as its key (repeatable)")
+    g.add_argument("--allow-endpoint", action="append", default=SUPPRESS, metavar="URL",
+                   help="a URL prefix a visitor's model may call (repeatable)")
+    return p
+
+
+def _filter_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("filters")
+    g.add_argument("--text", help="text in the question or answer")
+    g.add_argument("--dataset")
+    g.add_argument("--correct", choices=["yes", "no"], help="EM = 1 (yes) or 0 (no)")
+    g.add_argument("--model", help="sessions that called this candidate")
+    g.add_argument("--alpha-min")
+    g.add_argument("--alpha-max")
+    g.add_argument("--cost-min")
+    g.add_argument("--cost-max")
+    g.add_argument("--status", choices=["running", "done", "stopped", "error", "interrupted"])
+    g.add_argument("--label", help="annotation label")
+    g.add_argument("--run-id", help="eval run id")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    router, store, serve = _router_options(), _store_options(), _serve_options()
+    root = argparse.ArgumentParser(
+        prog="app.py", parents=[router, store, serve],
+        description="Router-R1 Studio: watch a multi-round LLM router work. Without a command: serve the web app.")
+    sub = root.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.add_parser("serve", parents=[router, store, serve], help="serve the web app (the default command)")
+    a = sub.add_parser("ask", parents=[router, store], help="answer one question, streaming each step")
+    a.add_argument("question")
+    a.add_argument("--gold", action="append", default=[], help="accepted answer (repeatable) for EM/F1")
+    a.add_argument("--json", action="store_true", help="print one JSON object at the end instead of a stream")
+    a.add_argument("--no-store", action="store_true", help="do not store the session")
+    ls = sub.add_parser("sessions", parents=[store, _filter_options()], help="list stored sessions as a table")
+    ls.add_argument("--sort", default="created_at")
+    ls.add_argument("--asc", action="store_true")
+    ls.add_argument("--page", default="1", help="page number, from 1")
+    ls.add_argument("--limit", default="30", help="sessions per page (1..1000)")
+    ex = sub.add_parser("export", parents=[store, _filter_options()],
+                        help="write sessions (with steps and annotations) as JSON lines")
+    ex.add_argument("--out", required=True, help="the file to write (a new regular file; never a device or link)")
+    im = sub.add_parser("import", parents=[store], help="import sessions from a JSON lines export (idempotent)")
+    im.add_argument("file")
+    im.add_argument("--replace", action="store_true",
+                    help="overwrite sessions already stored with different content under the same id")
+    ev = sub.add_parser("eval", parents=[router, store],
+                        help="run the router and baselines over question sets; stored, resumable")
+    ev.add_argument("--dataset", action="append", required=True,
+                    help="question file (FlashRAG/Router-R1/plain JSONL, CSV, parquet) or a bundled set: "
+                         "single_hop, multi_hop, bundled (repeatable)")
+    ev.add_argument("--limit", default=None, help="first N questions of each file")
+    ev.add_argument("--baselines", default="all", help="all | none | comma list of only, only:<Model>, largest, "
+                                                       "cheapest, random, knn (default all)")
+    ev.add_argument("--batch", default="1", help="router rollouts advancing together (default 1)")
+    ev.add_argument("--run-id", default=None, help="default: derived from questions, policy and pool (resumes)")
+    ev.add_argument("--json-out", default=None, help="write the results table and run summary as JSON")
+    ev.add_argument("--report-dir", default=None, help="where results.md/.csv and figures.html go "
+                                                       "(default eval-results/<run id>)")
+    rp = sub.add_parser("report", parents=[store], help="results table of stored eval runs")
+    rp.add_argument("--run-id", action="append", required=True)
+    rp.add_argument("--out", default=None, help="also write results.md/.csv and figures.html here")
+    return root
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    given = set(vars(args))
+    for k, v in DEFAULTS.items():
+        if not hasattr(args, k):
+            setattr(args, k, v)
+    args.cmd = args.cmd or "serve"
+    if args.cmd != "serve":
+        stray = [k for k in SERVE_ONLY if k in given]
+        if stray:
+            raise CliError(f"--{stray[0].replace('_', '-')} applies to `serve` only, not `{args.cmd}`")
+    return args
+
+
+# ---------------------------------------------------------------------- value checks
+
+def integer(value: Any, flag: str, lo: int, hi: int) -> int:
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise CliError(f"{flag}: '{value}' is not a whole number") from None
+    if not lo <= v <= hi:
+        raise CliError(f"{flag}: {v} is outside {lo}..{hi}")
+    return v
+
+
+def number(value: Any, flag: str, lo: float = -math.inf, hi: float = math.inf) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(str(value).strip())
+    except ValueError:
+        raise CliError(f"{flag}: '{value}' is not a number") from None
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise CliError(f"{flag}: {v:g} is outside {lo:g}..{hi:g}")
+    return v
+
+
+def one_alpha(value: Any) -> float:
+    if value is None:
+        return 0.0
+    try:
+        a = float(str(value).strip())
+    except ValueError:
+        raise CliError(f"--alpha must be a number in [0, 1], got '{value}'") from None
+    if not (math.isfinite(a) and 0.0 <= a <= 1.0):
+        raise CliError(f"--alpha must be in [0, 1], got {value}")
+    return a
+
+
+def text_arg(value: str, what: str, max_chars: int = QUESTION_MAX_CHARS) -> str:
+    """A question (or other free text) from argv: valid UTF-8, not empty, not over the cap."""
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        raise CliError(f"{what}: not valid UTF-8 text (check the terminal's or file's encoding)")
+    if "\x00" in value:
+        raise CliError(f"{what}: contains a NUL character")
+    v = value.strip()
+    if not v:
+        raise CliError(f"{what}: empty; give the text to ask")
+    if len(v) > max_chars:
+        raise CliError(f"{what}: {len(v):,} characters; the limit is {max_chars:,}")
+    return v
+
+
+# ---------------------------------------------------------------------- building from options
+
+def overrides(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.max_turns is None:
+        return None
+    return {"max_turns": integer(args.max_turns, "--max-turns", 0, 64)}
+
+
+def policy_from(args: argparse.Namespace):
+    """The policy the options name (preset, then --policy-model/-engine/--template applied)."""
+    from router_core.policy import customise, load_policies
+    book = load_policies(args.policies)
+    return book, customise(book.get(args.policy), model=args.policy_model, engine=args.policy_engine,
+                           template=args.template)
+
+
+def router_from(args: argparse.Namespace, progress: Callable[[str], None] | None = None):
+    from router_core.loop import Router
+    from router_core.pool import load_pool
+    _, policy = policy_from(args)
+    return Router(policy, load_pool(args.pool), config=policy.run_config(overrides(args)), progress=progress)
+
+
+# ---------------------------------------------------------------------- commands
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from router_core.session import SessionResult
+
+    from .terminal import session_json, step_line, summary_lines
+
+    question = text_arg(args.question, "question")
+    gold = [text_arg(g, "--gold") for g in args.gold]
+    alpha = one_alpha(args.alpha)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    router = router_from(args, progress=None if args.json else (lambda m: say(f"· {m}")))
+    t0 = time.perf_counter()
+    steps = []
+    first_step_s = None
+    session_id = uuid.uuid4().hex
+    stream = router.run(question, alpha, session_id=session_id)
+    store = None
+    if not args.no_store:
+        from storage import TraceStore
+        from storage.recorder import recorded
+        store = TraceStore(args.db)
+        stream = recorded(store, stream, session_id=session_id, question=question, alpha=alpha,
+                          policy=router.policy.name, engine=router.policy.engine, pool=router.pool.snapshot(),
+                          gold=gold)
+    try:
+        for step in stream:
+            steps.append(step)
+            if first_step_s is None:
+                first_step_s = time.perf_counter() - t0
+            if not args.json:
+                print(step_line(step, gold), flush=True)
+    finally:
+        if store is not None:
+            store.close()
+    res = SessionResult.of(steps, question, alpha, gold)
+    wall = time.perf_counter() - t0
+    where = store.where if store is not None else None
+    if args.json:
+        print(json.dumps(session_json(res, policy=router.policy.name, pool=router.pool.name, wall_s=wall,
+                                      first_step_s=first_step_s, stored=where), ensure_ascii=False))
+    else:
+        print("\n".join(summary_lines(res, wall_s=wall, first_step_s=first_step_s, stored=where)))
+    return 0 if res.answer is not None else 3
+
+
+def filters_from(args: argparse.Namespace):
+    from storage import SessionFilter
+    return SessionFilter(text=text_arg(args.text, "--text", 500) if args.text is not None else None,
+                         dataset=args.dataset, correct=None if args.correct is None else args.correct == "yes",
+                         model=args.model, alpha_min=number(args.alpha_min, "--alpha-min", 0, 1),
+                         alpha_max=number(args.alpha_max, "--alpha-max", 0, 1),
+                         cost_min=number(args.cost_min, "--cost-min", 0), cost_max=number(args.cost_max, "--cost-max", 0),
+                         status=args.status, label=args.label, run_id=args.run_id)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from storage import TraceStore
+
+    from .terminal import when
+    page = integer(args.page, "--page", 1, 10 ** 9)
+    limit = integer(args.limit, "--limit", 1, 1000)
+    f = filters_from(args)
+    with TraceStore(args.db) as store:
+        pg = store.list_sessions(f, sort=args.sort, desc=not args.asc, page=page - 1, page_size=limit)
+    df = pg.rows
+    if df.empty:
+        print(f"no sessions on page {page} ({pg.total_text} match) in {store.where}")
+        return 0
+    show = df[["id", "created_at", "status", "alpha", "em", "cost_usd", "calls", "question", "answer"]].copy()
+    show["id"] = show["id"].str[:12]
+    show["created_at"] = [when(t) for t in show["created_at"]]
+    show["question"] = show["question"].str.slice(0, 50)
+    show["answer"] = show["answer"].fillna("").str.slice(0, 30)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(show.to_string(index=False))
+    first = (page - 1) * limit
+    print(f"sessions {first + 1}–{first + len(df)} of {pg.total_text} in {store.where}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+
+    from storage.files import write_new_file
+    f = filters_from(args)
+    with TraceStore(args.db) as store:
+        n, out = write_new_file(args.out, lambda fh: store.export_jsonl(fh, f))
+    print(f"exported {n} session(s) to {out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+    path = Path(args.file)
+    try:
+        if path.is_dir():
+            raise CliError(f"{path}: is a folder, not a JSON lines file")
+        fh = open(path, "rb")
+    except OSError as e:
+        raise CliError(f"{path}: cannot read ({e.strerror or e})") from None
+    with fh, TraceStore(args.db) as store:
+        rep = store.import_jsonl(fh, source=str(path), replace=args.replace)
+    for _, msg in rep.errors:
+        print(f"bad line: {msg}", file=sys.stderr)
+    for _, msg in rep.conflicting:
+        print(f"conflict: {msg}", file=sys.stderr)
+    print(f"{rep.summary()} into {store.where}")
+    return 1 if (rep.errors or rep.conflicting) else 0
+
+
+def datasets_from(names: list[str], limit: int | None):
+    from evaluation.datasets import bundled_datasets, load_dataset
+    bundled = bundled_datasets()
+    paths: list[Path] = []
+    for n in names:
+        if n == "bundled":
+            paths += list(bundled.values())
+        elif n in bundled:
+            paths.append(bundled[n])
+        else:
+            paths.append(Path(n))
+    items = []
+    for p in paths:
+        if not p.exists():
+            raise CliError(f"--dataset: no file {p} (or a bundled set: {', '.join(['bundled', *bundled])})")
+        items += load_dataset(p, limit=limit)
+    return items
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from evaluation.report import build_report, markdown, write
+    from evaluation.runner import EvalRunner, default_run_id, parse_alphas, parse_baselines
+    from router_core.pool import load_pool
+    from storage import TraceStore
+
+    limit = integer(args.limit, "--limit", 1, 10 ** 7) if args.limit is not None else None
+    batch = integer(args.batch, "--batch", 1, 256)
+    items = datasets_from(args.dataset, limit)
+    _, policy = policy_from(args)
+    pool = load_pool(args.pool)
+    alphas = parse_alphas(args.alpha if args.alpha is not None else "0,0.5,0.9")
+    baselines = parse_baselines(args.baselines, pool)
+    ov = overrides(args)
+    run_id = args.run_id or default_run_id(items, policy, pool, ov)
+    with TraceStore(args.db) as store:
+        runner = EvalRunner(store, policy, pool, run_id=run_id, alphas=alphas, baselines=baselines,
+                            overrides=ov, batch=batch)
+        print(f"eval run {run_id}: {len(items)} question(s) × router at α {', '.join(f'{a:g}' for a in alphas)}"
+              f" + baselines {', '.join(baselines) or 'none'}; storing in {store.where}", file=sys.stderr)
+        bar = tqdm(total=1, unit="session", dynamic_ncols=True, file=sys.stderr, disable=None)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_description(phase)
+            bar.update(done - bar.n)
+
+        try:
+            summary = runner.run(items, progress)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted: finished sessions are stored; run the same command to resume run {run_id}",
+                  file=sys.stderr)
+            return 130
+        bar.close()
+        print(f"{summary.done} session(s) run, {summary.skipped} already done, {summary.failed} failed, "
+              f"{summary.stopped} stopped, {summary.unavailable} baseline(s) without a source, "
+              f"{summary.seconds:.0f}s", file=sys.stderr)
+        rep = build_report(store, [run_id], alphas)
+    print(markdown(rep))
+    out_dir = Path(args.report_dir or Path("eval-results") / run_id)
+    files = write(rep, out_dir)
+    print(f"report: {', '.join(str(f) for f in files)}", file=sys.stderr)
+    if args.json_out:
+        from storage.files import write_new_file
+        body = json.dumps({"run_id": run_id, "summary": summary.__dict__ | {"session_ids": None},
+                           "strong": rep.strong, "weak": rep.weak, "curves": rep.curves,
+                           "table": rep.table.to_dict(orient="records")}, indent=2, default=str)
+        write_new_file(args.json_out, lambda fh: fh.write(body))
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evaluation.report import build_report, markdown, write
+    from storage import TraceStore
+    with TraceStore(args.db) as store:
+        rep = build_report(store, args.run_id)
+    if rep.empty:
+        print(f"no finished sessions for run(s) {', '.join(args.run_id)} in {store.where}", file=sys.stderr)
+        return 1
+    print(markdown(rep))
+    if args.out:
+        print(f"report: {', '.join(str(f) for f in write(rep, Path(args.out)))}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    args.port = integer(args.port, "--port", 1, 65535)
+    from .app import serve
+    return serve(args)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve, "ask": cmd_ask, "sessions": cmd_sessions, "export": cmd_export, "import": cmd_import,
+    "eval": cmd_eval, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        args = parse(argv)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from router_core.engines import EngineError
+    from router_core.engines.weights import WeightsError
+    from storage import StoreError
+    try:
+        return HANDLERS[args.cmd](args)
+    except (ValueError, WeightsError, EngineError, StoreError, OSError) as e:
+        # Pool, policy, template, dataset and eval errors are ValueErrors that name their file and field.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
