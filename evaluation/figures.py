@@ -7,7 +7,6 @@ import html
 import plotly.graph_objects as go
 
 from .curves import pareto_frontier
-
 from .methods import Method, family
 from .report import Report
 

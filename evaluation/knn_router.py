@@ -199,7 +199,7 @@ class KnnRouter:
             return np.zeros((0, d), dtype=np.float32)
         else:
             if self.embedder is None:
-                from .embed import get_embedder   # torch/transformers only when needed
+                from .embed import get_embedder  # torch/transformers only when needed
                 self.embedder = get_embedder()
             v = np.asarray(self.embedder.encode(questions), dtype=np.float32)
         if self.vectors is not None and len(self.vectors) and v.shape[1] != self.vectors.shape[1]:

@@ -17,6 +17,7 @@ from router_core.paths import DIRECT_TEMPLATE
 from router_core.pool import ModelSpec, Pool
 from router_core.protocol import neutralise
 from router_core.step import Step
+
 ANSWER_TOKENS = 32
 
 

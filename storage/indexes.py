@@ -12,8 +12,23 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from sqlalchemy import (BigInteger, ColumnElement, Connection, bindparam, column, exists, false, func, insert,
-                        literal, literal_column, or_, select, text, update)
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    bindparam,
+    column,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .connection import StoreError

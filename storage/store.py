@@ -22,8 +22,19 @@ from . import indexes, jsonl, queries
 from .connection import Database, StoreError, short
 from .indexes import IS_RUNNING
 from .migrations import FTS_TABLE, LATEST, MIGRATIONS, create_text_index
-from .models import (LABELS, SESSION_LOCAL_COLUMNS, AnnotationRow, Base, Meta, ModelUsageRow, PoolRow, SessionRow,
-                     StepRow, row_step, step_row)
+from .models import (
+    LABELS,
+    SESSION_LOCAL_COLUMNS,
+    AnnotationRow,
+    Base,
+    Meta,
+    ModelUsageRow,
+    PoolRow,
+    SessionRow,
+    StepRow,
+    row_step,
+    step_row,
+)
 from .queries import COUNT_LIMIT, LIST_COLUMNS, MAX_PAGE_SIZE, SORTABLE, Page, SessionFilter
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from router_core.engines.batching import BatchingEngine, batched
 from router_core.engines import EngineSpec, get_engine
+from router_core.engines.batching import BatchingEngine, batched
 
 PROMPTS = ["What is the capital of France?", "Name a large ocean.", "Who wrote Hamlet? Answer briefly.",
            "What colour is the sky on a clear day?"]

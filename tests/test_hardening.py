@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
+from support.ui_fixtures import write_session
 
 from router_core.policy import Policy, PolicyBook
 from router_core.pool import PoolError, load_pool, pool_from_dict
 from storage import StoreError, TraceStore
 from storage.files import FileWriteError, write_new_file
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
-from support.ui_fixtures import write_session
 from ui.studio import Studio
 
 ROOT = Path(__file__).resolve().parent.parent

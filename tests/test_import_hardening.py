@@ -9,13 +9,13 @@ import json
 import random
 
 import pytest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
+from support.ui_fixtures import write_session
 
 from router_core.loop import Router
 from router_core.policy import Policy
 from storage import TraceStore
 from storage.jsonl import EXPORT_FORMAT, LineError, parse_line
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
-from support.ui_fixtures import write_session
 
 
 @pytest.fixture()

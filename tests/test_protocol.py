@@ -1,8 +1,15 @@
 """Parser, neutralising, template and name resolution: pure text, no model."""
 import pytest
 
-from router_core.protocol import (Template, TemplateError, information_block, neutralise, parse_turn,
-                                  resolve_model, unknown_model_information)
+from router_core.protocol import (
+    Template,
+    TemplateError,
+    information_block,
+    neutralise,
+    parse_turn,
+    resolve_model,
+    unknown_model_information,
+)
 
 NAMES = ["SmolLM2-135M", "Qwen2.5-0.5B", "meta/llama-3.1-70b-instruct"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import html as htmllib
 
 import pytest
+from support.ui_fixtures import PAYLOADS
 
 from router_core.step import Choice, Step
-from support.ui_fixtures import PAYLOADS
 from ui.render import describe, money, step_message, text
 from ui.render import html as html_raw
 from ui.terminal import step_json, step_line, when

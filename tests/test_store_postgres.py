@@ -12,9 +12,9 @@ import threading
 import uuid
 
 import pytest
+from test_store import make_steps, write
 
 from storage import SessionFilter, TraceStore
-from test_store import make_steps, write
 
 pytestmark = pytest.mark.postgres
 

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.openai_server import OpenAITestServer
+from support.store_writer import STEP_COST, synthetic_steps
 
 from storage import StoreError, TraceStore
 from storage.recorder import recorded
-
-from support.openai_server import OpenAITestServer
-from support.store_writer import STEP_COST, synthetic_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = ROOT / "tests" / "support" / "store_writer.py"

@@ -16,7 +16,6 @@ import json
 import sys
 import time
 
-
 QUESTION = "Who directed the film Interstellar?"
 POOL_SNAPSHOT = {"name": "synthetic", "models": [{"name": "A"}, {"name": "B"}]}
 STEP_COST = 0.00125
