@@ -55,6 +55,12 @@ class Recording(Engine):
     def count_tokens(self, text):
         return self.inner.count_tokens(text)
 
+    def warm(self, prefix):
+        return self.inner.warm(prefix)
+
+    def stats(self):
+        return self.inner.stats()
+
 
 def recording_engines(log: list):
     """An engine provider that wraps each shared engine in a Recording (one per spec), and the wrappers."""

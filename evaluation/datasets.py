@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from router_core.paths import QUESTIONS as QUESTIONS_DIR
+
 FORMATS = ("auto", "flashrag", "router_r1", "plain")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 _QUESTION_MARK = "Question:"
@@ -343,6 +344,12 @@ def load_dataset(path: str | Path, fmt: str = "auto", limit: int | None = None,
     return items
 
 
+# The evaluation sets that `--dataset bundled` means. assets/questions/dev.jsonl is the tuning set that
+# prompt and rollout changes are compared on (bench/router_ab.py), kept apart so they are never tuned on
+# the questions the reported figures come from.
+EVALUATION_SETS = ("single_hop", "multi_hop")
+
+
 def bundled_datasets() -> dict[str, Path]:
-    """The question sets shipped in assets/questions, by name (file stem)."""
+    """The question sets shipped in assets/questions, by name (file stem): the evaluation sets and `dev`."""
     return {p.stem: p for p in sorted(QUESTIONS_DIR.glob("*.jsonl"))}

@@ -15,13 +15,15 @@ import pandas as pd
 
 from router_core.cost import CostNormalizer
 from router_core.session import SessionResult
-from .curves import apgr, cpt, pgr
 from storage import SessionFilter, TraceStore
 from storage.summary import usage_rows_of
 
+from .curves import apgr, cpt, pgr
+from .decomposition import measure
 from .methods import KNN_FAMILY, Method, family
 
 COLUMNS = ["method", "α", "n", "EM", "F1", "$/query", "calls/query", "tokens/query", "reward", "strong share", "PGR"]
+DECOMPOSITION_COLUMNS = ["method", "α", "dataset", "n", "EM", "think quality", "chain rate", "repeat rate", "grounded"]
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Report:
     weak: str | None = None
     curves: dict[str, dict[str, float | None]] = field(default_factory=dict)  # family → APGR, CPT50, CPT80
     usage: pd.DataFrame | None = None      # session_id, model, calls, cost
+    decomposition: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DECOMPOSITION_COLUMNS))
 
     @property
     def empty(self) -> bool:
@@ -101,7 +104,25 @@ def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[flo
             curves[fam] = {"APGR": apgr(pts, q_weak, q_strong, add_endpoints=True),
                            "CPT(50%)": cpt(pts, q_weak, q_strong, 0.5, add_endpoints=True),
                            "CPT(80%)": cpt(pts, q_weak, q_strong, 0.8, add_endpoints=True)}
-    return Report(list(run_ids), df, table, strong, weak, curves, usage)
+    return Report(list(run_ids), df, table, strong, weak, curves, usage, decomposition_table(store, df))
+
+
+def decomposition_table(store: TraceStore, df: pd.DataFrame) -> pd.DataFrame:
+    """Think quality, chain rate, repeats and grounding of the router's sessions, per method, α and dataset
+    (single-round baselines have no thoughts or hops to measure)."""
+    routed = df[~df["policy"].map(lambda p: Method.parse(p).is_baseline)]
+    rows = []
+    for (method, a, ds), g in routed.groupby(["policy", "alpha", routed["dataset"].fillna("(none)")], sort=True):
+        names = _pool_names(store, g["id"].iloc[0])
+        d = measure([(q, store.load_steps(sid)) for q, sid in zip(g["question"], g["id"])], names)
+        rows.append({"method": method, "α": float(a), "dataset": ds, "n": len(g), "EM": float(g["em"].mean()),
+                     **d.as_row()})
+    return pd.DataFrame(rows, columns=DECOMPOSITION_COLUMNS)
+
+
+def _pool_names(store: TraceStore, session_id: str) -> list[str]:
+    snap = store.get_session(session_id).get("pool") or {}
+    return [m.get("name", "") for m in snap.get("models", []) if isinstance(m, dict)]
 
 
 def _em_of(df: pd.DataFrame, method: str) -> float | None:
@@ -112,6 +133,7 @@ def _em_of(df: pd.DataFrame, method: str) -> float | None:
 def strong_weak(store: TraceStore, df: pd.DataFrame) -> tuple[str | None, str | None]:
     """The pool's largest and cheapest models (as the runner's baselines define them)."""
     from router_core.pool import Pool
+
     from .single_round import cheapest, largest
     sid = df["id"].iloc[0]
     snap = store.get_session(sid).get("pool") or {}
@@ -144,18 +166,32 @@ def markdown(rep: Report) -> str:
         lines += ["", "| curve | APGR | CPT(50%) | CPT(80%) |", "|---|---|---|---|"]
         for fam, c in rep.curves.items():
             lines.append(f"| {fam} | {_fmt(c['APGR'])} | {_fmt(c['CPT(50%)'])} | {_fmt(c['CPT(80%)'])} |")
+    if not rep.decomposition.empty:
+        lines += ["", "Decomposition (router sessions): think quality = share of think blocks with a real thought; "
+                  "chain rate = share of sessions where a later sub-question reuses a span of an earlier reply; "
+                  "repeat rate = share of sessions that ask a sub-question twice; grounded = share of answers "
+                  "found in a reply.", "",
+                  "| " + " | ".join(DECOMPOSITION_COLUMNS) + " |", "|" + "---|" * len(DECOMPOSITION_COLUMNS)]
+        for _, r in rep.decomposition.iterrows():
+            lines.append("| " + " | ".join(_fmt(r[c]) for c in DECOMPOSITION_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write(rep: Report, out_dir: Path) -> list[Path]:
-    """results.md, results.csv and figures.html (plotly, self-contained) in `out_dir`."""
+    """results.md, results.csv, decomposition.csv and figures.html (plotly, self-contained) in `out_dir`,
+    each written as a new regular file (storage.files)."""
+    from storage.files import FileWriteError, write_new_file
+
     from .figures import all_figures
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, csv, html = out_dir / "results.md", out_dir / "results.csv", out_dir / "figures.html"
-    md.write_text(markdown(rep), encoding="utf-8")
-    rep.table.to_csv(csv, index=False)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FileWriteError(f"{out_dir}: cannot create the report folder ({e.strerror or e})") from None
     figs = all_figures(rep)
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
-    html.write_text("<html><head><meta charset='utf-8'><title>Router-R1 Studio evaluation</title></head><body>"
-                    + "".join(parts) + "</body></html>", encoding="utf-8")
-    return [md, csv, html]
+    html = ("<html><head><meta charset='utf-8'><title>Router-R1 Studio evaluation</title></head><body>"
+            + "".join(parts) + "</body></html>")
+    files = {"results.md": lambda f: f.write(markdown(rep)), "results.csv": lambda f: rep.table.to_csv(f, index=False),
+             "decomposition.csv": lambda f: rep.decomposition.to_csv(f, index=False),
+             "figures.html": lambda f: f.write(html)}
+    return [write_new_file(out_dir / name, fn)[1] for name, fn in files.items()]

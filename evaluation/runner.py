@@ -24,19 +24,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from router_core.engines.batching import batched
 from evaluation.datasets import Item
+from evaluation.single_round import cheapest, largest, run_single
+from router_core.choice import parse_alphas as choice_alphas
 from router_core.engines import Engine, EngineSpec, get_engine
+from router_core.engines.batching import batched
 from router_core.loop import Router
 from router_core.policy import Policy
 from router_core.pool import Pool
-from evaluation.single_round import cheapest, largest, run_single
+from router_core.session import SessionResult
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
-from router_core.session import SessionResult
 from storage.recorder import recorded
 
 from .methods import BASELINES, Method
+
 KNN_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # target shares of strong-model calls for the kNN sweep
 KNN_K = 10
 
@@ -70,21 +72,11 @@ class RunSummary:
 
 
 def parse_alphas(text: str) -> list[float]:
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            a = float(part)
-        except ValueError:
-            raise EvalError(f"--alpha: '{part}' is not a number") from None
-        if not 0.0 <= a <= 1.0:
-            raise EvalError(f"--alpha: {a:g} is outside [0, 1]")
-        out.append(a)
-    if not out:
-        raise EvalError("--alpha: give at least one value, e.g. 0,0.5,0.9")
-    return sorted(set(out))
+    """--alpha for eval: the distinct values, ascending."""
+    try:
+        return sorted(set(choice_alphas(text, "--alpha")))
+    except ValueError as e:
+        raise EvalError(str(e)) from None
 
 
 def parse_baselines(text: str, pool: Pool) -> list[str]:

@@ -16,6 +16,30 @@ from .step import Choice
 DEFAULT_KAPPA = 8.0
 
 
+def parse_alpha(value: object, what: str = "alpha") -> float:
+    """One α from text or a number; ValueError names `what` and the bad value (NaN, ±inf and values outside
+    [0, 1] are refused)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: α must be a number in [0, 1], got {value}")
+    try:
+        a = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except ValueError:
+        raise ValueError(f"{what}: '{str(value)[:20]}' is not a number (α is in [0, 1])") from None
+    if not (math.isfinite(a) and 0.0 <= a <= 1.0):
+        raise ValueError(f"{what}: {str(value)[:20]} is outside [0, 1]")
+    return a
+
+
+def parse_alphas(text: str, what: str = "alpha", *, limit: int | None = None) -> list[float]:
+    """Comma- (or semicolon-) separated α values, in the order given; at least one, at most `limit`."""
+    out = [parse_alpha(part, what) for part in str(text or "").replace(";", ",").split(",") if part.strip()]
+    if not out:
+        raise ValueError(f"{what}: give at least one α, e.g. 0,0.5,1")
+    if limit is not None and len(out) > limit:
+        raise ValueError(f"{what}: at most {limit} values at once")
+    return out
+
+
 def softmax(xs: Sequence[float]) -> list[float]:
     m = max(xs)
     ex = [math.exp(x - m) for x in xs]

@@ -22,13 +22,21 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 from .choice import adjust, softmax
-from .metrics import normalize_answer
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
+from .metrics import normalize_answer
+from .paths import CANDIDATE_TEMPLATE
 from .policy import Policy, RunConfig
 from .pool import ModelSpec, Pool
-from .paths import CANDIDATE_TEMPLATE
-from .protocol import (Template, information_block, last_open_action, neutralise, parse_turn,
-                       resolve_model, truncate_words, unknown_model_information)
+from .protocol import (
+    Template,
+    information_block,
+    last_open_action,
+    neutralise,
+    parse_turn,
+    resolve_model,
+    truncate_words,
+    unknown_model_information,
+)
 from .step import Choice, Step
 
 OnText = Callable[[int, str, str], None]  # (step index, kind, text piece)
@@ -74,12 +82,19 @@ class Router:
         self._engines = engines or (lambda spec: get_engine(spec, self.progress))
         self.template = template or Template.load(policy.template)
         self.config = config or policy.run_config()
-        self.candidate_template = CANDIDATE_TEMPLATE.read_text(encoding="utf-8")
+        self.candidate_template = Template.read_candidate(self.config.candidate_template or CANDIDATE_TEMPLATE)
 
     # ------------------------------------------------------------------ helpers
 
     def policy_engine(self) -> Engine:
         return self._engines(spec_of_policy(self.policy))
+
+    def warm(self) -> Engine:
+        """Load the policy and compute the instruction part of its prompt (the same for every question with
+        this pool and template), so the first question pays only for itself."""
+        engine = self.policy_engine()
+        engine.warm(engine.prompt_head(self.template.head([(m.name, m.description) for m in self.pool.models])))
+        return engine
 
     def _new_step(self, ro: Rollout, kind: str, **kw) -> Step:
         s = Step(session_id=ro.session_id, index=ro.index, kind=kind, turn=ro.turn, **kw)  # type: ignore[arg-type]
@@ -177,7 +192,8 @@ class Router:
                 return
             # think
             step = self._new_step(ro, "think")
-            c = self._gen(engine, ro, step.index, "think", "<think>", ["</think>"], cfg.think_tokens, on_text)
+            stops = ["</think>", "<search>", "<information>", "<answer>"] if cfg.think_stops_at_tags else ["</think>"]
+            c = self._gen(engine, ro, step.index, "think", "<think>", stops, cfg.think_tokens, on_text)
             text = c.text.strip()
             clean = neutralise(text)
             if clean != text:

@@ -17,3 +17,14 @@ ROUTER_TEMPLATE = TEMPLATES / "router_r1.txt"
 CANDIDATE_TEMPLATE = TEMPLATES / "candidate.txt"
 DIRECT_TEMPLATE = TEMPLATES / "direct.txt"
 CSS_FILE = ASSETS / "studio.css"
+JS_FILE = ASSETS / "studio.js"
+EXAMPLES_FILE = ASSETS / "examples" / "sessions.jsonl"
+
+
+def resolve(path: str | Path) -> Path:
+    """A file named in a policy or on the command line: as given, or relative to the project root when it is
+    not found from the working directory (so `template: assets/templates/x.txt` works from anywhere)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return ROOT / p if (ROOT / p).exists() else p

@@ -1,6 +1,8 @@
 """Router policies (presets in assets/policies.yaml) and the per-run limits they set."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -9,8 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .choice import DEFAULT_KAPPA
-from .pool import ENGINES, EngineName, _loc
 from .paths import POLICIES_FILE as DEFAULT_POLICIES
+from .pool import ENGINES, EngineName, _loc
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,12 @@ class RunConfig:
     min_turns: int = 0                # guided: route at least this often before answering (teaching demos)
     max_new_tokens: int = 1024        # per free generation
     think_tokens: int = 256           # guided: per think block
+    think_stops_at_tags: bool = True  # guided: a think block ends where the router starts a tag of its own
+                                      # (it would otherwise write a search and an invented reply inside it)
     query_tokens: int = 64            # guided: per sub-question
     answer_tokens: int = 64           # guided: the answer
     candidate_max_tokens: int = 512   # candidates are asked with temperature 0 and this limit
+    candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)
     reply_max_tokens: int = 600       # replies are cut to this many tokens before insertion
     kappa: float = DEFAULT_KAPPA      # strength of the α cost penalty, in nats at α = 1
 
@@ -34,7 +39,31 @@ class RunConfig:
         bad = sorted(set(overrides) - known)
         if bad:
             raise ValueError(f"unknown run setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
-        return replace(self, **{k: type(getattr(self, k))(v) for k, v in overrides.items()})
+        return replace(self, **{k: _setting(k, v, getattr(self, k)) for k, v in overrides.items()})
+
+
+def _setting(name: str, value: Any, default: Any) -> Any:
+    """One run setting checked against the type of its default: a bool is true or false (never the text
+    "false", which bool() would read as true), a count is a whole number ≥ 0 (token limits ≥ 1)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float)
+                                                                          and value.is_integer()):
+            raise ValueError(f"{name}: must be a whole number, got {value!r}")
+        lo = 1 if name.endswith("tokens") else 0
+        if not lo <= int(value) <= 1_000_000:
+            raise ValueError(f"{name}: {value} is outside {lo}..1000000")
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name}: must be a number ≥ 0, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: must be text, got {value!r}")
+    return value
 
 
 class PolicyError(ValueError):
@@ -73,6 +102,9 @@ class PolicyBook(BaseModel):
         raise PolicyError(f"no policy named '{name}'; known: {', '.join(p.name for p in self.policies)}")
 
 
+POLICY_ENV = "ROUTER_STUDIO_POLICY"
+
+
 def load_policies(path: str | Path | None = None) -> PolicyBook:
     p = Path(path) if path else DEFAULT_POLICIES
     try:
@@ -90,7 +122,16 @@ def load_policies(path: str | Path | None = None) -> PolicyBook:
             pol.run_config()
         except (ValueError, TypeError) as e:
             raise PolicyError(f"{p}: policy '{pol.name}': run: {e}") from None
-    book.get(book.default)
+    try:
+        book.get(book.default)
+    except PolicyError as e:
+        raise PolicyError(f"{p}: default: {e}") from None
+    env = os.environ.get(POLICY_ENV, "").strip()
+    if env:  # the preset used when none is named: $ROUTER_STUDIO_POLICY overrides the file's default
+        if env not in {p.name for p in book.policies}:
+            raise PolicyError(f"${POLICY_ENV}: no policy named '{env}'; known: "
+                              f"{', '.join(p.name for p in book.policies)}")
+        book = book.model_copy(update={"default": env})
     return book
 
 

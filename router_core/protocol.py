@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .paths import ROUTER_TEMPLATE as DEFAULT_TEMPLATE
+from .paths import resolve
 
 TAGS: tuple[str, ...] = ("think", "search", "information", "answer")
 
@@ -31,7 +32,7 @@ class Template:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Template":
-        p = Path(path) if path else DEFAULT_TEMPLATE
+        p = resolve(path) if path else DEFAULT_TEMPLATE
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as e:
@@ -40,6 +41,18 @@ class Template:
         if missing:
             raise TemplateError(f"{p}: template lacks placeholder(s) {', '.join(missing)}")
         return cls(text=text, path=str(p))
+
+    @staticmethod
+    def read_candidate(path: str | Path) -> str:
+        """A candidate instruction file; it must hold {{QUESTION}} (and may hold {{MAX_WORDS}})."""
+        p = resolve(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise TemplateError(f"{p}: cannot read template ({e.strerror or e})") from e
+        if "{{QUESTION}}" not in text:
+            raise TemplateError(f"{p}: candidate template lacks placeholder {{{{QUESTION}}}}")
+        return text
 
     def head(self, models: Sequence[tuple[str, str]]) -> str:
         """The filled prompt up to where the question goes: the same for every question."""

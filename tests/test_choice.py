@@ -56,3 +56,17 @@ def test_adjust_rejects_bad_input():
         adjust(["a"], [0.0], [0.0], 1.5)
     with pytest.raises(ValueError, match="equal length"):
         adjust(["a", "b"], [0.0], [0.0], 0.5)
+
+
+def test_alpha_parsing_is_one_rule_everywhere():
+    from router_core.choice import parse_alpha, parse_alphas
+    assert parse_alphas("1; 0,0.5") == [1.0, 0.0, 0.5]          # order kept (a sweep runs in this order)
+    assert parse_alpha(" 0.25 ") == 0.25 and parse_alpha(1) == 1.0
+    for bad, msg in (("nan", "outside"), ("inf", "outside"), ("-0.1", "outside"), ("x", "'x' is not a number"),
+                     (True, "must be a number")):
+        with pytest.raises(ValueError, match=msg):
+            parse_alpha(bad, "--alpha")
+    with pytest.raises(ValueError, match="at least one"):
+        parse_alphas(" , ")
+    with pytest.raises(ValueError, match="at most 2 values"):
+        parse_alphas("0,0.5,1", limit=2)

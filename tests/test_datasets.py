@@ -248,3 +248,13 @@ def test_bundled_sets(name, prefix):
         assert len(item.golds[0].split()) <= 5, item   # short answers: entity, number, year
     if name == "multi_hop":
         assert {i.meta.get("type") for i in items} == {"bridge", "comparison"}
+
+
+def test_bundled_means_the_evaluation_sets_not_the_tuning_set():
+    """Prompts are tuned on dev.jsonl; `--dataset bundled` must never include it, and no question may be in both."""
+    from ui.cli import datasets_from
+    items = datasets_from(["bundled"], None)
+    assert {i.dataset for i in items} == {"single_hop", "multi_hop"}
+    dev = datasets_from(["dev"], None)
+    assert len(dev) >= 20 and {i.dataset for i in dev} == {"dev"}
+    assert not {i.question.casefold() for i in dev} & {i.question.casefold() for i in items}

@@ -40,11 +40,17 @@ def test_llamacpp_score_matches_full_reevaluation(qwen):
         while k < min(len(base), len(pieces)) and base[k] == pieces[k]:
             k += 1
         ref.append(sum(lps[k:]))
-    # llama.cpp's quantised kernels differ slightly between a 1-token and a long batch
-    # (measured ~0.1 nat); an off-by-one position would be off by several nats.
+    # The two paths split the tokens into different batches, and llama.cpp's quantised kernels give slightly
+    # different logits for different batch shapes: bench/determinism.py measures |Δ| ≤ 0.18 nat over 30
+    # prompt × name pairs (last-position logits move by up to 0.30). An off-by-one position or a wrong
+    # boundary token is off by several nats, so 0.6 separates the two with room to spare.
     for a, b in zip(fast, ref):
-        assert a == pytest.approx(b, abs=0.3)
-    assert sorted(range(3), key=lambda i: fast[i]) == sorted(range(3), key=lambda i: ref[i])
+        assert a == pytest.approx(b, abs=0.6)
+    # the ranking agrees wherever two names are further apart than the noise
+    for i in range(3):
+        for j in range(3):
+            if ref[i] - ref[j] > 1.2:
+                assert fast[i] > fast[j]
     # scoring twice (prefix now cached) gives the same numbers
     assert qwen.score(prefix, NAMES) == pytest.approx(fast, abs=1e-4)
     assert all(math.isfinite(x) and x < 0 for x in fast)

@@ -13,9 +13,9 @@ import pytest
 
 from evaluation.report import build_report, markdown, reward_at
 from evaluation.runner import EvalError, parse_alphas, parse_baselines
+from evaluation.single_round import short_answer
 from router_core.cost import CostNormalizer
 from router_core.pool import load_pool
-from evaluation.single_round import short_answer
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
 from storage.recorder import recorded
@@ -31,7 +31,7 @@ def test_parse_alphas_and_baselines_name_the_bad_value():
     with pytest.raises(EvalError, match="1.5 is outside"):
         parse_alphas("1.5")
     pool = load_pool()
-    assert parse_baselines("all", pool) == ["only:SmolLM2-135M", "only:Qwen2.5-0.5B", "largest", "cheapest",
+    assert parse_baselines("all", pool) == ["only:SmolLM2-135M", "only:Qwen2.5-0.5B", "only:Qwen2.5-1.5B", "largest", "cheapest",
                                             "random", "knn"]
     assert parse_baselines("none", pool) == []
     with pytest.raises(EvalError, match="'only:GPT-9' names no model"):
@@ -61,7 +61,7 @@ def _session(store: TraceStore, run_id: str, item: str, method: str, alpha: floa
 
 def test_report_numbers_by_hand(tmp_path):
     store = TraceStore(str(tmp_path / "r.sqlite"))
-    strong, weak = "Qwen2.5-0.5B", "SmolLM2-135M"
+    strong, weak = "Qwen2.5-1.5B", "SmolLM2-135M"  # the pool's largest and cheapest
     outcomes = {  # method → (model, [correct per item], cost per call)
         f"baseline/only:{strong}": (strong, [1, 1, 0, 1], 4e-6),
         f"baseline/only:{weak}": (weak, [1, 0, 0, 0], 1e-6),
@@ -174,8 +174,8 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
 
 @pytest.mark.model  # the kNN router embeds the questions with the shipped MiniLM
 def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
-    from evaluation.runner import EvalRunner
     from evaluation.datasets import Item
+    from evaluation.runner import EvalRunner
     from router_core.policy import load_policies
     store = TraceStore(str(tmp_path / "k.sqlite"))
     strong, weak = "Qwen2.5-0.5B", "SmolLM2-135M"

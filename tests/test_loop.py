@@ -86,3 +86,22 @@ def test_free_mode_on_a_real_untrained_router_always_finishes(qwen, smol):
     r = Router(pol, load_pool(), config=pol.run_config({"max_new_tokens": 96, "max_turns": 2}))
     steps = list(r.run("Who directed the film Interstellar?", 0.0))
     assert steps[-1].kind in ("answer", "error") and steps[-1].status in ("ok", "flagged")
+
+
+def test_the_default_router_decomposes_a_two_hop_question(monkeypatch):
+    """The shipped default preset (the other model tests run the fast one, see conftest.py) on a two-hop
+    question: real thoughts, a first hop whose reply names the director, a second sub-question that carries
+    that name (a bridge), no repeated sub-question, and a short answer."""
+    from evaluation.decomposition import bridges, is_real_thought, repeated
+    monkeypatch.delenv("ROUTER_STUDIO_POLICY", raising=False)
+    pol = load_policies().get(None)
+    pool = load_pool()
+    q = "Which country is the birthplace of the director of the film Interstellar?"
+    steps = list(Router(pol, pool).run(q, 0.0))
+    thinks = [s for s in steps if s.kind == "think"]
+    sent = [s for s in steps if s.kind == "route" and s.sent]
+    assert thinks and all(is_real_thought(s.text, pool.names) for s in thinks), [s.text for s in thinks]
+    assert len(sent) >= 2 and not repeated(steps), [(s.query, s.response) for s in sent]
+    assert bridges(steps, q), [(s.query, s.response) for s in sent]
+    res = SessionResult.of(steps, q, 0.0, ["United Kingdom", "England", "UK"])
+    assert res.status == "done" and res.answer and len(res.answer.split()) <= 4

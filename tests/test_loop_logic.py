@@ -10,13 +10,13 @@ import math
 import threading
 
 import pytest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
 
 from router_core.engines import EngineError
 from router_core.loop import Router
 from router_core.policy import Policy
 from router_core.session import SessionResult
 from router_core.step import Step, StepError
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
 
 GUIDED = Policy(name="fake-guided", engine="llamacpp", model="fake:policy", mode="guided")
 NAMES = {"Tiny": -2.5, "Mid": -1.5, "Big": -0.4}
@@ -265,3 +265,38 @@ def test_every_policy_call_of_a_session_carries_its_cache_hint():
     # the candidate's hint is its instruction head, shared by every call (no session)
     assert cand.hints[0].session is None and "Question:" in cand.hints[0].prefix
     assert steps[-1].kind == "answer"
+
+
+def test_a_think_block_ends_where_the_router_starts_a_tag_of_its_own():
+    """A router that writes a search and an invented reply inside its think block (the 1.5B does) is cut at
+    the tag: the think holds only the thought, and the reply the router reads is the candidate's."""
+    def script(prompt, stop):
+        if "</think>" in stop:
+            cut = "I need the director.<search> Big: Who directed it? </search><information> Nobody. </information>"
+            hit = [cut.index(s) for s in stop if s in cut]
+            return cut[:min(hit)] if hit else cut + "</think>"
+        if "</search>" in stop:
+            return " Who directed Interstellar? </search>"
+        return " Christopher Nolan </answer>"
+    policy = FakeEngine(script, scores=routes_then_answers(1, NAMES))
+    steps = list(make_router(policy, reply="Christopher Nolan directed it.").run("Who directed Interstellar?", 0.0))
+    assert steps[0].kind == "think" and steps[0].text == "I need the director."
+    assert "Nobody" not in " ".join(policy.prompts())
+    off = FakeEngine(script, scores=routes_then_answers(1, NAMES))
+    steps = list(make_router(off, reply="x", think_stops_at_tags=False).run("Who directed Interstellar?", 0.0))
+    assert "<information>" in steps[0].text or "‹information›" in steps[0].text  # what the switch is for
+
+
+def test_candidates_get_the_instruction_file_the_policy_names(tmp_path):
+    from router_core.protocol import TemplateError
+    f = tmp_path / "cand.txt"
+    f.write_text("Reply in three words. Q: {{QUESTION}}", encoding="utf-8")
+    policy = FakeEngine(guided_script(["t"], ["Who directed Interstellar?"], "Nolan"),
+                        scores=routes_then_answers(1, NAMES))
+    big = FakeEngine(reply="Christopher Nolan.")
+    r = make_router(policy, candidates={"fake:big": big}, candidate_template=str(f))
+    list(r.run("Who directed Interstellar?", 0.0))
+    assert "Reply in three words. Q: Who directed Interstellar?" in big.calls[0].prompt
+    f.write_text("no placeholder", encoding="utf-8")
+    with pytest.raises(TemplateError, match="lacks placeholder"):
+        make_router(policy, candidate_template=str(f))

@@ -7,14 +7,15 @@ the same weights share one copy in memory and one lock.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .weights import resolve_model_path
 from .base import CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported
+from .weights import resolve_model_path
 
 __all__ = ["CacheHint", "Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "EngineSpec", "get_engine",
-           "clear_engines"]
+           "load_engine", "clear_engines"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ def _build(spec: EngineSpec, progress: Callable[[str], None] | None) -> Engine:
     return build(spec, path)
 
 
+def load_engine(spec: EngineSpec, progress: Callable[[str], None] | None = None) -> Engine:
+    """A new instance of its own, not shared (tests and benchmarks that need a cold cache)."""
+    return _build(spec, progress)
+
+
 def get_engine(spec: EngineSpec, progress: Callable[[str], None] | None = None) -> Engine:
     """Return the shared engine for `spec`, loading it once (concurrent callers wait)."""
     with _cache_lock:
@@ -85,7 +91,11 @@ def get_engine(spec: EngineSpec, progress: Callable[[str], None] | None = None) 
         with _cache_lock:
             if spec in _cache:
                 return _cache[spec]
+        t0 = time.perf_counter()
         engine = _build(spec, progress)
+        if progress:
+            role = "router policy" if spec.role == "router" else "candidate"
+            progress(f"{role} {spec.model} ready ({time.perf_counter() - t0:.1f} s)")
         with _cache_lock:
             _cache[spec] = engine
         return engine

@@ -130,8 +130,20 @@ class Engine(ABC):
         """Counters since load (engines that keep a cache report prefill vs cached tokens)."""
         return {}
 
+    def warm(self, prefix: str) -> None:
+        """Compute a shared prompt prefix ahead of the first call that uses it (engines with a cache)."""
+
     def close(self) -> None:  # pragma: no cover - engines without resources
         pass
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def shared_prefix_len(base: Sequence[int], fulls: Sequence[Sequence[int]]) -> int:

@@ -30,7 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import CacheHint, Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
+from .base import (CacheHint, Completion, Engine, EngineError, OnText, TextCollector, common_prefix_len,
+                   shared_prefix_len)
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -38,12 +39,15 @@ def _log_softmax_at(logits: np.ndarray, token: int) -> float:
     return float(logits[token] - m - np.log(np.exp(logits - m, dtype=np.float64).sum()))
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+def _pending_stop(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of `text` that is the start of a stop string (held back from the stream)."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best
 
 
 class LlamaCppEngine(Engine):
@@ -148,9 +152,10 @@ class LlamaCppEngine(Engine):
         if not prefix_text:
             return 0
         head = self.tokens(prefix_text)
-        # the last head token may merge with what follows ("…:" + " Who"), so only the tokens the
-        # full prompt really shares count; and at least one prompt token is left to evaluate
-        return min(_common(head, toks), len(toks) - 1)
+        # The last head token may merge with what follows (" " + "Who" → " Who"), so it is never part of
+        # the shared prefix: the prefix is then the same whatever follows it (and warm() builds the same).
+        # At least one prompt token is left to evaluate.
+        return min(common_prefix_len(head, toks), len(head) - 1, len(toks) - 1)
 
     def _prefill(self, toks: list[int], hint: CacheHint | None) -> tuple[np.ndarray, int, int]:
         """Bring the cache to `toks`, reusing only what the hint allows.
@@ -171,7 +176,7 @@ class LlamaCppEngine(Engine):
             self._prefix = ()
         reuse = a
         if hint.session is not None and hint.session == self._owner and a == len(self._prefix):
-            reuse = max(a, _common(self._cached, toks))
+            reuse = max(a, common_prefix_len(self._cached, toks))
         reuse = min(reuse, len(toks) - 1)  # the last prompt token is evaluated for its logits
         logits = self._decode(toks[reuse:], reuse, all_logits=False)
         self._owner = hint.session
@@ -180,6 +185,17 @@ class LlamaCppEngine(Engine):
         self._stats["cached_tokens"] += cached
         self._stats["prefill_s"] += time.perf_counter() - t0
         return logits, computed, cached
+
+    def warm(self, prefix: str) -> None:
+        """Compute `prefix` as the shared prefix now (the app does this at start for its default pool)."""
+        with self.lock:
+            toks = self.tokens(prefix)
+            if len(toks) > 2 and self._prefix != tuple(toks[:-1]):
+                try:
+                    self._prefill(toks, CacheHint(prefix=prefix))
+                except Exception as e:
+                    self._reset()  # never leave the cache bookkeeping half-updated
+                    raise EngineError(f"llama.cpp could not compute the shared prefix: {e}") from e
 
     # ------------------------------------------------------------------ generation
 
@@ -213,7 +229,6 @@ class LlamaCppEngine(Engine):
         t0 = time.perf_counter()
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text, sent, n_out, finish = "", 0, 0, "length"
-        hold = max((len(s) for s in stop), default=0)
         for _ in range(max_tokens):
             tok = int(np.argmax(logits)) if temperature <= 0 else self._sample(logits, temperature)
             if self._is_end(tok):
@@ -225,8 +240,8 @@ class LlamaCppEngine(Engine):
             if cut >= 0:
                 text, finish = text[:cut], "stop"
                 break
-            # stream all but the tail that could still become a stop string
-            safe = len(text) - (hold - 1 if hold else 0)
+            # stream all but a tail that could still grow into a stop string
+            safe = len(text) - _pending_stop(text, stop)
             if safe > sent:
                 got.add(text[sent:safe])
                 sent = safe

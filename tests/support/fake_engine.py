@@ -158,6 +158,18 @@ def guided_script(thinks: Sequence[str], queries: Sequence[str], answer: str) ->
     return gen
 
 
+def one_hop_script(think: str = "I need the director first.", query: str = "Who directed Interstellar?",
+                   answer: str = "England") -> Callable[[str, Sequence[str]], str]:
+    """A stateless guided-policy script (the same think, sub-question and answer in every session)."""
+    def gen(prompt: str, stop: Sequence[str]) -> str:
+        if "</think>" in stop:
+            return think + "</think>"
+        if "</search>" in stop:
+            return f" {query} </search>"
+        return f" {answer} </answer>"
+    return gen
+
+
 def routes_then_answers(routes: int, names: dict[str, float]) -> Callable[[str, Sequence[str]], list[float]]:
     """Scores for the guided rollout: search while fewer than `routes` replies were read, then answer;
     model names scored from `names` (log-probabilities)."""

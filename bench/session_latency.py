@@ -1,0 +1,181 @@
+"""Session speed against the engine floor: where a routing session's seconds go, per question and as medians.
+
+Runs bundled multi-hop questions through the router (its instruction prefix computed once first, as
+the web app does at start) and prints, side by side for each question and as medians:
+  * wall    — the session's seconds, first step to answer;
+  * engine  — the seconds spent inside engine calls (generate, chat, score) of that session;
+  * ratio   — wall / engine (goal ≤ 1.3: the loop, the store and the rest add little);
+  * prefilled vs new tokens — prompt tokens the engines computed, and how many of those they had
+    never seen (not in any earlier prompt or generation of that engine); goal prefilled ≤ 1.2 × new;
+  * first token — seconds from the start to the first streamed piece of router text;
+  * the answer and EM.
+Each engine counts its own prefill (llama.cpp's stats()); "new" is measured here by keeping, per
+engine, the token sequences it has computed. Usage: python bench/session_latency.py [--questions N]
+[--policy NAME] [--alpha A] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from evaluation.datasets import bundled_datasets, load_dataset
+from router_core.engines import Engine, EngineSpec, get_engine
+from router_core.engines.base import CacheHint, common_prefix_len
+from router_core.loop import Router
+from router_core.metrics import exact_match
+from router_core.policy import load_policies
+from router_core.pool import load_pool
+from storage import TraceStore
+from storage.recorder import recorded
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Metered(Engine):
+    """Delegates to a real engine; adds up the seconds of each call and the tokens it prefilled and saw new."""
+
+    def __init__(self, inner: Engine, name: str) -> None:
+        super().__init__()
+        self.inner, self.name = inner, name
+        self.seen: list[list[int]] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.prefilled = 0
+        self.new = 0
+        self.calls = 0
+
+    def _account(self, prompt: str, produced: str, fn):
+        toks = self.inner.tokens(prompt) if hasattr(self.inner, "tokens") else []
+        known = max((common_prefix_len(toks, s) for s in self.seen), default=0)
+        before = self.inner.stats().get("prefill_tokens", 0)
+        t0 = time.perf_counter()
+        out = fn()
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        self.prefilled += self.inner.stats().get("prefill_tokens", 0) - before
+        self.new += max(0, len(toks) - known)
+        text = out.text if hasattr(out, "text") else ""
+        if toks:
+            self.seen.append(self.inner.tokens(prompt + text) if text else toks)
+            del self.seen[:-64]
+        return out
+
+    def generate(self, prompt, *, stop=(), max_tokens=256, temperature=0.0, on_text=None, cache=None):
+        return self._account(prompt, "", lambda: self.inner.generate(prompt, stop=stop, max_tokens=max_tokens,
+                                                                     temperature=temperature, on_text=on_text,
+                                                                     cache=cache))
+
+    def chat(self, messages, *, max_tokens=256, temperature=0.0, stop=(), on_text=None, cache=None):
+        prompt = self.inner.chat_prompt(messages)
+        return self._account(prompt, "", lambda: self.inner.chat(messages, max_tokens=max_tokens,
+                                                                 temperature=temperature, stop=stop, on_text=on_text,
+                                                                 cache=cache))
+
+    def score(self, prefix, continuations, cache: CacheHint | None = None):
+        return self._account(prefix, "", lambda: self.inner.score(prefix, continuations, cache))
+
+    def chat_prompt(self, messages):
+        return self.inner.chat_prompt(messages)
+
+    def count_tokens(self, text):
+        return self.inner.count_tokens(text)
+
+    def warm(self, prefix: str) -> None:
+        self.inner.warm(prefix)
+        if hasattr(self.inner, "tokens"):
+            self.seen.append(self.inner.tokens(prefix))
+
+    def stats(self):
+        return self.inner.stats()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--questions", type=int, default=10, help="first N multi-hop questions (default 10)")
+    ap.add_argument("--policy", default=None, help="policy preset (default: the default policy)")
+    ap.add_argument("--alpha", type=float, default=0.0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "session_latency.json"))
+    args = ap.parse_args()
+    items = load_dataset(bundled_datasets()["multi_hop"], limit=args.questions)
+    pol, pool = load_policies().get(args.policy), load_pool()
+    metered: dict[EngineSpec, Metered] = {}
+
+    def engines(spec: EngineSpec) -> Engine:
+        if spec not in metered:
+            metered[spec] = Metered(get_engine(spec), f"{spec.role or 'candidate'}:{spec.model}")
+        return metered[spec]
+
+    router = Router(pol, pool, engines=engines, config=pol.run_config())
+    t0 = time.perf_counter()
+    router.warm()
+    for m in pool.models:  # candidates load once, as in the app after its first runs
+        engines(EngineSpec(engine=m.engine, model=m.model, gguf_file=m.gguf_file, base_url=m.base_url,
+                           api_key_env=m.api_key_env, timeout_s=m.timeout_s))
+    warm_s = time.perf_counter() - t0
+    print(f"policy {pol.name}, pool {pool.name}, α {args.alpha:g}; warm-up (load + instruction prefix) {warm_s:.1f} s",
+          flush=True)
+    head = (f"{'q':>3} {'wall s':>7} {'engine s':>8} {'ratio':>5} {'prefilled':>9} {'new':>6} {'pre/new':>7} "
+            f"{'1st tok s':>9} {'routes':>6}  answer (EM)")
+    print(head)
+    rows = []
+    db = Path(tempfile.mkdtemp(prefix="latency-")) / "latency.sqlite"
+    with TraceStore(str(db)) as store:
+        for i, it in enumerate(items):
+            for m in metered.values():
+                m.reset()
+            first: list[float] = []
+            start = time.perf_counter()
+
+            def on_text(idx, kind, piece, start=start, first=first):
+                if not first and kind != "reply":
+                    first.append(time.perf_counter() - start)
+            sid = f"lat-{i}"
+            steps = list(recorded(store, router.run(it.question, args.alpha, session_id=sid, on_text=on_text),
+                                  session_id=sid, question=it.question, alpha=args.alpha, policy=pol.name,
+                                  engine=pol.engine, pool=pool.snapshot(), gold=it.golds))
+            wall = time.perf_counter() - start
+            engine_s = sum(m.seconds for m in metered.values())
+            pre = sum(m.prefilled for m in metered.values())
+            new = sum(m.new for m in metered.values())
+            answer = next((s.text for s in reversed(steps) if s.kind == "answer"), None)
+            em = exact_match(answer, it.golds)
+            routes = sum(1 for s in steps if s.kind == "route")
+            row = {"id": it.id, "question": it.question, "wall_s": wall, "engine_s": engine_s,
+                   "ratio": wall / engine_s if engine_s else None, "prefilled": pre, "new": new,
+                   "prefilled_per_new": pre / new if new else None, "first_token_s": first[0] if first else None,
+                   "routes": routes, "answer": answer, "em": em,
+                   "per_engine": {m.name: {"s": round(m.seconds, 3), "calls": m.calls, "prefilled": m.prefilled,
+                                           "new": m.new} for m in metered.values()}}
+            rows.append(row)
+            print(f"{i + 1:>3} {wall:7.1f} {engine_s:8.1f} {row['ratio'] or 0:5.2f} {pre:9d} {new:6d} "
+                  f"{row['prefilled_per_new'] or 0:7.2f} {row['first_token_s'] or 0:9.2f} {routes:6d}  "
+                  f"{(answer or '(none)')[:40]} ({em:.0f})", flush=True)
+
+    def med(k: str) -> float:
+        vals = [r[k] for r in rows if r[k] is not None]
+        return statistics.median(vals) if vals else float("nan")
+    two_hop = [r for r in rows if r["routes"] >= 2]
+    summary = {"median_wall_s": med("wall_s"), "median_engine_s": med("engine_s"), "median_ratio": med("ratio"),
+               "median_prefilled_per_new": med("prefilled_per_new"), "median_first_token_s": med("first_token_s"),
+               "median_two_hop_wall_s": statistics.median([r["wall_s"] for r in two_hop]) if two_hop else None,
+               "two_hop_sessions": len(two_hop), "em": statistics.mean(r["em"] for r in rows),
+               "warm_up_s": warm_s}
+    print(f"medians: wall {summary['median_wall_s']:.1f} s, engine {summary['median_engine_s']:.1f} s, "
+          f"ratio {summary['median_ratio']:.2f} (goal ≤ 1.3), prefilled/new {summary['median_prefilled_per_new']:.2f} "
+          f"(goal ≤ 1.2), first token {summary['median_first_token_s']:.2f} s; two-hop sessions "
+          f"{len(two_hop)}, their median wall {summary['median_two_hop_wall_s'] or float('nan'):.1f} s (goal ≤ 20 s); "
+          f"EM {summary['em']:.2f}")
+    Path(args.out).write_text(json.dumps({"policy": pol.name, "alpha": args.alpha, "machine": platform.processor()
+                                          or platform.machine(), "summary": summary, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

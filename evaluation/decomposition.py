@@ -1,0 +1,185 @@
+"""Does the router decompose? Measures computed from a session's stored steps alone.
+
+* think quality — share of think blocks that hold a real thought: at least five words once the
+  pool's model names are taken out (a 0.5B router often writes only "Qwen2.5-0.5B");
+* bridges — a later sub-question that reuses a span of an earlier reply which the question did not
+  already contain (the entity the first hop found): that is what "multi-hop decomposition" means,
+  and the teaching graph draws each bridge as an edge with the span highlighted in both;
+* chain rate — share of sessions with at least one bridge;
+* repeated sub-question — a sub-question asked again (sent or not) after normalisation;
+* answer grounded — the answer's normalised text occurs in one of the replies.
+Words are compared lower-cased, without punctuation; a span must hold a content word (not a
+stop word, not a number-only token of one digit), so "the" or "of" never make a bridge.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from router_core.metrics import normalize_answer
+from router_core.step import Step
+
+_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F][A-Za-z0-9\u00C0-\u024F'’\-]*")
+STOP = frozenset("""a an the of in on at to for from by with and or but is are was were be been being who whom whose
+what which when where why how that this these those it its he she they them his her their there here as into than then
+do does did done have has had not no yes can could would should will shall may might must about after before during
+between over under up down out off so such very more most much many any some each other another same also just only
+own film films movie book novel country city year people person name called known""".split())
+MIN_THINK_WORDS = 5
+
+
+def words(text: str | None) -> list[str]:
+    return [w.lower().strip("'’-") for w in _WORD.findall(text or "")]
+
+
+def _content(ws: Iterable[str]) -> set[str]:
+    return {w for w in ws if w not in STOP and not (w.isdigit() and len(w) < 2) and len(w) > 1}
+
+
+def think_words(text: str, model_names: Sequence[str] = ()) -> int:
+    """Words of a think block once model names (and their parts) are removed."""
+    t = text or ""
+    for n in sorted(model_names, key=len, reverse=True):
+        t = re.sub(re.escape(n), " ", t, flags=re.IGNORECASE)
+    return len(words(t))
+
+
+def is_real_thought(text: str, model_names: Sequence[str] = ()) -> bool:
+    return think_words(text, model_names) >= MIN_THINK_WORDS
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A reply's span that a later sub-question reuses: step indexes and the span in both texts."""
+
+    from_step: int          # the route step whose reply holds the span
+    to_step: int            # the later route step whose sub-question reuses it
+    span: str               # the reused words, lower-cased
+    reply_span: tuple[int, int]   # character offsets of the span in the earlier reply
+    query_span: tuple[int, int]   # character offsets in the later sub-question
+
+
+def _word_spans(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(0).lower().strip("'’-"), m.start(), m.end()) for m in _WORD.finditer(text or "")]
+
+
+def _longest_shared(reply: str, query: str, exclude: set[str]) -> tuple[str, tuple[int, int], tuple[int, int]] | None:
+    """The longest run of words shared by reply and query that holds a content word not in `exclude`."""
+    rw, qw = _word_spans(reply), _word_spans(query)
+    best: tuple[int, int, int] | None = None  # (length, reply start index, query start index)
+    for i in range(len(rw)):
+        for j in range(len(qw)):
+            k = 0
+            while i + k < len(rw) and j + k < len(qw) and rw[i + k][0] == qw[j + k][0]:
+                k += 1
+            if k and (best is None or k > best[0]):
+                span_words = [w for w, _, _ in rw[i:i + k]]
+                if _content(span_words) - exclude:
+                    best = (k, i, j)
+    if best is None:
+        return None
+    k, i, j = best
+    # trim stop words at both ends so the highlight shows the entity, not "the"
+    while k > 1 and (rw[i][0] in STOP or rw[i][0] in exclude):
+        i, j, k = i + 1, j + 1, k - 1
+    while k > 1 and (rw[i + k - 1][0] in STOP or rw[i + k - 1][0] in exclude):
+        k -= 1
+    span = " ".join(w for w, _, _ in rw[i:i + k])
+    return span, (rw[i][1], rw[i + k - 1][2]), (qw[j][1], qw[j + k - 1][2])
+
+
+def bridges(steps: Sequence[Step], question: str) -> list[Bridge]:
+    """Every (earlier reply → later sub-question) reuse of a span the question did not contain."""
+    routes = [s for s in steps if s.kind == "route" and s.query]
+    in_question = _content(words(question))
+    out: list[Bridge] = []
+    for b, later in enumerate(routes):
+        exclude = in_question | set().union(*(_content(words(r.query)) for r in routes[:b] if r.query)) \
+            if b else in_question
+        for earlier in routes[:b]:
+            if not (earlier.sent and earlier.response and earlier.status == "ok"):
+                continue
+            hit = _longest_shared(earlier.response, later.query or "", exclude)
+            if hit:
+                out.append(Bridge(earlier.index, later.index, hit[0], hit[1], hit[2]))
+    return out
+
+
+def repeated(steps: Sequence[Step]) -> bool:
+    seen: set[str] = set()
+    for s in steps:
+        if s.kind == "route" and s.query:
+            q = normalize_answer(s.query)
+            if q in seen:
+                return True
+            seen.add(q)
+    return False
+
+
+def grounded(steps: Sequence[Step]) -> bool | None:
+    """Whether the answer's normalised text occurs in some reply; None without an answer or a reply."""
+    answers = [s.text for s in steps if s.kind == "answer" and s.text]
+    replies = [normalize_answer(s.response or "") for s in steps if s.kind == "route" and s.sent and s.response]
+    if not answers or not replies:
+        return None
+    a = normalize_answer(answers[-1])
+    return bool(a) and any(f" {a} " in f" {r} " for r in replies)
+
+
+@dataclass
+class Decomposition:
+    """The measures over a set of sessions (each rate is None when nothing could be counted)."""
+
+    sessions: int = 0
+    thinks: int = 0
+    real_thoughts: int = 0
+    routed: int = 0            # sessions with at least one sub-question
+    chained: int = 0
+    repeated: int = 0
+    answered_with_replies: int = 0
+    grounded: int = 0
+    per_session: list[dict] = field(default_factory=list)
+
+    @property
+    def think_quality(self) -> float | None:
+        return self.real_thoughts / self.thinks if self.thinks else None
+
+    @property
+    def chain_rate(self) -> float | None:
+        return self.chained / self.sessions if self.sessions else None
+
+    @property
+    def repeat_rate(self) -> float | None:
+        return self.repeated / self.sessions if self.sessions else None
+
+    @property
+    def grounded_rate(self) -> float | None:
+        return self.grounded / self.answered_with_replies if self.answered_with_replies else None
+
+    def as_row(self) -> dict[str, float | None]:
+        return {"think quality": self.think_quality, "chain rate": self.chain_rate,
+                "repeat rate": self.repeat_rate, "grounded": self.grounded_rate}
+
+
+def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequence[str] = ()) -> Decomposition:
+    """`sessions`: (question, steps) pairs."""
+    d = Decomposition()
+    for question, steps in sessions:
+        d.sessions += 1
+        thinks = [s for s in steps if s.kind == "think"]
+        real = sum(is_real_thought(s.text, model_names) for s in thinks)
+        d.thinks += len(thinks)
+        d.real_thoughts += real
+        bs = bridges(steps, question)
+        rep = repeated(steps)
+        g = grounded(steps)
+        d.routed += any(s.kind == "route" for s in steps)
+        d.chained += bool(bs)
+        d.repeated += rep
+        if g is not None:
+            d.answered_with_replies += 1
+            d.grounded += g
+        d.per_session.append({"thinks": len(thinks), "real_thoughts": real, "bridges": len(bs), "repeated": rep,
+                              "grounded": g})
+    return d

@@ -1,0 +1,79 @@
+"""Decomposition measures on hand-made step lists: think quality, bridges (chain), repeats, grounding."""
+from __future__ import annotations
+
+from evaluation.decomposition import bridges, grounded, is_real_thought, measure, repeated
+from router_core.step import Step
+
+Q = "Which country is the birthplace of the director of the film Interstellar?"
+NAMES = ["SmolLM2-135M", "Qwen2.5-0.5B", "Qwen2.5-1.5B"]
+
+
+def route(i: int, query: str, reply: str, *, sent: bool = True, status: str = "ok") -> Step:
+    return Step("s", i, "route", request_model="Qwen2.5-1.5B" if sent else None, query=query, response=reply,
+                call_started_at=1.0 if sent else None, call_ended_at=2.0 if sent else None, status=status)
+
+
+def two_hop() -> list[Step]:
+    return [Step("s", 0, "think", text="I need the director of Interstellar first, then where he was born."),
+            route(1, "Who directed the film Interstellar?", "Interstellar was directed by Christopher Nolan."),
+            Step("s", 2, "think", text="The director is Christopher Nolan. Now I need his birthplace."),
+            route(3, "In which country was Christopher Nolan born?", "Christopher Nolan was born in London, England."),
+            Step("s", 4, "think", text="He was born in England."),
+            Step("s", 5, "answer", text="England")]
+
+
+def test_think_quality_ignores_model_names():
+    assert is_real_thought("I need the director first, then his birthplace.", NAMES)
+    assert not is_real_thought("Qwen2.5-1.5B", NAMES) and not is_real_thought("Qwen2.5-0.5B: SmolLM2-135M", NAMES)
+    assert not is_real_thought("Ask Qwen2.5-1.5B who directed it", NAMES)  # four words once the name is out
+    assert is_real_thought("Ask Qwen2.5-1.5B who directed the film", NAMES)
+
+
+def test_a_bridge_is_the_entity_the_first_hop_found():
+    bs = bridges(two_hop(), Q)
+    assert len(bs) == 1
+    b = bs[0]
+    assert (b.from_step, b.to_step, b.span) == (1, 3, "christopher nolan")
+    reply = two_hop()[1].response
+    query = two_hop()[3].query
+    assert reply[b.reply_span[0]:b.reply_span[1]] == "Christopher Nolan"
+    assert query[b.query_span[0]:b.query_span[1]] == "Christopher Nolan"
+
+
+def test_no_bridge_for_words_already_in_the_question_stop_words_or_unsent_replies():
+    # the second sub-question reuses only "Interstellar" (in the question) and stop words
+    steps = [route(0, "Who directed Interstellar?", "The director of Interstellar is Christopher Nolan."),
+             route(1, "What year did Interstellar come out?", "Interstellar came out in 2014.")]
+    assert bridges(steps, Q) == []
+    # the span comes from a reply that was never sent (a repeat) or that failed: not a bridge
+    steps = [route(0, "Who directed Interstellar?", "(Not asked again)", sent=False),
+             route(1, "Where was Christopher Nolan born?", "London")]
+    assert bridges(steps, Q) == []
+    steps = [route(0, "Who directed Interstellar?", "Error: Christopher Nolan endpoint down", status="error"),
+             route(1, "Where was Christopher Nolan born?", "London")]
+    assert bridges(steps, Q) == []
+    # a comparison question: two independent lookups, no bridge
+    cmp_q = "Who was born first, Albert Einstein or Isaac Newton?"
+    steps = [route(0, "When was Albert Einstein born?", "Albert Einstein was born in 1879."),
+             route(1, "When was Isaac Newton born?", "Isaac Newton was born in 1643.")]
+    assert bridges(steps, cmp_q) == []
+
+
+def test_repeats_and_grounding():
+    assert not repeated(two_hop())
+    rep = two_hop() + [route(6, "who directed the film  Interstellar", "(Not asked again)", sent=False)]
+    assert repeated(rep)
+    assert grounded(two_hop()) is True
+    wrong = two_hop()[:-1] + [Step("s", 5, "answer", text="Paris")]
+    assert grounded(wrong) is False
+    assert grounded([Step("s", 0, "answer", text="England")]) is None  # no reply to ground in
+    # a substring of a word does not count: "Eng" is not grounded in "England"
+    assert grounded(two_hop()[:-1] + [Step("s", 5, "answer", text="Eng")]) is False
+
+
+def test_measure_over_sessions():
+    no_route = [Step("s", 0, "think", text="Qwen2.5-0.5B"), Step("s", 1, "answer", text="Paris")]
+    d = measure([(Q, two_hop()), ("What is the capital of France?", no_route)], NAMES)
+    assert d.sessions == 2 and d.thinks == 4 and d.real_thoughts == 3
+    assert d.think_quality == 0.75 and d.chain_rate == 0.5 and d.repeat_rate == 0.0 and d.grounded_rate == 1.0
+    assert measure([]).think_quality is None and measure([]).chain_rate is None

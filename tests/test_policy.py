@@ -1,0 +1,47 @@
+"""Policy presets: the shipped file, its errors, and the default a deployment (or the test suite) picks."""
+from __future__ import annotations
+
+import pytest
+
+from router_core.policy import POLICY_ENV, PolicyError, load_policies
+from router_core.protocol import Template
+
+
+def test_shipped_presets_load_with_their_templates(monkeypatch):
+    monkeypatch.delenv(POLICY_ENV, raising=False)
+    book = load_policies()
+    names = [p.name for p in book.policies]
+    assert book.default in names and {"prompted-qwen2.5-1.5b", "prompted-qwen2.5-0.5b"} <= set(names)
+    for p in book.policies:
+        Template.load(p.template)  # every preset's template is there and has its placeholders
+        p.run_config()
+
+
+def test_the_environment_picks_the_default_and_a_bad_name_is_named(monkeypatch):
+    monkeypatch.setenv(POLICY_ENV, "prompted-qwen2.5-0.5b")
+    assert load_policies().default == "prompted-qwen2.5-0.5b"
+    assert load_policies().get(None).name == "prompted-qwen2.5-0.5b"
+    monkeypatch.setenv(POLICY_ENV, "nope")
+    with pytest.raises(PolicyError, match=r"\$ROUTER_STUDIO_POLICY: no policy named 'nope'; known: "):
+        load_policies()
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("default: a\npolicies: []\n", "policies: List should have at least 1 item"),
+    ("default: b\npolicies:\n  - {name: a, engine: llamacpp, model: m}\n", "no policy named 'b'"),
+    ("default: a\npolicies:\n  - {name: a, engine: nope, model: m}\n", "policies[0].engine"),
+    ("default: a\npolicies:\n  - {name: a, engine: llamacpp, model: m, run: {think_tokens: -3}}\n",
+     "policy 'a': run:"),
+    ("default: a\npolicies:\n  - {name: a, engine: llamacpp, model: m, run: {nope: 1}}\n", "policy 'a': run:"),
+    ("default: a\npolicies:\n  - {name: a, engine: llamacpp, model: m, run: {think_stops_at_tags: 'false'}}\n",
+     "think_stops_at_tags: must be true or false"),
+    ("default: a\npolicies:\n  - {name: a, engine: llamacpp, model: m, run: {kappa: .nan}}\n", "kappa: must be"),
+    ("default: [\n", "not valid YAML"),
+])
+def test_bad_policy_files_name_the_file_and_field(tmp_path, monkeypatch, text, needle):
+    monkeypatch.delenv(POLICY_ENV, raising=False)
+    f = tmp_path / "pol.yaml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as e:
+        load_policies(f)
+    assert str(f) in str(e.value) and needle in str(e.value)
