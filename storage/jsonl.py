@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .store import TraceStore
 
 EXPORT_FORMAT = "router-r1-studio/session@1"
+HEADER_FORMAT = "router-r1-studio/header@1"  # an optional line describing the file (who made it, how); skipped
 MAX_LINE_BYTES = 64 << 20          # one session per line; a longer line is refused unread
 MAX_STEPS = 10_000
 MAX_NESTING = 64
@@ -298,13 +299,21 @@ def same_content(a: Parsed, stored: tuple[dict[str, Any], list[Step], list[dict[
     return sorted(map(key, a.annotations), key=str) == sorted(map(key, notes), key=str)
 
 
+def _is_header(text: str) -> bool:
+    try:
+        rec = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(rec, dict) and rec.get("format") == HEADER_FORMAT
+
+
 def import_lines(store: "TraceStore", lines: Iterable[bytes | str], source: str = "<input>",
                  replace: bool = False) -> ImportReport:
     """Validate and import each line; see the module docstring for what is counted how."""
     rep = ImportReport()
     for no, raw in enumerate(lines, 1):
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        if not text.strip():
+        if not text.strip() or (no == 1 and HEADER_FORMAT in text and _is_header(text)):
             continue
         try:
             parsed = parse_line(raw)

@@ -12,6 +12,7 @@ from router_core.cost import CostNormalizer
 from router_core.session import SessionResult
 from router_core.step import Step
 
+from . import otlp
 from .store import TraceStore
 
 
@@ -26,6 +27,11 @@ def recorded(store: TraceStore, steps: Iterable[Step], *, session_id: str, quest
     """
     store.start_session(session_id=session_id, question=question, alpha=alpha, policy=policy, engine=engine,
                         pool=pool, gold=gold, dataset=dataset, item_id=item_id, run_id=run_id)
+    tracer = otlp.current()
+    if tracer is not None:  # --otlp: the same steps also go out as one trace, span by span
+        steps = tracer.session(steps, {"session_id": session_id, "question": question, "alpha": alpha,
+                                       "policy": policy, "pool": pool, "gold": list(gold), "dataset": dataset,
+                                       "run_id": run_id})
     seen: list[Step] = []
     status: str | None = None
     try:

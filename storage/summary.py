@@ -60,3 +60,21 @@ def usage_rows_of(store: TraceStore, session_ids: Sequence[str]) -> list[tuple[s
             out += [(r[0], r[1], int(r[2] or 0), float(r[3] or 0.0)) for r in conn.execute(
                 select(U.session_id, U.model, U.calls, U.cost_usd).where(U.session_id.in_(chunk)))]
     return out
+
+
+def full_session_id(store: TraceStore, text: str) -> str:
+    """A session id as people paste it: whole, or a unique prefix (tables show 12 characters)."""
+    sid = (text or "").strip()
+    if not sid:
+        raise KeyError("give a session id")
+    if len(sid) >= 32:
+        store.get_session(sid)  # KeyError names the store when it is not there
+        return sid
+    matches = ids_with_prefix(store, sid, limit=2)
+    if matches and matches[0] == sid:  # a short id that exists whole (imported "example-1" beside "example-10")
+        return sid
+    if not matches:
+        raise KeyError(f"no session id starts with '{sid}'")
+    if len(matches) > 1:
+        raise KeyError(f"'{sid}' matches several sessions; give more characters")
+    return matches[0]

@@ -53,7 +53,7 @@ def test_serve_is_the_default_command_and_a_real_one():
     assert (a.cmd, a.port, a.db, a.host) == ("serve", "8000", "x.sqlite", "127.0.0.1")
     b = parse(["serve", "--host", "0.0.0.0", "--auth", "u:p"])
     assert (b.cmd, b.host, b.auth) == ("serve", "0.0.0.0", ["u:p"])
-    with pytest.raises(CliError, match="--host applies to `serve` only"):
+    with pytest.raises(CliError, match="--host applies to `serve` and `serve-api` only, not `ask`"):
         parse(["--host", "0.0.0.0", "ask", "Q"])
 
 
@@ -75,8 +75,8 @@ def test_root_options_reach_the_command_end_to_end(tmp_path, run):
     (["ask", "x" * 4001], "question: 4,001 characters; the limit is 4,000"),
     (["ask", "q", "--max-turns", "-1"], "--max-turns: -1 is outside 0..64"),
     (["ask", "q", "--max-turns", "two"], "--max-turns: 'two' is not a whole number"),
-    (["ask", "q", "--alpha", "1.5"], "--alpha must be in [0, 1]"),
-    (["ask", "q", "--alpha", "nan"], "--alpha must be in [0, 1]"),
+    (["ask", "q", "--alpha", "1.5"], "--alpha: 1.5 is outside [0, 1]"),
+    (["ask", "q", "--alpha", "nan"], "--alpha: nan is outside [0, 1]"),
     (["sessions", "--page", "0"], "--page: 0 is outside 1..1000000000"),
     (["sessions", "--page", "-1"], "--page: -1 is outside"),
     (["sessions", "--page", str(10 ** 18)], "--page: 1000000000000000000 is outside"),
@@ -86,6 +86,8 @@ def test_root_options_reach_the_command_end_to_end(tmp_path, run):
     (["sessions", "--db", "notadialect://x"], "cannot use this database URL"),
     (["sessions", "--db", ":"], "is not a database file path"),
     (["serve", "--port", "70000"], "--port: 70000 is outside 1..65535"),
+    (["serve-api", "--auth", "u:p"], "--auth applies to `serve` only, not `serve-api`"),  # no page, no login
+    (["--api-token-env", "T", "ask", "q"], "--api-token-env applies to `serve` and `serve-api` only"),
 ])
 def test_bad_values_are_one_line_and_exit_2(args, needle, tmp_path, run):
     if "--db" not in args and args[0] == "sessions":

@@ -4,14 +4,13 @@ step and a finished session, never a stack trace."""
 import time
 
 import pytest
+from support.openai_server import OpenAITestServer
 
 from router_core.engines import EngineError
 from router_core.engines.openai_http import OpenAIEngine
 from router_core.loop import Router
 from router_core.policy import load_policies
 from router_core.pool import pool_from_dict
-
-from support.openai_server import OpenAITestServer
 
 pytestmark = pytest.mark.model
 
@@ -102,4 +101,23 @@ def test_every_fault_ends_in_a_recorded_step_and_a_finished_session(server, qwen
     route = next(s for s in steps if s.kind == "route")
     assert route.status == "error" and route.error and KEY not in route.error
     assert route.response.startswith("Error: model Remote-Smol could not answer")
+    assert steps[-1].kind == "answer"
+
+
+def test_a_router_policy_behind_an_endpoint_keeps_alpha_live(server, smol):
+    """The policy on a server (as on a GPU vLLM server): its chat template rendered by /tokenize +
+    /detokenize, generation through /completions, the model choice scored through prompt logprobs."""
+    from router_core.loop import Router
+    from router_core.policy import Policy
+    from router_core.pool import load_pool
+    server.faults.clear()
+    remote = Policy(name="remote-smol", engine="openai", model="smollm2", base_url=server.base_url)
+    r = Router(remote, load_pool(), config=remote.run_config({"min_turns": 1, "max_turns": 1,
+                                                              "think_tokens": 24, "query_tokens": 16}))
+    steps = list(r.run("Who directed the film Interstellar?", 1.0))
+    route = next(s for s in steps if s.kind == "route")
+    assert route.choice is not None and route.choice.alpha == 1.0 and route.request_model == "SmolLM2-135M"
+    assert route.choice.probs_before != route.choice.probs_after  # α moved the distribution: scoring works
+    paths = [q["path"] for q in server.requests]
+    assert "/tokenize" in paths and "/detokenize" in paths and "/v1/completions" in paths
     assert steps[-1].kind == "answer"

@@ -7,30 +7,25 @@ window, and that stored script-injection payloads never execute. Saves the READM
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.browser import MARKS, chromium, new_page
+from support.ui_fixtures import PAYLOADS, write_session
 
 from router_core.policy import load_policies
 from storage import SessionFilter, TraceStore
 from ui.app import build, launch
 from ui.studio import Studio
-from support.ui_fixtures import PAYLOADS, write_session
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "docs" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 RUN_TIMEOUT_MS = 240_000
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                 reason=f"{CHROMIUM} missing: install Debian's chromium (scripts/setup.sh --tests)")]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +41,8 @@ def app(tmp_path_factory, qwen, smol):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    yield from chromium()
 
-
-def _page(browser, width: int = 1280, height: int = 900):
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    return ctx, page
 
 
 def _cell(page, table: str, text: str):
@@ -76,7 +61,7 @@ def _ask(page, url: str, question: str, gold: str = "") -> None:
 
 def test_live_run_then_explorer_replay_and_annotate(app, browser):
     url, store = app
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     try:
         _ask(page, url, "What is the capital of France?", "Paris")
         page.wait_for_selector("#rs-chat .message.bot", timeout=RUN_TIMEOUT_MS)  # the first streamed step
@@ -85,8 +70,10 @@ def test_live_run_then_explorer_replay_and_annotate(app, browser):
         assert "What is the capital of France?" in chat and "think" in chat and "route" in chat and "Answer:" in chat
         status = page.inner_text("#rs-status")
         assert "EM" in status and "session" in status
-        for plot in ("#rs-timeline", "#rs-cost", "#rs-choice"):
+        for tab, plot in (("Timeline", "#rs-timeline"), ("Cost", "#rs-cost"), ("Choice before / after α", "#rs-choice")):
+            page.get_by_role("tab", name=tab).first.click()  # the charts share one tab strip
             page.wait_for_selector(f"{plot} .js-plotly-plot")
+        assert page.locator("#decomposition .rs-graph [data-step]").count() >= 2
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
         pg = store.list_sessions()
@@ -124,7 +111,7 @@ def test_live_run_then_explorer_replay_and_annotate(app, browser):
 def test_deep_link_opens_the_replay(app, browser):
     url, store = app
     sid = write_session(store, "Which river flows through Vienna?", turns=5, reply="The Danube.", answer="Danube")
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     try:
         page.goto(f"{url}/?session={sid}")
         page.wait_for_selector(f"#rs-replay-header :text('{sid}')")
@@ -138,7 +125,7 @@ def test_two_browsers_get_their_own_sessions_and_stop_is_stored(app, browser):
     url, store = app
     qa = "Who wrote the novel Pride and Prejudice?"
     qb = "What is the capital of the country where the Eiffel Tower stands?"
-    (ca, pa), (cb, pb) = _page(browser), _page(browser)
+    (ca, pa), (cb, pb) = new_page(browser), new_page(browser)
     try:
         _ask(pa, url, qa)
         _ask(pb, url, qb)
@@ -161,7 +148,7 @@ def test_two_browsers_get_their_own_sessions_and_stop_is_stored(app, browser):
 
 def test_narrow_window_stays_usable(app, browser):
     url, _ = app
-    ctx, page = _page(browser, width=420, height=860)
+    ctx, page = new_page(browser, width=420, height=860)
     try:
         page.goto(url)
         page.wait_for_selector("#rs-run")
@@ -193,7 +180,7 @@ def test_stored_injection_payloads_never_execute(app, browser, tmp_path):
     replies = [json.loads(line)["steps"][1]["response"] for line in export.read_text().splitlines()]
     assert all(all(p in r for p in PAYLOADS) for r in replies)
 
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     try:
@@ -248,7 +235,7 @@ def test_stored_injection_payloads_never_execute(app, browser, tmp_path):
 
 def test_rerun_at_another_alpha_offers_compare(app, browser):
     url, store = app
-    ctx, page = _page(browser)
+    ctx, page = new_page(browser)
     q = "Which planet is known as the Red Planet?"
     try:
         _ask(page, url, q, "Mars")

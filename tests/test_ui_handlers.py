@@ -5,6 +5,7 @@ import html
 import json
 
 import pytest
+from support.ui_fixtures import PAYLOADS, write_session
 
 from router_core.policy import load_policies
 from router_core.pool import ModelSpec, Pool
@@ -12,12 +13,12 @@ from storage import TraceStore
 from ui import charts
 from ui.app import parse_auth
 from ui.compare import compare
-from ui.explorer import Replay, export_file, make_filter, page, resolve_prefix, summary
+from storage.summary import full_session_id
+from ui.explorer import Replay, export_file, make_filter, page, summary
 from ui.live import live_updates
 from ui.models_tab import pool_table, save_model
 from ui.render import esc, money, session_messages, step_message
 from ui.studio import Studio
-from support.ui_fixtures import PAYLOADS, write_session
 
 
 @pytest.fixture()
@@ -57,10 +58,12 @@ def test_replay_draws_what_live_drew_and_steps_back_and_forth(store):
     sid = write_session(store, "What is the capital of France?", turns=5, gold=["Paris"])
     r = Replay.load(store, sid[:12])  # the short id the table shows
     assert len(r.steps) == 12
-    msgs, timeline, cost, choice = r.at(len(r.steps))
+    msgs, graph, timeline, cost, choice = r.at(len(r.steps))
     gold = r.session["gold"]
-    assert msgs == session_messages(r.session["question"], r.steps, gold=gold)  # the live renderer, unchanged
-    assert [m["content"] for m in msgs[1:]] == [step_message(s, gold)["content"] for s in r.steps]
+    # the live renderer, unchanged (the replay's anchors name its own step list)
+    assert msgs == session_messages(r.session["question"], r.steps, gold=gold, target="replay")
+    assert [m["content"] for m in msgs[1:]] == [step_message(s, gold, "replay")["content"] for s in r.steps]
+    assert 'data-target="replay"' in graph and graph.count('class="rs-g-col rs-g-hop"') == 5
     assert "✓ correct" in msgs[-1]["content"]
     assert len(r.at(3)[0]) == 4 and len(r.at(0)[0]) == 1 and len(r.at(99)[0]) == 13
     rows = {y for tr in timeline.data for y in tr.y}
@@ -99,7 +102,13 @@ def test_explorer_page_summary_and_export(store, tmp_path):
     csv = open(export_file(store, make_filter(), "csv"), encoding="utf-8").read().splitlines()
     assert len(csv) == 7 and csv[0].startswith("id,")
     with pytest.raises(KeyError, match="no session id starts with 'zzz'"):
-        resolve_prefix(store, "zzz")
+        full_session_id(store, "zzz")
+    # a short id that exists whole is itself, even when a longer id starts with it
+    short = write_session(store, "Short id", session_id="example-1")
+    write_session(store, "Longer id", session_id="example-10")
+    assert full_session_id(store, short) == "example-1" and Replay.load(store, "example-1").session["id"] == short
+    with pytest.raises(KeyError, match="several sessions"):
+        full_session_id(store, "example")
 
 
 def test_compare_aligns_turns_and_scores_reward_at_chosen_alpha(store):
@@ -185,8 +194,9 @@ def test_evaluations_tab_tables(store):
 
 def test_live_view_on_a_scripted_engine_streams_renders_and_stores(store):
     """The live tab's handler end to end without a model: steps and text arrive, the session is stored."""
-    from router_core.policy import Policy, PolicyBook
     from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
+
+    from router_core.policy import Policy, PolicyBook
     guided = Policy(name="fake-guided", engine="llamacpp", model="fake:policy", mode="guided")
     policy = FakeEngine(guided_script(["I need the director."], ["Who directed Interstellar?"], "Christopher Nolan"),
                         scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.2}))

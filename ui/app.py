@@ -6,12 +6,14 @@ with (tests launch through it too); `serve()` is `python app.py`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 import gradio as gr
 
 from router_core.paths import CSS_FILE as CSS_PATH
+from router_core.paths import JS_FILE
 from storage import TraceStore
 
 from . import compare, evals, explorer, live, models_tab
@@ -27,11 +29,12 @@ READ_CONCURRENCY = 4    # explorer/compare reads run side by side; rollouts shar
 
 def build(studio: Studio) -> gr.Blocks:
     pol = studio.policy(None)
-    with gr.Blocks(title="Router-R1 Studio") as demo:
+    # Gradio keeps a copy of every file a handler returns (exports): delete copies older than 10 minutes.
+    with gr.Blocks(title="Router-R1 Studio", delete_cache=(600, 600)) as demo:
         gr.Markdown(f"# Router-R1 Studio\nA router LLM thinks, sends sub-questions to candidate models, reads their "
                     f"replies and answers; slide **α** to make it care about cost. Default policy "
-                    f"**{esc(pol.name)}** over pool **{esc(studio.default_pool)}**. Every session is stored in "
-                    f"`{esc(studio.store.where)}`.")
+                    f"**{esc(pol.name)}** over pool **{esc(studio.default_pool)}**; every session is stored for "
+                    "replay in the Explorer.")
         if studio.exposed_without_auth:
             gr.HTML(f'<div class="rs-warning" id="rs-exposed">⚠ {esc(EXPOSED_WARNING)}</div>')
         compare_ids = gr.State([])
@@ -42,7 +45,7 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Tab("Explorer", id="explorer"):
                 ex = explorer.build(studio.store)
             with gr.Tab("Compare", id="compare"):
-                compare.build(studio.store, compare_ids)
+                pick = compare.build(studio.store, compare_ids)
             with gr.Tab("Evaluations", id="evals"):
                 evals.build(studio.store, tabs, ex)
             with gr.Tab("Models", id="models"):
@@ -56,13 +59,25 @@ def build(studio: Studio) -> gr.Blocks:
             return (gr.Tabs(selected="explorer"), sid, *ex["do_open"](sid))
 
         demo.load(on_load, None, [tabs, ex["open_id"], *ex["open_outs"]], api_name=False)
+        # the Explorer's first page and the Compare list are filled as the page opens, not on a click
+        demo.load(ex["do_search"], ex["search_inputs"], ex["search_outs"], api_name=False, show_progress="hidden")
+        demo.load(lambda: gr.update(choices=compare.recent_choices(studio.store)), None, pick, api_name=False,
+                  show_progress="hidden")
     return demo
 
 
-def launch(demo: gr.Blocks, **kw: Any) -> tuple[Any, str, Any]:
+def head() -> str:
+    """The page's own script (graph clicks, lesson-mode keys): a static file, never built from model text."""
+    return f"<script>{JS_FILE.read_text(encoding='utf-8')}</script>"
+
+
+def launch(demo: gr.Blocks, api: Any = None, **kw: Any) -> tuple[Any, str, Any]:
+    """Serve the page (and, given `api` — ui.api.routes(...) — the OpenAI-compatible API on the same port)."""
     demo.queue(default_concurrency_limit=READ_CONCURRENCY, max_size=QUEUE_MAX)
     kw.setdefault("show_error", False)  # failures are shown as messages by the handlers, never as traces
-    return demo.launch(css_paths=[CSS_PATH], **kw)
+    if api is not None:
+        kw["app_kwargs"] = {**kw.get("app_kwargs", {}), "routes": list(api.routes)}
+    return demo.launch(css_paths=[CSS_PATH], head=head(), **kw)
 
 
 def parse_auth(values: list[str] | None) -> list[tuple[str, str]] | None:
@@ -81,8 +96,54 @@ def is_loopback(host: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
+def make_studio(args: argparse.Namespace) -> Studio:
+    """The Studio the options describe (store, policies with the chosen default, pools, run limits)."""
+    from .cli import overrides, policy_from
+    store = TraceStore(args.db)
+    book, pol = policy_from(args)
+    book = book.model_copy(update={"default": pol.name,
+                                   "policies": [pol if p.name == pol.name else p for p in book.policies]})
+    return Studio.from_files(store, book, args.pool, overrides(args))
+
+
+def api_routes(studio: Studio, args: argparse.Namespace, *, login: bool = False, exposed: bool = False):
+    """The /v1 routes, or None when they would open a door the operator closed.
+
+    Gradio's login (--auth) does not cover routes added beside the page, so with --auth the API is served
+    only behind its own token (--api-token-env); without either, it is served on loopback, or with a
+    warning when the page itself is open to the network (`exposed`: beyond loopback or --share)."""
+    from .api import routes
+    from .cli import CliError
+    token_env = getattr(args, "api_token_env", None)
+    if token_env and not os.environ.get(token_env):
+        raise CliError(f"--api-token-env: the environment variable {token_env} is not set (or empty)")
+    if not token_env and login:
+        print("· the OpenAI-compatible API (/v1) is off: --auth protects the page only; add --api-token-env NAME "
+              "to serve the API behind a token", file=sys.stderr, flush=True)
+        return None
+    if not token_env and exposed:
+        print("WARNING: the OpenAI-compatible API (/v1) is open to anyone who can reach this port; "
+              "set --api-token-env NAME to require a token.", file=sys.stderr, flush=True)
+    return routes(studio, token_env=token_env)
+
+
+def serve_api(args: argparse.Namespace) -> int:
+    """`app.py serve-api`: the OpenAI-compatible API alone (no page), on uvicorn."""
+    import fastapi
+    import uvicorn
+    studio = make_studio(args)
+    studio.echo = True
+    app = fastapi.FastAPI(title="Router-R1 Studio API", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(api_routes(studio, args, exposed=not is_loopback(args.host)))
+    print(f"· storing sessions in {studio.store.where}", flush=True)
+    print(f"· API on http://{args.host}:{args.port}/v1 (model ids router:<policy>:<alpha>)", flush=True)
+    studio.warm_up()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
-    from .cli import CliError, overrides, policy_from
+    from .cli import CliError
     auth = parse_auth(getattr(args, "auth", None))
     edits = bool(getattr(args, "allow_model_edits", False))
     if edits and not auth:
@@ -90,22 +151,21 @@ def serve(args: argparse.Namespace) -> int:
                        "one of its keys, so only logged-in visitors may make one")
     if not edits and (getattr(args, "allow_key_env", None) or getattr(args, "allow_endpoint", None)):
         raise CliError("--allow-key-env and --allow-endpoint apply to model edits: add --allow-model-edits")
-    store = TraceStore(args.db)
-    book, pol = policy_from(args)
-    book = book.model_copy(update={"default": pol.name,
-                                   "policies": [pol if p.name == pol.name else p for p in book.policies]})
-    studio = Studio.from_files(store, book, args.pool, overrides(args))
+    studio = make_studio(args)
+    store = studio.store
     studio.allow_model_edits = edits
     studio.allow_key_envs = tuple(getattr(args, "allow_key_env", None) or ())
     studio.allow_endpoints = tuple(getattr(args, "allow_endpoint", None) or ())
-    studio.exposed_without_auth = not auth and not is_loopback(args.host)
+    share = bool(getattr(args, "share", False))
+    studio.exposed_without_auth = not auth and (share or not is_loopback(args.host))
     studio.echo = True
     if studio.exposed_without_auth:
         print(f"WARNING: {EXPOSED_WARNING} Add --auth USER:PASSWORD, or serve on 127.0.0.1.", file=sys.stderr,
               flush=True)
     print(f"· storing sessions in {store.where}", flush=True)
+    api = api_routes(studio, args, login=bool(auth), exposed=share or not is_loopback(args.host))
     demo = build(studio)
     studio.warm_up()  # models load in the background; the page shows the engine log
-    launch(demo, server_name=args.host, server_port=args.port, auth=auth, share=bool(getattr(args, "share", False)),
-           prevent_thread_lock=False)
+    launch(demo, api=api, server_name=args.host, server_port=args.port, auth=auth,
+           share=share, prevent_thread_lock=False)
     return 0

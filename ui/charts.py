@@ -27,8 +27,21 @@ def empty(title: str, message: str) -> go.Figure:
     return fig
 
 
+def colour(model: str) -> str:
+    """One colour per model name everywhere (every chart, every session, replay and live alike)."""
+    h = 0
+    for ch in model:
+        h = (h * 131 + ord(ch)) % 1_000_003
+    return PALETTE[h % len(PALETTE)]
+
+
 def model_colours(models: Sequence[str]) -> dict[str, str]:
-    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+    return {m: colour(m) for m in models}
+
+
+def micro(usd: float) -> float:
+    """Dollars as µ$ for chart axes (small CPU-model calls cost millionths of a dollar)."""
+    return usd * 1e6
 
 
 def _short(text: str | None, n: int = 80) -> str:
@@ -68,35 +81,45 @@ def timeline(steps: Sequence[Step], models: Sequence[str] = ()) -> go.Figure:
     fig = go.Figure()
     for (row, kind), items in bars.items():
         fig.add_trace(go.Bar(
-            y=[row] * len(items), x=[max(d, 0.02) for _, d, _ in items], base=[b for b, _, _ in items],
-            orientation="h", name=row if kind == "call" else kind,
+            y=[esc(row)] * len(items), x=[max(d, 0.02) for _, d, _ in items], base=[b for b, _, _ in items],
+            orientation="h", name=esc(row) if kind == "call" else kind,
             marker_color=colours.get(row, KIND_COLOURS["call"]) if kind == "call" else KIND_COLOURS.get(kind, "#999"),
             hovertext=[h for _, _, h in items], hoverinfo="text", showlegend=True))
     fig.update_layout(title="Timeline (seconds from start)", barmode="overlay", **LAYOUT)
-    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(rows)))
+    fig.update_yaxes(categoryorder="array", categoryarray=[esc(r) for r in reversed(rows)])
     fig.update_xaxes(title=None, rangemode="tozero")
     return fig
 
 
 def cost_by_model(sessions: Sequence[tuple[str, Sequence[Step]]]) -> go.Figure:
-    """Stacked cost per candidate model, one bar per session; the title carries the total(s)."""
+    """µ$ per candidate model. One session: a bar per model (with its calls); several: stacked per session."""
     per: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(sessions))
+    calls: dict[str, list[int]] = defaultdict(lambda: [0] * len(sessions))
     for i, (_, steps) in enumerate(sessions):
         for s in steps:
-            if s.kind == "route" and s.request_model:
+            if s.kind == "route" and s.request_model and s.sent:
                 per[s.request_model][i] += s.cost_usd
+                calls[s.request_model][i] += 1
     if not per:
         return empty("Cost by model", "No candidate calls yet.")
-    colours = model_colours(list(per))
-    labels = [esc(lbl) for lbl, _ in sessions]
-    fig = go.Figure()
-    for model, costs in per.items():
-        fig.add_trace(go.Bar(x=labels, y=costs, name=esc(model), marker_color=colours[model],
-                             hovertext=[f"{esc(model)}: {money(c)}" for c in costs], hoverinfo="text"))
     totals = [sum(s.cost_usd for s in steps) for _, steps in sessions]
-    title = "Cost by model · total " + " / ".join(money(t) for t in totals)
-    fig.update_layout(title=title, barmode="stack", **LAYOUT)
-    fig.update_yaxes(title="$", tickformat=".1e")
+    fig = go.Figure()
+    if len(sessions) == 1:
+        models = list(per)
+        fig.add_trace(go.Bar(y=[esc(m) for m in models], x=[micro(per[m][0]) for m in models], orientation="h",
+                             marker_color=[colour(m) for m in models], showlegend=False,
+                             text=[f"{money(per[m][0])} · {calls[m][0]} call{'s' if calls[m][0] != 1 else ''}"
+                                   for m in models], textposition="auto", hoverinfo="text",
+                             hovertext=[f"{esc(m)}: {money(per[m][0])} over {calls[m][0]} call(s)" for m in models]))
+        fig.update_layout(title=f"Cost by model · total {money(totals[0])}", **LAYOUT)
+        fig.update_xaxes(title="µ$", rangemode="tozero")
+        return fig
+    labels = [esc(lbl) for lbl, _ in sessions]
+    for model, costs in per.items():
+        fig.add_trace(go.Bar(x=labels, y=[micro(c) for c in costs], name=esc(model), marker_color=colour(model),
+                             hovertext=[f"{esc(model)}: {money(c)}" for c in costs], hoverinfo="text"))
+    fig.update_layout(title="Cost by model · total " + " / ".join(money(t) for t in totals), barmode="stack", **LAYOUT)
+    fig.update_yaxes(title="µ$")
     return fig
 
 
@@ -106,22 +129,25 @@ def choices(steps: Sequence[Step]) -> go.Figure:
     if not scored:
         return empty("Model choice before / after α", "No scored route decision yet "
                                                        "(free-running policies on unscoring engines have none).")
-    fig = make_subplots(rows=1, cols=len(scored), shared_yaxes=True,
+    # one row per decision (not one column each): titles and model names stay readable for long sessions
+    fig = make_subplots(rows=len(scored), cols=1, shared_xaxes=True, vertical_spacing=0.32 / max(1, len(scored)),
                         subplot_titles=[f"step {s.index}: picked {esc(s.choice.chosen)}" for s in scored])
-    for col, s in enumerate(scored, start=1):
+    for row, s in enumerate(scored, start=1):
         c = s.choice
         names = [esc(m) for m in c.models]
         fig.add_trace(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac",
-                             showlegend=col == 1, legendgroup="before",
+                             showlegend=row == 1, legendgroup="before",
                              hovertext=[f"{n}: p={p:.3f} (log p {lp:.2f})" for n, p, lp in
-                                        zip(names, c.probs_before, c.logprobs)], hoverinfo="text"), row=1, col=col)
-        fig.add_trace(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}", marker_color="#4c78a8",
-                             showlegend=col == 1, legendgroup="after",
+                                        zip(names, c.probs_before, c.logprobs)], hoverinfo="text"), row=row, col=1)
+        fig.add_trace(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}",
+                             marker_color=[colour(m) for m in c.models],
+                             showlegend=row == 1, legendgroup="after",
                              marker_line=dict(width=[3 if m == c.chosen else 0 for m in c.models], color="#222"),
                              hovertext=[f"{n}: p={p:.3f} · normalised cost {nc:.2f}" for n, p, nc in
-                                        zip(names, c.probs_after, c.norm_costs)], hoverinfo="text"), row=1, col=col)
-    fig.update_layout(title="Model choice before / after α (outlined = chosen)", barmode="group", **LAYOUT)
-    fig.update_yaxes(range=[0, 1])
+                                        zip(names, c.probs_after, c.norm_costs)], hoverinfo="text"), row=row, col=1)
+    fig.update_layout(title="Model choice before / after α (outlined = chosen)", barmode="group",
+                      **{**LAYOUT, "height": 150 + 110 * len(scored)})
+    fig.update_yaxes(range=[0, 1], nticks=3)
     return fig
 
 
@@ -131,14 +157,14 @@ def cost_vs_correct(df: pd.DataFrame) -> go.Figure:
         return empty("Cost vs correctness", "No sessions match.")
     outcome = df["em"].map(lambda v: "no gold" if pd.isna(v) else ("correct" if v >= 1 else "wrong"))
     fig = go.Figure(go.Scatter(
-        x=df["cost_usd"], y=outcome, mode="markers",
+        x=[micro(c) for c in df["cost_usd"]], y=outcome, mode="markers",
         marker=dict(color=df["alpha"], colorscale="Viridis", cmin=0, cmax=1, size=8, opacity=0.7,
                     colorbar=dict(title="α", thickness=10)),
         hovertext=[f"{_short(q, 60)}<br>{money(c)} · α {a:g}" for q, c, a in zip(df["question"], df["cost_usd"], df["alpha"])],
         hoverinfo="text"))
     fig.update_layout(title=f"Cost vs correctness ({len(df)} sessions)", **LAYOUT)
     fig.update_yaxes(categoryorder="array", categoryarray=["no gold", "wrong", "correct"])
-    fig.update_xaxes(title="$ per session", tickformat=".1e")
+    fig.update_xaxes(title="µ$ per session")
     return fig
 
 

@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 QUESTION_MAX_CHARS = 4000   # a question longer than this is refused (the router prompt must fit its context)
-COMMANDS = ("serve", "ask", "sessions", "export", "import", "eval", "report")
+COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
-    "template": None, "max_turns": None, "db": None,
+    "template": None, "max_turns": None, "db": None, "otlp": None,
     "host": "127.0.0.1", "port": 7860, "auth": None, "share": False, "allow_model_edits": False,
-    "allow_key_env": None, "allow_endpoint": None,
+    "allow_key_env": None, "allow_endpoint": None, "api_token_env": None,
 }
-SERVE_ONLY = ("host", "port", "auth", "share", "allow_model_edits", "allow_key_env", "allow_endpoint")
+SERVE_ONLY = ("host", "port", "auth", "share", "allow_model_edits", "allow_key_env", "allow_endpoint",
+              "api_token_env")
+API_ONLY = ("host", "port", "api_token_env")  # what `serve-api` takes: no page, so no login, share or edits
+TRACED = ("serve", "serve-api", "ask", "sweep", "eval")  # the commands that run sessions (--otlp)
 SUPPRESS = argparse.SUPPRESS
 
 
@@ -62,6 +65,14 @@ def _store_options() -> argparse.ArgumentParser:
     return p
 
 
+def _trace_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--otlp", default=SUPPRESS, metavar="URL",
+                   help="send each session as an OpenTelemetry trace to this OTLP/HTTP endpoint, e.g. "
+                        "http://127.0.0.1:6006/v1/traces (Phoenix); default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    return p
+
+
 def _serve_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("serve")
@@ -77,6 +88,8 @@ def _serve_options() -> argparse.ArgumentParser:
                    help="an environment variable a visitor's model may name as its key (repeatable)")
     g.add_argument("--allow-endpoint", action="append", default=SUPPRESS, metavar="URL",
                    help="a URL prefix a visitor's model may call (repeatable)")
+    g.add_argument("--api-token-env", default=SUPPRESS, metavar="NAME",
+                   help="the OpenAI-compatible API (/v1) requires Authorization: Bearer <the value of NAME>")
     return p
 
 
@@ -98,38 +111,52 @@ def _filter_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    router, store, serve = _router_options(), _store_options(), _serve_options()
+    router, store, serve, trace = _router_options(), _store_options(), _serve_options(), _trace_options()
     root = argparse.ArgumentParser(
-        prog="app.py", parents=[router, store, serve],
+        prog="app.py", parents=[router, store, serve, trace],
         description="Router-R1 Studio: watch a multi-round LLM router work. Without a command: serve the web app.")
     sub = root.add_subparsers(dest="cmd", metavar="COMMAND")
-    sub.add_parser("serve", parents=[router, store, serve], help="serve the web app (the default command)")
-    a = sub.add_parser("ask", parents=[router, store], help="answer one question, streaming each step")
+    sub.add_parser("serve", parents=[router, store, serve, trace], help="serve the web app and its OpenAI-compatible API "
+                                                                 "(the default command)")
+    sub.add_parser("serve-api", parents=[router, store, serve, trace], help="serve only the OpenAI-compatible API")
+    a = sub.add_parser("ask", parents=[router, store, trace], help="answer one question, streaming each step")
     a.add_argument("question")
-    a.add_argument("--gold", action="append", default=[], help="accepted answer (repeatable) for EM/F1")
+    a.add_argument("--gold", action="append", default=[], help="accepted answer for EM/F1 (repeatable; aliases "
+                                                              "separated by |)")
     a.add_argument("--json", action="store_true", help="print one JSON object at the end instead of a stream")
     a.add_argument("--no-store", action="store_true", help="do not store the session")
+    sw = sub.add_parser("sweep", parents=[router, store, trace], help="ask one question at several α values in turn")
+    sw.add_argument("question")
+    sw.add_argument("--gold", action="append", default=[], help="accepted answer (repeatable; aliases with |)")
+    sw.add_argument("--json", action="store_true", help="print one JSON object whose `runs` hold one `ask --json` "
+                                                        "object per α")
+    sw.add_argument("--no-store", action="store_true", help="do not store the sessions")
+    eh = sub.add_parser("export-html", parents=[store], help="write one stored session as a standalone HTML page")
+    eh.add_argument("--session", required=True, help="session id (or a unique prefix, as the tables show)")
+    eh.add_argument("--out", required=True, help="the .html file to write (a new regular file)")
     ls = sub.add_parser("sessions", parents=[store, _filter_options()], help="list stored sessions as a table")
     ls.add_argument("--sort", default="created_at")
     ls.add_argument("--asc", action="store_true")
     ls.add_argument("--page", default="1", help="page number, from 1")
     ls.add_argument("--limit", default="30", help="sessions per page (1..1000)")
-    ex = sub.add_parser("export", parents=[store, _filter_options()],
-                        help="write sessions (with steps and annotations) as JSON lines")
-    ex.add_argument("--out", required=True, help="the file to write (a new regular file; never a device or link)")
+    ex = sub.add_parser("export", parents=[store, _filter_options(), trace],
+                        help="write sessions (with steps and annotations) as JSON lines, or send them as traces")
+    ex.add_argument("--out", default=None, help="the file to write (a new regular file; never a device or link)")
     im = sub.add_parser("import", parents=[store], help="import sessions from a JSON lines export (idempotent)")
     im.add_argument("file")
     im.add_argument("--replace", action="store_true",
                     help="overwrite sessions already stored with different content under the same id")
-    ev = sub.add_parser("eval", parents=[router, store],
+    ev = sub.add_parser("eval", parents=[router, store, trace],
                         help="run the router and baselines over question sets; stored, resumable")
     ev.add_argument("--dataset", action="append", required=True,
                     help="question file (FlashRAG/Router-R1/plain JSONL, CSV, parquet) or a bundled set: "
-                         "single_hop, multi_hop, bundled (repeatable)")
+                         "single_hop, multi_hop, bundled (the two), dev (the tuning set) (repeatable)")
     ev.add_argument("--limit", default=None, help="first N questions of each file")
     ev.add_argument("--baselines", default="all", help="all | none | comma list of only, only:<Model>, largest, "
                                                        "cheapest, random, knn (default all)")
-    ev.add_argument("--batch", default="1", help="router rollouts advancing together (default 1)")
+    ev.add_argument("--concurrency", "--batch", dest="batch", default="1",
+                    help="router rollouts in flight at once (default 1): engines that batch on their side (a vLLM "
+                         "server through the openai engine, vLLM or transformers in process) serve them together")
     ev.add_argument("--run-id", default=None, help="default: derived from questions, policy and pool (resumes)")
     ev.add_argument("--json-out", default=None, help="write the results table and run summary as JSON")
     ev.add_argument("--report-dir", default=None, help="where results.md/.csv and figures.html go "
@@ -147,10 +174,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if not hasattr(args, k):
             setattr(args, k, v)
     args.cmd = args.cmd or "serve"
-    if args.cmd != "serve":
-        stray = [k for k in SERVE_ONLY if k in given]
-        if stray:
-            raise CliError(f"--{stray[0].replace('_', '-')} applies to `serve` only, not `{args.cmd}`")
+    allowed = {"serve": SERVE_ONLY, "serve-api": API_ONLY}.get(args.cmd, ())
+    stray = [k for k in SERVE_ONLY if k in given and k not in allowed]
+    if stray:
+        where = "`serve`" if stray[0] not in API_ONLY else "`serve` and `serve-api`"
+        raise CliError(f"--{stray[0].replace('_', '-')} applies to {where} only, not `{args.cmd}`")
     return args
 
 
@@ -179,15 +207,11 @@ def number(value: Any, flag: str, lo: float = -math.inf, hi: float = math.inf) -
 
 
 def one_alpha(value: Any) -> float:
-    if value is None:
-        return 0.0
+    from router_core.choice import parse_alpha
     try:
-        a = float(str(value).strip())
-    except ValueError:
-        raise CliError(f"--alpha must be a number in [0, 1], got '{value}'") from None
-    if not (math.isfinite(a) and 0.0 <= a <= 1.0):
-        raise CliError(f"--alpha must be in [0, 1], got {value}")
-    return a
+        return 0.0 if value is None else parse_alpha(value, "--alpha")
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
 
 def text_arg(value: str, what: str, max_chars: int = QUESTION_MAX_CHARS) -> str:
@@ -229,48 +253,120 @@ def router_from(args: argparse.Namespace, progress: Callable[[str], None] | None
 
 # ---------------------------------------------------------------------- commands
 
-def cmd_ask(args: argparse.Namespace) -> int:
+def golds_from(values: list[str]) -> list[str]:
+    """--gold values (repeatable), each with aliases separated by | as in the page."""
+    return [text_arg(g, "--gold") for v in values for g in v.split("|") if g.strip()]
+
+
+def run_one(router, store, question: str, alpha: float, gold: list[str], *, quiet: bool):
+    """One stored (or not) session, its steps printed as they land unless `quiet`; (result, wall, first step s)."""
     from router_core.session import SessionResult
 
-    from .terminal import session_json, step_line, summary_lines
-
-    question = text_arg(args.question, "question")
-    gold = [text_arg(g, "--gold") for g in args.gold]
-    alpha = one_alpha(args.alpha)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True))
-    router = router_from(args, progress=None if args.json else (lambda m: say(f"· {m}")))
+    from .terminal import step_line
     t0 = time.perf_counter()
     steps = []
     first_step_s = None
     session_id = uuid.uuid4().hex
     stream = router.run(question, alpha, session_id=session_id)
-    store = None
-    if not args.no_store:
-        from storage import TraceStore
+    if store is not None:
         from storage.recorder import recorded
-        store = TraceStore(args.db)
         stream = recorded(store, stream, session_id=session_id, question=question, alpha=alpha,
                           policy=router.policy.name, engine=router.policy.engine, pool=router.pool.snapshot(),
                           gold=gold)
+    for step in stream:
+        steps.append(step)
+        if first_step_s is None:
+            first_step_s = time.perf_counter() - t0
+        if not quiet:
+            print(step_line(step, gold), flush=True)
+    return SessionResult.of(steps, question, alpha, gold), time.perf_counter() - t0, first_step_s
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .terminal import session_json, summary_lines
+
+    question = text_arg(args.question, "question")
+    gold = golds_from(args.gold)
+    alpha = one_alpha(args.alpha)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    router = router_from(args, progress=None if args.json else (lambda m: say(f"· {m}")))
+    store = None
+    if not args.no_store:
+        from storage import TraceStore
+        store = TraceStore(args.db)
     try:
-        for step in stream:
-            steps.append(step)
-            if first_step_s is None:
-                first_step_s = time.perf_counter() - t0
-            if not args.json:
-                print(step_line(step, gold), flush=True)
+        res, wall, first = run_one(router, store, question, alpha, gold, quiet=args.json)
     finally:
         if store is not None:
             store.close()
-    res = SessionResult.of(steps, question, alpha, gold)
-    wall = time.perf_counter() - t0
     where = store.where if store is not None else None
     if args.json:
         print(json.dumps(session_json(res, policy=router.policy.name, pool=router.pool.name, wall_s=wall,
-                                      first_step_s=first_step_s, stored=where), ensure_ascii=False))
+                                      first_step_s=first, stored=where), ensure_ascii=False))
     else:
-        print("\n".join(summary_lines(res, wall_s=wall, first_step_s=first_step_s, stored=where)))
+        print("\n".join(summary_lines(res, wall_s=wall, first_step_s=first, stored=where)))
     return 0 if res.answer is not None else 3
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """The same question at each α in turn: how the routing and its cost change as α rises."""
+    from router_core.choice import parse_alphas
+
+    from .render import money
+    from .terminal import RULE, session_json, summary_lines
+
+    question = text_arg(args.question, "question")
+    gold = golds_from(args.gold)
+    try:
+        alphas = parse_alphas(args.alpha if args.alpha is not None else "0,0.5,1", "--alpha", limit=12)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    router = router_from(args, progress=None if args.json else (lambda m: say(f"· {m}")))
+    store = None
+    if not args.no_store:
+        from storage import TraceStore
+        store = TraceStore(args.db)
+    runs = []
+    try:
+        for a in alphas:
+            if not args.json:
+                print(f"{RULE}\nα = {a:g}", flush=True)
+            res, wall, first = run_one(router, store, question, a, gold, quiet=args.json)
+            runs.append(session_json(res, policy=router.policy.name, pool=router.pool.name, wall_s=wall,
+                                     first_step_s=first, stored=store.where if store is not None else None))
+            if not args.json:
+                print("\n".join(summary_lines(res, wall_s=wall, first_step_s=first, stored=None)[1:]))
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        print(json.dumps({"question": question, "gold": gold, "alphas": alphas, "runs": runs}, ensure_ascii=False))
+    else:
+        print(RULE)
+        for r in runs:
+            models = sorted({s["request_model"] for s in r["steps"] if s["kind"] == "route" and s["request_model"]})
+            print(f"α {r['alpha']:<5g} {money(r['cost_usd']):>10} {r['calls']} call(s) "
+                  f"[{', '.join(models) or 'none'}] → {r['answer']}" + (f"  EM {r['em']:.0f}" if r["em"] is not None
+                                                                        else ""))
+    return 0 if all(r["answer"] is not None for r in runs) else 3
+
+
+def cmd_export_html(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+    from storage.files import write_new_file
+    from storage.summary import full_session_id
+
+    from .export_html import session_page
+    with TraceStore(args.db) as store:
+        try:
+            sid = full_session_id(store, args.session)
+            sess, steps, notes = store.load_session(sid)
+        except KeyError as e:
+            raise CliError(f"--session: {e.args[0] if e.args else e}") from None
+        _, out = write_new_file(args.out, lambda f: f.write(session_page(sess, steps, notes)))
+    print(f"wrote the session page to {out} (open it in a browser; it needs no network)")
+    return 0
 
 
 def filters_from(args: argparse.Namespace):
@@ -312,12 +408,31 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from storage import TraceStore
-
     from storage.files import write_new_file
+    if args.out is None and not args.otlp:
+        raise CliError("export: give --out FILE (JSON lines) and/or --otlp URL (traces)")
     f = filters_from(args)
     with TraceStore(args.db) as store:
-        n, out = write_new_file(args.out, lambda fh: store.export_jsonl(fh, f))
-    print(f"exported {n} session(s) to {out}")
+        if args.out is not None:
+            n, out = write_new_file(args.out, lambda fh: store.export_jsonl(fh, f))
+            print(f"exported {n} session(s) to {out}")
+        if args.otlp:
+            from storage.otlp import Tracer
+            tracer = Tracer(args.otlp)
+            n = 0
+            try:
+                for sid in store.iter_ids(f):
+                    sess, steps, _ = store.load_session(sid)
+                    tracer.export(sess, steps)
+                    n += 1
+                ok = tracer.flush(30)
+            finally:
+                tracer.close()
+            if tracer.failed or not ok:
+                print(f"error: could not send the traces to {args.otlp} (is the collector running?)",
+                      file=sys.stderr)
+                return 1
+            print(f"sent {n} session(s) as traces to {args.otlp}")
     return 0
 
 
@@ -341,12 +456,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def datasets_from(names: list[str], limit: int | None):
-    from evaluation.datasets import bundled_datasets, load_dataset
+    from evaluation.datasets import EVALUATION_SETS, bundled_datasets, load_dataset
     bundled = bundled_datasets()
     paths: list[Path] = []
     for n in names:
         if n == "bundled":
-            paths += list(bundled.values())
+            paths += [bundled[s] for s in EVALUATION_SETS]
         elif n in bundled:
             paths.append(bundled[n])
         else:
@@ -368,7 +483,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from storage import TraceStore
 
     limit = integer(args.limit, "--limit", 1, 10 ** 7) if args.limit is not None else None
-    batch = integer(args.batch, "--batch", 1, 256)
+    batch = integer(args.batch, "--concurrency", 1, 256)
     items = datasets_from(args.dataset, limit)
     _, policy = policy_from(args)
     pool = load_pool(args.pool)
@@ -433,9 +548,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_serve_api(args: argparse.Namespace) -> int:
+    args.port = integer(args.port, "--port", 1, 65535)
+    from .app import serve_api
+    return serve_api(args)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "serve": cmd_serve, "ask": cmd_ask, "sessions": cmd_sessions, "export": cmd_export, "import": cmd_import,
-    "eval": cmd_eval, "report": cmd_report}
+    "serve": cmd_serve, "serve-api": cmd_serve_api, "ask": cmd_ask, "sweep": cmd_sweep, "sessions": cmd_sessions, "export": cmd_export,
+    "export-html": cmd_export_html, "import": cmd_import, "eval": cmd_eval, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,13 +569,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from router_core.engines import EngineError
     from router_core.engines.weights import WeightsError
-    from storage import StoreError
+    from storage import StoreError, otlp
     try:
+        if args.cmd in TRACED:  # export --otlp sends stored sessions itself; other commands run no session
+            otlp.configure(args.otlp)
         return HANDLERS[args.cmd](args)
-    except (ValueError, WeightsError, EngineError, StoreError, OSError) as e:
+    except (ValueError, WeightsError, EngineError, StoreError, OSError, otlp.TracingError) as e:
         # Pool, policy, template, dataset and eval errors are ValueErrors that name their file and field.
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        otlp.shutdown()  # sends what is still queued (bounded wait)

@@ -12,7 +12,7 @@ from router_core.step import Step
 from storage import SessionFilter, TraceStore
 
 from . import charts
-from .explorer import Replay, resolve_prefix
+from .explorer import Replay
 from .render import describe, err_text, esc, html, money
 
 WINDOW = 1000  # recent stored sessions that set the cost normaliser, like Router-R1's sliding window
@@ -63,7 +63,7 @@ def compare(store: TraceStore, ids: list[str], alpha: float) -> tuple[str, pd.Da
     picked = [i.split(" ", 1)[0] for i in (ids or []) if i]
     if len(picked) < 2:
         raise ValueError("pick at least two sessions to compare")
-    replays = [Replay.load(store, resolve_prefix(store, i) if len(i) < 32 else i) for i in picked]
+    replays = [Replay.load(store, i) for i in picked]
     fig = charts.cost_by_model([(f"α {r.session['alpha']:g} · {r.session['id'][:6]}", r.steps) for r in replays])
     return aligned_html(replays), summary_table(replays, float(alpha), normaliser(store)), fig
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from evaluation.figures import all_figures
 from evaluation.report import COLUMNS, Report, build_report
-from storage import TraceStore
+from storage import StoreError, TraceStore
 from storage.summary import distinct_values
 
 from .render import err_text, esc, money
@@ -24,6 +24,14 @@ def results_table(rep: Report) -> pd.DataFrame:
     t["tokens/query"] = t["tokens/query"].map(lambda v: f"{v:.0f}")
     t["α"] = t["α"].map(lambda v: f"{v:g}")
     return t[COLUMNS]
+
+
+def decomposition_table(rep: Report) -> pd.DataFrame:
+    t = rep.decomposition.copy()
+    for c in ("EM", "think quality", "chain rate", "repeat rate", "grounded"):
+        t[c] = t[c].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.3f}")
+    t["α"] = t["α"].map(lambda v: f"{v:g}")
+    return t
 
 
 def curves_markdown(rep: Report) -> str:
@@ -51,40 +59,54 @@ def items_table(rep: Report, method: str | None) -> tuple[pd.DataFrame, list[str
     return out, list(df["id"])
 
 
+EMPTY = ("No evaluation run in this store yet. Make one from a terminal, for example\n\n"
+         "`python app.py eval --dataset bundled --alpha 0,0.5,1 --baselines all`\n\n"
+         "(every question × method × α is stored as a session; the same command resumes), then press ↻.")
+
+
 def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
+    run_ids = distinct_values(store)["run_ids"]
     gr.Markdown("Eval runs stored by `python app.py eval …`. Pick one or more runs; click an item row to open its "
                 "replay in the Explorer.")
     with gr.Row():
-        runs = gr.Dropdown(distinct_values(store)["run_ids"], multiselect=True, label="Eval runs", scale=4,
+        runs = gr.Dropdown(run_ids, multiselect=True, label="Eval runs", scale=4,
                            elem_id="rs-e-runs", allow_custom_value=True)
         refresh = gr.Button("↻", size="sm", min_width=40)
         show = gr.Button("Show", variant="primary", elem_id="rs-e-show", min_width=80)
-    msg = gr.Markdown(elem_id="rs-e-msg")
-    table = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-table")
-    curves = gr.Markdown()
-    with gr.Row():
-        f1, f2, f3 = gr.Plot(min_width=300), gr.Plot(min_width=300), gr.Plot(min_width=300)
-    with gr.Row():
-        method = gr.Dropdown([""], value="", label="Items of method", allow_custom_value=True, min_width=200)
-    items = gr.Dataframe(headers=ITEM_COLUMNS, interactive=False, datatype="str", wrap=True, max_height=420,
-                         elem_id="rs-e-items")
+    msg = gr.Markdown("" if run_ids else EMPTY, elem_id="rs-e-msg")
+    # the result blocks appear once a run is shown (empty tables with numbered headers help nobody)
+    with gr.Column(visible=False) as results:
+        table = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-table")
+        curves = gr.Markdown()
+        gr.Markdown("**Decomposition** of the router's sessions: think quality (share of think blocks with a real "
+                    "thought), chain rate (share of sessions where a later sub-question reuses what an earlier reply "
+                    "found), repeat rate (sessions that ask a sub-question twice), grounded (answers found in a "
+                    "reply).")
+        decomp = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-decomp")
+        with gr.Row():
+            f1, f2, f3 = (gr.Plot(min_width=300, show_label=False), gr.Plot(min_width=300, show_label=False),
+                          gr.Plot(min_width=300, show_label=False))
+        with gr.Row():
+            method = gr.Dropdown([""], value="", label="Items of method", allow_custom_value=True, min_width=200)
+        items = gr.Dataframe(headers=ITEM_COLUMNS, interactive=False, datatype="str", wrap=True, max_height=420,
+                             elem_id="rs-e-items")
     ids = gr.State([])
 
     def do_show(run_ids: list[str], m: str):
+        keep = (gr.update(),) * 8
         if not run_ids:
-            return "⚠ pick at least one run", gr.update(), "", gr.update(), gr.update(), gr.update(), gr.update(), \
-                gr.update(), []
+            return "⚠ pick at least one run", gr.update(), *keep, []
         try:
             rep = build_report(store, run_ids)
-        except (ValueError, KeyError) as e:
-            return f"⚠ {esc(err_text(e))}", *[gr.update()] * 7, []
+        except (ValueError, KeyError, StoreError) as e:
+            return f"⚠ {esc(err_text(e))}", gr.update(), *keep, []
         if rep.empty:
-            return "no finished sessions in these runs", *[gr.update()] * 7, []
+            return "no finished sessions in these runs", gr.update(visible=False), *keep, []
         figs = all_figures(rep)
         methods = sorted(rep.sessions["policy"].unique())
         tbl, sids = items_table(rep, m if m in methods else None)
-        return (f"{len(rep.sessions)} finished sessions", results_table(rep), curves_markdown(rep), *figs,
-                gr.update(choices=[""] + methods), tbl, sids)
+        return (f"{len(rep.sessions)} finished sessions", gr.update(visible=True), results_table(rep),
+                curves_markdown(rep), decomposition_table(rep), *figs, gr.update(choices=[""] + methods), tbl, sids)
 
     def do_open(sids: list[str], evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -92,9 +114,12 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
             return gr.update(), gr.update()
         return gr.Tabs(selected="explorer"), sids[row]
 
-    outs = [msg, table, curves, f1, f2, f3, method, items, ids]
+    outs = [msg, results, table, curves, decomp, f1, f2, f3, method, items, ids]
     show.click(do_show, [runs, method], outs, api_name="eval_report")
     method.change(do_show, [runs, method], outs, api_name=False)
-    refresh.click(lambda: gr.update(choices=distinct_values(store)["run_ids"]), None, runs, api_name=False)
+    def do_refresh():
+        found = distinct_values(store)["run_ids"]
+        return gr.update(choices=found), ("" if found else EMPTY)
+    refresh.click(do_refresh, None, [runs, msg], api_name=False)
     items.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
         explorer["do_open"], explorer["open_id"], explorer["open_outs"], api_name=False)

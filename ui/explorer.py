@@ -13,15 +13,19 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from router_core.paths import EXAMPLES_FILE
 from router_core.step import Step
 from storage import SessionFilter, StoreError, TraceStore
 from storage.files import write_new_file
 from storage.models import LABELS
-from storage.summary import distinct_values, ids_with_prefix, usage_by_model
+from storage.summary import distinct_values, full_session_id, usage_by_model
 
 from . import charts
+from .captions import captions
+from .graph import graph_html, graph_of
 from .render import err_text, esc, money, session_messages
 from .terminal import when
+from .widgets import steps_and_charts
 
 PAGE_SIZE = 25
 SUMMARY_MAX = 5000  # summary charts cover at most this many of the matching sessions
@@ -173,6 +177,25 @@ def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
     return path
 
 
+def load_examples(store: TraceStore) -> str:
+    """Import the shipped example sessions (real runs of the embedded default); idempotent."""
+    with open(EXAMPLES_FILE, "rb") as f:
+        rep = store.import_jsonl(f, source=EXAMPLES_FILE.name)
+    return f"Example sessions: {rep.summary()}."
+
+
+def export_page(store: TraceStore, session_id: str) -> str:
+    """A stored session as a standalone HTML page in the export folder (swept like the other exports)."""
+    from .export_html import session_page
+    sid = full_session_id(store, session_id)
+    sess, steps, notes = store.load_session(sid)
+    EXPORT_DIR.mkdir(mode=0o700, exist_ok=True)
+    clean_exports()
+    path = EXPORT_DIR / f"router-studio-session-{sid[:12]}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+    write_new_file(path, lambda f: f.write(session_page(sess, steps, notes)))
+    return str(path)
+
+
 @dataclass
 class Replay:
     """One stored session, drawn at step k with the same renderers and charts as the live run."""
@@ -186,8 +209,7 @@ class Replay:
         sid = (session_id or "").strip()
         if not sid:
             raise KeyError("type or pick a session id first")
-        if len(sid) < 32:  # the table shows 12 characters; accept any unique prefix
-            sid = resolve_prefix(store, sid)
+        sid = full_session_id(store, sid)  # the table shows 12 characters; any unique prefix is accepted
         s, steps, ann = store.load_session(sid)
         return cls(s, steps, ann)
 
@@ -195,12 +217,24 @@ class Replay:
     def models(self) -> list[str]:
         return [m["name"] for m in (self.session.get("pool") or {}).get("models", [])]
 
-    def at(self, k: int) -> tuple[list[dict], Any, Any, Any]:
+    def at(self, k: int) -> tuple[list[dict], str, Any, Any, Any]:
+        """The first k steps with the live renderers: messages, graph, timeline, cost and choice charts."""
         shown = self.steps[:max(0, min(k, len(self.steps)))]
-        return (session_messages(self.session["question"], shown, gold=self.session.get("gold") or []),
-                charts.timeline(shown, self.models),
-                charts.cost_by_model([("this session", shown)]), charts.choices(shown))
+        gold = self.session.get("gold") or []
+        return (session_messages(self.session["question"], shown, gold=gold, target="replay"),
+                graph_html(graph_of(self.session["question"], shown, gold, float(self.session["alpha"])), "replay"),
+                charts.timeline(shown, self.models), charts.cost_by_model([("this session", shown)]),
+                charts.choices(shown))
 
+    def caption(self, k: int) -> str:
+        """Lesson mode: the caption of the k-th step shown (k = 0: what the class is about to see), as HTML
+        for the caption panel: it quotes the question, sub-questions and replies, so it is escaped here."""
+        if k <= 0 or not self.steps:
+            text = (f"The question: “{self.session['question']}”. Press → (or Forward) to watch the router "
+                    f"work on it one step at a time.")
+        else:
+            text = captions(self.steps, self.session)[min(k, len(self.steps)) - 1]
+        return f'<p class="rs-caption-text">{esc(text)}</p>'
     def header(self) -> str:
         s = self.session
         gold = " | ".join(s.get("gold") or []) or "—"
@@ -214,16 +248,6 @@ class Replay:
         rows = [{"when": when(a["created_at"]), "step": a["step_idx"],
                  "label": a["label"], "note": a["note"]} for a in self.annotations]
         return pd.DataFrame(rows, columns=["when", "step", "label", "note"])
-
-
-def resolve_prefix(store: TraceStore, prefix: str) -> str:
-    """A short id (as the table shows it) → the full session id, if exactly one matches."""
-    matches = ids_with_prefix(store, prefix, limit=2)
-    if not matches:
-        raise KeyError(f"no session id starts with '{prefix}'")
-    if len(matches) > 1:
-        raise KeyError(f"'{prefix}' matches several sessions; give more characters")
-    return matches[0]
 
 
 def build(store: TraceStore) -> dict[str, Any]:
@@ -246,6 +270,8 @@ def build(store: TraceStore) -> dict[str, Any]:
         sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
         page_no = gr.Number(value=1, label="Page", precision=0, minimum=1, min_width=80)
         search = gr.Button("Search", variant="primary", elem_id="rs-search", min_width=90)
+        examples = gr.Button("Load example sessions", elem_id="rs-load-examples", min_width=120,
+                             visible=EXAMPLES_FILE.exists())
     info = gr.Markdown(elem_id="rs-page-info")
     table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="rs-table", max_height=420,
                          datatype="str")
@@ -263,20 +289,21 @@ def build(store: TraceStore) -> dict[str, Any]:
     with gr.Row():
         open_id = gr.Textbox(label="Session id (or the first 12 characters)", elem_id="rs-open-id", min_width=240)
         open_btn = gr.Button("Open", elem_id="rs-open", min_width=80)
+        html_btn = gr.Button("Export as a page", elem_id="rs-export-html", min_width=120)
+    html_file = gr.File(label="Standalone page (opens offline)", interactive=False, height=80, visible=False,
+                        elem_id="rs-export-html-file")
     header = gr.HTML(elem_id="rs-replay-header")
     with gr.Row():
+        lesson = gr.Checkbox(label="Lesson mode (one step at a time, ← →)", value=False, elem_id="rs-lesson",
+                             min_width=160)
         prev_btn = gr.Button("◀ Back", elem_id="rs-prev", size="sm", min_width=60)
         k = gr.Slider(0, 1, value=0, step=1, label="Steps shown", elem_id="rs-step", min_width=200)
         next_btn = gr.Button("Forward ▶", elem_id="rs-next", size="sm", min_width=60)
         all_btn = gr.Button("Show all", size="sm", min_width=60)
+    caption = gr.HTML(visible=False, elem_id="rs-caption")
+    r_graph = gr.HTML(elem_id="decomposition-replay", elem_classes=["rs-decomposition"])
     current = gr.State("")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=360):
-            chat = gr.Chatbot(label="Replay", height=520, sanitize_html=True, latex_delimiters=[],
-                              elem_id="rs-replay-chat", group_consecutive_messages=False)
-        with gr.Column(scale=2, min_width=320):
-            p1, p2, p3 = (gr.Plot(elem_id="rs-r-timeline"), gr.Plot(elem_id="rs-r-cost"),
-                          gr.Plot(elem_id="rs-r-choice"))
+    chat, p1, p2, p3 = steps_and_charts("Replay", "rs-replay-chat", ("rs-r-timeline", "rs-r-cost", "rs-r-choice"))
     with gr.Accordion("Annotate", open=True):
         with gr.Row():
             ann_label = gr.Dropdown(list(LABELS), value=LABELS[0], label="Label", elem_id="rs-ann-label", min_width=160)
@@ -300,33 +327,51 @@ def build(store: TraceStore) -> dict[str, Any]:
             return gr.update(), gr.update(), f"⚠ {esc(err_text(e))}", gr.update(), gr.update(), gr.update()
         return tbl, page_ids, msg, *figs
 
-    def do_open(sid: str, k_val: float | None = None):
+    def do_open(sid: str, k_val: float | None = None, lesson_on: bool = False):
         try:
             r = Replay.load(store, sid)
         except (KeyError, ValueError, StoreError) as e:
-            return ("", f'<span class="rs-bad">{esc(err_text(e))}</span>', gr.update(), [], gr.update(), gr.update(),
-                    gr.update(), gr.update())
+            return ("", f'<span class="rs-bad">{esc(err_text(e))}</span>', gr.update(), [], gr.update(),
+                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
         n = len(r.steps)
-        shown = n if k_val is None else int(k_val)
-        msgs, f1, f2, f3 = r.at(shown)
-        return (r.session["id"], r.header(), gr.update(maximum=max(n, 1), value=shown), msgs, f1, f2, f3,
-                r.annotation_table())
+        shown = 0 if lesson_on else n if k_val is None else int(k_val)
+        msgs, g, f1, f2, f3 = r.at(shown)
+        return (r.session["id"], r.header(), gr.update(maximum=max(n, 1), value=shown), msgs, g, f1, f2, f3,
+                r.annotation_table(), gr.update(value=r.caption(shown), visible=bool(lesson_on)))
 
-    def do_step(sid: str, k_val: float):
+    def do_step(sid: str, k_val: float, lesson_on: bool):
         if not sid:
-            return [], gr.update(), gr.update(), gr.update()
+            return [], gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         try:
             r = Replay.load(store, sid)
         except (KeyError, StoreError) as e:
             gr.Warning(err_text(e))
-            return gr.update(), gr.update(), gr.update(), gr.update()
-        return r.at(int(k_val or 0))
+            return (gr.update(),) * 6
+        shown = int(k_val or 0)
+        return (*r.at(shown), gr.update(value=r.caption(shown), visible=bool(lesson_on)))
 
     def move(sid: str, k_val: float, delta: int):
         if not sid:
             return gr.update()
         n = len(store.load_steps(sid))
         return max(0, min(n, int(k_val or 0) + delta))
+
+    def do_lesson(sid: str, on: bool):
+        """Lesson mode starts from the question alone; leaving it shows every step again."""
+        if not sid:
+            return gr.update(), gr.update(visible=bool(on), value="Open a session to start the lesson.")
+        return (0 if on else len(store.load_steps(sid))), gr.update(visible=bool(on))
+
+    def do_export_html(sid: str):
+        if not sid:
+            gr.Warning("Open a session first.")
+            return gr.update(visible=False)
+        try:
+            path = export_page(store, sid)
+        except (KeyError, StoreError, OSError) as e:
+            gr.Warning(err_text(e))
+            return gr.update(visible=False)
+        return gr.update(value=path, visible=True)
 
     def do_select(page_ids: list[str], evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -353,21 +398,39 @@ def build(store: TraceStore) -> dict[str, Any]:
             return None
 
     outs = [table, ids, info, s1, s2, s3]
+
+    def do_examples(*vals):
+        try:
+            msg = load_examples(store)
+        except (StoreError, OSError) as e:
+            gr.Warning(err_text(e))
+            return (gr.update(),) * 6
+        gr.Info(msg)
+        return do_search(*vals)
+    examples.click(do_examples, filters + [sort, page_no], outs, api_name="load_examples")
     search.click(do_search, filters + [sort, page_no], outs, api_name="search")
     text.submit(do_search, filters + [sort, page_no], outs, api_name=False)
-    open_outs = [current, header, k, chat, p1, p2, p3, ann_table]
-    open_btn.click(do_open, open_id, open_outs, api_name="open_session")
-    open_id.submit(do_open, open_id, open_outs, api_name=False)
-    table.select(do_select, ids, open_id, api_name=False).then(do_open, open_id, open_outs, api_name=False)
-    k.release(do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+    open_outs = [current, header, k, chat, r_graph, p1, p2, p3, ann_table, caption]
+    step_outs = [chat, r_graph, p1, p2, p3, caption]
+    scroll = "() => { const h = document.getElementById('rs-replay-header'); if (h) h.scrollIntoView({block: 'start'}); }"
+    open_btn.click(do_open, [open_id, gr.State(None), lesson], open_outs, api_name="open_session").then(
+        None, None, None, js=scroll)
+    open_id.submit(do_open, [open_id, gr.State(None), lesson], open_outs, api_name=False).then(
+        None, None, None, js=scroll)
+    table.select(do_select, ids, open_id, api_name=False).then(
+        do_open, [open_id, gr.State(None), lesson], open_outs, api_name=False).then(None, None, None, js=scroll)
+    k.release(do_step, [current, k, lesson], step_outs, api_name=False)
     prev_btn.click(lambda s, v: move(s, v, -1), [current, k], k, api_name=False).then(
-        do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+        do_step, [current, k, lesson], step_outs, api_name=False)
     next_btn.click(lambda s, v: move(s, v, +1), [current, k], k, api_name=False).then(
-        do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+        do_step, [current, k, lesson], step_outs, api_name=False)
     all_btn.click(lambda s: len(store.load_steps(s)) if s else 0, current, k, api_name=False).then(
-        do_step, [current, k], [chat, p1, p2, p3], api_name=False)
+        do_step, [current, k, lesson], step_outs, api_name=False)
+    lesson.change(do_lesson, [current, lesson], [k, caption], api_name=False).then(
+        do_step, [current, k, lesson], step_outs, api_name=False)
+    html_btn.click(do_export_html, current, html_file, api_name="export_html")
     ann_btn.click(do_annotate, [current, ann_label, ann_step, ann_note], [ann_msg, ann_table], api_name="annotate")
     exp_jsonl.click(lambda *v: do_export("jsonl", *v), filters, exp_file, api_name=False)
     exp_csv.click(lambda *v: do_export("csv", *v), filters, exp_file, api_name=False)
-    return {"open_id": open_id, "open_outs": open_outs, "do_open": do_open, "do_search": do_search,
-            "search_inputs": filters + [sort, page_no], "search_outs": outs}
+    return {"open_id": open_id, "open_outs": open_outs, "do_open": lambda sid: do_open(sid, None, False),
+            "do_search": do_search, "search_inputs": filters + [sort, page_no], "search_outs": outs}

@@ -1,4 +1,8 @@
-"""Live tab: ask, watch the steps and charts stream in, stop, re-run at another α and compare."""
+"""Live tab: ask, watch the decomposition graph and the steps stream in, stop, sweep α and compare.
+
+Everything shown is computed from the Steps as they arrive (the same renderers the replay uses), so
+what a presenter sees live is what the replay and the exported page show later.
+"""
 from __future__ import annotations
 
 import time
@@ -7,14 +11,19 @@ from typing import Any, Iterator
 
 import gradio as gr
 
+from router_core.choice import parse_alphas as choice_alphas
 from router_core.session import SessionResult
 from router_core.step import Step
 
 from . import charts
+from .graph import empty_graph_html, graph_html, graph_of
 from .render import esc, money, session_messages
 from .studio import Studio, example_questions
+from .widgets import steps_and_charts
 
-TEXT_REFRESH_S = 0.25  # streamed tokens repaint the page at most this often
+TEXT_REFRESH_S = 0.25  # streamed tokens repaint the page at most this often (the first piece at once)
+SWEEP_DEFAULT = "0, 0.5, 1"
+MAX_SWEEP = 6
 
 
 @dataclass
@@ -27,23 +36,30 @@ class LiveView:
     pending: tuple[int, str, str] | None = None  # (step index, kind, text so far)
     status: str = ""
     session_id: str = ""
+    golds: list[str] = field(default_factory=list)
+    alpha: float = 0.0
 
     def figures(self) -> tuple[Any, Any, Any]:
         return (charts.timeline(self.steps, self.models), charts.cost_by_model([("this session", self.steps)]),
                 charts.choices(self.steps))
 
-    golds: list[str] = field(default_factory=list)
-
     def messages(self) -> list[dict]:
         pend = (self.pending[1], self.pending[2]) if self.pending else None
-        return session_messages(self.question, self.steps, pend, self.golds)
+        return session_messages(self.question, self.steps, pend, self.golds, target="live")
+
+    def graph(self, target: str | None = "live") -> str:
+        if not self.steps and not self.question:
+            return empty_graph_html()
+        return graph_html(graph_of(self.question, self.steps, self.golds, self.alpha), target)
 
 
 def summary_html(question: str, steps: list[Step], alpha: float, golds: list[str], session_id: str) -> str:
     res = SessionResult.of(steps, question, alpha, golds)
     parts = [f"<b>answer</b> {esc(res.answer) if res.answer is not None else '<i>(none)</i>'}"]
     if res.gold:
-        parts.append(f'<span class="rs-{"ok" if res.em else "bad"}">EM {res.em:.0f} · F1 {res.f1:.2f}</span>')
+        verdict = "✓ correct" if res.em else "✗ wrong"
+        parts.append(f'<span class="rs-{"ok" if res.em else "bad"}">{verdict} · EM {res.em:.0f} · F1 {res.f1:.2f}'
+                     "</span>")
     parts += [f"{money(res.cost_usd)}", f"{res.calls} call(s)", f"{res.wall_s:.1f}s", f"α {alpha:g}",
               f'session <a href="?session={esc(session_id)}" target="_blank"><code>{esc(session_id[:12])}</code></a>']
     last = steps[-1] if steps else None
@@ -52,12 +68,16 @@ def summary_html(question: str, steps: list[Step], alpha: float, golds: list[str
     return '<div class="rs-summary">' + " · ".join(parts) + "</div>"
 
 
+def parse_golds(gold: str | None) -> list[str]:
+    return [g.strip() for g in (gold or "").split("|") if g.strip()]
+
+
 def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str | None, pool: str | None,
                  alpha: float, edits: list[dict] | None = None) -> Iterator[LiveView]:
     """The live session as a stream of views: one per finished step, plus throttled token updates."""
     question = (question or "").strip()
-    golds = [g.strip() for g in (gold or "").split("|") if g.strip()]
-    view = LiveView(question=question, models=[], golds=golds)
+    golds = parse_golds(gold)
+    view = LiveView(question=question, models=[], golds=golds, alpha=float(alpha))
     if not question:
         view.status = '<span class="rs-bad">Type a question first.</span>'
         yield view
@@ -74,7 +94,7 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
     for ev in events:
         if ev.kind == "progress":
             view.session_id = ev.text
-            busy = " (waiting for the engine: another session is running)" if studio.engine_lock.locked() else ""
+            busy = " (waiting for the engine: another session is running)" if ev.text_kind == "busy" else ""
             view.status = f"starting…{busy}"
             yield view
         elif ev.kind == "step":
@@ -85,10 +105,11 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
             yield view
             last_paint = time.perf_counter()
         elif ev.kind == "text":
-            if view.pending is None or view.pending[0] != ev.index or view.pending[1] != ev.text_kind:
+            first = view.pending is None or view.pending[0] != ev.index or view.pending[1] != ev.text_kind
+            if first:
                 view.pending = (ev.index, ev.text_kind, "")
             view.pending = (ev.index, ev.text_kind, view.pending[2] + ev.text)
-            if time.perf_counter() - last_paint >= TEXT_REFRESH_S:
+            if first or time.perf_counter() - last_paint >= TEXT_REFRESH_S:
                 last_paint = time.perf_counter()
                 yield view
         elif ev.kind == "end":  # the worker failed outside the loop (e.g. the store)
@@ -100,13 +121,32 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
     yield view
 
 
+def parse_alphas(text: str) -> list[float]:
+    """The sweep box: comma-separated α values in [0, 1] (at most MAX_SWEEP); ValueError names the bad one."""
+    return choice_alphas(text, "α values", limit=MAX_SWEEP)
+
+
+def sweep_html(views: list[LiveView]) -> str:
+    """The graphs of a sweep side by side, each headed by its α, cost, calls and correctness."""
+    cols = []
+    for i, v in enumerate(views):
+        res = SessionResult.of(v.steps, v.question, v.alpha, v.golds)
+        verdict = "" if res.em is None else (' · <span class="rs-ok">✓</span>' if res.em else
+                                             ' · <span class="rs-bad">✗</span>')
+        head = (f'<div class="rs-sweep-head"><b>α {v.alpha:g}</b> · {money(res.cost_usd)} · {res.calls} call(s)'
+                f' · {esc(res.answer or "…")}{verdict}</div>')
+        # the step list beside the sweep shows the last run's steps, so only its graph selects a step there
+        cols.append(f'<div class="rs-sweep-col">{head}{v.graph(target="live" if i == len(views) - 1 else None)}</div>')
+    return f'<div class="rs-sweep" id="rs-sweep">{"".join(cols)}</div>'
+
+
 def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State) -> None:
     """The Live tab's components and events (called inside a gr.Tab)."""
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=360):
+        with gr.Column(scale=3, min_width=340):
             with gr.Row():
                 q = gr.Textbox(label="Question", scale=4, min_width=240, elem_id="rs-question",
-                               placeholder="e.g. What is the capital of the country where the Eiffel Tower stands?")
+                               placeholder="e.g. Which country is the birthplace of the director of Interstellar?")
                 gold = gr.Textbox(label="Gold answer(s), optional; separate aliases with |", scale=2, min_width=160,
                                   elem_id="rs-gold")
             with gr.Row():
@@ -116,62 +156,105 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State)
                 alpha = gr.Slider(0, 1, value=0.0, step=0.05, label="cost coefficient α", min_width=200,
                                   elem_id="rs-alpha", info="0 = best answer, 1 = cheapest route")
             with gr.Row():
-                run = gr.Button("Run", variant="primary", elem_id="rs-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="rs-stop")
-                again = gr.Button("Compare with the previous run of this question", visible=False,
-                                  elem_id="rs-compare-again")
-            status = gr.HTML(elem_id="rs-status")
-            chat = gr.Chatbot(label="Router steps", height=560, sanitize_html=True, latex_delimiters=[],
-                              elem_id="rs-chat", group_consecutive_messages=False)
+                run = gr.Button("Run", variant="primary", elem_id="rs-run", min_width=80)
+                stop = gr.Button("Stop", variant="stop", elem_id="rs-stop", min_width=80)
+                sweep_alphas = gr.Textbox(value=SWEEP_DEFAULT, label="α sweep", elem_id="rs-sweep-alphas",
+                                          min_width=120, scale=1, container=False)
+                sweep = gr.Button("Run at each α", elem_id="rs-sweep-run", min_width=120)
+                again = gr.Button("Compare these runs", visible=False, elem_id="rs-compare-again", min_width=120)
+        with gr.Column(scale=2, min_width=300):
+            progress = gr.Textbox(label="Engine log", lines=4, max_lines=6, interactive=False, elem_id="rs-log")
             examples = example_questions()
             if examples:
                 gr.Examples(examples, inputs=[q, gold], label="Examples (single-hop, then multi-hop)",
-                            examples_per_page=8)
-        with gr.Column(scale=2, min_width=320):
-            timeline = gr.Plot(label="Timeline", elem_id="rs-timeline")
-            cost = gr.Plot(label="Cost by model", elem_id="rs-cost")
-            choice = gr.Plot(label="Choice before / after α", elem_id="rs-choice")
-            progress = gr.Textbox(label="Engine log", lines=3, max_lines=6, interactive=False)
+                            examples_per_page=6)
+    status = gr.HTML(elem_id="rs-status")
+    # the decomposition spans the page: on a projector the whole chain of hops is readable at once
+    graph = gr.HTML(empty_graph_html(), elem_id="decomposition")
+    sweep_out = gr.HTML(elem_id="rs-sweep-out")
+    chat, timeline, cost, choice = steps_and_charts("Router steps", "rs-chat",
+                                                    ("rs-timeline", "rs-cost", "rs-choice"))
     history = gr.State([])  # [{id, question, alpha}] of this browser's runs
     log_timer = gr.Timer(2.0)  # shows model loading progress until the engine is ready
 
     def on_tick():
         log = studio.progress_log[-4:]
-        settled = any("ready" in m or "failed" in m for m in studio.progress_log)
+        settled = any("router policy ready" in m or "failed" in m for m in studio.progress_log)
         return "\n".join(log), gr.Timer(active=not settled)
 
     log_timer.tick(on_tick, None, [progress, log_timer], api_name=False, show_progress="hidden")
+    outputs = [chat, status, graph, timeline, cost, choice, history, again, progress, sweep_out]
+
+    # Streaming: charts, graph and sweep are rebuilt only when a step lands; while tokens stream they
+    # are skipped (not even serialised), so a token costs the page one small diff of the step list.
+    def stream(view_iter, hist: list, label: str = "", done: list | None = None):
+        drawn = -1
+        for view in view_iter:
+            if len(view.steps) != drawn:
+                drawn = len(view.steps)
+                figs, graph_out = view.figures(), view.graph()
+                sweep_out = sweep_html(done + [view]) if done is not None else ""
+            else:
+                figs, graph_out, sweep_out = (gr.skip(),) * 3, gr.skip(), gr.skip()
+            yield view, (view.messages(), label + view.status, graph_out, *figs, hist, gr.skip(),
+                         "\n".join(studio.progress_log[-4:]), sweep_out)
 
     def on_run(question: str, gold_text: str, policy_name: str, pool_name: str, a: float, hist: list,
                model_edits: list, request: gr.Request):
         view = None
-        drawn = -1  # charts are redrawn when a step lands, not for every streamed token
-        for view in live_updates(studio, request.session_hash or "anon", question, gold_text, policy_name,
-                                 pool_name, a, model_edits):
-            figs = view.figures() if len(view.steps) != drawn else (gr.update(),) * 3
-            drawn = len(view.steps)
-            yield (view.messages(), view.status, *figs, hist, gr.update(), "\n".join(studio.progress_log[-4:]))
+        for view, out in stream(live_updates(studio, request.session_hash or "anon", question, gold_text,
+                                             policy_name, pool_name, a, model_edits), hist):
+            yield out
         if view is None or not view.session_id:
             return
         hist = hist + [{"id": view.session_id, "question": view.question, "alpha": float(a)}]
         same = [h for h in hist if h["question"] == view.question]
-        yield (view.messages(), view.status, *view.figures(), hist, gr.update(visible=len(same) >= 2),
-               "\n".join(studio.progress_log[-4:]))
+        yield (view.messages(), view.status, view.graph(), *view.figures(), hist,
+               gr.update(visible=len(same) >= 2), "\n".join(studio.progress_log[-4:]), "")
 
-    def on_stop(request: gr.Request) -> str:
-        return "stopping after the current step…" if studio.stop(request.session_hash or "anon") else "nothing to stop"
+    def on_sweep(question: str, gold_text: str, policy_name: str, pool_name: str, alphas_text: str, hist: list,
+                 model_edits: list, request: gr.Request):
+        try:
+            alphas = parse_alphas(alphas_text)
+        except ValueError as e:
+            yield (gr.skip(), f'<span class="rs-bad">{esc(str(e))}</span>', *(gr.skip(),) * 8)
+            return
+        done: list[LiveView] = []
+        for i, a in enumerate(alphas):
+            view = None
+            for view, out in stream(live_updates(studio, request.session_hash or "anon", question, gold_text,
+                                                 policy_name, pool_name, a, model_edits), hist,
+                                    f"α {a:g} ({i + 1} of {len(alphas)}) · ", done):
+                yield out
+            if view is None or not view.session_id:
+                return
+            done.append(view)
+            hist = hist + [{"id": view.session_id, "question": view.question, "alpha": float(a)}]
+            if SessionResult.of(view.steps, view.question, a).status == "stopped":
+                break  # Stop ends the sweep, not only the α that was running
+        yield (done[-1].messages(), "swept: " + " · ".join(
+                   f"α {v.alpha:g} → {money(sum(s.cost_usd for s in v.steps))}" for v in done),
+               done[-1].graph(), *done[-1].figures(), hist, gr.update(visible=len(done) >= 2),
+               "\n".join(studio.progress_log[-4:]), sweep_html(done))
+
+    def on_stop(request: gr.Request):
+        if studio.stop(request.session_hash or "anon"):
+            return "stopping after the current step…"
+        gr.Info("Nothing is running.")
+        return gr.skip()  # a finished run's summary stays
 
     def on_again(hist: list):
         if not hist:
-            return gr.update(), gr.update()
-        ids = [h["id"] for h in hist if h["question"] == hist[-1]["question"]][-2:]
-        return gr.Tabs(selected="compare"), ids
+            return gr.skip(), gr.skip()
+        same = [h["id"] for h in hist if h["question"] == hist[-1]["question"]]
+        return gr.Tabs(selected="compare"), same[-MAX_SWEEP:]
 
-    run.click(on_run, [q, gold, policy, pool, alpha, history, edits],
-              [chat, status, timeline, cost, choice, history, again, progress],
-              concurrency_limit=1, concurrency_id="engine", api_name="run")
-    q.submit(on_run, [q, gold, policy, pool, alpha, history, edits],
-             [chat, status, timeline, cost, choice, history, again, progress],
-             concurrency_limit=1, concurrency_id="engine", api_name=False)
+    inputs = [q, gold, policy, pool, alpha, history, edits]
+    run.click(on_run, inputs, outputs, concurrency_limit=1, concurrency_id="engine", api_name="run",
+              show_progress="hidden")
+    q.submit(on_run, inputs, outputs, concurrency_limit=1, concurrency_id="engine", api_name=False,
+             show_progress="hidden")
+    sweep.click(on_sweep, [q, gold, policy, pool, sweep_alphas, history, edits], outputs, concurrency_limit=1,
+                concurrency_id="engine", api_name="sweep", show_progress="hidden")
     stop.click(on_stop, None, status, queue=False, api_name="stop")
     again.click(on_again, history, [tabs, compare_ids], api_name=False)

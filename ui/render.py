@@ -170,14 +170,21 @@ def html(v: StepView, compact: bool = False) -> str:
     return f'<div class="rs-error">⚠ <b>{esc(v.label)}:</b> {esc(v.text)}{flags}</div>'
 
 
-def step_message(s: Step, gold: Sequence[str] = ()) -> dict[str, Any]:
-    """One chat message per step (the live page and replay); a think step is a titled block."""
+def anchor(target: str, index: int) -> str:
+    """An invisible marker the graph's node clicks scroll to (ids survive the chatbot's sanitiser)."""
+    return f'<span class="rs-anchor" id="rs-{esc(target)}-step-{index}"></span>'
+
+
+def step_message(s: Step, gold: Sequence[str] = (), target: str = "") -> dict[str, Any]:
+    """One chat message per step (the live page and replay). A think step is a titled block that stays
+    open, so the reasoning a learner wants to read is shown, not folded away."""
     v = describe(s, gold)
+    mark = anchor(target, v.index) if target else ""
     if v.kind == "think":
         flags = f" · ⚑ {', '.join(v.flags)}" if v.flags else ""
-        return {"role": "assistant", "content": html(v),
-                "metadata": {"title": f"💭 think · step {v.index} · {v.seconds:.1f}s{flags}", "status": "done"}}
-    return {"role": "assistant", "content": html(v)}
+        return {"role": "assistant", "content": mark + html(v),
+                "metadata": {"title": f"💭 think · step {v.index} · {v.seconds:.1f}s{flags}"}}
+    return {"role": "assistant", "content": mark + html(v)}
 
 
 def pending_message(kind: str, text: str) -> dict[str, Any]:
@@ -188,10 +195,11 @@ def pending_message(kind: str, text: str) -> dict[str, Any]:
 
 
 def session_messages(question: str, steps: Sequence[Step], pending: tuple[str, str] | None = None,
-                     gold: Sequence[str] = ()) -> list[dict]:
-    """The whole conversation for a session (or its first k steps in a replay)."""
+                     gold: Sequence[str] = (), target: str = "") -> list[dict]:
+    """The whole conversation for a session (or its first k steps in a replay); `target` names the step
+    list for the graph's clicks ("live", "replay")."""
     msgs: list[dict[str, Any]] = [{"role": "user", "content": esc(question)}]
-    msgs.extend(step_message(s, gold) for s in steps)
+    msgs.extend(step_message(s, gold, target) for s in steps)
     if pending is not None:
         msgs.append(pending_message(*pending))
     return msgs

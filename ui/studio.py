@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from router_core.loop import EngineProvider, Router
+from router_core.paths import POOLS as POOLS_DIR
+from router_core.paths import QUESTIONS
 from router_core.policy import Policy, PolicyBook
 from router_core.pool import ModelSpec, Pool, PoolError, load_pool
-from router_core.paths import POOLS as POOLS_DIR, QUESTIONS
 from router_core.step import Step
 from storage import TraceStore
 from storage.recorder import recorded
-
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Studio:
     allow_endpoints: tuple[str, ...] = ()
     exposed_without_auth: bool = False  # served beyond loopback with no login: the page says so
     progress_log: list[str] = field(default_factory=list)
+    pool_files: dict[str, str] = field(default_factory=dict)  # assets/pools file stem → pool name
     _stops: dict[str, threading.Event] = field(default_factory=dict)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,15 +62,18 @@ class Studio:
                    overrides: dict[str, Any] | None = None) -> "Studio":
         """The chosen pool plus every pool shipped under assets/pools (by name)."""
         pools: dict[str, Pool] = {}
+        files: dict[str, str] = {}
         for p in sorted(POOLS_DIR.glob("*.yaml")):
             try:
                 pool = load_pool(p)
             except PoolError:
                 continue
-            pools.setdefault(pool.name, pool)
+            if pools.setdefault(pool.name, pool) is pool:
+                files[p.stem] = pool.name
         chosen = load_pool(pool_path)
         pools[chosen.name] = chosen
-        return cls(store=store, policies=policies, pools=pools, default_pool=chosen.name, overrides=overrides)
+        return cls(store=store, policies=policies, pools=pools, default_pool=chosen.name, overrides=overrides,
+                   pool_files=files)
 
     # ------------------------------------------------------------------ policies and pools
 
@@ -186,6 +190,7 @@ class Studio:
         """
         router = self.router(policy, pool, edits)
         sid = session_id or uuid.uuid4().hex
+        busy = self.engine_lock.locked()  # read before this run's own worker takes the lock
         stop = threading.Event()
         self._stops[key] = stop
         q: queue.Queue[Event] = queue.Queue()
@@ -212,7 +217,7 @@ class Studio:
         worker = threading.Thread(target=work, name=f"session-{sid[:8]}", daemon=True)
         worker.start()
         try:
-            yield Event("progress", text=sid)
+            yield Event("progress", text=sid, text_kind="busy" if busy else "")
             while True:
                 try:
                     ev = q.get(timeout=0.5)
@@ -237,7 +242,10 @@ class Studio:
             with self.engine_lock:
                 try:
                     self.note("loading the router policy (first start joins and checks the model files)")
-                    self.router(policy, pool).policy_engine()
+                    router = self.router(policy, pool)
+                    router.policy_engine()
+                    self.note("router policy loaded; reading its instructions once for every later question")
+                    router.warm()
                     self.note("router policy ready")
                 except Exception as e:  # noqa: BLE001 — reported in the page; a run will say it again
                     self.note(f"router policy failed to load: {e}")

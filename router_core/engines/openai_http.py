@@ -11,6 +11,7 @@ import json
 import os
 import random
 import time
+from collections import OrderedDict
 from typing import Any, Iterator, Sequence
 
 import httpx
@@ -38,6 +39,7 @@ class OpenAIEngine(Engine):
         self._client = httpx.Client(timeout=httpx.Timeout(connect=min(10.0, timeout_s), read=self.stall_s,
                                                           write=10.0, pool=10.0))
         self._tokenizer = None  # optional: set by the factory when a local tokenizer is known
+        self._prompts: OrderedDict[str, str] = OrderedDict()  # chat prompts the server rendered (the last 64)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -64,6 +66,8 @@ class OpenAIEngine(Engine):
     def _describe(self, resp: httpx.Response) -> str:
         try:
             body = resp.json()
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
             msg = body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
             msg = msg or body.get("message") or resp.text[:200]
         except ValueError:
@@ -140,9 +144,45 @@ class OpenAIEngine(Engine):
         return max(1, len(text) // 4) if text else 0
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
-        raise EngineError(f"{self.base_url}: an HTTP endpoint applies its own chat template; "
-                          "use a local engine for free-generation router policies, or api 'completions' "
-                          "with a raw template")
+        """The server's own chat template applied to `messages`, as raw prompt text.
+
+        A router policy behind an endpoint continues a raw transcript (`/completions`), so it needs
+        the prompt its chat template makes. vLLM's server renders it: `/tokenize` with the messages
+        and add_generation_prompt, then `/detokenize`. Servers without those routes cannot host a
+        router policy (candidates only need `/chat/completions`).
+        """
+        key = json.dumps(messages, sort_keys=True)
+        if key in self._prompts:
+            self._prompts.move_to_end(key)
+            return self._prompts[key]
+        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        try:
+            toks = self._post_json(f"{root}/tokenize", {"model": self.model, "messages": messages,
+                                                        "add_generation_prompt": True})["tokens"]
+            text = self._post_json(f"{root}/detokenize", {"model": self.model, "tokens": toks})["prompt"]
+        except (KeyError, TypeError) as e:
+            raise EngineError(f"{root}: /tokenize or /detokenize answered without tokens/prompt ({e}); a router "
+                              "policy needs a server that renders its chat template (vLLM does)") from None
+        if not isinstance(text, str):
+            raise EngineError(f"{root}/detokenize: no prompt text in the answer")
+        self._prompts[key] = text
+        while len(self._prompts) > 64:
+            self._prompts.popitem(last=False)
+        return text
+
+    def _post_json(self, url: str, payload: dict[str, Any]) -> Any:
+        """One plain JSON POST (no retries beyond the transport's); errors name the URL."""
+        try:
+            r = self._client.post(url, json=payload, headers=self._headers())
+        except httpx.HTTPError as e:
+            raise EngineError(f"cannot reach {url} ({type(e).__name__}: {e})") from None
+        if r.status_code >= 400:
+            raise EngineError(f"{self._describe(r)} (a router policy needs /tokenize and /detokenize, as vLLM "
+                              "serves them)")
+        try:
+            return r.json()
+        except ValueError:
+            raise EngineError(f"malformed JSON from {url}") from None
 
     def _complete(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool) -> Completion:
         t0 = time.perf_counter()

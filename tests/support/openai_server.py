@@ -59,8 +59,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             return
-        chat = self.path.endswith("/chat/completions")
         engine = self.server.engine
+        if self.path == "/tokenize":  # as vLLM's server: the chat template applied, as token ids
+            prompt = engine.chat_prompt(req["messages"])
+            toks = engine.tokens(prompt)
+            self.server.rendered[tuple(toks)] = prompt
+            return self._json(200, {"tokens": toks, "count": len(toks), "max_model_len": 4096})
+        if self.path == "/detokenize":
+            return self._json(200, {"prompt": self.server.rendered.get(tuple(req["tokens"]), "")})
+        chat = self.path.endswith("/chat/completions")
         max_tokens = int(req.get("max_tokens") or 64)
         stop = req.get("stop") or []
         if not chat and req.get("echo"):
@@ -116,6 +123,7 @@ class OpenAITestServer(ThreadingHTTPServer):
         self.engine = engine
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []
+        self.rendered: dict[tuple, str] = {}  # /tokenize results, so /detokenize gives the same text back
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
     @property

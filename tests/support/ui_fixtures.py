@@ -33,14 +33,19 @@ PAYLOADS = [
 ]
 
 
+# The fixture router's model preferences: the 0.5B model at α = 0, SmolLM2 once α makes price count.
+LOGPROBS = {"SmolLM2-135M": -1.2, "Qwen2.5-0.5B": -0.3, "Qwen2.5-1.5B": -3.0}
+
+
 def write_session(store: TraceStore, question: str, *, alpha: float = 0.0, turns: int = 2,
                   reply: str = "Paris is the capital of France.", answer: str = "Paris",
-                  gold: list[str] | None = None, run_id: str | None = None, dataset: str | None = None) -> str:
+                  gold: list[str] | None = None, run_id: str | None = None, dataset: str | None = None,
+                  session_id: str | None = None) -> str:
     """A session of think/route pairs then an answer (2·turns + 2 steps), with scored choices."""
     pool = load_pool()
     names = pool.names
     costs = pool.norm_costs()
-    sid = uuid.uuid4().hex
+    sid = session_id or uuid.uuid4().hex
     t = time.time()
 
     def steps():
@@ -51,7 +56,7 @@ def write_session(store: TraceStore, question: str, *, alpha: float = 0.0, turns
                        ended_at=t + 0.4, router_output_tokens=12, turn=turn)
             idx += 1
             t += 0.5
-            ch = adjust(names, [-1.2, -0.3], [costs[n] for n in names], alpha, 8.0)
+            ch = adjust(names, [LOGPROBS.get(n, -5.0) for n in names], [costs[n] for n in names], alpha, 8.0)
             model = ch.chosen
             spec = pool.get(model)
             yield Step(sid, idx, "route", text=f"{model}: {question}", request_model=model, written_model=model,

@@ -1,0 +1,210 @@
+"""Teaching and presenting without a model: the decomposition graph, lesson captions, the standalone page,
+and the sweep / export-html commands (their router runs on the scripted engine)."""
+from __future__ import annotations
+
+import html as htmllib
+import json
+import re
+
+import pytest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
+from support.ui_fixtures import PAYLOADS
+
+from router_core.loop import Router
+from router_core.policy import Policy
+from router_core.step import Choice, Step
+from storage import TraceStore
+from storage.recorder import recorded
+from ui.captions import Prices, caption
+from ui.export_html import session_page
+from ui.graph import graph_html, graph_of
+
+Q = "Which country is the birthplace of the director of the film Interstellar?"
+POOL = fake_pool()
+GUIDED = Policy(name="fake-guided", engine="llamacpp", model="fake:policy", mode="guided")
+
+
+def two_hop(alpha: float = 0.0) -> list[Step]:
+    ch = Choice(models=["Tiny", "Mid", "Big"], logprobs=[-2.0, -1.5, -0.3], probs_before=[0.1, 0.2, 0.7],
+                probs_after=[0.55, 0.3, 0.15], norm_costs=[0.0, 0.3, 1.0], alpha=alpha, kappa=8, chosen="Tiny",
+                policy_choice="Big")
+    return [Step("s", 0, "think", text="I need the director of Interstellar first, then where he was born."),
+            Step("s", 1, "route", request_model="Tiny", written_model="Tiny", query="Who directed Interstellar?",
+                 response="Interstellar was directed by Christopher Nolan.", input_tokens=30, output_tokens=10,
+                 cost_usd=POOL.get("Tiny").call_cost(30, 10), call_started_at=1.0, call_ended_at=1.5,
+                 choice=ch, decision={"search": 0.93, "answer": 0.07}),
+            Step("s", 2, "think", text="The director is Christopher Nolan; now his country of birth."),
+            Step("s", 3, "route", request_model="Big", written_model="Big",
+                 query="In which country was Christopher Nolan born?", response="He was born in England.",
+                 input_tokens=30, output_tokens=8, cost_usd=POOL.get("Big").call_cost(30, 8), call_started_at=2.0,
+                 call_ended_at=3.0),
+            Step("s", 4, "think", text="England it is."),
+            Step("s", 5, "answer", text="England", decision={"search": 0.2, "answer": 0.8})]
+
+
+def text_of(h: str) -> str:
+    return htmllib.unescape(re.sub(r"<[^>]+>", " ", h))
+
+
+def test_graph_has_a_node_per_sub_question_a_bridge_and_the_answer():
+    g = graph_of(Q, two_hop(), ["United Kingdom", "England"], 0.6)
+    assert [h.step.index for h in g.hops] == [1, 3] and g.answer.index == 5 and g.em == 1.0
+    assert len(g.bridges) == 1 and g.bridges[0].span == "christopher nolan"
+    h = graph_html(g, "live")
+    steps = re.findall(r'data-step="(\d+)"', h)
+    assert set(steps) == {"1", "3", "5"} and 'data-target="live"' in h
+    assert h.count("<mark") == 2 and "rs-g-bridge" in h and "✓ correct" in h
+    assert "Christopher Nolan</mark>" in htmllib.unescape(h)
+    assert "1 bridge" in text_of(h) and "α 0.6" in text_of(h)
+
+
+def test_graph_marks_unsent_flagged_and_failed_hops_and_ends():
+    steps = two_hop()[:2] + [
+        Step("s", 2, "route", query="Who directed Interstellar?", response="(Not asked again)", status="flagged",
+             flags=["repeated_query"]),
+        Step("s", 3, "route", request_model="Mid", query="When?", response="Error: model Mid could not answer",
+             status="error", error="HTTP 500", call_started_at=4.0, call_ended_at=4.2),
+        Step("s", 4, "error", status="error", error="router policy failed: boom")]
+    h = graph_html(graph_of(Q, steps), "replay")
+    assert "rs-g-unsent" in h and "not sent (repeat" in text_of(h) and "rs-g-flagged" in h
+    assert "rs-g-error" in h and "router policy failed" in text_of(h)
+    assert graph_of(Q, steps).answer is None and graph_of(Q, steps).em is None
+    # a session with no route at all: question → answer
+    only = [Step("s", 0, "think", text="I know this."), Step("s", 1, "answer", text="Paris")]
+    h = graph_html(graph_of("Capital of France?", only, []))
+    assert graph_of("Capital of France?", only).hops == [] and 'data-step="1"' in h and "0 sub-questions" in h
+    assert "✓" not in h and "✗" not in h  # no gold: no verdict
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_graph_escapes_model_text(payload):
+    steps = [Step("s", 0, "route", request_model="Big", query=payload, response=payload + " Christopher Nolan",
+                  call_started_at=1.0, call_ended_at=2.0),
+             Step("s", 1, "route", request_model="Big", query="Where was Christopher Nolan born? " + payload,
+                  response=payload, call_started_at=3.0, call_ended_at=4.0),
+             Step("s", 2, "answer", text=payload)]
+    h = graph_html(graph_of(payload, steps, [payload]))
+    for tag in ("<script", "<img", "<svg onload", "<iframe", "<a ", "<input", "<body", "<details open",
+                "</information", "<answer>"):
+        assert tag not in h.replace('<svg viewBox="0 0 40 100"', ""), tag
+    assert "javascript:" not in h and payload in htmllib.unescape(h)
+
+
+def test_captions_for_every_kind_read_from_the_numbers():
+    prices = Prices.of(POOL.snapshot())
+    steps = two_hop(0.6)
+    caps = [caption(s, alpha=0.6, prices=prices, gold=["England"], steps=steps) for s in steps]
+    assert caps[0].startswith("Step 0: the router thinks before acting — “I need the director")
+    saved = (POOL.get("Big").call_cost(30, 10) - POOL.get("Tiny").call_cost(30, 10))
+    assert ("The router was 93 % sure it needed help. It preferred Big (p 0.70); at α 0.6 the price penalty made "
+            "Tiny the pick (p 0.55), saving") in caps[1]
+    from ui.render import money
+    assert money(saved) in caps[1] and "Tiny replied in 0.5 s with 10 tokens" in caps[1]
+    assert "It preferred Big (p 0.00)" not in caps[3] and "It asked Big" in caps[3]
+    assert "answers “England”, 80 % sure it had enough to answer, after 2 calls costing" in caps[5]
+    assert "an exact match — correct." in caps[5]
+    wrong = caption(steps[5], alpha=0.6, prices=prices, gold=["France"], steps=steps)
+    assert "no exact match — wrong." in wrong
+    unsent = Step("s", 6, "route", query="Who directed Interstellar?", status="flagged", flags=["repeated_query"])
+    assert "was not sent: it repeats an earlier sub-question, so it cost nothing" in caption(unsent, alpha=0,
+                                                                                             prices=prices)
+    failed = Step("s", 7, "route", request_model="Mid", query="q", status="error", error="HTTP 500 from x",
+                  call_started_at=1.0, call_ended_at=2.0)
+    assert "The call failed (HTTP 500 from x); the router was told and carried on." in caption(
+        failed, alpha=0, prices=prices)
+    assert "the session was stopped here" in caption(Step("s", 8, "error", status="stopped", error="stopped by "
+                                                                                                     "the user"),
+                                                     alpha=0, prices=prices)
+    assert "broke the protocol (format:no_answer)" in caption(
+        Step("s", 9, "error", status="flagged", flags=["format:no_answer"]), alpha=0, prices=Prices({}, {}))
+    # any pool: a snapshot without prices still captions (no saving claimed)
+    assert "saving" not in caption(steps[1], alpha=0.6, prices=Prices({}, {}))
+
+
+def _stored(store: TraceStore, question: str = Q, alpha: float = 0.5) -> str:
+    policy = FakeEngine(guided_script(["I need the director of Interstellar first."],
+                                      ["Who directed Interstellar?", "Where was Christopher Nolan born?"], "England"),
+                        scores=routes_then_answers(2, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.1}))
+    replies = iter(["Interstellar was directed by Christopher Nolan.", "Christopher Nolan was born in London, England."])
+    cand = FakeEngine(reply=lambda q: next(replies))
+    r = Router(GUIDED, POOL, engines=fake_provider(policy, default=cand))
+    sid = f"sess-{alpha}"
+    for _ in recorded(store, r.run(question, alpha, session_id=sid), session_id=sid, question=question, alpha=alpha,
+                      policy=GUIDED.name, engine="llamacpp", pool=POOL.snapshot(), gold=["England", "UK"]):
+        pass
+    return sid
+
+
+def test_the_standalone_page_holds_everything_and_needs_no_network(tmp_path):
+    with TraceStore(str(tmp_path / "t.sqlite")) as store:
+        sid = _stored(store)
+        sess, steps, notes = store.load_session(sid)
+    page = session_page(sess, steps, notes)
+    markup = re.sub(r"<script\b.*?</script>", "", page, flags=re.S)  # plotly.js holds URLs it never loads here
+    assert re.findall(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', markup) == []  # no CDN, no font, no link out
+    assert "<link" not in page and "@import" not in page
+    plain = text_of(page)
+    for s in steps:
+        if s.kind == "route":
+            assert s.query in plain
+    assert Q in plain and "England" in plain and "α" in plain and sess["policy"] in plain and "fake-three" in plain
+    assert 'id="decomposition"' in page and "Step 0: the router thinks" in plain
+    assert "rsSelectStep" in page and "Plotly" in page  # our page script and plotly.js, inlined
+
+
+def test_cli_sweep_json_and_export_html(tmp_path, monkeypatch, capsys):
+    import ui.cli as cli
+    db = tmp_path / "sw.sqlite"
+
+    def fake_router(args, progress=None):
+        return cli_router()
+
+    def cli_router():
+        def script(prompt, stop):  # the same every session: each α starts from the same router text
+            if "</think>" in stop:
+                return "I need the director first.</think>"
+            return " Who directed Interstellar? </search>" if "</search>" in stop else " England </answer>"
+        policy = FakeEngine(script, scores=routes_then_answers(1, {"Tiny": -1.2, "Mid": -1.0, "Big": -0.4}))
+        return Router(GUIDED, POOL, engines=fake_provider(policy, default=FakeEngine(reply="Christopher Nolan.")))
+    monkeypatch.setattr(cli, "router_from", fake_router)
+    code = cli.main(["sweep", Q, "--alpha", "0,0.5,1", "--gold", "England|UK", "--db", str(db), "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["alphas"] == [0.0, 0.5, 1.0] and len(out["runs"]) == 3
+    for run, a in zip(out["runs"], out["alphas"]):
+        assert run["alpha"] == a and run["question"] == Q and run["steps"][-1]["kind"] == "answer"
+        assert set(run) >= {"session_id", "answer", "em", "cost_usd", "calls", "steps", "stored"}
+    picked = [next(s["model"] for s in r["steps"] if s["kind"] == "route") for r in out["runs"]]
+    prices = {m.name: m.price_out for m in POOL.models}
+    assert [prices[m] for m in picked] == sorted((prices[m] for m in picked), reverse=True) and picked[0] == "Big"
+    with TraceStore(str(db)) as s:
+        assert s.list_sessions().total == 3
+    sid = out["runs"][0]["session_id"]
+    page = tmp_path / "s.html"
+    assert cli.main(["export-html", "--session", sid[:10], "--db", str(db), "--out", str(page)]) == 0
+    assert Q in htmllib.unescape(page.read_text()) and "wrote the session page" in capsys.readouterr().out
+    assert cli.main(["export-html", "--session", "nope", "--db", str(db), "--out", str(tmp_path / "x.html")]) == 2
+    assert "no session id starts with 'nope'" in capsys.readouterr().err
+    # text output names each α and its route
+    assert cli.main(["sweep", Q, "--alpha", "0,1", "--no-store"]) == 0
+    text = capsys.readouterr().out
+    assert "α = 0" in text and "α = 1" in text and "[Big]" in text and "[Tiny]" in text
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_lesson_captions_in_the_page_are_escaped(tmp_path, payload):
+    """The caption panel is HTML and quotes the question, sub-questions and replies: a payload shows as text."""
+    from ui.explorer import Replay
+    steps = [Step("p", 0, "think", text=payload),
+             Step("p", 1, "route", request_model="Big", written_model="Big", query=payload, response=payload,
+                  call_started_at=1.0, call_ended_at=2.0),
+             Step("p", 2, "answer", text=payload)]
+    with TraceStore(str(tmp_path / "c.sqlite")) as store:
+        for _ in recorded(store, iter(steps), session_id="p", question=payload, alpha=0.0, policy="fake",
+                          engine="llamacpp", pool=POOL.snapshot(), gold=[payload]):
+            pass
+        r = Replay.load(store, "p")
+        for k in range(len(steps) + 1):
+            h = r.caption(k)
+            for tag in ("<script", "<img", "<svg", "<iframe", "<a ", "<input", "<body", "<details"):
+                assert tag not in h, (k, tag)
+            assert h.startswith('<p class="rs-caption-text">') and h.count("<") == 2

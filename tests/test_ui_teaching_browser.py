@@ -1,0 +1,195 @@
+"""Teaching and presenting in a real browser (Debian's Chromium through Playwright): the decomposition graph
+grows during a run and a node click selects its step, lesson mode steps with the arrow keys, the α sweep
+shows a graph per α, and the exported page works from disk with the network blocked and runs none of the
+injection payloads. The router here is the scripted engine, slowed down so the graph visibly grows."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from router_core.policy import Policy, PolicyBook
+from storage import TraceStore
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
+from support.browser import MARKS, chromium, new_page
+from support.ui_fixtures import PAYLOADS
+from ui.app import build, launch
+from ui.studio import Studio
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+pytestmark = MARKS
+Q = "Which country is the birthplace of the director of the film Interstellar?"
+GUIDED = Policy(name="scripted-router", engine="llamacpp", model="fake:policy", mode="guided")
+
+
+class Paced(FakeEngine):
+    """The scripted router at a human pace: each generation takes a moment, so steps land one by one."""
+
+    def generate(self, prompt, **kw):
+        time.sleep(0.35)
+        return super().generate(prompt, **kw)
+
+
+def script(prompt: str, stop) -> str:
+    hops = prompt.count(" </information>\n")
+    if "</think>" in stop:
+        return ["I need the director of Interstellar first, then his country of birth.",
+                "The director is Christopher Nolan. Now I need the country where Christopher Nolan was born.",
+                "Christopher Nolan was born in England, so I can answer."][min(hops, 2)] + "</think>"
+    if "</search>" in stop:
+        return [" Who directed the film Interstellar? </search>",
+                " In which country was Christopher Nolan born? </search>"][min(hops, 1)]
+    return " England </answer>"
+
+
+def reply(question: str) -> str:
+    if "directed" in question:
+        return "Interstellar was directed by Christopher Nolan."
+    return "Christopher Nolan was born in London, England."
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    store = TraceStore(str(tmp_path_factory.mktemp("teach") / "t.sqlite"))
+    pool = fake_pool()
+    policy = Paced(script, scores=routes_then_answers(2, {"Tiny": -2.0, "Mid": -1.2, "Big": -0.4}))
+    studio = Studio(store=store, policies=PolicyBook(default=GUIDED.name, policies=[GUIDED]),
+                    pools={pool.name: pool}, default_pool=pool.name,
+                    engines=fake_provider(policy, default=FakeEngine(reply=reply)))
+    demo = build(studio)
+    _, url, _ = launch(demo, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    yield url.rstrip("/"), store
+    demo.close()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium()
+
+
+
+NODES = "document.querySelectorAll('#decomposition .rs-graph [data-step]').length"
+
+
+def test_the_graph_grows_during_a_run_and_a_node_click_selects_its_step(app, browser):
+    url, store = app
+    ctx, page = new_page(browser)
+    try:
+        page.goto(url)
+        page.wait_for_selector("#rs-run")
+        page.fill("#rs-question textarea", Q)
+        page.fill("#rs-gold textarea", "England|United Kingdom")
+        # every state the graph goes through, as the page draws it (polling could miss a short-lived one)
+        page.evaluate(f"""() => {{ window.__counts = [];
+            new MutationObserver(() => {{ const n = {NODES};
+                if (window.__counts[window.__counts.length - 1] !== n) window.__counts.push(n); }})
+            .observe(document.body, {{subtree: true, childList: true}}); }}""")
+        page.click("#rs-run")
+        page.wait_for_selector("#rs-status .rs-summary", timeout=60_000)
+        counts = page.evaluate("() => window.__counts")
+        grown = [n for n in counts if n]
+        assert grown == sorted(grown) and len(set(grown)) >= 3 and grown[-1] == 5, counts  # 2 hops + the answer
+        assert page.locator("#decomposition .rs-g-bridge").count() == 1
+        assert page.locator("#decomposition mark.rs-g-span").count() == 2  # the span in the reply and the query
+        assert "✓ correct" in page.inner_text("#decomposition")
+        page.locator('#decomposition .rs-g-sub[data-step="3"]').click()
+        page.wait_for_function("() => !!document.querySelector('.rs-selected #rs-live-step-3')")
+        assert page.evaluate("() => document.querySelectorAll('.rs-selected').length") == 1
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#decomposition").screenshot(path=str(SHOTS / "graph.png"))
+        # narrow window: the graph stacks and stays readable (no horizontal scroll wider than the screen)
+        page.set_viewport_size({"width": 420, "height": 900})
+        row = "document.querySelector('#decomposition .rs-g-row')"
+        scroll, client = page.evaluate(f"() => [{row}.scrollWidth, {row}.clientWidth]")
+        assert scroll <= client + 2 <= 422, (scroll, client)
+    finally:
+        ctx.close()
+
+
+def test_lesson_mode_steps_with_the_arrow_keys(app, browser):
+    url, store = app
+    sid = store.list_sessions().ids[0]
+    ctx, page = new_page(browser)
+    try:
+        page.goto(f"{url}/?session={sid}")
+        page.wait_for_selector("#rs-replay-header .rs-summary")
+        page.locator("#rs-lesson input[type=checkbox]").check()
+        page.wait_for_function("() => (document.querySelector('#rs-caption') || {}).innerText"
+                               "?.includes('Press →')")
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")  # keys go to the page
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.querySelector('#rs-caption').innerText.includes('Step 0')")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.querySelector('#rs-caption').innerText.includes('Step 1')")
+        cap = page.inner_text("#rs-caption")
+        assert "sure it needed help" in cap and "It asked Big" in cap and "µ$" in cap
+        assert page.locator("#rs-replay-chat .message").count() == 3  # the question and two steps
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => document.querySelector('#rs-caption').innerText.includes('Step 0')")
+        page.screenshot(path=str(SHOTS / "lesson.png"), full_page=False)
+    finally:
+        ctx.close()
+
+
+def test_the_alpha_sweep_shows_a_graph_per_alpha_then_offers_compare(app, browser):
+    url, store = app
+    before = store.list_sessions().total
+    ctx, page = new_page(browser)
+    try:
+        page.goto(url)
+        page.wait_for_selector("#rs-run")
+        page.fill("#rs-question textarea", Q)
+        page.fill("#rs-sweep-alphas textarea", "0, 0.5, 1")
+        page.click("#rs-sweep-run")
+        page.wait_for_function("() => document.querySelectorAll('#rs-sweep-out .rs-sweep-col').length === 3 && "
+                               "document.querySelector('#rs-status').innerText.includes('swept')", timeout=120_000)
+        heads = page.locator("#rs-sweep-out .rs-sweep-head").all_inner_texts()
+        assert [h.split(" · ")[0] for h in heads] == ["α 0", "α 0.5", "α 1"]
+        assert store.list_sessions().total == before + 3
+        page.click("#rs-compare-again")
+        page.wait_for_selector("#rs-compare-table table")
+        assert page.locator("#rs-compare-table thead th").count() == 4  # the turn column and three sessions
+    finally:
+        ctx.close()
+
+
+def test_the_exported_page_works_offline_and_runs_no_payload(app, browser, tmp_path):
+    url, store = app
+    from support.ui_fixtures import write_session
+    from ui.export_html import session_page
+    sid = store.list_sessions().ids[0]
+    sess, steps, notes = store.load_session(sid)
+    page_file = tmp_path / "session.html"
+    page_file.write_text(session_page(sess, steps, notes), encoding="utf-8")
+    evil = []
+    for i, p in enumerate(PAYLOADS):
+        s = write_session(store, p, reply=p, answer=p, gold=[p])
+        ss, st, nn = store.load_session(s)
+        f = tmp_path / f"evil-{i}.html"
+        f.write_text(session_page(ss, st, nn), encoding="utf-8")
+        evil.append(f)
+    ctx = browser.new_context(offline=True)
+    requests: list[str] = []
+    ctx.on("request", lambda r: requests.append(r.url))
+    dialogs: list[str] = []
+    try:
+        page = ctx.newnew_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(page_file.as_uri())
+        page.wait_for_selector(".js-plotly-plot")
+        text = page.inner_text("body")
+        assert Q in text and "Who directed the film Interstellar?" in text
+        assert "In which country was Christopher Nolan born?" in text and "England" in text
+        page.locator('#decomposition [data-step="3"]').first.click()
+        page.wait_for_function("() => !!document.querySelector('.rs-selected')")
+        for f in evil:
+            page.goto(f.as_uri())
+            page.wait_for_selector("#decomposition")
+            assert page.evaluate("() => window.__pwned") is None
+        assert dialogs == []
+        assert all(u.startswith("file://") for u in requests), [u for u in requests if not u.startswith("file:")]
+    finally:
+        ctx.close()

@@ -1,0 +1,118 @@
+"""Plain-language captions for lesson mode, written from a step's numbers — never by a model.
+
+Each caption says what happened at that step and why, in terms a class can follow: how sure the
+router was that it needed help, which model it preferred, what the cost coefficient α changed and
+what that saved, what the candidate answered, and whether the final answer matches the gold one.
+Everything is computed from the stored Step and the session's pool snapshot, so any stored session
+(live, imported, eval) gets the same captions, whatever its pool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from router_core.metrics import exact_match
+from router_core.step import Step
+
+from .render import money, shorten
+
+
+@dataclass(frozen=True)
+class Prices:
+    """$ per 1M input / output tokens by model name, from the session's pool snapshot."""
+
+    price_in: dict[str, float]
+    price_out: dict[str, float]
+
+    @classmethod
+    def of(cls, pool_snapshot: dict[str, Any] | None) -> "Prices":
+        models = [m for m in (pool_snapshot or {}).get("models", []) if isinstance(m, dict) and m.get("name")]
+        return cls({m["name"]: float(m.get("price_in") or 0) for m in models},
+                   {m["name"]: float(m.get("price_out") or 0) for m in models})
+
+    def call(self, model: str | None, input_tokens: int, output_tokens: int) -> float | None:
+        if not model or model not in self.price_out:
+            return None
+        return (input_tokens * self.price_in.get(model, 0.0) + output_tokens * self.price_out[model]) / 1e6
+
+
+def pct(p: float) -> str:
+    return f"{round(100 * p)} %"
+
+
+def _quote(text: str | None, n: int = 90) -> str:
+    return f"“{shorten(text, n)}”" if text else "nothing"
+
+
+def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), steps: Sequence[Step] = ()) -> str:
+    """One or two sentences about step `s` (the session's other steps give context for the answer)."""
+    if s.kind == "think":
+        if not s.text.strip():
+            return f"Step {s.index}: the router wrote an empty thought."
+        return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}."
+    if s.kind == "route":
+        return _route_caption(s, alpha, prices)
+    if s.kind == "answer":
+        calls = [x for x in steps if x.kind == "route" and x.sent]
+        spent = sum(x.cost_usd for x in steps)
+        head = f"Step {s.index}: the router answers {_quote(s.text, 60)}"
+        if s.decision:
+            head += f", {pct(s.decision.get('answer', 0.0))} sure it had enough to answer"
+        head += (f", after {len(calls)} call{'s' if len(calls) != 1 else ''} costing {money(spent)} in all."
+                 if calls else " without asking any model (it cost nothing).")
+        if s.status == "flagged":
+            head += f" The answer broke the protocol ({', '.join(s.flags)})."
+        if gold:
+            ok = exact_match(s.text, gold) >= 1
+            head += (f" The gold answer is {_quote(' | '.join(gold), 60)}: "
+                     + ("an exact match — correct." if ok else "no exact match — wrong."))
+        return head
+    if s.status == "stopped":
+        return f"Step {s.index}: the session was stopped here ({s.error or 'by the user'})."
+    if s.status == "flagged":
+        return f"Step {s.index}: the router broke the protocol ({', '.join(s.flags) or s.error}) and the session ended."
+    return f"Step {s.index}: something failed — {s.error or 'an error'}; the session ended here."
+
+
+def _route_caption(s: Step, alpha: float, prices: Prices) -> str:
+    parts: list[str] = []
+    if s.decision and "search" in s.decision:
+        parts.append(f"The router was {pct(s.decision['search'])} sure it needed help.")
+    c = s.choice
+    if c is not None and c.models:
+        pref = c.policy_choice
+        p_pref = c.probs_before[c.models.index(pref)] if pref in c.models else 0.0
+        if c.chosen == pref:
+            parts.append(f"It preferred {pref} (p {p_pref:.2f})"
+                         + (f" and at α {c.alpha:g} the price penalty did not change that." if c.alpha > 0 else "."))
+        else:
+            p_after = c.probs_after[c.models.index(c.chosen)]
+            saved = ""
+            would = prices.call(pref, s.input_tokens, s.output_tokens)
+            paid = prices.call(c.chosen, s.input_tokens, s.output_tokens)
+            if would is not None and paid is not None and s.sent and would > paid:
+                saved = f", saving {money(would - paid)} on this call"
+            parts.append(f"It preferred {pref} (p {p_pref:.2f}); at α {c.alpha:g} the price penalty made "
+                         f"{c.chosen} the pick (p {p_after:.2f}){saved}.")
+    model = s.request_model or s.written_model or "a model"
+    if not s.sent:
+        why = ("it repeats an earlier sub-question" if "repeated_query" in s.flags
+               else f"there is no model named “{s.written_model}”" if "unknown_model" in s.flags
+               else "the request was malformed")
+        parts.append(f"It wrote the sub-question {_quote(s.query)}, but it was not sent: {why}, so it cost nothing.")
+        return f"Step {s.index}: " + " ".join(parts)
+    parts.append(f"It asked {model}: {_quote(s.query)}.")
+    if s.status == "error":
+        parts.append(f"The call failed ({shorten(s.error, 80)}); the router was told and carried on.")
+    else:
+        parts.append(f"{model} replied in {s.call_latency_s:.1f} s with {s.output_tokens} tokens "
+                     f"({money(s.cost_usd)}): {_quote(s.response)}.")
+    return f"Step {s.index}: " + " ".join(parts)
+
+
+def captions(steps: Sequence[Step], session: dict[str, Any]) -> list[str]:
+    """A caption for every step of a stored session (its `alpha`, `gold` and `pool` snapshot)."""
+    prices = Prices.of(session.get("pool"))
+    gold = list(session.get("gold") or [])
+    return [caption(s, alpha=float(session.get("alpha") or 0.0), prices=prices, gold=gold, steps=steps)
+            for s in steps]
