@@ -216,19 +216,11 @@ class Router:
                 decision = {"search": p[0], "answer": p[1]}
                 route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
             if not route_allowed:
-                step = self._new_step(ro, "answer", decision=decision)
-                c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"],
-                              cfg.answer_tokens, on_text)
-                answer = neutralise(c.text.strip())
-                step.text = answer
-                step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
-                if not answer:
-                    step.status, step.flags = "flagged", step.flags + ["format:empty_answer"]
-                ro.transcript += f"<answer> {answer} </answer>"
-                yield self._finish(ro, step)
+                yield self._answer(ro, engine, decision, on_text)
                 return
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
+            before_search = ro.transcript
             prefix = ro.prompt + ro.transcript + "<search> "
             choice = self._choose(engine, prefix, alpha, ro.cache)
             step.choice = choice
@@ -247,12 +239,19 @@ class Router:
                 reply = "Error: the sub-question was empty. Write a question after the model name."
                 step.request_model = None
             elif asked is not None:
-                # A small router tends to loop on one question; asking again costs money
-                # and adds nothing, so the guided rollout moves on to the answer.
+                # A small router tends to loop on one question; asking again costs money and adds nothing,
+                # so the guided rollout answers now. The step is kept (flagged, not sent) for whoever reads the
+                # session, but the router's transcript goes back to before the repeat: a notice in its
+                # <information> would otherwise be copied into its answer.
                 step.status, step.flags = "flagged", ["repeated_query"]
                 step.request_model = None
-                reply = f"(Not asked again: this is the same sub-question as step {asked}. Answer now.)"
+                step.response = f"(Not asked again: this is the same sub-question as step {asked}.)"
+                ro.transcript = before_search
+                ro.turn += 1
                 ro.force_answer = True
+                yield self._finish(ro, step)
+                yield self._answer(ro, engine, None, on_text)
+                return
             else:
                 ro.asked[normalize_answer(query)] = step.index
                 reply = self.call_candidate(step, spec, query,
@@ -261,6 +260,19 @@ class Router:
             ro.transcript += information_block(reply)
             ro.turn += 1
             yield self._finish(ro, step)
+
+    def _answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Step:
+        """The guided rollout's answer step, generated after `<answer>`."""
+        step = self._new_step(ro, "answer", decision=decision)
+        c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"], self.config.answer_tokens,
+                      on_text)
+        answer = neutralise(c.text.strip())
+        step.text = answer
+        step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+        if not answer:
+            step.status, step.flags = "flagged", step.flags + ["format:empty_answer"]
+        ro.transcript += f"<answer> {answer} </answer>"
+        return self._finish(ro, step)
 
     # ------------------------------------------------------------------ free
 

@@ -74,6 +74,11 @@ def test_repeated_sub_question_is_not_sent_and_moves_to_the_answer():
     assert routes[1].flags == ["repeated_query"] and routes[1].request_model is None and routes[1].cost_usd == 0
     assert len(cand.prompts("chat")) == 1  # asked once
     assert steps[-1].kind == "answer" and steps[-1].text == "Y"
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "answer"]  # the answer comes at once
+    # the router never reads its own repeat or a notice it could copy into the answer
+    last = policy.prompts()[-1]
+    transcript = last.split("<|assistant|>", 1)[1]
+    assert transcript.count("<search>") == 1 and "Not asked again" not in last and last.endswith("</think>\n<answer>")
 
 
 def test_empty_sub_question_is_flagged_and_not_sent():

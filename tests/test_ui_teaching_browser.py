@@ -176,7 +176,7 @@ def test_the_exported_page_works_offline_and_runs_no_payload(app, browser, tmp_p
     ctx.on("request", lambda r: requests.append(r.url))
     dialogs: list[str] = []
     try:
-        page = ctx.newnew_page()
+        page = ctx.new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto(page_file.as_uri())
         page.wait_for_selector(".js-plotly-plot")
