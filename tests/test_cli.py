@@ -53,6 +53,6 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     p = run("ask", "q", "--pool", str(bad))
     assert p.returncode == 2 and "pool.yaml: models[0].price_out" in p.stderr and "Traceback" not in p.stderr
     p = run("ask", "q", "--alpha", "1.5")
-    assert p.returncode == 2 and "--alpha must be in [0, 1]" in p.stderr
+    assert p.returncode == 2 and "--alpha: 1.5 is outside [0, 1]" in p.stderr
     p = run("ask", "q", "--policy", "nope")
     assert p.returncode == 2 and "no policy named 'nope'" in p.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from evaluation.report import build_report, markdown, reward_at
 from evaluation.runner import EvalError, parse_alphas, parse_baselines
-from evaluation.single_round import short_answer
+from evaluation.single_round import cheapest, largest, short_answer
 from router_core.cost import CostNormalizer
 from router_core.pool import load_pool
 from router_core.step import Step
@@ -115,16 +115,17 @@ def test_eval_end_to_end_on_the_embedded_default(tmp_path, qwen, smol):
     assert total == 12 and set(df["status"]) == {"done"}
     assert sorted(df["dataset"].unique()) == ["multi_hop", "single_hop"]
     methods = df.groupby("policy").size().to_dict()
-    assert methods == {"prompted-qwen2.5-0.5b": 4, "baseline/only:Qwen2.5-0.5B": 2, "baseline/only:SmolLM2-135M": 2,
+    strong, weak = largest(load_pool()).name, cheapest(load_pool()).name   # the pool's ends: 1.5B and 135M
+    assert methods == {"prompted-qwen2.5-0.5b": 4, f"baseline/only:{strong}": 2, f"baseline/only:{weak}": 2,
                        "baseline/largest": 2, "baseline/cheapest": 2}
     assert sorted(df.loc[df["policy"] == "prompted-qwen2.5-0.5b", "alpha"]) == [0.0, 0.0, 0.9, 0.9]
     # a derived baseline reuses its source call: same answer and cost as only:<largest>
-    big = df[df["policy"] == "baseline/only:Qwen2.5-0.5B"].set_index("item_id")
+    big = df[df["policy"] == f"baseline/only:{strong}"].set_index("item_id")
     lg = df[df["policy"] == "baseline/largest"].set_index("item_id")
     assert (lg["answer"] == big.loc[lg.index, "answer"]).all() and (lg["cost_usd"] == big.loc[lg.index, "cost_usd"]).all()
     table = {(r["method"], r["α"]) for r in res["table"]}
     assert ("prompted-qwen2.5-0.5b", 0.9) in table and ("baseline/largest", 0.0) in table
-    assert res["strong"] == "Qwen2.5-0.5B" and res["weak"] == "SmolLM2-135M"
+    assert res["strong"] == strong and res["weak"] == weak
     md = (tmp_path / "rep" / "results.md").read_text()
     assert "| prompted-qwen2.5-0.5b | 0.9 | 2 |" in md and "PGR" in md
     assert "plotly" in (tmp_path / "rep" / "figures.html").read_text()[:5_000_000].lower()
@@ -178,7 +179,7 @@ def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
     from evaluation.runner import EvalRunner
     from router_core.policy import load_policies
     store = TraceStore(str(tmp_path / "k.sqlite"))
-    strong, weak = "Qwen2.5-0.5B", "SmolLM2-135M"
+    strong, weak = largest(load_pool()).name, cheapest(load_pool()).name
     qs = ["What is 17 times 23?", "Compute 144 divided by 12.", "What is the square root of 169?",
           "What is the capital of France?", "What is the capital of Italy?", "What is the capital of Spain?"]
     items = [Item(id=f"i{i}", question=q, golds=["Paris"], dataset="demo") for i, q in enumerate(qs)]
