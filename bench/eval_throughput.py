@@ -53,7 +53,9 @@ class VllmServer:
     def start(self):
         import os
         import subprocess
+
         import httpx
+
         from router_core.engines.weights import cache_dir, resolve_shipped
         from router_core.policy import Policy
         vpy = ROOT / ".venv-vllm" / "bin" / "vllm"

@@ -9,10 +9,10 @@ import time
 
 import httpx
 import pytest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
 
 from router_core.policy import Policy, PolicyBook
 from storage import TraceStore
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
 from ui.api import Gate, parse_model, routes
 from ui.app import build, launch
 from ui.studio import Studio

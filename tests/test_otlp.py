@@ -11,13 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
 
 from router_core.loop import Router
 from router_core.policy import Policy
 from storage import TraceStore, otlp
 from storage.otlp import Tracer, TracingError
 from storage.recorder import recorded
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
 
 Q = "Which country is the birthplace of the director of the film Interstellar?"
 GUIDED = Policy(name="fake-guided", engine="llamacpp", model="fake:policy", mode="guided")

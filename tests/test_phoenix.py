@@ -16,12 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
 
 from router_core.loop import Router
 from router_core.policy import Policy
 from storage import TraceStore, otlp
 from storage.recorder import recorded
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOENIX = ROOT / ".venv-phoenix" / "bin" / "phoenix"

@@ -2,7 +2,7 @@
 
 Runs the real loop on the shipped models (route turns capped at 1 to keep the suite short),
 replays and annotates in the Explorer, checks a deep link, two browsers at once, Stop, a narrow
-window, and that stored script-injection payloads never execute. Saves the README screenshots.
+window, and that stored script-injection payloads never execute.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from ui.app import build, launch
 from ui.studio import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
 RUN_TIMEOUT_MS = 240_000
 
 pytestmark = MARKS
@@ -74,8 +73,6 @@ def test_live_run_then_explorer_replay_and_annotate(app, browser):
             page.get_by_role("tab", name=tab).first.click()  # the charts share one tab strip
             page.wait_for_selector(f"{plot} .js-plotly-plot")
         assert page.locator("#decomposition .rs-graph [data-step]").count() >= 2
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
         pg = store.list_sessions()
         df = pg.rows
         sid, n = df["id"][0], int(df["n_steps"][0])
@@ -103,7 +100,6 @@ def test_live_run_then_explorer_replay_and_annotate(app, browser):
         _cell(page, "#rs-ann-table", note).wait_for()
         ann = store.annotations(sid)
         assert [(a["label"], a["step_idx"], a["note"]) for a in ann] == [("wrong_model", 1, note)]
-        page.screenshot(path=str(SHOTS / "explorer.png"), full_page=True)
     finally:
         ctx.close()
 

@@ -10,10 +10,10 @@ from support.ui_fixtures import PAYLOADS, write_session
 from router_core.policy import load_policies
 from router_core.pool import ModelSpec, Pool
 from storage import TraceStore
+from storage.summary import full_session_id
 from ui import charts
 from ui.app import parse_auth
 from ui.compare import compare
-from storage.summary import full_session_id
 from ui.explorer import Replay, export_file, make_filter, page, summary
 from ui.live import live_updates
 from ui.models_tab import pool_table, save_model

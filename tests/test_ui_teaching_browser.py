@@ -5,20 +5,17 @@ injection payloads. The router here is the scripted engine, slowed down so the g
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from support.browser import MARKS, chromium, new_page
+from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
+from support.ui_fixtures import PAYLOADS
 
 from router_core.policy import Policy, PolicyBook
 from storage import TraceStore
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
-from support.browser import MARKS, chromium, new_page
-from support.ui_fixtures import PAYLOADS
 from ui.app import build, launch
 from ui.studio import Studio
 
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
 pytestmark = MARKS
 Q = "Which country is the birthplace of the director of the film Interstellar?"
 GUIDED = Policy(name="scripted-router", engine="llamacpp", model="fake:policy", mode="guided")
@@ -98,8 +95,6 @@ def test_the_graph_grows_during_a_run_and_a_node_click_selects_its_step(app, bro
         page.locator('#decomposition .rs-g-sub[data-step="3"]').click()
         page.wait_for_function("() => !!document.querySelector('.rs-selected #rs-live-step-3')")
         assert page.evaluate("() => document.querySelectorAll('.rs-selected').length") == 1
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.locator("#decomposition").screenshot(path=str(SHOTS / "graph.png"))
         # narrow window: the graph stacks and stays readable (no horizontal scroll wider than the screen)
         page.set_viewport_size({"width": 420, "height": 900})
         row = "document.querySelector('#decomposition .rs-g-row')"
@@ -129,7 +124,6 @@ def test_lesson_mode_steps_with_the_arrow_keys(app, browser):
         assert page.locator("#rs-replay-chat .message").count() == 3  # the question and two steps
         page.keyboard.press("ArrowLeft")
         page.wait_for_function("() => document.querySelector('#rs-caption').innerText.includes('Step 0')")
-        page.screenshot(path=str(SHOTS / "lesson.png"), full_page=False)
     finally:
         ctx.close()
 
@@ -159,6 +153,7 @@ def test_the_alpha_sweep_shows_a_graph_per_alpha_then_offers_compare(app, browse
 def test_the_exported_page_works_offline_and_runs_no_payload(app, browser, tmp_path):
     url, store = app
     from support.ui_fixtures import write_session
+
     from ui.export_html import session_page
     sid = store.list_sessions().ids[0]
     sess, steps, notes = store.load_session(sid)
