@@ -23,12 +23,25 @@ def server(smol):
         yield s
 
 
-@pytest.fixture
-def engine(server, monkeypatch):
+def _engine(server, monkeypatch, timeout_s: float):
     monkeypatch.setenv("TEST_ROUTER_KEY", KEY)
     server.faults.clear()
-    e = OpenAIEngine(server.base_url, "smollm2", api_key_env="TEST_ROUTER_KEY", timeout_s=1.0, stall_s=1.0,
-                     max_retries=2, backoff_s=0.05)
+    return OpenAIEngine(server.base_url, "smollm2", api_key_env="TEST_ROUTER_KEY", timeout_s=timeout_s,
+                        stall_s=timeout_s, max_retries=2, backoff_s=0.05)
+
+
+@pytest.fixture
+def engine(server, monkeypatch):
+    """For calls that reach the model: a real generation on a loaded machine can take seconds."""
+    e = _engine(server, monkeypatch, 120.0)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def quick(server, monkeypatch):
+    """For injected faults, which never reach the model: a 1 s timeout against the server's 3 s silences."""
+    e = _engine(server, monkeypatch, 1.0)
     yield e
     e.close()
 
@@ -69,11 +82,11 @@ def test_retry_then_success_on_500_and_429(engine, server):
     (["stall"], "stalled"),
     (["drop", "drop", "drop"], "cannot reach"),
 ])
-def test_faults_become_engine_errors(engine, server, faults, needle):
+def test_faults_become_engine_errors(quick, server, faults, needle):
     server.faults.extend(faults)
     t0 = time.monotonic()
     with pytest.raises(EngineError, match=needle) as e:
-        engine.chat(Q, max_tokens=8)
+        quick.chat(Q, max_tokens=8)
     assert KEY not in str(e.value)
     assert time.monotonic() - t0 < 15
 

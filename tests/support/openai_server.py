@@ -54,6 +54,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        if fault == "stall":  # one event, then silence; no model call, so only the fault decides the timing
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': 'The'}}]})}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(SLEEP_S)
+            return
         if fault == "drop":
             self.close_connection = True
             self.wfile.flush()
@@ -94,9 +102,6 @@ class _Handler(BaseHTTPRequestHandler):
             delta = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
             self.wfile.write(f"data: {json.dumps({'choices': [delta]})}\n\n".encode())
             self.wfile.flush()
-            if fault == "stall":
-                time.sleep(SLEEP_S)
-                return
         end = {"index": 0, "delta": {}, "finish_reason": c.finish_reason} if chat else \
             {"index": 0, "text": "", "finish_reason": c.finish_reason}
         self.wfile.write(f"data: {json.dumps({'choices': [end]})}\n\n".encode())
