@@ -42,6 +42,9 @@ def main() -> int:
     ap.add_argument("--policy", default=None)
     args = ap.parse_args()
     pol, pool = load_policies().get(args.policy), load_pool()
+    snapshot = pool.snapshot()
+    if Path(snapshot["path"]).resolve().is_relative_to(ROOT):  # the file ships: no path of this machine in it
+        snapshot["path"] = Path(snapshot["path"]).resolve().relative_to(ROOT).as_posix()
     router = Router(pol, pool, config=pol.run_config())
     db = Path(tempfile.mkdtemp(prefix="examples-")) / "examples.sqlite"
     n = 0
@@ -52,7 +55,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 steps = list(recorded(store, router.run(question, a, session_id=sid), session_id=sid,
                                       question=question, alpha=a, policy=pol.name, engine=pol.engine,
-                                      pool=pool.snapshot(), gold=gold, dataset="examples"))
+                                      pool=snapshot, gold=gold, dataset="examples"))
                 answer = next((s.text for s in reversed(steps) if s.kind == "answer"), None)
                 print(f"{sid}: α {a:g} · {len(steps)} steps · {time.perf_counter() - t0:.0f} s · {answer}",
                       flush=True)
