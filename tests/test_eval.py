@@ -135,12 +135,18 @@ def test_eval_end_to_end_on_the_embedded_default(tmp_path, qwen, smol):
 
 
 def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
+    import yaml
     db = tmp_path / "eval.sqlite"
+    # the two small candidates only: this is about interrupting and resuming, and a 1.5B candidate call takes
+    # minutes when other work shares the two cores
+    small = [m.model_dump(mode="json") for m in load_pool().models if m.name != largest(load_pool()).name]
+    pool = tmp_path / "small.yaml"
+    pool.write_text(yaml.safe_dump({"name": "small", "models": small}), encoding="utf-8")
     cmd = APP + ["eval", "--dataset", "multi_hop", "--limit", "3", "--alpha", "0", "--max-turns", "2",
-                 "--baselines", "none", "--db", str(db), "--report-dir", str(tmp_path / "rep")]
+                 "--baselines", "none", "--pool", str(pool), "--db", str(db), "--report-dir", str(tmp_path / "rep")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        deadline = time.time() + 300
+        deadline = time.time() + 900
         while time.time() < deadline:  # wait until the first session is finished and the second has begun
             if db.exists():
                 with TraceStore(str(db), recover=False) as s:
