@@ -144,7 +144,10 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
     pool.write_text(yaml.safe_dump({"name": "small", "models": small}), encoding="utf-8")
     cmd = APP + ["eval", "--dataset", "multi_hop", "--limit", "3", "--alpha", "0", "--max-turns", "2",
                  "--baselines", "none", "--pool", str(pool), "--db", str(db), "--report-dir", str(tmp_path / "rep")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    # Ctrl-C as a terminal sends it: SIGINT with its default meaning, even when this test runs under a
+    # shell that started it in the background (which makes the child ignore SIGINT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 900
         while time.time() < deadline:  # wait until the first session is finished and the second has begun
