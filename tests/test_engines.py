@@ -80,7 +80,8 @@ def test_transformers_loads_gguf_and_agrees_with_llamacpp(smol, tmp_path):
     assert out.output_tokens > 0 and out.text.strip()
     # a local checkpoint directory (what `--policy-model /path/to/Router-R1` loads)
     from router_core.engines.transformers import export_checkpoint
-    d = export_checkpoint(path, str(tmp_path / "ckpt"))
+    d = export_checkpoint(hf, str(tmp_path / "ckpt"))
+    assert hf.score(prefix, NAMES) == b  # exporting leaves the loaded engine as it was
     local = get_engine(EngineSpec(engine="transformers", model=str(d)))
     assert local.score(prefix, NAMES) == pytest.approx(b, abs=1e-3)
 

@@ -181,12 +181,15 @@ class TransformersEngine(Engine):
             return scores
 
 
-def export_checkpoint(gguf_path: str, out_dir: str) -> str:
+def export_checkpoint(source: "str | TransformersEngine", out_dir: str) -> str:
     """Write a GGUF model as a Hugging Face checkpoint directory (safetensors, fp32).
 
     vLLM loads only Hugging Face format weights; this lets it run the shipped GGUF models.
+    `source` is a GGUF path, or an engine that already loaded one: parsing a GGUF through
+    transformers takes about 40 s even for the 135M model, so a caller holding the engine
+    should not pay it twice. The engine stays usable afterwards.
     """
-    eng = TransformersEngine(gguf_path)
+    eng = source if isinstance(source, TransformersEngine) else TransformersEngine(source)
     # A GGUF-loaded model refuses save_pretrained; once dequantised the weights are plain fp32.
     eng.model.hf_quantizer = None
     if hasattr(eng.model.config, "quantization_config"):
