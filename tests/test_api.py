@@ -10,11 +10,11 @@ import time
 import httpx
 import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
+from support.servers import served_studio
 
 from router_core.policy import Policy, PolicyBook
 from storage import TraceStore
 from ui.api import Gate, parse_model, routes
-from ui.app import build, launch
 from ui.studio import Studio
 
 Q = "Which country is the birthplace of the director of the film Interstellar?"
@@ -47,13 +47,10 @@ def served(tmp_path, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
     store = TraceStore(str(tmp_path / "api.sqlite"))
     studio = make_studio(store)
-    demo = build(studio)
-    _, url, _ = launch(demo, api=routes(studio, token_env=TOKEN_ENV, gate=Gate(limit=2)),
-                       server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
-        yield url.rstrip("/"), store, studio
+        with served_studio(studio, api=routes(studio, token_env=TOKEN_ENV, gate=Gate(limit=2))) as url:
+            yield url, store, studio
     finally:
-        demo.close()
         store.close()
 
 
@@ -144,42 +141,36 @@ def test_a_full_queue_answers_429_with_retry_after(tmp_path, monkeypatch):
     store = TraceStore(str(tmp_path / "q.sqlite"))
     slow = Slow(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
     studio = make_studio(store, slow)
-    demo = build(studio)
-    _, url, _ = launch(demo, api=routes(studio, gate=Gate(limit=1)), server_name="127.0.0.1", server_port=None,
-                       prevent_thread_lock=True, quiet=True)
     body = {"model": "router", "messages": [{"role": "user", "content": Q}]}
     codes: list[int] = []
 
     def call():
-        codes.append(httpx.post(f"{url.rstrip('/')}/v1/chat/completions", json=body, timeout=60).status_code)
+        codes.append(httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code)
     try:
-        first = threading.Thread(target=call)
-        first.start()
-        time.sleep(0.3)  # the first request now holds the only place
-        r = httpx.post(f"{url.rstrip('/')}/v1/chat/completions", json=body, timeout=60)
-        assert r.status_code == 429 and r.headers["retry-after"] == "5"
-        assert r.json()["error"]["code"] == "queue_full"
-        first.join(timeout=60)
-        assert codes == [200]
+        with served_studio(studio, api=routes(studio, gate=Gate(limit=1))) as url:
+            first = threading.Thread(target=call)
+            first.start()
+            time.sleep(0.3)  # the first request now holds the only place
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            assert r.status_code == 429 and r.headers["retry-after"] == "5"
+            assert r.json()["error"]["code"] == "queue_full"
+            first.join(timeout=60)
+            assert codes == [200]
     finally:
-        demo.close()
         store.close()
 
 
 def test_an_engine_failure_is_a_5xx_and_the_session_is_stored_with_its_status(tmp_path):
     store = TraceStore(str(tmp_path / "f.sqlite"))
     studio = make_studio(store, FakeEngine(fail="llama.cpp generation failed: out of memory"))
-    demo = build(studio)
-    _, url, _ = launch(demo, api=routes(studio), server_name="127.0.0.1", server_port=None,
-                       prevent_thread_lock=True, quiet=True)
     try:
-        r = httpx.post(f"{url.rstrip('/')}/v1/chat/completions", timeout=60,
-                       json={"model": "router", "messages": [{"role": "user", "content": Q}]})
-        assert r.status_code == 502 and "out of memory" in r.json()["error"]["message"]
-        sid = r.headers["x-router-session-id"]
-        assert store.get_session(sid)["status"] == "error"
+        with served_studio(studio, api=routes(studio)) as url:
+            r = httpx.post(f"{url}/v1/chat/completions", timeout=60,
+                           json={"model": "router", "messages": [{"role": "user", "content": Q}]})
+            assert r.status_code == 502 and "out of memory" in r.json()["error"]["message"]
+            sid = r.headers["x-router-session-id"]
+            assert store.get_session(sid)["status"] == "error"
     finally:
-        demo.close()
         store.close()
 
 

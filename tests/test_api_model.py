@@ -4,14 +4,11 @@ scripted engine). The server listens on 127.0.0.1 and is stopped by the test."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from support.servers import child_server, free_port
 
 from storage import SessionFilter, TraceStore
 
@@ -19,39 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.model
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
     port, db = free_port(), tmp_path / "api.sqlite"
-    log = open(tmp_path / "serve-api.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve-api", "--port", str(port), "--db", str(db),
-                             "--max-turns", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [sys.executable, str(ROOT / "app.py"), "serve-api", "--port", str(port), "--db", str(db), "--max-turns", "1"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve-api.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("serve-api did not answer /health within 180 s")
+    with child_server(cmd, f"{base}/health", tmp_path / "serve-api.log", cwd=tmp_path,
+                      env={**os.environ, "PYTHONUNBUFFERED": "1"}):
         yield base, db
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_the_openai_client_gets_answers_from_the_shipped_models_and_each_call_is_stored(server):

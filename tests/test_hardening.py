@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
+from support.servers import served_studio
 from support.ui_fixtures import write_session
 
 from router_core.policy import Policy, PolicyBook
@@ -94,13 +95,8 @@ def test_a_visitor_of_the_launched_app_cannot_change_a_model_unless_allowed(stor
     """End to end through Gradio's HTTP API, as any visitor could call it."""
     from gradio_client import Client
 
-    from ui.app import build, launch
     st = studio_for(store, allow_model_edits=allow, allow_key_envs=("NIM_KEY",) if allow else ())
-    demo = build(st)
-    auth = [("ann", "pw")] if allow else None
-    _, url, _ = launch(demo, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                       auth=auth)
-    try:
+    with served_studio(st, auth=[("ann", "pw")] if allow else None) as url:
         client = Client(url, verbose=False, auth=("ann", "pw") if allow else None)
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         if not allow:
@@ -119,8 +115,6 @@ def test_a_visitor_of_the_launched_app_cannot_change_a_model_unless_allowed(stor
         snap = store.get_session(sess["id"][0])["pool"]
         assert [m["name"] for m in snap["models"]] == ["Tiny", "Mid", "Big"]
         assert all(m.get("api_key_env") is None for m in snap["models"])
-    finally:
-        demo.close()
 
 
 def test_serving_beyond_loopback_without_auth_warns_in_the_page(store):

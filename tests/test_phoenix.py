@@ -8,15 +8,13 @@ own, with its data in a temporary folder; the test stops it.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, one_hop_script, routes_then_answers
+from support.servers import child_server, free_port
 
 from router_core.loop import Router
 from router_core.policy import Policy
@@ -31,12 +29,6 @@ pytestmark = [pytest.mark.phoenix,
 Q = "Which country is the birthplace of the director of the film Interstellar?"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory):
     work = tmp_path_factory.mktemp("phoenix")
@@ -45,32 +37,9 @@ def phoenix(tmp_path_factory):
            "PHOENIX_WORKING_DIR": str(work), "PHOENIX_TELEMETRY_ENABLED": "false",
            "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false", "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
            "PHOENIX_AGENTS_DISABLE_BASH": "true", "PHOENIX_LOG_SQL": "false"}
-    log = open(work / "serve.log", "w")
-    proc = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"phoenix serve exited ({proc.returncode}):\n{(work / 'serve.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("phoenix serve did not answer within 180 s")
-            time.sleep(0.5)
+    with child_server([str(PHOENIX), "serve"], f"{base}/healthz", work / "serve.log", env=env):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        log.close()
 
 
 script = one_hop_script()

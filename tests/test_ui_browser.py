@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from support.browser import MARKS, chromium, new_page
+from support.servers import served_studio
 from support.ui_fixtures import PAYLOADS, write_session
 
 from router_core.policy import load_policies
 from storage import SessionFilter, TraceStore
-from ui.app import build, launch
 from ui.studio import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,10 +31,8 @@ pytestmark = MARKS
 def app(tmp_path_factory, qwen, smol):
     store = TraceStore(str(tmp_path_factory.mktemp("browser") / "ui.sqlite"))
     studio = Studio.from_files(store, load_policies(), None, overrides={"max_turns": 1})
-    demo = build(studio)
-    _, url, _ = launch(demo, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/"), store
-    demo.close()
+    with served_studio(studio) as url:
+        yield url, store
     store.close()
 
 

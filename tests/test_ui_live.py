@@ -1,9 +1,10 @@
 """The launched app answers through gradio_client: steps stream in and the session is stored."""
 
+from support.servers import served_studio
+
 from router_core.policy import load_policies
 from router_core.step import Step
 from storage import TraceStore
-from ui.app import build, launch
 from ui.render import step_message
 from ui.studio import Studio
 
@@ -25,24 +26,22 @@ def test_launched_app_streams_a_session_and_stores_it(qwen, smol, tmp_path):
 
     store = TraceStore(str(tmp_path / "ui.sqlite"))
     studio = Studio.from_files(store, load_policies(), None)
-    demo = build(studio)
-    _, url, _ = launch(demo, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(url, verbose=False)
-        job = client.submit("What is the capital of France?", "Paris", studio.policies.default, "local", 0.0,
-                            api_name="/run")
-        counts = [len(out[0]) for out in job]  # every streamed update: the conversation so far
-        msgs, status = job.result()[:2]
-        assert msgs[0]["role"] == "user" and len(msgs) >= 4
-        assert max(counts) == len(msgs) and len(set(counts)) >= 3  # steps arrived one by one
-        assert "Answer:" in _text(msgs[-1]["content"]) and "EM" in status
-        pg = store.list_sessions()
-        df, total = pg.rows, pg.total
-        assert total == 1 and df["status"][0] == "done" and df["question"][0] == "What is the capital of France?"
-        assert df["id"][0] in status and df["n_steps"][0] == len(msgs) - 1
-        # the same session through the explorer's API: its replay header names it
-        header = client.predict(df["id"][0][:12], api_name="/open_session")[0]
-        assert df["id"][0] in header
+        with served_studio(studio) as url:
+            client = Client(url, verbose=False)
+            job = client.submit("What is the capital of France?", "Paris", studio.policies.default, "local", 0.0,
+                                api_name="/run")
+            counts = [len(out[0]) for out in job]  # every streamed update: the conversation so far
+            msgs, status = job.result()[:2]
+            assert msgs[0]["role"] == "user" and len(msgs) >= 4
+            assert max(counts) == len(msgs) and len(set(counts)) >= 3  # steps arrived one by one
+            assert "Answer:" in _text(msgs[-1]["content"]) and "EM" in status
+            pg = store.list_sessions()
+            df, total = pg.rows, pg.total
+            assert total == 1 and df["status"][0] == "done" and df["question"][0] == "What is the capital of France?"
+            assert df["id"][0] in status and df["n_steps"][0] == len(msgs) - 1
+            # the same session through the explorer's API: its replay header names it
+            header = client.predict(df["id"][0][:12], api_name="/open_session")[0]
+            assert df["id"][0] in header
     finally:
-        demo.close()
         store.close()

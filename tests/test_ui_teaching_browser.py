@@ -9,11 +9,11 @@ import time
 import pytest
 from support.browser import MARKS, chromium, new_page
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
+from support.servers import served_studio
 from support.ui_fixtures import PAYLOADS
 
 from router_core.policy import Policy, PolicyBook
 from storage import TraceStore
-from ui.app import build, launch
 from ui.studio import Studio
 
 pytestmark = MARKS
@@ -55,10 +55,8 @@ def app(tmp_path_factory):
     studio = Studio(store=store, policies=PolicyBook(default=GUIDED.name, policies=[GUIDED]),
                     pools={pool.name: pool}, default_pool=pool.name,
                     engines=fake_provider(policy, default=FakeEngine(reply=reply)))
-    demo = build(studio)
-    _, url, _ = launch(demo, server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/"), store
-    demo.close()
+    with served_studio(studio) as url:
+        yield url, store
     store.close()
 
 
