@@ -7,6 +7,7 @@ import pytest
 from support.openai_server import OpenAITestServer
 
 from router_core.engines import EngineError
+from router_core.engines.base import common_prefix_len
 from router_core.engines.openai_http import OpenAIEngine
 from router_core.loop import Router
 from router_core.policy import load_policies
@@ -59,12 +60,31 @@ def test_chat_streaming_and_plain(engine, server):
     assert server.requests[-1]["auth"] == f"Bearer {KEY}"
 
 
-def test_completions_and_scoring_match_the_local_engine(engine, smol):
+def test_completions_and_scoring_match_the_local_engine(engine, server, smol, monkeypatch):
+    """Scores by forced tokens (vLLM's allowed_token_ids: the server's prefix cache is used), names sharing
+    their first tokens asking for them once; a server without that falls back to echo, once and for all."""
     prompt = smol.chat_prompt(Q)
     assert engine.generate(prompt, max_tokens=12).text == smol.generate(prompt, max_tokens=12).text
     prefix = prompt + "<search> "
-    remote, local = engine.score(prefix, ["Smol:", "Qwen:"]), smol.score(prefix, ["Smol:", "Qwen:"])
-    assert remote == pytest.approx(local, abs=0.3)
+    names = ["Smol:", "Qwen:", "Qwen2:"]
+    local = smol.score(prefix, names)
+    n = len(server.requests)
+    forced = engine.score(prefix, names)
+    sent = server.requests[n:]
+    one_token = [r for r in sent if r["body"].get("allowed_token_ids")]
+    assert one_token and not any(r["body"].get("echo") for r in sent)
+    base = smol.tokens(prefix)
+    scored = [len(f) - common_prefix_len(base, f) for f in (smol.tokens(prefix + c) for c in names)]
+    assert len(one_token) < sum(scored)  # the tokens the names share are asked for once
+    assert forced == pytest.approx(local, abs=0.3)
+    monkeypatch.setattr(server, "forced_tokens", False)
+    plain = _engine(server, monkeypatch, 120.0)
+    echo = plain.score(prefix, names)
+    n = len(server.requests)
+    assert plain.score(prefix, names) == echo
+    assert all(r["body"].get("echo") for r in server.requests[n:])  # no second try of /tokenize
+    assert echo == pytest.approx(forced, abs=0.3)
+    plain.close()
 
 
 def test_retry_then_success_on_500_and_429(engine, server):

@@ -331,6 +331,18 @@ class LlamaCppEngine(Engine):
                 pieces, lps = pieces[1:], lps[1:]
             return pieces, lps
 
+    def next_token_logprob(self, ids: Sequence[int], token: int) -> float:
+        """log P(token | ids) (a BOS goes in front where the model uses one), reusing whatever the cache
+        holds of `ids` as a server's prefix cache would: what a vLLM server reports for a token forced with
+        allowed_token_ids. The OpenAI test server answers with it."""
+        with self.lock:
+            toks = ([self.llm.token_bos()] if self._add_bos else []) + list(ids)
+            if not toks or len(toks) >= self.llm.n_ctx():
+                raise EngineError(f"{len(toks)} tokens: empty or beyond the context")
+            reuse = min(common_prefix_len(self._cached, toks), len(toks) - 1)
+            self._prefix, self._owner = (), None  # no session or shared prefix owns the cache any more
+            return _log_softmax_at(self._decode(toks[reuse:], reuse, all_logits=False), token)
+
     def close(self) -> None:
         try:
             self.llm.close()

@@ -68,11 +68,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         engine = self.server.engine
+        if self.path == "/tokenize" and "prompt" in req:  # as vLLM's server: text to ids, no BOS
+            if not self.server.forced_tokens:
+                return self._json(404, {"error": {"message": "not found"}})
+            toks = engine.tokens(req["prompt"])
+            bos = engine.tokens("")
+            return self._json(200, {"tokens": toks[len(bos):], "count": len(toks) - len(bos), "max_model_len": 4096})
         if self.path == "/tokenize":  # as vLLM's server: the chat template applied, as token ids
             prompt = engine.chat_prompt(req["messages"])
             toks = engine.tokens(prompt)
             self.server.rendered[tuple(toks)] = prompt
             return self._json(200, {"tokens": toks, "count": len(toks), "max_model_len": 4096})
+        if isinstance(req.get("prompt"), list) and req.get("allowed_token_ids"):  # a forced token, as vLLM
+            (token,) = req["allowed_token_ids"]
+            lp = engine.next_token_logprob(req["prompt"], token)
+            return self._json(200, {"choices": [{"index": 0, "text": "", "finish_reason": "length", "logprobs": {
+                "tokens": [f"token_id:{token}"], "token_logprobs": [lp], "text_offset": [0]}}]})
         if self.path == "/detokenize":
             return self._json(200, {"prompt": self.server.rendered.get(tuple(req["tokens"]), "")})
         chat = self.path.endswith("/chat/completions")
@@ -129,6 +140,7 @@ class OpenAITestServer(ThreadingHTTPServer):
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []
         self.rendered: dict[tuple, str] = {}  # /tokenize results, so /detokenize gives the same text back
+        self.forced_tokens = True  # vLLM's text /tokenize and allowed_token_ids; False: a server with neither
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
     @property
