@@ -36,3 +36,10 @@ def qwen():
 @pytest.fixture(scope="session")
 def smol():
     return get_engine(SMOL)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for one browser-test module (tests/support/browser.py; skipped there when missing)."""
+    from support.browser import chromium
+    yield from chromium()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import MARKS, chromium, new_page
+from support.browser import MARKS, new_page
 from support.servers import served_studio
 from support.ui_fixtures import PAYLOADS, write_session
 
@@ -34,12 +34,6 @@ def app(tmp_path_factory, qwen, smol):
     with served_studio(studio) as url:
         yield url, store
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from chromium()
-
 
 
 def _cell(page, table: str, text: str):

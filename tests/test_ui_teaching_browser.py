@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.browser import MARKS, chromium, new_page
+from support.browser import MARKS, new_page
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
 from support.servers import served_studio
 from support.ui_fixtures import PAYLOADS
@@ -58,12 +58,6 @@ def app(tmp_path_factory):
     with served_studio(studio) as url:
         yield url, store
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from chromium()
-
 
 
 NODES = "document.querySelectorAll('#decomposition .rs-graph [data-step]').length"
