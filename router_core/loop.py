@@ -266,16 +266,9 @@ class Router:
         step = self._new_step(ro, "answer", decision=decision)
         c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"], self.config.answer_tokens,
                       on_text)
-        step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
-        if not c.text.strip() and c.finish_reason == "stop":
-            # The router put its answer on the next line ("<answer>\n…"), which the one-line stop cut to
-            # nothing (seen after a repeated sub-question was rolled back): take that next line.
-            c = self._gen(engine, ro, step.index, "answer", "<answer>\n", ["</answer>", "\n"],
-                          self.config.answer_tokens, on_text)
-            step.router_input_tokens += c.input_tokens
-            step.router_output_tokens += c.output_tokens
         answer = neutralise(c.text.strip())
         step.text = answer
+        step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
         if not answer:
             step.status, step.flags = "flagged", step.flags + ["format:empty_answer"]
         ro.transcript += f"<answer> {answer} </answer>"
