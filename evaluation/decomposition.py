@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from router_core.metrics import normalize_answer
+from router_core.metrics import found_in, normalize_answer
 from router_core.step import Step
 
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F][A-Za-z0-9\u00C0-\u024F'’\-]*")
@@ -120,11 +120,10 @@ def repeated(steps: Sequence[Step]) -> bool:
 def grounded(steps: Sequence[Step]) -> bool | None:
     """Whether the answer's normalised text occurs in some reply; None without an answer or a reply."""
     answers = [s.text for s in steps if s.kind == "answer" and s.text]
-    replies = [normalize_answer(s.response or "") for s in steps if s.kind == "route" and s.sent and s.response]
+    replies = [s.response for s in steps if s.kind == "route" and s.sent and s.response]
     if not answers or not replies:
         return None
-    a = normalize_answer(answers[-1])
-    return bool(a) and any(f" {a} " in f" {r} " for r in replies)
+    return found_in(answers[-1], replies)
 
 
 @dataclass

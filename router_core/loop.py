@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
-from .metrics import normalize_answer
+from .metrics import found_in, normalize_answer
 from .paths import CANDIDATE_TEMPLATE
 from .policy import Policy, RunConfig
 from .pool import ModelSpec, Pool
@@ -67,6 +67,7 @@ class Rollout:
     steps: list[Step] = field(default_factory=list)
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
     force_answer: bool = False
+    checked: bool = False  # an answer was already sent back for one more hop (check_answer)
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
 
@@ -215,11 +216,18 @@ class Router:
                 p = softmax(lp)
                 decision = {"search": p[0], "answer": p[1]}
                 route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
+            draft = None
             if not route_allowed:
-                yield self._answer(ro, engine, decision, on_text)
-                return
+                answer = self._write_answer(ro, engine, decision, on_text)
+                if not self._send_back(ro, answer):
+                    yield self._give(ro, answer)
+                    return
+                draft = answer  # one more hop, shown with the answer it replaces
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
+            if draft is not None:
+                step.started_at, step.draft, step.flags = draft.started_at, draft.text, ["answer_not_in_replies"]
+                step.router_input_tokens, step.router_output_tokens = draft.router_input_tokens, draft.router_output_tokens
             before_search = ro.transcript
             prefix = ro.prompt + ro.transcript + "<search> "
             choice = self._choose(engine, prefix, alpha, ro.cache)
@@ -229,7 +237,8 @@ class Router:
             ro.transcript += f"<search> {spec.name}:"
             c = self._gen(engine, ro, step.index, "route", "", ["</search>", "\n"], cfg.query_tokens, on_text)
             query = neutralise(c.text.strip())
-            step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+            step.router_input_tokens += c.input_tokens
+            step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
             ro.transcript += f" {query} </search>\n"
@@ -263,16 +272,39 @@ class Router:
 
     def _answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Step:
         """The guided rollout's answer step, generated after `<answer>`."""
+        return self._give(ro, self._write_answer(ro, engine, decision, on_text))
+
+    def _write_answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Step:
+        """Generate the answer into a new step, not yet given (see `_give` and `_send_back`)."""
         step = self._new_step(ro, "answer", decision=decision)
         c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"], self.config.answer_tokens,
                       on_text)
-        answer = neutralise(c.text.strip())
-        step.text = answer
+        step.text = neutralise(c.text.strip())
         step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
-        if not answer:
+        return step
+
+    def _give(self, ro: Rollout, step: Step) -> Step:
+        if not step.text:
             step.status, step.flags = "flagged", step.flags + ["format:empty_answer"]
-        ro.transcript += f"<answer> {answer} </answer>"
+        ro.transcript += f"<answer> {step.text} </answer>"
         return self._finish(ro, step)
+
+    def _send_back(self, ro: Rollout, draft: Step) -> bool:
+        """`check_answer`: whether a written answer goes back for one more hop instead of being given.
+
+        A small router often reads the first hop's reply and then answers the whole question from memory;
+        asking for the missing fact instead is the hop a reader wants to see. Only an answer that none of
+        the replies contains goes back, only after some reply was read, once per session and while a route
+        turn remains; yes/no answers never do (no reply spells them out). The draft's step number is freed
+        and the transcript is left as it was: the router never sees its own draft."""
+        replies = [s.response for s in ro.steps if s.sent and s.response]
+        if not (self.config.check_answer and replies and not ro.checked and not ro.force_answer
+                and ro.turn < self.config.max_turns and draft.text
+                and normalize_answer(draft.text) not in ("yes", "no") and not found_in(draft.text, replies)):
+            return False
+        ro.index -= 1
+        ro.checked = True
+        return True
 
     # ------------------------------------------------------------------ free
 

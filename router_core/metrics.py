@@ -53,3 +53,13 @@ def f1_score(prediction: str | None, golds: str | Iterable[str]) -> float:
         return 0.0
     scores = [_f1_one(prediction, g) for g in _golds(golds)]
     return max(scores) if scores else 0.0
+
+
+def found_in(answer: str | None, texts: Iterable[str | None]) -> bool:
+    """Whether the answer's normalised words occur, as whole words, in one of the texts (normalised alike).
+
+    This is "the answer is grounded in what the router was told": the loop uses it to send an answer that
+    no reply contains back for one more hop, and evaluation to measure how often answers are grounded.
+    """
+    a = normalize_answer(answer or "")
+    return bool(a) and any(f" {a} " in f" {normalize_answer(t or '')} " for t in texts if t)

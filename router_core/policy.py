@@ -26,6 +26,8 @@ class RunConfig:
     think_stops_at_tags: bool = True  # guided: a think block ends where the router starts a tag of its own
                                       # (it would otherwise write a search and an invented reply inside it)
     query_tokens: int = 64            # guided: per sub-question
+    check_answer: bool = False        # guided: an answer that no reply contains sends the router back for one
+                                      # more sub-question (once per session, while turns remain)
     answer_tokens: int = 64           # guided: the answer
     candidate_max_tokens: int = 512   # candidates are asked with temperature 0 and this limit
     candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)

@@ -114,6 +114,7 @@ class Step:
     choice: Choice | None = None
     decision: dict[str, float] | None = None  # P(search) vs P(answer) where scored
     turn: int = field(default=0, metadata=_range(0, MAX_INDEX))  # route turn (0 = before any route)
+    draft: str | None = None  # route: the answer the router had written, found in no reply, before this hop
 
     @property
     def latency_s(self) -> float:

@@ -129,12 +129,13 @@ STEP_COLUMNS = frozenset(c.name for c in StepRow.__table__.columns) - {"idx", "e
 
 
 def step_row(step: Step) -> dict[str, Any]:
-    """A Step as a `steps` row, from the codec (`Step.to_dict`): fields without a column go to `extra`."""
+    """A Step as a `steps` row, from the codec (`Step.to_dict`): fields without a column go to `extra`
+    (those left empty are not written: reading them back gives the same default)."""
     d = step.to_dict()
     for k in DERIVED:
         d.pop(k, None)
     row: dict[str, Any] = {"idx": d.pop("index")}
-    extra = {k: d.pop(k) for k in list(d) if k not in STEP_COLUMNS}
+    extra = {k: v for k in list(d) if k not in STEP_COLUMNS and (v := d.pop(k)) is not None}
     row.update(d)
     row["extra"] = extra or None
     return row

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from evaluation.decomposition import bridges, grounded, is_real_thought, measure, repeated
+from router_core.metrics import found_in
 from router_core.step import Step
 
 Q = "Which country is the birthplace of the director of the film Interstellar?"
@@ -77,3 +78,8 @@ def test_measure_over_sessions():
     assert d.sessions == 2 and d.thinks == 4 and d.real_thoughts == 3
     assert d.think_quality == 0.75 and d.chain_rate == 0.5 and d.repeat_rate == 0.0 and d.grounded_rate == 1.0
     assert measure([]).think_quality is None and measure([]).chain_rate is None
+
+
+def test_found_in_matches_whole_normalised_words_only():
+    assert found_in("The Nile", ["the nile is longer."]) and found_in("1564", ["Born in 1564, in Stratford"])
+    assert not found_in("Eng", ["He was born in England."]) and not found_in("", ["x"]) and not found_in("x", [None])

@@ -81,6 +81,64 @@ def test_repeated_sub_question_is_not_sent_and_moves_to_the_answer():
     assert transcript.count("<search>") == 1 and "Not asked again" not in last and last.endswith("</think>\n<answer>")
 
 
+def hamlet_policy(answers: list[str], queries: list[str]) -> FakeEngine:
+    """A router that searches once, then answers (the scores) — from memory unless the loop sends it back."""
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return "I need the author first, then the year of birth.</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return f" {answers.pop(0)} </answer>"
+    return FakeEngine(gen, scores=routes_then_answers(1, NAMES))
+
+
+HAMLET = {"Who wrote Hamlet?": "William Shakespeare wrote Hamlet.",
+          "In what year was William Shakespeare born?": "William Shakespeare was born in 1564."}
+
+
+def test_an_answer_that_no_reply_holds_goes_back_for_one_more_hop():
+    policy = hamlet_policy(["1564", "1564"], list(HAMLET))
+    cand = FakeEngine(reply=lambda q: HAMLET.get(q, "I do not know."))
+    r = make_router(policy, candidates={"fake:big": cand}, check_answer=True)
+    pieces: list[tuple[int, str]] = []
+    steps = list(r.run("In what year was the author of Hamlet born?", 0.0,
+                       on_text=lambda i, kind, piece: pieces.append((i, kind))))
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "think", "answer"]
+    assert [s.index for s in steps] == list(range(6))
+    hop = steps[3]
+    assert hop.draft == "1564" and hop.flags == ["answer_not_in_replies"] and hop.sent
+    assert hop.query == "In what year was William Shakespeare born?" and hop.response == HAMLET[hop.query]
+    assert hop.decision["answer"] > hop.decision["search"]  # the router had chosen to answer
+    assert hop.router_output_tokens == 1 + len(hop.query.split())  # the draft's token and the sub-question's
+    assert steps[-1].text == "1564" and len(cand.prompts("chat")) == 2
+    # the router never reads its own draft: no prompt after it holds an answer tag of the transcript
+    assert all("<answer> 1564" not in p for p in policy.prompts())
+    # the draft streamed under the step number the hop then took
+    assert (3, "answer") in pieces and (3, "route") in pieces
+    res = SessionResult.of(steps, "q", 0.0, ["1564"])
+    assert (res.status, res.calls, res.em) == ("done", 2, 1.0)
+
+
+@pytest.mark.parametrize("case", ["off", "grounded", "yes/no", "no reply read", "no turn left", "only once"])
+def test_answers_that_are_given_as_written(case):
+    answers = {"grounded": ["William Shakespeare"], "yes/no": ["Yes"], "only once": ["1564", "1600"]}.get(
+        case, ["1564"])
+    policy = hamlet_policy(list(answers), list(HAMLET))
+    if case == "no reply read":
+        policy.scores = routes_then_answers(0, NAMES)
+    replies = {**HAMLET, "In what year was William Shakespeare born?": "He was born in Stratford."}
+    run = {"check_answer": case != "off"}
+    if case == "no turn left":
+        run["max_turns"] = 1
+    r = make_router(policy, reply=lambda q: replies.get(q, "?"), **run)
+    steps = list(r.run("In what year was the author of Hamlet born?", 0.0))
+    routes = [s for s in steps if s.kind == "route"]
+    assert steps[-1].kind == "answer" and steps[-1].text == answers[-1]
+    assert len(routes) == {"only once": 2, "no reply read": 0}.get(case, 1)
+    assert [s.index for s in steps] == list(range(len(steps)))
+    assert all(s.draft is None for s in routes[:1]) and (case != "only once" or routes[1].draft == "1564")
+
+
 def test_empty_sub_question_is_flagged_and_not_sent():
     policy = FakeEngine(guided_script(["a"], [""], "Z"), scores=routes_then_answers(1, NAMES))
     steps = list(make_router(policy).run("q", 0.0))

@@ -77,9 +77,17 @@ def test_think_error_and_compact_forms():
     assert len(htmllib.unescape(html(describe(long), compact=True))) < 220
 
 
+def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
+    v = describe(route(draft="1564", flags=["answer_not_in_replies"]))
+    assert v.draft == "1564"
+    assert "had answered “1564”, which no reply says, so it asks once more" in html(v)
+    assert "had answered “1564”" in text(v) and "answer_not_in_replies" in text(v)
+    assert "had answered" not in html(describe(route())) and "had answered" not in text(describe(route()))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_every_layout_escapes_model_text(payload):
-    s = route(query=payload, response=payload, written_model="Big")
+    s = route(query=payload, response=payload, written_model="Big", draft=payload)
     assert payload in html(describe(s))  # shown as the characters it is
     for out in (html_raw(describe(s)), html_raw(describe(s), compact=True),
                 html_raw(describe(Step("s", 2, "answer", text=payload))),

@@ -424,3 +424,13 @@ def test_cli_sessions_export_import(tmp_path, capsys):
     assert code == 1 and "bad.jsonl:2:" in err and "already present 1" in out
     code, out, err = run("sessions", "--db", str(tmp_path / "nonsense.sqlite").replace("nonsense", "x/y"))
     assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_the_answer_a_hop_replaced_is_stored_and_read_back(store):
+    steps = make_steps("d")
+    steps[1].draft = "1564"
+    list(recorded(store, iter(steps), session_id="d", question="q", alpha=0.0, policy="p", engine="e", pool=POOL))
+    with store.engine.connect() as c:
+        extras = [json.loads(e) if e else None for (e,) in c.exec_driver_sql("SELECT extra FROM steps ORDER BY idx")]
+    assert extras[1] == {"draft": "1564"} and extras[0] is None  # an empty field is not written
+    assert [s.draft for s in store.load_steps("d")] == [None, "1564"] + [None] * (len(steps) - 2)

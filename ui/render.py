@@ -23,6 +23,7 @@ _SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'
                        **{c: f"&#{ord(c)};" for c in "[]()*_`#|~!\\{}$=:"}})
 LONG_REPLY = 400  # characters; longer replies are folded behind a <details> toggle
 COMPACT_TEXT = 160
+DRAFT_NOTE = "the router had answered “{draft}”, which no reply says, so it asks once more"
 
 
 def esc(text: str | None) -> str:
@@ -70,6 +71,7 @@ class StepView:
     metrics: str = ""              # route: tokens · $ · call seconds
     choice: str = ""               # route: the model distribution before → after α
     verdict: str | None = None     # answer: "correct" | "wrong" | None (no gold)
+    draft: str | None = None       # route: the answer it replaces, which no reply contained
     flags: list[str] = field(default_factory=list)
 
 
@@ -105,7 +107,7 @@ def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
                        f"call {s.call_latency_s:.2f}s")
         return StepView(icon="🔀", label="route", model=s.request_model or s.written_model, sent=s.sent, note=note,
                         query=s.query, reply=s.response, metrics=metrics, choice=choice_summary(s),
-                        text=s.error or "", **base)
+                        text=s.error or "", draft=s.draft, **base)
     if s.kind == "answer":
         verdict = None
         if gold:
@@ -153,8 +155,10 @@ def html(v: StepView, compact: bool = False) -> str:
         return esc(v.text) or "<i>(empty)</i>"
     if v.kind == "route":
         who = badge(v.model) if v.sent else f'<span class="rs-muted">{esc(v.note)}</span>'
-        lines = [f"🔀 <b>route</b> → {who} <small>step {v.index} · {v.seconds:.1f}s{flags}</small>",
-                 f"<b>sub-question:</b> {esc(v.query)}"]
+        lines = [f"🔀 <b>route</b> → {who} <small>step {v.index} · {v.seconds:.1f}s{flags}</small>"]
+        if v.draft:
+            lines.append(f"<small>{esc(DRAFT_NOTE.format(draft=v.draft))}</small>")
+        lines.append(f"<b>sub-question:</b> {esc(v.query)}")
         if v.sent or v.reply:
             lines.append(_reply_html(v.reply))
         if v.metrics:
@@ -219,6 +223,8 @@ def text(v: StepView, compact: bool = False) -> str:
         lines = [f"{head}  → {who or '?'}: {v.query or ''}{flag}"]
         if compact:
             return lines[0]
+        if v.draft:
+            lines.append(pad + DRAFT_NOTE.format(draft=v.draft))
         if v.choice:
             lines.append(pad + v.choice)
         if v.sent or v.reply:
