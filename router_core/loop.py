@@ -244,7 +244,8 @@ class Router:
             ro.transcript += f" {query} </search>\n"
             asked = ro.asked.get(normalize_answer(query))
             if not query:
-                step.status, step.flags = "flagged", ["format:empty_query"]
+                step.status = "flagged"
+                step.flags.append("format:empty_query")
                 reply = "Error: the sub-question was empty. Write a question after the model name."
                 step.request_model = None
             elif asked is not None:
@@ -252,7 +253,8 @@ class Router:
                 # so the guided rollout answers now. The step is kept (flagged, not sent) for whoever reads the
                 # session, but the router's transcript goes back to before the repeat: a notice in its
                 # <information> would otherwise be copied into its answer.
-                step.status, step.flags = "flagged", ["repeated_query"]
+                step.status = "flagged"
+                step.flags.append("repeated_query")
                 step.request_model = None
                 step.response = f"(Not asked again: this is the same sub-question as step {asked}.)"
                 ro.transcript = before_search

@@ -119,6 +119,15 @@ def test_an_answer_that_no_reply_holds_goes_back_for_one_more_hop():
     assert (res.status, res.calls, res.em) == ("done", 2, 1.0)
 
 
+def test_a_hop_sent_back_that_repeats_a_question_is_not_sent_and_the_draft_is_given():
+    policy = hamlet_policy(["1564", "1564"], ["Who wrote Hamlet?", "who wrote hamlet"])
+    cand = FakeEngine(reply=lambda q: HAMLET.get(q, "?"))
+    steps = list(make_router(policy, candidates={"fake:big": cand}, check_answer=True).run("q", 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "answer"]
+    assert steps[3].flags == ["answer_not_in_replies", "repeated_query"] and steps[3].draft == "1564"
+    assert not steps[3].sent and len(cand.prompts("chat")) == 1 and steps[-1].text == "1564"
+
+
 @pytest.mark.parametrize("case", ["off", "grounded", "yes/no", "no reply read", "no turn left", "only once"])
 def test_answers_that_are_given_as_written(case):
     answers = {"grounded": ["William Shakespeare"], "yes/no": ["Yes"], "only once": ["1564", "1600"]}.get(
