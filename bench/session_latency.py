@@ -8,7 +8,9 @@ the web app does at start) and prints, side by side for each question and as med
   * prefilled vs new tokens — prompt tokens the engines computed, and how many of those they had
     never seen (not in any earlier prompt or generation of that engine); goal prefilled ≤ 1.2 × new;
   * first token — seconds from the start to the first streamed piece of router text;
-  * the answer and EM.
+  * the answer and EM;
+and where a two-hop session's seconds go, by phase (router: think, decide search/answer, choose the
+model, write the sub-question, write the answer; candidates: their replies), with tokens generated.
 Each engine counts its own prefill (llama.cpp's stats()); "new" is measured here by keeping, per
 engine, the token sequences it has computed. Usage: python bench/session_latency.py [--questions N]
 [--policy NAME] [--alpha A] [--out FILE]
@@ -50,14 +52,19 @@ class Metered(Engine):
         self.prefilled = 0
         self.new = 0
         self.calls = 0
+        self.phases: dict[str, list[float]] = {}  # phase → [seconds, tokens generated]
 
-    def _account(self, prompt: str, produced: str, fn):
+    def _account(self, prompt: str, phase: str, fn):
         toks = self.inner.tokens(prompt) if hasattr(self.inner, "tokens") else []
         known = max((common_prefix_len(toks, s) for s in self.seen), default=0)
         before = self.inner.stats().get("prefill_tokens", 0)
         t0 = time.perf_counter()
         out = fn()
-        self.seconds += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.seconds += dt
+        acc = self.phases.setdefault(phase, [0.0, 0])
+        acc[0] += dt
+        acc[1] += getattr(out, "output_tokens", 0)
         self.calls += 1
         self.prefilled += self.inner.stats().get("prefill_tokens", 0) - before
         self.new += max(0, len(toks) - known)
@@ -68,18 +75,19 @@ class Metered(Engine):
         return out
 
     def generate(self, prompt, *, stop=(), max_tokens=256, temperature=0.0, on_text=None, cache=None):
-        return self._account(prompt, "", lambda: self.inner.generate(prompt, stop=stop, max_tokens=max_tokens,
+        return self._account(prompt, _phase(stop), lambda: self.inner.generate(prompt, stop=stop, max_tokens=max_tokens,
                                                                      temperature=temperature, on_text=on_text,
                                                                      cache=cache))
 
     def chat(self, messages, *, max_tokens=256, temperature=0.0, stop=(), on_text=None, cache=None):
         prompt = self.inner.chat_prompt(messages)
-        return self._account(prompt, "", lambda: self.inner.chat(messages, max_tokens=max_tokens,
+        return self._account(prompt, "candidate reply", lambda: self.inner.chat(messages, max_tokens=max_tokens,
                                                                  temperature=temperature, stop=stop, on_text=on_text,
                                                                  cache=cache))
 
     def score(self, prefix, continuations, cache: CacheHint | None = None):
-        return self._account(prefix, "", lambda: self.inner.score(prefix, continuations, cache))
+        phase = "decide search/answer" if list(continuations) == ["<search>", "<answer>"] else "choose the model"
+        return self._account(prefix, phase, lambda: self.inner.score(prefix, continuations, cache))
 
     def chat_prompt(self, messages):
         return self.inner.chat_prompt(messages)
@@ -94,6 +102,26 @@ class Metered(Engine):
 
     def stats(self):
         return self.inner.stats()
+
+
+def _phase(stop) -> str:
+    """A router generation's phase, read from where it stops (the guided rollout's stop strings)."""
+    for tag, phase in (("</think>", "think"), ("</search>", "sub-question"), ("</answer>", "answer")):
+        if tag in stop:
+            return phase
+    return "generate"
+
+
+def _phases(engines) -> dict[str, dict[str, float]]:
+    """Seconds and tokens generated per phase, all engines of a session together."""
+    out: dict[str, dict[str, float]] = {}
+    for m in engines:
+        for ph, (sec, toks) in m.phases.items():
+            name = ph if m.name.startswith("router") or ph == "candidate reply" else f"candidate {ph}"
+            acc = out.setdefault(name, {"s": 0.0, "tokens": 0})
+            acc["s"] = round(acc["s"] + sec, 3)
+            acc["tokens"] += toks
+    return out
 
 
 def main() -> None:
@@ -152,7 +180,8 @@ def main() -> None:
                    "prefilled_per_new": pre / new if new else None, "first_token_s": first[0] if first else None,
                    "routes": routes, "answer": answer, "em": em,
                    "per_engine": {m.name: {"s": round(m.seconds, 3), "calls": m.calls, "prefilled": m.prefilled,
-                                           "new": m.new} for m in metered.values()}}
+                                           "new": m.new} for m in metered.values()},
+                   "phases": _phases(metered.values())}
             rows.append(row)
             print(f"{i + 1:>3} {wall:7.1f} {engine_s:8.1f} {row['ratio'] or 0:5.2f} {pre:9d} {new:6d} "
                   f"{row['prefilled_per_new'] or 0:7.2f} {row['first_token_s'] or 0:9.2f} {routes:6d}  "
@@ -166,12 +195,22 @@ def main() -> None:
                "median_prefilled_per_new": med("prefilled_per_new"), "median_first_token_s": med("first_token_s"),
                "median_two_hop_wall_s": statistics.median([r["wall_s"] for r in two_hop]) if two_hop else None,
                "two_hop_sessions": len(two_hop), "em": statistics.mean(r["em"] for r in rows),
-               "warm_up_s": warm_s}
+               "warm_up_s": warm_s,
+               "two_hop_median_phases": {ph: {"s": statistics.median(r["phases"].get(ph, {}).get("s", 0.0)
+                                                                     for r in two_hop),
+                                              "tokens": statistics.median(r["phases"].get(ph, {}).get("tokens", 0)
+                                                                          for r in two_hop)}
+                                         for ph in sorted({ph for r in two_hop for ph in r["phases"]})}}
     print(f"medians: wall {summary['median_wall_s']:.1f} s, engine {summary['median_engine_s']:.1f} s, "
           f"ratio {summary['median_ratio']:.2f} (goal ≤ 1.3), prefilled/new {summary['median_prefilled_per_new']:.2f} "
           f"(goal ≤ 1.2), first token {summary['median_first_token_s']:.2f} s; two-hop sessions "
           f"{len(two_hop)}, their median wall {summary['median_two_hop_wall_s'] or float('nan'):.1f} s (goal ≤ 20 s); "
           f"EM {summary['em']:.2f}")
+    if two_hop:
+        print("where a two-hop session's seconds go (medians over those sessions):")
+        for ph, v in sorted(summary["two_hop_median_phases"].items(), key=lambda kv: -kv[1]["s"]):
+            rate = f", {v['tokens'] / v['s']:.1f} tok/s" if v["tokens"] and v["s"] else ""
+            print(f"  {ph:<22}{v['s']:6.1f} s  {v['tokens']:5.0f} tokens generated{rate}")
     Path(args.out).write_text(json.dumps({"policy": pol.name, "alpha": args.alpha, "machine": platform.processor()
                                           or platform.machine(), "summary": summary, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
