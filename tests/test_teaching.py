@@ -76,10 +76,22 @@ def test_graph_marks_unsent_flagged_and_failed_hops_and_ends():
     assert "✓" not in h and "✗" not in h  # no gold: no verdict
 
 
+def test_a_hop_taken_instead_of_an_ungrounded_answer_is_explained_in_graph_and_caption():
+    steps = two_hop()
+    steps[3].draft, steps[3].flags = "Wales", ["answer_not_in_replies"]
+    steps[3].decision = {"search": 0.3, "answer": 0.7}
+    h = text_of(graph_html(graph_of(Q, steps)))
+    assert "asked instead of answering “Wales”, which no reply said" in h
+    cap = caption(steps[3], alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    assert cap.startswith("Step 3: The router was ready to answer “Wales” (70 % sure), but no reply said so")
+    assert "sure it needed help" not in cap and "It asked Big" in cap
+    assert "instead of answering" not in graph_html(graph_of(Q, two_hop()))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_graph_escapes_model_text(payload):
     steps = [Step("s", 0, "route", request_model="Big", query=payload, response=payload + " Christopher Nolan",
-                  call_started_at=1.0, call_ended_at=2.0),
+                  call_started_at=1.0, call_ended_at=2.0, draft=payload),
              Step("s", 1, "route", request_model="Big", query="Where was Christopher Nolan born? " + payload,
                   response=payload, call_started_at=3.0, call_ended_at=4.0),
              Step("s", 2, "answer", text=payload)]

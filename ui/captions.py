@@ -76,7 +76,11 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
 
 def _route_caption(s: Step, alpha: float, prices: Prices) -> str:
     parts: list[str] = []
-    if s.decision and "search" in s.decision:
+    if s.draft:
+        sure = f" ({pct(s.decision['answer'])} sure)" if s.decision and "answer" in s.decision else ""
+        parts.append(f"The router was ready to answer {_quote(s.draft, 60)}{sure}, but no reply said so: it was sent "
+                     "back to ask for the missing fact.")
+    elif s.decision and "search" in s.decision:
         parts.append(f"The router was {pct(s.decision['search'])} sure it needed help.")
     c = s.choice
     if c is not None and c.models:
