@@ -7,6 +7,8 @@ temperature 0 is the same on a warm engine as on a fresh one (the cache changes 
 """
 from __future__ import annotations
 
+import pytest
+
 from router_core.engines import Engine, EngineSpec, get_engine, load_engine
 from router_core.loop import Router
 from router_core.policy import load_policies
@@ -46,6 +48,7 @@ def test_second_session_prefills_a_fraction_of_the_first(qwen):
     assert steps2[-1][0] == "answer"
 
 
+@pytest.mark.model  # loads its own engines (no shared fixture marks it)
 def test_warm_engine_gives_the_same_session_as_a_fresh_one():
     """Same question, temperature 0: a fresh router engine and one that ran another session first agree."""
     fresh: dict[tuple, Engine] = {}
