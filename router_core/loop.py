@@ -227,7 +227,8 @@ class Router:
             step = self._new_step(ro, "route", decision=decision)
             if draft is not None:
                 step.started_at, step.draft, step.flags = draft.started_at, draft.text, ["answer_not_in_replies"]
-                step.router_input_tokens, step.router_output_tokens = draft.router_input_tokens, draft.router_output_tokens
+                step.router_input_tokens = draft.router_input_tokens
+                step.router_output_tokens = draft.router_output_tokens
             before_search = ro.transcript
             prefix = ro.prompt + ro.transcript + "<search> "
             choice = self._choose(engine, prefix, alpha, ro.cache)

@@ -86,7 +86,8 @@ def _hop_html(h: Hop) -> str:
     uses = "".join(f'<div class="rs-g-uses">⤷ uses “{esc(b.span)}” from step {b.from_step}</div>'
                    for n, b in h.bridges_in)
     if s.draft:
-        uses += f'<div class="rs-g-uses">✍ asked instead of answering “{esc(shorten(s.draft, 40))}”, which no reply said</div>'
+        uses += (f'<div class="rs-g-uses">✍ asked instead of answering “{esc(shorten(s.draft, 40))}”, '
+                 "which no reply said</div>")
 
     sub = (f'<div class="rs-g-node rs-g-sub {state}{unsent}" data-step="{s.index}" tabindex="0" '
            f'title="step {s.index}: click to show it in the step list">'
