@@ -14,7 +14,7 @@ from pathlib import Path
 
 from router_core.engines import EngineSpec, get_engine
 from router_core.engines.base import Engine
-from router_core.loop import Router
+from router_core.loop import Router, spec_of_model
 from router_core.policy import load_policies
 from router_core.pool import load_pool
 
@@ -81,8 +81,11 @@ def main() -> None:
     log: list = []
     engines, _ = recording_engines(log)
 
-    router = Router(load_policies().get(None), load_pool(), engines=engines)
+    pool = load_pool()
+    router = Router(load_policies().get(None), pool, engines=engines)
     list(router.run("warm-up: what is 1+1?", args.alpha))  # load models, warm caches
+    for m in pool.models:  # every candidate loaded before the clock starts (a load is not loop overhead)
+        engines(spec_of_model(m))
     log.clear()
     turns, t0 = 0, time.perf_counter()
     for q in QUESTIONS[: args.questions]:

@@ -65,7 +65,7 @@ class Choice:
     score_seconds: float = field(default=0.0, metadata=_range(0.0, 1e7))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Choice":
@@ -135,7 +135,7 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON types, plus the derived `latency_s` (ignored by from_dict)."""
-        d = dataclasses.asdict(self)
+        d = _plain(self)
         d["latency_s"] = round(self.latency_s, 6)
         return d
 
@@ -157,6 +157,28 @@ class Step:
         if kw.get("choice") is not None:
             kw["choice"] = Choice.parse(kw["choice"], f"{where}.choice")
         return cls(**kw)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a new dict of plain JSON values; lists and dicts are copied one level deep,
+    nested records turned into dicts. What `dataclasses.asdict` gives, without its deep copy of every
+    value (it made writing steps to the store several times slower)."""
+    out: dict[str, Any] = {}
+    for name in _field_names(type(obj)):
+        v = getattr(obj, name)
+        if isinstance(v, list):
+            v = list(v)
+        elif isinstance(v, dict):
+            v = dict(v)
+        elif dataclasses.is_dataclass(v):
+            v = _plain(v)
+        out[name] = v
+    return out
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 DERIVED = ("latency_s",)  # written by to_dict for readers, never read back

@@ -256,11 +256,20 @@ class TraceStore:
             with self._tx() as c:
                 return self.insert_sessions(sessions, conn=c)
         rows, steps, usage, notes = [], [], [], []
+        # sessions of one import or fill share a few pools and model sets: one query each, not one per session
+        pools: dict[str, str] = {}
+        masks: dict[frozenset[str], int] = {}
         for p in sessions:
             row = {k: v for k, v in p.session.items() if k != "pool"}
-            row.update(host=None, pid=None, pid_start=None, pool_hash=indexes.put_pool(conn, p.session["pool"]))
+            key = indexes.pool_hash(p.session["pool"])
+            if key not in pools:
+                pools[key] = indexes.put_pool(conn, p.session["pool"])
+            row.update(host=None, pid=None, pid_start=None, pool_hash=pools[key])
             u = usage_rows(row["id"], p.steps)
-            row["models_mask"] = indexes.models_mask(conn, [x["model"] for x in u], self.where)
+            names = frozenset(x["model"] for x in u)
+            if names not in masks:
+                masks[names] = indexes.models_mask(conn, names, self.where)
+            row["models_mask"] = masks[names]
             rows.append(row)
             steps += [step_row(s) for s in p.steps]
             usage += u

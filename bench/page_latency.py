@@ -9,7 +9,7 @@ takes the median of N (default 5) for:
   * replay open: click Open on a stored session of 10+ steps until every step and chart is drawn;
 and, from the same sessions, the router engine's own time to first token (llama.cpp) for the
 session's first generation, recorded by wrapping the engine the app uses.
-Usage: python bench/ui.py [--reps N] [--port P]
+Usage: python bench/page_latency.py [--reps N] [--port P]
 """
 from __future__ import annotations
 
