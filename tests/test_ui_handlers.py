@@ -87,6 +87,18 @@ def test_charts_follow_the_steps(store):
     assert charts.choices([]).layout.annotations[0].text.startswith("No scored")
 
 
+def test_choice_rows_each_have_their_own_axes_and_title(store):
+    steps = store.load_steps(write_session(store, "Q?", alpha=0.8))
+    scored = [s for s in steps if s.kind == "route"][:1] * 3  # three decisions: three stacked rows
+    fig = charts.choices(scored)
+    assert [a.text for a in fig.layout.annotations] == [f"step {s.index}: picked {s.choice.chosen}" for s in scored]
+    assert [(t.xaxis, t.yaxis) for t in fig.data] == [("x", "y")] * 2 + [("x2", "y2")] * 2 + [("x3", "y3")] * 2
+    rows = [fig.layout.yaxis.domain, fig.layout.yaxis2.domain, fig.layout.yaxis3.domain]
+    assert all(0 <= lo < hi <= 1 for lo, hi in rows) and rows[0][0] > rows[1][1] > rows[1][0] > rows[2][1]
+    assert fig.layout.xaxis.matches == fig.layout.xaxis2.matches == "x3" and fig.layout.xaxis3.matches is None
+    assert fig.layout.yaxis3.range == (0, 1) and fig.layout.template.layout.paper_bgcolor == "white"
+
+
 def test_explorer_page_summary_and_export(store, tmp_path):
     ids = [write_session(store, f"Question {i}?", alpha=i / 10, gold=["Paris"] if i % 2 else ["Rome"],
                          dataset="demo") for i in range(6)]

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from router_core.step import Step
@@ -16,8 +17,11 @@ from .render import esc, money
 ROUTER = "router"
 KIND_COLOURS = {"think": "#8e9aaf", "route": "#4c78a8", "answer": "#54a24b", "error": "#e45756", "call": "#f58518"}
 PALETTE = ("#f58518", "#4c78a8", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6")
-LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=260,
-              font=dict(size=11), legend=dict(orientation="h", y=-0.25))
+LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=260, font=dict(size=11), legend=dict(orientation="h", y=-0.25))
+# Every figure here uses this theme. Plotly shares the default template with each new figure as it is made;
+# naming it per figure (`template=` in a layout) copies and validates it every time: ~20 ms of a figure's
+# ~25, paid for three figures on every step the page streams.
+pio.templates.default = "plotly_white"
 
 
 def empty(title: str, message: str) -> go.Figure:
@@ -123,6 +127,23 @@ def cost_by_model(sessions: Sequence[tuple[str, Sequence[Step]]]) -> go.Figure:
     return fig
 
 
+def _stacked_rows(titles: Sequence[str], spacing: float) -> dict:
+    """Layout for one row per title sharing the bottom x axis, each titled above (what plotly's make_subplots
+    writes, built directly: make_subplots costs ~30 ms for three rows, paid on every step the page streams)."""
+    n = len(titles)
+    height = (1 - spacing * (n - 1)) / n
+    bottom = "x" if n == 1 else f"x{n}"
+    layout: dict = {"annotations": []}
+    for i, title in enumerate(titles, start=1):
+        top = 1 - (i - 1) * (height + spacing)
+        sx = "" if i == 1 else str(i)
+        layout[f"yaxis{sx}"] = dict(domain=[max(0.0, top - height), min(1.0, top)], anchor=f"x{sx}")
+        layout[f"xaxis{sx}"] = dict(anchor=f"y{sx}", **({} if i == n else dict(matches=bottom, showticklabels=False)))
+        layout["annotations"].append(dict(text=title, x=0.5, y=min(1.0, top), xref="paper", yref="paper",
+                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=16)))
+    return layout
+
+
 def choices(steps: Sequence[Step]) -> go.Figure:
     """For each scored route decision: P(model) before and after the α adjustment."""
     scored = [s for s in steps if s.kind == "route" and s.choice is not None]
@@ -130,21 +151,24 @@ def choices(steps: Sequence[Step]) -> go.Figure:
         return empty("Model choice before / after α", "No scored route decision yet "
                                                        "(free-running policies on unscoring engines have none).")
     # one row per decision (not one column each): titles and model names stay readable for long sessions
-    fig = make_subplots(rows=len(scored), cols=1, shared_xaxes=True, vertical_spacing=0.32 / max(1, len(scored)),
-                        subplot_titles=[f"step {s.index}: picked {esc(s.choice.chosen)}" for s in scored])
+    layout = _stacked_rows([f"step {s.index}: picked {esc(s.choice.chosen)}" for s in scored],
+                           spacing=0.32 / max(1, len(scored)))
+    traces = []
     for row, s in enumerate(scored, start=1):
         c = s.choice
         names = [esc(m) for m in c.models]
-        fig.add_trace(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac",
+        axes = dict(xaxis="x" if row == 1 else f"x{row}", yaxis="y" if row == 1 else f"y{row}")
+        traces.append(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac",
                              showlegend=row == 1, legendgroup="before",
                              hovertext=[f"{n}: p={p:.3f} (log p {lp:.2f})" for n, p, lp in
-                                        zip(names, c.probs_before, c.logprobs)], hoverinfo="text"), row=row, col=1)
-        fig.add_trace(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}",
+                                        zip(names, c.probs_before, c.logprobs)], hoverinfo="text", **axes))
+        traces.append(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}",
                              marker_color=[colour(m) for m in c.models],
                              showlegend=row == 1, legendgroup="after",
                              marker_line=dict(width=[3 if m == c.chosen else 0 for m in c.models], color="#222"),
                              hovertext=[f"{n}: p={p:.3f} · normalised cost {nc:.2f}" for n, p, nc in
-                                        zip(names, c.probs_after, c.norm_costs)], hoverinfo="text"), row=row, col=1)
+                                        zip(names, c.probs_after, c.norm_costs)], hoverinfo="text", **axes))
+    fig = go.Figure(data=traces, layout=layout)
     fig.update_layout(title="Model choice before / after α (outlined = chosen)", barmode="group",
                       **{**LAYOUT, "height": 150 + 110 * len(scored)})
     fig.update_yaxes(range=[0, 1], nticks=3)
