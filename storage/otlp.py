@@ -286,8 +286,9 @@ def _prices(pool: Any) -> dict[str, tuple[float, float]]:
 _current: Tracer | None = None
 
 
-def configure(endpoint: str | None) -> Tracer | None:
-    """Turn tracing on for this process (`--otlp URL`, else $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or leave it off."""
+def configure(endpoint: str | None, *, timeout_s: float = 5.0) -> Tracer | None:
+    """Turn tracing on for this process (`--otlp URL`, else $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or leave it off.
+    `timeout_s` bounds each send, its retries included."""
     global _current
     url = (endpoint or os.environ.get(ENV) or "").strip()
     if not url:
@@ -295,7 +296,7 @@ def configure(endpoint: str | None) -> Tracer | None:
     if _current is not None and _current.endpoint == url:
         return _current
     shutdown()
-    _current = Tracer(url)
+    _current = Tracer(url, timeout_s=timeout_s)
     return _current
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import httpx
 import pytest
@@ -26,11 +25,16 @@ TOKEN_ENV = "ROUTER_STUDIO_TEST_API_TOKEN"
 script = one_hop_script("I need the director of Interstellar first.")
 
 
-class Slow(FakeEngine):
-    """A policy that takes a while per generation, to fill the queue."""
+class Held(FakeEngine):
+    """A policy whose first generation waits until the test lets it go, to hold the queue's only place."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.entered, self.release = threading.Event(), threading.Event()
 
     def generate(self, prompt, **kw):
-        time.sleep(0.4)
+        self.entered.set()
+        assert self.release.wait(60), "the test never released the held generation"
         return super().generate(prompt, **kw)
 
 
@@ -42,14 +46,17 @@ def make_studio(store: TraceStore, policy: FakeEngine | None = None) -> Studio:
                   engines=fake_provider(policy, default=FakeEngine(reply="Christopher Nolan directed it.")))
 
 
-@pytest.fixture()
-def served(tmp_path, monkeypatch):
-    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
-    store = TraceStore(str(tmp_path / "api.sqlite"))
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One launched app for the module (launching Gradio costs about a second): tests count sessions as
+    differences, so they do not depend on each other or on their order."""
+    store = TraceStore(str(tmp_path_factory.mktemp("api") / "api.sqlite"))
     studio = make_studio(store)
     try:
-        with served_studio(studio, api=routes(studio, token_env=TOKEN_ENV, gate=Gate(limit=2))) as url:
-            yield url, store, studio
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(TOKEN_ENV, "s3cret-token")
+            with served_studio(studio, api=routes(studio, token_env=TOKEN_ENV, gate=Gate(limit=2))) as url:
+                yield url, store, studio
     finally:
         store.close()
 
@@ -61,6 +68,7 @@ def client(url: str, key: str = "s3cret-token"):
 
 def test_official_client_plain_and_streaming(served):
     url, store, _ = served
+    before = store.list_sessions().total
     c = client(url)
     ids = [m.id for m in c.models.list().data]
     assert "router:default:0" in ids and "router:fake-guided:0" in ids
@@ -83,7 +91,7 @@ def test_official_client_plain_and_streaming(served):
     last = [ch for ch in chunks if ch.choices][-1]
     assert last.choices[0].finish_reason == "stop" and last.model_extra["router"]["policy"] == "fake-other"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
-    assert store.list_sessions().total == 2
+    assert store.list_sessions().total == before + 2
 
 
 def test_raw_stream_carries_each_step_as_a_comment(served):
@@ -112,12 +120,13 @@ def test_raw_stream_carries_each_step_as_a_comment(served):
 ])
 def test_bad_requests_get_openai_style_errors(served, body, status, needle):
     url, store, _ = served
+    before = store.list_sessions().total
     r = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer s3cret-token"},
                    timeout=30)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert needle in err["message"] and err["type"] in ("invalid_request_error",)
-    assert store.list_sessions().total == 0
+    assert store.list_sessions().total == before
 
 
 def test_unknown_pool_header_and_token(served):
@@ -137,26 +146,28 @@ def test_unknown_pool_header_and_token(served):
     assert h["status"] == "ok" and h["policy"] == "fake-guided" and h["pool"] == "fake-three"
 
 
-def test_a_full_queue_answers_429_with_retry_after(tmp_path, monkeypatch):
+def test_a_full_queue_answers_429_with_retry_after(tmp_path):
     store = TraceStore(str(tmp_path / "q.sqlite"))
-    slow = Slow(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
-    studio = make_studio(store, slow)
+    held = Held(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
+    studio = make_studio(store, held)
     body = {"model": "router", "messages": [{"role": "user", "content": Q}]}
     codes: list[int] = []
 
     def call():
         codes.append(httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code)
+    first = threading.Thread(target=call)
     try:
         with served_studio(studio, api=routes(studio, gate=Gate(limit=1))) as url:
-            first = threading.Thread(target=call)
             first.start()
-            time.sleep(0.3)  # the first request now holds the only place
+            assert held.entered.wait(60)  # the first request now holds the only place
             r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
             assert r.status_code == 429 and r.headers["retry-after"] == "5"
             assert r.json()["error"]["code"] == "queue_full"
+            held.release.set()
             first.join(timeout=60)
             assert codes == [200]
     finally:
+        held.release.set()
         store.close()
 
 
@@ -185,6 +196,7 @@ def test_model_ids_parse_with_dashes_and_colons_in_names(tmp_path):
 
 def test_hostile_requests_are_refused_without_a_traceback(served):
     url, store, _ = served
+    before = store.list_sessions().total
     ok = {"Authorization": "Bearer s3cret-token"}
     body = {"model": "router", "messages": [{"role": "user", "content": "q"}]}
     # a page on another site can POST text/plain without a CORS preflight: refused before anything runs
@@ -201,7 +213,7 @@ def test_hostile_requests_are_refused_without_a_traceback(served):
     bad = {"model": "router", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
     r = httpx.post(f"{url}/v1/chat/completions", json=bad, headers=ok, timeout=30)
     assert r.status_code == 400 and "must be a string" in r.json()["error"]["message"]
-    assert store.list_sessions().total == 0
+    assert store.list_sessions().total == before
     r = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": "bearer s3cret-token"},
                    timeout=30)
     assert r.status_code == 200

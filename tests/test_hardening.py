@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -226,7 +225,7 @@ def test_explorer_inputs_become_messages(store):
         make_filter(cost_max=float("inf"))
 
 
-def test_a_read_only_store_opens_for_reading(tmp_path):
+def test_a_read_only_store_opens_for_reading(tmp_path, capsys):
     d = tmp_path / "ro"
     d.mkdir()
     db = d / "t.sqlite"
@@ -244,9 +243,9 @@ def test_a_read_only_store_opens_for_reading(tmp_path):
             with pytest.raises(StoreError, match="read-only") as e:
                 s.annotate(sid, "other", "x")
             assert str(db) in str(e.value)
-        p = subprocess.run([sys.executable, "app.py", "sessions", "--db", str(db)], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)
-        assert p.returncode == 0 and "Who wrote Dune?" in p.stdout
+        from ui.cli import main
+        assert main(["sessions", "--db", str(db)]) == 0
+        assert "Who wrote Dune?" in capsys.readouterr().out
     finally:
         if chattr is not None:
             subprocess.run(["chattr", "-i", str(db)], check=False)

@@ -142,7 +142,8 @@ def test_exporting_a_stored_session_again_gives_the_same_ids(collector, tmp_path
 
 
 def test_an_unreachable_collector_neither_slows_nor_breaks_a_session(tmp_path, caplog):
-    tracer = otlp.configure("http://127.0.0.1:9/v1/traces")  # nothing listens on the discard port
+    # nothing listens on the discard port; a 1 s send timeout bounds the exporter's retries (and this test)
+    tracer = otlp.configure("http://127.0.0.1:9/v1/traces", timeout_s=1.0)
     try:
         with caplog.at_level(logging.WARNING):
             with TraceStore(str(tmp_path / "t.sqlite")) as store:

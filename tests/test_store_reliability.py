@@ -200,7 +200,7 @@ def test_threads_sharing_one_store_lose_nothing_and_never_see_locked(tmp_path):
                 while True:
                     store.list_sessions(page_size=20)
                     reads[0] += 1
-                    if stop_reading.is_set():
+                    if stop_reading.wait(0.01):  # a reader at a page's pace, not one that holds the GIL throughout
                         break
             except Exception as e:
                 errors.append(f"reader: {type(e).__name__}: {e}")
@@ -407,27 +407,35 @@ def test_newer_schema_is_refused_and_left_untouched(tmp_path):
         con.close()
 
 
-def _store_as_unprivileged_user(path: Path) -> subprocess.CompletedProcess:
-    """Open the store in a child that runs as an ordinary user (root ignores file modes): list it, then try a write."""
+def _store_as_unprivileged_user(*paths: Path) -> list[list[str]]:
+    """Open each store in one child that runs as an ordinary user (root ignores file modes): list it, then try
+    a write. One child for all paths (starting Python and importing the store costs about a second); returns
+    the lines each path printed."""
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "from storage import StoreError, TraceStore\n"
-            "try:\n    s = TraceStore(sys.argv[2])\n    print('OPENED', s.list_sessions().total)\n"
-            "except StoreError as e:\n    print('STOREERROR', e)\n    raise SystemExit\n"
-            "except Exception as e:\n    print('OTHER', type(e).__name__, e)\n    raise SystemExit\n"
-            "try:\n    s.start_session(session_id='w', question='q', alpha=0, policy='p', engine='e', pool={})\n"
-            "    print('WROTE')\n"
-            "except StoreError as e:\n    print('WRITEERROR', e)\n")
-    cmd = [sys.executable, "-c", code, str(ROOT), str(path)]
+            "for path in sys.argv[2:]:\n"
+            "    print('--')\n"
+            "    try:\n        s = TraceStore(path)\n        print('OPENED', s.list_sessions().total)\n"
+            "    except StoreError as e:\n        print('STOREERROR', e)\n        continue\n"
+            "    except Exception as e:\n        print('OTHER', type(e).__name__, e)\n        continue\n"
+            "    try:\n"
+            "        s.start_session(session_id='w', question='q', alpha=0, policy='p', engine='e', pool={})\n"
+            "        print('WROTE')\n"
+            "    except StoreError as e:\n        print('WRITEERROR', e)\n"
+            "    s.close()\n")
+    cmd = [sys.executable, "-c", code, str(ROOT), *map(str, paths)]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if not setpriv:
             pytest.skip("running as root and no setpriv to drop to an ordinary user: root ignores chmod 0o444")
         cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                       env={**os.environ, "HOME": str(path.parent)})
-    if not p.stdout.startswith(("STOREERROR", "OPENED", "OTHER")):
+                       env={**os.environ, "HOME": str(paths[0].parent)})
+    if not p.stdout.startswith("--\n") or not p.stdout[3:].startswith(("STOREERROR", "OPENED", "OTHER")):
         pytest.skip(f"cannot run Python as an ordinary user here: {p.stderr.strip()[-300:]}")
-    return p
+    per_path = [block.strip().splitlines() for block in p.stdout.split("--\n")[1:]]
+    assert len(per_path) == len(paths), (p.stdout, p.stderr[-1000:])
+    return per_path
 
 
 @pytest.fixture
@@ -435,37 +443,35 @@ def shared_dir():
     """A folder an ordinary user can reach (pytest's tmp_path is private to root when tests run as root)."""
     top = Path(tempfile.mkdtemp(prefix="store-ro-"))
     top.chmod(0o711)
-    d = top / "shared"
-    d.mkdir()
     try:
-        yield d
+        yield top
     finally:
-        d.chmod(0o755)
+        for d in top.iterdir():
+            d.chmod(0o755)
         shutil.rmtree(top, ignore_errors=True)
 
 
 def test_read_only_file_or_folder_opens_for_reading_and_writes_name_the_file(shared_dir):
-    d = shared_dir
-    db = d / "ro.sqlite"
-    with TraceStore(str(db)) as s:
-        for _ in recorded(s, synthetic_steps("r1", 2), session_id="r1", question="q", alpha=0.0, policy="p",
-                          engine="llamacpp", pool={"name": "x"}):
-            pass
-    d.chmod(0o777)
-    db.chmod(0o444)
-    p = _store_as_unprivileged_user(db)
-    lines = p.stdout.splitlines()
-    assert lines[0] == "OPENED 1", (p.stdout, p.stderr[-1000:])
-    assert lines[1].startswith("WRITEERROR") and str(db) in lines[1] and "read-only" in lines[1], p.stdout
+    ro_file, ro_dir = shared_dir / "ro-file", shared_dir / "ro-dir"
+    for d in (ro_file, ro_dir):
+        d.mkdir()
+        with TraceStore(str(d / "ro.sqlite")) as s:
+            for _ in recorded(s, synthetic_steps("r1", 2), session_id="r1", question="q", alpha=0.0, policy="p",
+                              engine="llamacpp", pool={"name": "x"}):
+                pass
+    # a read-only file in a writable folder
+    ro_file.chmod(0o777)
+    (ro_file / "ro.sqlite").chmod(0o444)
     # a writable file in a read-only folder (SQLite cannot create its -wal file next to it): read-only too
-    db.chmod(0o666)
-    d.chmod(0o555)
-    p = _store_as_unprivileged_user(db)
-    lines = p.stdout.splitlines()
-    assert lines[0] == "OPENED 1" and lines[1].startswith("WRITEERROR") and "read-only" in lines[1], p.stdout
+    (ro_dir / "ro.sqlite").chmod(0o666)
+    ro_dir.chmod(0o555)
     # and a new database in a read-only folder cannot be created at all
-    p = _store_as_unprivileged_user(d / "new.sqlite")
-    assert p.stdout.startswith("STOREERROR") and "new.sqlite" in p.stdout and "read-only" in p.stdout, p.stdout
+    new = ro_dir / "new.sqlite"
+    out = _store_as_unprivileged_user(ro_file / "ro.sqlite", ro_dir / "ro.sqlite", new)
+    for db, lines in zip((ro_file / "ro.sqlite", ro_dir / "ro.sqlite"), out):
+        assert lines[0] == "OPENED 1", (db, out)
+        assert lines[1].startswith("WRITEERROR") and str(db) in lines[1] and "read-only" in lines[1], out
+    assert out[2][0].startswith("STOREERROR") and "new.sqlite" in out[2][0] and "read-only" in out[2][0], out
 
 
 def test_immutable_file_opens_for_reading_even_for_root(tmp_path):
@@ -511,7 +517,7 @@ def test_a_write_blocked_by_an_exclusive_lock_waits_then_succeeds(tmp_path):
     holder.start()
     try:
         assert locked.wait(timeout=30)
-        hold_s = 1.5
+        hold_s = 0.6
         timer = threading.Timer(hold_s, release.set)
         timer.start()
         t0 = time.monotonic()
@@ -589,17 +595,17 @@ def test_a_write_locked_longer_than_the_busy_timeout_names_the_file(tmp_path, sh
 
 
 def test_unreadable_file_or_untraversable_folder_is_a_store_error(shared_dir):
-    d = shared_dir
-    d.chmod(0o777)
-    db = d / "secret.sqlite"
-    TraceStore(str(db)).close()
-    db.chmod(0o000)
-    p = _store_as_unprivileged_user(db)
-    assert p.stdout.startswith("STOREERROR") and str(db) in p.stdout, (p.stdout, p.stderr[-500:])
-    db.chmod(0o666)
-    d.chmod(0o700)  # the ordinary user cannot even look inside
-    p = _store_as_unprivileged_user(db)
-    assert p.stdout.startswith("STOREERROR") and str(db) in p.stdout, (p.stdout, p.stderr[-500:])
+    open_dir, closed_dir = shared_dir / "open", shared_dir / "closed"
+    for d in (open_dir, closed_dir):
+        d.mkdir()
+        TraceStore(str(d / "secret.sqlite")).close()
+    open_dir.chmod(0o777)
+    (open_dir / "secret.sqlite").chmod(0o000)
+    (closed_dir / "secret.sqlite").chmod(0o666)
+    closed_dir.chmod(0o700)  # the ordinary user cannot even look inside
+    out = _store_as_unprivileged_user(open_dir / "secret.sqlite", closed_dir / "secret.sqlite")
+    for db, lines in zip((open_dir / "secret.sqlite", closed_dir / "secret.sqlite"), out):
+        assert lines[0].startswith("STOREERROR") and str(db) in lines[0], out
 
 
 def test_a_killed_writer_not_yet_reaped_is_recovered(tmp_path):
