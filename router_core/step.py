@@ -166,7 +166,10 @@ def _plain(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _field_names(type(obj)):
         v = getattr(obj, name)
-        if isinstance(v, list):
+        t = type(v)
+        if t in _SCALARS:  # most fields: checked first, by exact type (the bulk writer's hot loop)
+            pass
+        elif isinstance(v, list):
             v = list(v)
         elif isinstance(v, dict):
             v = dict(v)
@@ -174,6 +177,9 @@ def _plain(obj: Any) -> dict[str, Any]:
             v = _plain(v)
         out[name] = v
     return out
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 @functools.cache

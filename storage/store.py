@@ -12,7 +12,7 @@ import time
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import BigInteger, Connection, delete, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from router_core.session import SESSION_STATUSES
@@ -73,6 +73,18 @@ def usage_rows(session_id: str, steps: Iterable[Step]) -> list[dict[str, Any]]:
             agg[0] += 1
     return [{"session_id": session_id, "model": m, "calls": a[0], "input_tokens": a[1], "output_tokens": a[2],
              "cost_usd": a[3]} for m, a in usage.items()]
+
+
+
+# The reads of one session, built once: composing a select costs more than running it on an indexed id
+# (a replay opens with all three).
+_GET_SESSION = (select(*[c for c in SessionRow.__table__.columns if c.name not in SESSION_LOCAL_COLUMNS],
+                       PoolRow.snapshot.label("pool"))
+                .outerjoin(PoolRow, PoolRow.hash == SessionRow.pool_hash)
+                .where(SessionRow.id == bindparam("sid")))
+_LOAD_STEPS = select(StepRow).where(StepRow.session_id == bindparam("sid")).order_by(StepRow.idx)
+_ANNOTATIONS = (select(AnnotationRow).where(AnnotationRow.session_id == bindparam("sid"))
+                .order_by(AnnotationRow.id))
 
 
 class TraceStore:
@@ -363,10 +375,7 @@ class TraceStore:
 
     def get_session(self, session_id: str) -> dict[str, Any]:
         with self.read() as conn:
-            cols = [c for c in SessionRow.__table__.columns if c.name not in SESSION_LOCAL_COLUMNS]
-            row = conn.execute(select(*cols, PoolRow.snapshot.label("pool"))
-                               .outerjoin(PoolRow, PoolRow.hash == SessionRow.pool_hash)
-                               .where(SessionRow.id == session_id)).first()
+            row = conn.execute(_GET_SESSION, {"sid": session_id}).first()
         if row is None:
             raise KeyError(f"no session '{session_id}' in {self.where}")
         d = dict(row._mapping)
@@ -375,13 +384,12 @@ class TraceStore:
 
     def load_steps(self, session_id: str) -> list[Step]:
         with self.read() as conn:
-            rows = conn.execute(select(StepRow).where(StepRow.session_id == session_id).order_by(StepRow.idx)).all()
+            rows = conn.execute(_LOAD_STEPS, {"sid": session_id}).all()
         return [row_step(r._mapping) for r in rows]
 
     def annotations(self, session_id: str) -> list[dict[str, Any]]:
         with self.read() as conn:
-            rows = conn.execute(select(AnnotationRow).where(AnnotationRow.session_id == session_id)
-                                .order_by(AnnotationRow.id)).all()
+            rows = conn.execute(_ANNOTATIONS, {"sid": session_id}).all()
         return [{k: v for k, v in r._mapping.items() if k != "id"} | {"id": r._mapping["id"]} for r in rows]
 
     def model_usage(self, session_id: str) -> dict[str, dict[str, float]]:
