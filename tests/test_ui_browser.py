@@ -148,6 +148,18 @@ def test_narrow_window_stays_usable(app, browser):
         ctx.close()
 
 
+def test_the_page_draws_an_empty_timeline_once_settled_so_plotly_is_loaded_before_it_is_needed(app, browser):
+    url, _ = app
+    ctx, page = new_page(browser)
+    try:
+        page.goto(url)
+        page.wait_for_selector("#rs-run")
+        page.wait_for_selector("#rs-timeline .js-plotly-plot", timeout=60_000)  # without any run
+        assert "No steps yet" in page.inner_text("#rs-timeline")
+    finally:
+        ctx.close()
+
+
 def test_stored_injection_payloads_never_execute(app, browser, tmp_path):
     url, store = app
     scratch = TraceStore(str(tmp_path / "scratch.sqlite"))

@@ -140,8 +140,8 @@ def sweep_html(views: list[LiveView]) -> str:
     return f'<div class="rs-sweep" id="rs-sweep">{"".join(cols)}</div>'
 
 
-def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State) -> None:
-    """The Live tab's components and events (called inside a gr.Tab)."""
+def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State) -> gr.Plot:
+    """The Live tab's components and events (called inside a gr.Tab); returns its timeline chart."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=340):
             with gr.Row():
@@ -258,3 +258,4 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State)
                 concurrency_id="engine", api_name="sweep", show_progress="hidden")
     stop.click(on_stop, None, status, queue=False, api_name="stop")
     again.click(on_again, history, [tabs, compare_ids], api_name=False)
+    return timeline
