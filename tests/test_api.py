@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from ui.studio import Studio
 Q = "Which country is the birthplace of the director of the film Interstellar?"
 GUIDED = Policy(name="fake-guided", engine="llamacpp", model="fake:policy", mode="guided")
 OTHER = Policy(name="fake-other", engine="llamacpp", model="fake:policy", mode="guided")
+HELD = Policy(name="fake-held", engine="llamacpp", model="fake:held", mode="guided")      # waits until released
+FAILING = Policy(name="fake-failing", engine="llamacpp", model="fake:failing", mode="guided")
 TOKEN_ENV = "ROUTER_STUDIO_TEST_API_TOKEN"
 
 
@@ -26,38 +29,43 @@ script = one_hop_script("I need the director of Interstellar first.")
 
 
 class Held(FakeEngine):
-    """A policy whose first generation waits until the test lets it go, to hold the queue's only place."""
+    """A policy whose generations wait until the test lets them go, to hold the queue's places."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self.entered, self.release = threading.Event(), threading.Event()
+        self.release = threading.Event()
 
     def generate(self, prompt, **kw):
-        self.entered.set()
         assert self.release.wait(60), "the test never released the held generation"
         return super().generate(prompt, **kw)
 
 
-def make_studio(store: TraceStore, policy: FakeEngine | None = None) -> Studio:
+def make_studio(store: TraceStore, held: Held | None = None) -> Studio:
     pool = fake_pool()
-    policy = policy or FakeEngine(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
-    return Studio(store=store, policies=PolicyBook(default="fake-guided", policies=[GUIDED, OTHER]),
+    scores = routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3})
+    policy = FakeEngine(script, scores=scores)
+    extra = {"fake:held": held or Held(script, scores=scores),
+             "fake:failing": FakeEngine(fail="llama.cpp generation failed: out of memory")}
+    return Studio(store=store, policies=PolicyBook(default="fake-guided", policies=[GUIDED, OTHER, HELD, FAILING]),
                   pools={pool.name: pool}, default_pool=pool.name,
-                  engines=fake_provider(policy, default=FakeEngine(reply="Christopher Nolan directed it.")))
+                  engines=fake_provider(policy, extra, default=FakeEngine(reply="Christopher Nolan directed it.")))
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """One launched app for the module (launching Gradio costs about a second): tests count sessions as
-    differences, so they do not depend on each other or on their order."""
+    differences, so they do not depend on each other or on their order. Yields (url, store, gate, held)."""
     store = TraceStore(str(tmp_path_factory.mktemp("api") / "api.sqlite"))
-    studio = make_studio(store)
+    held = Held(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
+    studio = make_studio(store, held)
+    gate = Gate(limit=2)
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv(TOKEN_ENV, "s3cret-token")
-            with served_studio(studio, api=routes(studio, token_env=TOKEN_ENV, gate=Gate(limit=2))) as url:
-                yield url, store, studio
+            with served_studio(studio, api=routes(studio, token_env=TOKEN_ENV, gate=gate)) as url:
+                yield url, store, gate, held
     finally:
+        held.release.set()
         store.close()
 
 
@@ -67,7 +75,7 @@ def client(url: str, key: str = "s3cret-token"):
 
 
 def test_official_client_plain_and_streaming(served):
-    url, store, _ = served
+    url, store, *_ = served
     before = store.list_sessions().total
     c = client(url)
     ids = [m.id for m in c.models.list().data]
@@ -95,7 +103,7 @@ def test_official_client_plain_and_streaming(served):
 
 
 def test_raw_stream_carries_each_step_as_a_comment(served):
-    url, _, _ = served
+    url, *_ = served
     with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=60,
                       headers={"Authorization": "Bearer s3cret-token"},
                       json={"model": "router", "stream": True, "messages": [{"role": "user", "content": Q}]}) as r:
@@ -119,7 +127,7 @@ def test_raw_stream_carries_each_step_as_a_comment(served):
     ([1, 2], 400, "JSON object"),
 ])
 def test_bad_requests_get_openai_style_errors(served, body, status, needle):
-    url, store, _ = served
+    url, store, *_ = served
     before = store.list_sessions().total
     r = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer s3cret-token"},
                    timeout=30)
@@ -130,7 +138,7 @@ def test_bad_requests_get_openai_style_errors(served, body, status, needle):
 
 
 def test_unknown_pool_header_and_token(served):
-    url, _, _ = served
+    url, *_ = served
     ok = {"Authorization": "Bearer s3cret-token"}
     body = {"model": "router", "messages": [{"role": "user", "content": "q"}]}
     r = httpx.post(f"{url}/v1/chat/completions", json=body, headers={**ok, "x-router-pool": "nope"}, timeout=30)
@@ -146,43 +154,39 @@ def test_unknown_pool_header_and_token(served):
     assert h["status"] == "ok" and h["policy"] == "fake-guided" and h["pool"] == "fake-three"
 
 
-def test_a_full_queue_answers_429_with_retry_after(tmp_path):
-    store = TraceStore(str(tmp_path / "q.sqlite"))
-    held = Held(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
-    studio = make_studio(store, held)
-    body = {"model": "router", "messages": [{"role": "user", "content": Q}]}
+def test_a_full_queue_answers_429_with_retry_after(served):
+    url, store, gate, held = served
+    ok = {"Authorization": "Bearer s3cret-token"}
+    body = {"model": "router:fake-held", "messages": [{"role": "user", "content": Q}]}
     codes: list[int] = []
 
     def call():
-        codes.append(httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).status_code)
-    first = threading.Thread(target=call)
+        codes.append(httpx.post(f"{url}/v1/chat/completions", json=body, headers=ok, timeout=60).status_code)
+    holders = [threading.Thread(target=call) for _ in range(gate.limit)]
     try:
-        with served_studio(studio, api=routes(studio, gate=Gate(limit=1))) as url:
-            first.start()
-            assert held.entered.wait(60)  # the first request now holds the only place
-            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
-            assert r.status_code == 429 and r.headers["retry-after"] == "5"
-            assert r.json()["error"]["code"] == "queue_full"
-            held.release.set()
-            first.join(timeout=60)
-            assert codes == [200]
+        for t in holders:
+            t.start()
+        deadline = time.monotonic() + 60
+        while gate.in_flight < gate.limit:  # every place is now held by a request waiting on the engine
+            assert time.monotonic() < deadline, f"only {gate.in_flight} of {gate.limit} places were taken"
+            time.sleep(0.01)
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=ok, timeout=60)
+        assert r.status_code == 429 and r.headers["retry-after"] == "5"
+        assert r.json()["error"]["code"] == "queue_full"
     finally:
         held.release.set()
-        store.close()
+        for t in holders:
+            t.join(timeout=60)
+    assert codes == [200] * gate.limit and gate.in_flight == 0
 
 
-def test_an_engine_failure_is_a_5xx_and_the_session_is_stored_with_its_status(tmp_path):
-    store = TraceStore(str(tmp_path / "f.sqlite"))
-    studio = make_studio(store, FakeEngine(fail="llama.cpp generation failed: out of memory"))
-    try:
-        with served_studio(studio, api=routes(studio)) as url:
-            r = httpx.post(f"{url}/v1/chat/completions", timeout=60,
-                           json={"model": "router", "messages": [{"role": "user", "content": Q}]})
-            assert r.status_code == 502 and "out of memory" in r.json()["error"]["message"]
-            sid = r.headers["x-router-session-id"]
-            assert store.get_session(sid)["status"] == "error"
-    finally:
-        store.close()
+def test_an_engine_failure_is_a_5xx_and_the_session_is_stored_with_its_status(served):
+    url, store, *_ = served
+    r = httpx.post(f"{url}/v1/chat/completions", timeout=60, headers={"Authorization": "Bearer s3cret-token"},
+                   json={"model": "router:fake-failing", "messages": [{"role": "user", "content": Q}]})
+    assert r.status_code == 502 and "out of memory" in r.json()["error"]["message"]
+    sid = r.headers["x-router-session-id"]
+    assert store.get_session(sid)["status"] == "error"
 
 
 def test_model_ids_parse_with_dashes_and_colons_in_names(tmp_path):
@@ -195,7 +199,7 @@ def test_model_ids_parse_with_dashes_and_colons_in_names(tmp_path):
 
 
 def test_hostile_requests_are_refused_without_a_traceback(served):
-    url, store, _ = served
+    url, store, *_ = served
     before = store.list_sessions().total
     ok = {"Authorization": "Bearer s3cret-token"}
     body = {"model": "router", "messages": [{"role": "user", "content": "q"}]}
