@@ -55,11 +55,24 @@ def f1_score(prediction: str | None, golds: str | Iterable[str]) -> float:
     return max(scores) if scores else 0.0
 
 
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({w: str(10 * i) for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(),
+                                                            start=3)})
+
+
+def _digits(normalised: str) -> str:
+    """Number words as digits ("seven continents" → "7 continents"), so "7" is found where a reply says seven."""
+    return " ".join(_NUMBER_WORDS.get(w, w) for w in normalised.split())
+
+
 def found_in(answer: str | None, texts: Iterable[str | None]) -> bool:
-    """Whether the answer's normalised words occur, as whole words, in one of the texts (normalised alike).
+    """Whether the answer's normalised words occur, as whole words, in one of the texts (normalised alike,
+    number words read as digits).
 
     This is "the answer is grounded in what the router was told": the loop uses it to send an answer that
     no reply contains back for one more hop, and evaluation to measure how often answers are grounded.
     """
-    a = normalize_answer(answer or "")
-    return bool(a) and any(f" {a} " in f" {normalize_answer(t or '')} " for t in texts if t)
+    a = _digits(normalize_answer(answer or ""))
+    return bool(a) and any(f" {a} " in f" {_digits(normalize_answer(t or ''))} " for t in texts if t)

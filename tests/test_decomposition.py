@@ -83,3 +83,9 @@ def test_measure_over_sessions():
 def test_found_in_matches_whole_normalised_words_only():
     assert found_in("The Nile", ["the nile is longer."]) and found_in("1564", ["Born in 1564, in Stratford"])
     assert not found_in("Eng", ["He was born in England."]) and not found_in("", ["x"]) and not found_in("x", [None])
+
+
+def test_found_in_reads_number_words_as_digits_both_ways():
+    assert found_in("7", ["There are seven continents on Earth."]) and found_in("Seven", ["7 continents"])
+    assert found_in("twenty", ["It has 20 floors."]) and found_in("90", ["ninety years"])
+    assert not found_in("7", ["There are seventy continents."]) and not found_in("one", ["someone said 10"])

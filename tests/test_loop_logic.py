@@ -128,14 +128,17 @@ def test_a_hop_sent_back_that_repeats_a_question_is_not_sent_and_the_draft_is_gi
     assert not steps[3].sent and len(cand.prompts("chat")) == 1 and steps[-1].text == "1564"
 
 
-@pytest.mark.parametrize("case", ["off", "grounded", "yes/no", "no reply read", "no turn left", "only once"])
+@pytest.mark.parametrize("case", ["off", "grounded", "yes/no", "no reply read", "no turn left", "only once",
+                                  "number word"])
 def test_answers_that_are_given_as_written(case):
-    answers = {"grounded": ["William Shakespeare"], "yes/no": ["Yes"], "only once": ["1564", "1600"]}.get(
-        case, ["1564"])
+    answers = {"grounded": ["William Shakespeare"], "yes/no": ["Yes"], "only once": ["1564", "1600"],
+               "number word": ["2"]}.get(case, ["1564"])
     policy = hamlet_policy(list(answers), list(HAMLET))
     if case == "no reply read":
         policy.scores = routes_then_answers(0, NAMES)
     replies = {**HAMLET, "In what year was William Shakespeare born?": "He was born in Stratford."}
+    if case == "number word":  # "2" is what the reply says, in words
+        replies["Who wrote Hamlet?"] = "Two people: William Shakespeare and his printer."
     run = {"check_answer": case != "off"}
     if case == "no turn left":
         run["max_turns"] = 1
