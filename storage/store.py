@@ -75,7 +75,6 @@ def usage_rows(session_id: str, steps: Iterable[Step]) -> list[dict[str, Any]]:
              "cost_usd": a[3]} for m, a in usage.items()]
 
 
-
 # The reads of one session, built once: composing a select costs more than running it on an indexed id
 # (a replay opens with all three).
 _GET_SESSION = (select(*[c for c in SessionRow.__table__.columns if c.name not in SESSION_LOCAL_COLUMNS],

@@ -62,8 +62,10 @@ def build(studio: Studio) -> gr.Blocks:
         # An empty timeline drawn once the page is interactive: the browser loads plotly.js (about 2 s on a
         # slow CPU) while the visitor reads, not when the first step or replay must be drawn (a replay opened
         # in a fresh page took 2.9 s, 0.65 s with plotly loaded). An initial value would delay the Run button.
-        demo.load(lambda: charts.timeline([]), None, live_timeline, api_name=False, show_progress="hidden",
-                  js="() => new Promise(done => setTimeout(done, 1000))")  # after the page has settled
+        # A run started within that second has drawn its own timeline already: it is left as it is.
+        demo.load(lambda shown: gr.skip() if shown is not None else charts.timeline([]), live_timeline,
+                  live_timeline, api_name=False, show_progress="hidden",
+                  js="(shown) => new Promise(done => setTimeout(() => done(shown), 1000))")  # once settled
         # the Explorer's first page and the Compare list are filled as the page opens, not on a click
         demo.load(ex["do_search"], ex["search_inputs"], ex["search_outs"], api_name=False, show_progress="hidden")
         demo.load(lambda: gr.update(choices=compare.recent_choices(studio.store)), None, pick, api_name=False,
