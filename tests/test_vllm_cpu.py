@@ -14,6 +14,9 @@ pytestmark = pytest.mark.vllm
 
 ROOT = Path(__file__).resolve().parent.parent
 VPY = ROOT / ".venv-vllm" / "bin" / "python"
+# setup.sh writes this stamp only once `import vllm` works in .venv-vllm; a build that failed (a full
+# disk, a registry error) leaves the directory without it and says so, and the test is skipped then
+STAMP = ROOT / ".venv-vllm" / ".setup-stamp"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,8 @@ def checkpoint():
     return str(d)
 
 
-@pytest.mark.skipif(not VPY.exists(), reason="no .venv-vllm: `bash scripts/setup.sh --tests` builds it")
+@pytest.mark.skipif(not STAMP.exists(), reason="no working .venv-vllm: `bash scripts/setup.sh --tests` builds it "
+                    "(its output says why when it could not)")
 def test_vllm_engine_generates_and_scores_like_transformers(checkpoint):
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
     for attempt in (1, 2):
