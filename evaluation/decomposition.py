@@ -1,7 +1,8 @@
 """Does the router decompose? Measures computed from a session's stored steps alone.
 
-* think quality — share of think blocks that hold a real thought: at least five words once the
-  pool's model names are taken out (a 0.5B router often writes only "Qwen2.5-0.5B");
+* think quality — share of think blocks that hold a real thought: at least five words of the router's own
+  (a lead the rollout wrote is not counted) once the pool's model names are taken out (a 0.5B router often
+  writes only "Qwen2.5-0.5B");
 * bridges — a later sub-question that reuses a span of an earlier reply which the question did not
   already contain (the entity the first hop found): that is what "multi-hop decomposition" means,
   and the teaching graph draws each bridge as an edge with the span highlighted in both;
@@ -47,6 +48,12 @@ def think_words(text: str, model_names: Sequence[str] = ()) -> int:
 
 def is_real_thought(text: str, model_names: Sequence[str] = ()) -> bool:
     return think_words(text, model_names) >= MIN_THINK_WORDS
+
+
+def own_words(step: Step) -> str:
+    """A think block's text without the lead the rollout wrote for it: only the router's words are judged."""
+    text = step.text or ""
+    return text[len(step.lead):] if step.lead and text.startswith(step.lead) else text
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,7 @@ def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequenc
     for question, steps in sessions:
         d.sessions += 1
         thinks = [s for s in steps if s.kind == "think"]
-        real = sum(is_real_thought(s.text, model_names) for s in thinks)
+        real = sum(is_real_thought(own_words(s), model_names) for s in thinks)
         d.thinks += len(thinks)
         d.real_thoughts += real
         bs = bridges(steps, question)

@@ -191,20 +191,7 @@ class Router:
             if (s := self._stopped(ro, stop_event)):
                 yield s
                 return
-            # think
-            step = self._new_step(ro, "think")
-            stops = ["</think>", "<search>", "<information>", "<answer>"] if cfg.think_stops_at_tags else ["</think>"]
-            c = self._gen(engine, ro, step.index, "think", "<think>", stops, cfg.think_tokens, on_text)
-            text = c.text.strip()
-            clean = neutralise(text)
-            if clean != text:
-                step.flags.append("tags_in_think")
-            if c.finish_reason == "length":
-                step.flags.append("think_truncated")
-            step.text = clean
-            step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
-            ro.transcript += f"<think> {clean} </think>\n"
-            yield self._finish(ro, step)
+            yield self._think(ro, engine, cfg.think_lead_first if ro.turn == 0 else cfg.think_lead, on_text)
             if (s := self._stopped(ro, stop_event)):
                 yield s
                 return
@@ -223,12 +210,21 @@ class Router:
                     yield self._give(ro, answer)
                     return
                 draft = answer  # one more hop, shown with the answer it replaces
+                if cfg.think_lead_recheck:
+                    # a think block that names what is still missing, so the sub-question is not the first one again
+                    step = self._think(ro, engine, cfg.think_lead_recheck, on_text)
+                    step.started_at = draft.started_at
+                    step.router_input_tokens += draft.router_input_tokens
+                    step.router_output_tokens += draft.router_output_tokens
+                    yield step
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
             if draft is not None:
-                step.started_at, step.draft, step.flags = draft.started_at, draft.text, ["answer_not_in_replies"]
-                step.router_input_tokens = draft.router_input_tokens
-                step.router_output_tokens = draft.router_output_tokens
+                step.draft, step.flags = draft.text, ["answer_not_in_replies"]
+                if not cfg.think_lead_recheck:  # else the think block above carries the draft's time and tokens
+                    step.started_at = draft.started_at
+                    step.router_input_tokens = draft.router_input_tokens
+                    step.router_output_tokens = draft.router_output_tokens
             before_search = ro.transcript
             prefix = ro.prompt + ro.transcript + "<search> "
             choice = self._choose(engine, prefix, alpha, ro.cache)
@@ -272,6 +268,29 @@ class Router:
             ro.transcript += information_block(reply)
             ro.turn += 1
             yield self._finish(ro, step)
+
+    def _think(self, ro: Rollout, engine: Engine, lead: str, on_text: OnText | None) -> Step:
+        """A think block, finished and appended to the transcript. `lead` (trusted run setting) is written first
+        and continued by the router; it is part of the text shown, and kept apart in `Step.lead` so measures
+        of the router's own thinking can leave it out."""
+        cfg = self.config
+        step = self._new_step(ro, "think")
+        stops = ["</think>", "<search>", "<information>", "<answer>"] if cfg.think_stops_at_tags else ["</think>"]
+        lead = lead.strip()
+        if lead and on_text:
+            on_text(step.index, "think", lead)
+        c = self._gen(engine, ro, step.index, "think", f"<think> {lead}" if lead else "<think>", stops,
+                      cfg.think_tokens, on_text)
+        text = (lead + c.text).strip()
+        clean = neutralise(text)
+        if clean != text:
+            step.flags.append("tags_in_think")
+        if c.finish_reason == "length":
+            step.flags.append("think_truncated")
+        step.text, step.lead = clean, lead or None
+        step.router_input_tokens, step.router_output_tokens = c.input_tokens, c.output_tokens
+        ro.transcript += f"<think> {clean} </think>\n"
+        return self._finish(ro, step)
 
     def _answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Step:
         """The guided rollout's answer step, generated after `<answer>`."""

@@ -25,6 +25,11 @@ class RunConfig:
     think_tokens: int = 256           # guided: per think block
     think_stops_at_tags: bool = True  # guided: a think block ends where the router starts a tag of its own
                                       # (it would otherwise write a search and an invented reply inside it)
+    think_lead_first: str = ""        # guided: words the first think block starts with, continued by the router
+                                      # (e.g. "The first fact I need is": it names one fact, not the question)
+    think_lead: str = ""              # guided: the same for every later think block
+    think_lead_recheck: str = ""      # guided, with check_answer: when an answer is sent back, a think block
+                                      # starting with these words comes before the extra sub-question
     query_tokens: int = 64            # guided: per sub-question
     check_answer: bool = False        # guided: an answer that no reply contains sends the router back for one
                                       # more sub-question (once per session, while turns remain)

@@ -115,6 +115,7 @@ class Step:
     decision: dict[str, float] | None = None  # P(search) vs P(answer) where scored
     turn: int = field(default=0, metadata=_range(0, MAX_INDEX))  # route turn (0 = before any route)
     draft: str | None = None  # route: the answer the router had written, found in no reply, before this hop
+    lead: str | None = None   # think: the words the rollout wrote first (a run setting), which `text` starts with
 
     @property
     def latency_s(self) -> float:

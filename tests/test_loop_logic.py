@@ -128,6 +128,55 @@ def test_a_hop_sent_back_that_repeats_a_question_is_not_sent_and_the_draft_is_gi
     assert not steps[3].sent and len(cand.prompts("chat")) == 1 and steps[-1].text == "1564"
 
 
+def test_think_leads_are_written_first_continued_by_the_router_and_not_judged_as_its_words():
+    from evaluation.decomposition import measure
+    policy = FakeEngine(guided_script([" the director of the film Interstellar.", " born in London."],
+                                      ["Who directed Interstellar?"], "London"), scores=routes_then_answers(1, NAMES))
+    pieces: list[tuple[int, str, str]] = []
+    r = make_router(policy, reply="Christopher Nolan.", think_lead_first="The first fact I need is ",
+                    think_lead="Christopher Nolan was")
+    steps = list(r.run("Where was the director of Interstellar born?", 0.0,
+                       on_text=lambda i, kind, piece: pieces.append((i, kind, piece))))
+    thinks = [s for s in steps if s.kind == "think"]
+    assert [t.text for t in thinks] == ["The first fact I need is the director of the film Interstellar.",
+                                        "Christopher Nolan was born in London."]
+    assert [t.lead for t in thinks] == ["The first fact I need is", "Christopher Nolan was"]
+    # the router continues the lead: its prompt ends with it, and the page gets the lead before its words
+    assert policy.prompts()[0].endswith("<think> The first fact I need is")
+    assert policy.prompts()[2].endswith("<think> Christopher Nolan was")
+    assert pieces[0] == (0, "think", "The first fact I need is")
+    assert "<think> The first fact I need is the director of the film Interstellar. </think>" in policy.prompts()[1]
+    # only the router's own words count as a thought: six in the first block, three ("born in London.") in the second
+    assert measure([("q", steps)], list(NAMES)).real_thoughts == 1
+    # the lead survives the Step codec (stored in the step's extra fields)
+    assert Step.from_dict(json.loads(json.dumps(thinks[0].to_dict()))).lead == "The first fact I need is"
+
+
+def test_a_sent_back_answer_gets_a_think_block_with_the_recheck_lead_before_the_hop():
+    queries = list(HAMLET)
+
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return (" the year William Shakespeare was born." if prompt.endswith("I still need")
+                    else "I need the author first.") + "</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return " 1564 </answer>"
+    policy = FakeEngine(gen, scores=routes_then_answers(1, NAMES))
+    r = make_router(policy, reply=lambda q: HAMLET.get(q, "?"), check_answer=True, think_lead_recheck="I still need")
+    steps = list(r.run("In what year was the author of Hamlet born?", 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "think", "route", "think", "answer"]
+    assert [s.index for s in steps] == list(range(7))
+    recheck, hop = steps[3], steps[4]
+    assert recheck.text == "I still need the year William Shakespeare was born." and recheck.lead == "I still need"
+    assert hop.draft == "1564" and hop.sent and hop.query == "In what year was William Shakespeare born?"
+    # the draft's token is counted once, on the think block that replaced it
+    assert recheck.router_output_tokens == 1 + len(" the year William Shakespeare was born.".split())
+    assert hop.router_output_tokens == len(hop.query.split())
+    assert recheck.started_at <= recheck.ended_at <= hop.started_at
+    assert all("<answer> 1564" not in p for p in policy.prompts())
+
+
 @pytest.mark.parametrize("case", ["off", "grounded", "yes/no", "no reply read", "no turn left", "only once",
                                   "number word"])
 def test_answers_that_are_given_as_written(case):

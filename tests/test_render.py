@@ -85,13 +85,29 @@ def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
     assert "had answered" not in html(describe(route())) and "had answered" not in text(describe(route()))
 
 
+def test_a_thought_the_rollout_began_shows_its_lead_apart_and_the_caption_says_so():
+    from ui.captions import Prices, caption
+    s = Step("s", 0, "think", text="The first fact I need is the director of Interstellar.",
+             lead="The first fact I need is")
+    out = html_raw(describe(s))
+    assert out.startswith('<span class="rs-lead" title="these first words were written by the rollout')
+    assert out.endswith(">The first fact I need is</span> the director of Interstellar.")
+    assert "the rollout began it with “The first fact I need is”" in caption(s, alpha=0.0, prices=Prices.of(None))
+    plain = Step("s", 0, "think", text="I need the director first.")
+    assert "rs-lead" not in html_raw(describe(plain)) and "rollout" not in caption(plain, alpha=0.0,
+                                                                                   prices=Prices.of(None))
+    # a lead the text does not start with (an edited import) is not shown apart
+    assert "rs-lead" not in html_raw(describe(Step("s", 0, "think", text="Other words.", lead="<b>x</b>")))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_every_layout_escapes_model_text(payload):
     s = route(query=payload, response=payload, written_model="Big", draft=payload)
     assert payload in html(describe(s))  # shown as the characters it is
     for out in (html_raw(describe(s)), html_raw(describe(s), compact=True),
                 html_raw(describe(Step("s", 2, "answer", text=payload))),
-                html_raw(describe(Step("s", 0, "think", text=payload)), compact=True)):
+                html_raw(describe(Step("s", 0, "think", text=payload)), compact=True),
+                html_raw(describe(Step("s", 0, "think", text=payload + payload, lead=payload)))):
         for tag in ("<script", "<img", "<svg", "<iframe", "<a ", "<input", "<math", "<body", "<div style",
                     "<details open", "</information", "<search", "<answer"):
             assert tag not in out, (tag, out)

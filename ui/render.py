@@ -23,6 +23,7 @@ _SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'
                        **{c: f"&#{ord(c)};" for c in "[]()*_`#|~!\\{}$=:"}})
 LONG_REPLY = 400  # characters; longer replies are folded behind a <details> toggle
 COMPACT_TEXT = 160
+LEAD_NOTE = "these first words were written by the rollout (a run setting); the router continued them"
 DRAFT_NOTE = "the router had answered “{draft}”, which no reply says, so it asks once more"
 
 
@@ -72,6 +73,7 @@ class StepView:
     choice: str = ""               # route: the model distribution before → after α
     verdict: str | None = None     # answer: "correct" | "wrong" | None (no gold)
     draft: str | None = None       # route: the answer it replaces, which no reply contained
+    lead: str | None = None        # think: the words the rollout wrote first (the router continued them)
     flags: list[str] = field(default_factory=list)
 
 
@@ -89,7 +91,8 @@ def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
     """The one decision of what a step shows."""
     base = dict(index=s.index, kind=s.kind, seconds=s.latency_s, status=s.status, flags=list(s.flags))
     if s.kind == "think":
-        return StepView(icon="💭", label="think", text=s.text, **base)
+        lead = s.lead if s.lead and s.text.startswith(s.lead) else None
+        return StepView(icon="💭", label="think", text=s.text, lead=lead, **base)
     if s.kind == "route":
         note = ""
         if not s.sent:
@@ -152,6 +155,9 @@ def html(v: StepView, compact: bool = False) -> str:
             return f'<div class="rs-answer">{_verdict_html(v)}🏁 {esc(v.text)}</div>'
         return f'<div class="rs-error">⚠ {esc(v.text)}</div>'
     if v.kind == "think":
+        if v.lead:  # the rollout's words look apart from the router's, so nobody credits the router with them
+            return (f'<span class="rs-lead" title="{esc(LEAD_NOTE)}">{esc(v.lead)}</span>'
+                    f"{esc(v.text[len(v.lead):])}")
         return esc(v.text) or "<i>(empty)</i>"
     if v.kind == "route":
         who = badge(v.model) if v.sent else f'<span class="rs-muted">{esc(v.note)}</span>'
