@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -124,6 +125,19 @@ def _phases(engines) -> dict[str, dict[str, float]]:
     return out
 
 
+def machine() -> str:
+    """The CPU model and core count: the seconds here are only comparable on the same kind of machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=10, help="first N multi-hop questions (default 10)")
@@ -211,8 +225,8 @@ def main() -> None:
         for ph, v in sorted(summary["two_hop_median_phases"].items(), key=lambda kv: -kv[1]["s"]):
             rate = f", {v['tokens'] / v['s']:.1f} tok/s" if v["tokens"] and v["s"] else ""
             print(f"  {ph:<22}{v['s']:6.1f} s  {v['tokens']:5.0f} tokens generated{rate}")
-    Path(args.out).write_text(json.dumps({"policy": pol.name, "alpha": args.alpha, "machine": platform.processor()
-                                          or platform.machine(), "summary": summary, "rows": rows}, indent=2))
+    Path(args.out).write_text(json.dumps({"policy": pol.name, "alpha": args.alpha, "machine": machine(),
+                                          "summary": summary, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
 
 
