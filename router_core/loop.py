@@ -255,6 +255,12 @@ class Router:
                 step.request_model = None
                 step.response = f"(Not asked again: this is the same sub-question as step {asked}.)"
                 ro.transcript = before_search
+                if cfg.repeat_drops_think:
+                    # the thought that led to the repeat named a "missing" fact the replies already settle (a
+                    # small router copies the worked example's "I still need …"); the answer is written after the
+                    # last reply instead, so it answers the question rather than that thought
+                    cut = ro.transcript.rfind("<think>")
+                    ro.transcript = ro.transcript[:cut] if cut >= 0 else ro.transcript
                 ro.turn += 1
                 ro.force_answer = True
                 yield self._finish(ro, step)

@@ -33,6 +33,8 @@ class RunConfig:
     query_tokens: int = 64            # guided: per sub-question
     check_answer: bool = False        # guided: an answer that no reply contains sends the router back for one
                                       # more sub-question (once per session, while turns remain)
+    repeat_drops_think: bool = False  # guided: after a repeated sub-question, the answer is written after the last
+                                      # reply, without the think block that led to the repeat
     answer_tokens: int = 64           # guided: the answer
     candidate_max_tokens: int = 512   # candidates are asked with temperature 0 and this limit
     candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)

@@ -81,6 +81,23 @@ def test_repeated_sub_question_is_not_sent_and_moves_to_the_answer():
     assert transcript.count("<search>") == 1 and "Not asked again" not in last and last.endswith("</think>\n<answer>")
 
 
+@pytest.mark.parametrize("drop", [False, True])
+def test_after_a_repeat_the_answer_follows_the_last_reply_when_the_think_that_led_to_it_is_dropped(drop):
+    policy = FakeEngine(guided_script(["I need the director.", "I still need the name of the film."],
+                                      ["Who directed Psycho?", "who directed psycho"], "Alfred Hitchcock"),
+                        scores=routes_then_answers(5, NAMES))
+    steps = list(make_router(policy, reply="Alfred Hitchcock directed Psycho.", repeat_drops_think=drop).run(
+        "Who directed Psycho?", 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "answer"]
+    assert steps[2].text == "I still need the name of the film."  # the thought is kept in the session either way
+    answer_prompt = policy.prompts()[-1]
+    after_reply = "<information> Alfred Hitchcock directed Psycho. </information>\n"
+    if drop:
+        assert answer_prompt.endswith(after_reply + "<answer>")
+    else:
+        assert answer_prompt.endswith(after_reply + "<think> I still need the name of the film. </think>\n<answer>")
+
+
 def hamlet_policy(answers: list[str], queries: list[str]) -> FakeEngine:
     """A router that searches once, then answers (the scores) — from memory unless the loop sends it back."""
     def gen(prompt: str, stop) -> str:
