@@ -50,12 +50,6 @@ def is_real_thought(text: str, model_names: Sequence[str] = ()) -> bool:
     return think_words(text, model_names) >= MIN_THINK_WORDS
 
 
-def own_words(step: Step) -> str:
-    """A think block's text without the lead the rollout wrote for it: only the router's words are judged."""
-    text = step.text or ""
-    return text[len(step.lead):] if step.lead and text.startswith(step.lead) else text
-
-
 @dataclass(frozen=True)
 class Bridge:
     """A reply's span that a later sub-question reuses: step indexes and the span in both texts."""
@@ -174,7 +168,7 @@ def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequenc
     for question, steps in sessions:
         d.sessions += 1
         thinks = [s for s in steps if s.kind == "think"]
-        real = sum(is_real_thought(own_words(s), model_names) for s in thinks)
+        real = sum(is_real_thought(s.split_lead()[1], model_names) for s in thinks)
         d.thinks += len(thinks)
         d.real_thoughts += real
         bs = bridges(steps, question)

@@ -203,28 +203,23 @@ class Router:
                 p = softmax(lp)
                 decision = {"search": p[0], "answer": p[1]}
                 route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
-            draft = None
+            draft = uncarried = None
             if not route_allowed:
                 answer = self._write_answer(ro, engine, decision, on_text)
                 if not self._send_back(ro, answer):
                     yield self._give(ro, answer)
                     return
-                draft = answer  # one more hop, shown with the answer it replaces
+                draft = uncarried = answer  # one more hop, shown with the answer it replaces
                 if cfg.think_lead_recheck:
                     # a think block that names what is still missing, so the sub-question is not the first one again
-                    step = self._think(ro, engine, cfg.think_lead_recheck, on_text)
-                    step.started_at = draft.started_at
-                    step.router_input_tokens += draft.router_input_tokens
-                    step.router_output_tokens += draft.router_output_tokens
-                    yield step
+                    yield _carry(self._think(ro, engine, cfg.think_lead_recheck, on_text), draft)
+                    uncarried = None
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
             if draft is not None:
                 step.draft, step.flags = draft.text, ["answer_not_in_replies"]
-                if not cfg.think_lead_recheck:  # else the think block above carries the draft's time and tokens
-                    step.started_at = draft.started_at
-                    step.router_input_tokens = draft.router_input_tokens
-                    step.router_output_tokens = draft.router_output_tokens
+            if uncarried is not None:
+                _carry(step, uncarried)
             before_search = ro.transcript
             prefix = ro.prompt + ro.transcript + "<search> "
             choice = self._choose(engine, prefix, alpha, ro.cache)
@@ -413,6 +408,14 @@ class Router:
                                   error="the router stopped without an <answer>")
             yield self._finish(ro, step)
             return
+
+
+def _carry(step: Step, draft: Step) -> Step:
+    """The first step after a draft answer that was sent back starts when the draft did and counts its tokens."""
+    step.started_at = draft.started_at
+    step.router_input_tokens += draft.router_input_tokens
+    step.router_output_tokens += draft.router_output_tokens
+    return step
 
 
 def _end_of_action(text: str, tag: str) -> int:

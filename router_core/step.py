@@ -117,6 +117,13 @@ class Step:
     draft: str | None = None  # route: the answer the router had written, found in no reply, before this hop
     lead: str | None = None   # think: the words the rollout wrote first (a run setting), which `text` starts with
 
+    def split_lead(self) -> tuple[str, str]:
+        """(the rollout's lead, the router's own words) of a think block; the lead is "" unless `text` starts with
+        it (an edited import may not), so the page, the captions and the think-quality measure agree."""
+        if self.lead and self.text.startswith(self.lead):
+            return self.lead, self.text[len(self.lead):]
+        return "", self.text
+
     @property
     def latency_s(self) -> float:
         if self.ended_at is None:

@@ -49,7 +49,8 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
     if s.kind == "think":
         if not s.text.strip():
             return f"Step {s.index}: the router wrote an empty thought."
-        told = f" (the rollout began it with {_quote(s.lead, 60)})" if s.lead and s.text.startswith(s.lead) else ""
+        lead = s.split_lead()[0]
+        told = f" (the rollout began it with {_quote(lead, 60)})" if lead else ""
         return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}."
     if s.kind == "route":
         return _route_caption(s, alpha, prices)

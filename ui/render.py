@@ -91,8 +91,7 @@ def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
     """The one decision of what a step shows."""
     base = dict(index=s.index, kind=s.kind, seconds=s.latency_s, status=s.status, flags=list(s.flags))
     if s.kind == "think":
-        lead = s.lead if s.lead and s.text.startswith(s.lead) else None
-        return StepView(icon="💭", label="think", text=s.text, lead=lead, **base)
+        return StepView(icon="💭", label="think", text=s.text, lead=s.split_lead()[0] or None, **base)
     if s.kind == "route":
         note = ""
         if not s.sent:
