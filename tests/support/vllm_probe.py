@@ -35,3 +35,4 @@ if __name__ == "__main__":
         "input_tokens": gen.input_tokens, "gen_s": gen.seconds, "stopped": stopped.text,
         "batch": [c.text for c in batch], "batch_s": batch_s, "scores": scores,
         "score_cold_s": score_cold, "score_warm_s": score_warm}), flush=True)
+    # no eng.close() here: the engine's exit hook must shut vLLM down cleanly, as it does in the app
