@@ -94,8 +94,11 @@ class Router:
         """Load the policy and compute the instruction part of its prompt (the same for every question with
         this pool and template), so the first question pays only for itself."""
         engine = self.policy_engine()
-        engine.warm(engine.prompt_head(self.template.head([(m.name, m.description) for m in self.pool.models])))
+        engine.warm(engine.prompt_head(self.template.head(self._models(), self.pool.dearest().name)))
         return engine
+
+    def _models(self) -> list[tuple[str, str]]:
+        return [(m.name, m.description) for m in self.pool.models]
 
     def _new_step(self, ro: Rollout, kind: str, **kw) -> Step:
         s = Step(session_id=ro.session_id, index=ro.index, kind=kind, turn=ro.turn, **kw)  # type: ignore[arg-type]
@@ -155,11 +158,11 @@ class Router:
         ro = Rollout(session_id=sid, prompt="")
         try:
             engine = self.policy_engine()
-            models = [(m.name, m.description) for m in self.pool.models]
-            user = self.template.fill(question, models)
+            models, example = self._models(), self.pool.dearest().name
+            user = self.template.fill(question, models, example)
             ro.prompt = engine.chat_prompt([{"role": "user", "content": user}])
             # everything before the question is the same for every question with this pool and template
-            ro.cache = CacheHint(prefix=engine.prompt_head(self.template.head(models)), session=sid)
+            ro.cache = CacheHint(prefix=engine.prompt_head(self.template.head(models, example)), session=sid)
         except EngineError as e:
             step = self._new_step(ro, "error", status="error", error=f"router policy unavailable: {e}")
             yield self._finish(ro, step)

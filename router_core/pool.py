@@ -130,6 +130,10 @@ class Pool(BaseModel):
         span = hi - lo
         return {m.name: (0.0 if span <= 0 else (m.price_out - lo) / span) for m in self.models}
 
+    def dearest(self) -> ModelSpec:
+        """The model with the highest output price (the first of equals): the pool's own word for strongest."""
+        return max(self.models, key=lambda m: (m.price_out, -self.models.index(m)))
+
     def with_model(self, spec: ModelSpec) -> "Pool":
         """A copy with `spec` added, or replacing the model of the same name."""
         models = [m for m in self.models if m.name.casefold() != spec.name.casefold()] + [spec]

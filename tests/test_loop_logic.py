@@ -441,3 +441,17 @@ def test_candidates_get_the_instruction_file_the_policy_names(tmp_path):
     f.write_text("no placeholder", encoding="utf-8")
     with pytest.raises(TemplateError, match="lacks placeholder"):
         make_router(policy, candidate_template=str(f))
+
+
+def test_the_worked_example_asks_the_pools_dearest_model_by_name():
+    """The shipped example template writes {{EXAMPLE_MODEL}} where it used to write "Model-Name": the loop
+    fills in the pool's dearest model, in the prompt and in the cached instruction head alike."""
+    from router_core.protocol import Template
+    policy = FakeEngine(guided_script(["a"], ["q1"], "x"), scores=routes_then_answers(1, NAMES))
+    pool = fake_pool()
+    r = Router(GUIDED, pool, engines=fake_provider(policy, None, FakeEngine(reply="r")),
+               template=Template.load("assets/templates/router_r1_example.txt"))
+    list(r.run("What is X?", 0.0))
+    dearest = pool.dearest().name
+    assert dearest == "Big" and f"<search> {dearest}: Who composed" in policy.hints[0].prefix
+    assert "<search> Model-Name: Who" not in policy.prompts()[0] and "{{" not in policy.prompts()[0]

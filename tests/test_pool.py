@@ -68,6 +68,13 @@ def test_norm_costs_and_snapshot_has_no_secret(monkeypatch):
     assert nim.models[0].api_key() == "sk-test-very-secret"
 
 
+def test_dearest_is_the_highest_output_price_first_of_equals():
+    pool = pool_from_dict({"name": "p", "models": [base_model(name="A", price_out=2.0), base_model(name="B", price_out=9.0),
+                                                   base_model(name="C", price_out=9.0), base_model(name="D", price_out=1.0)]})
+    assert pool.dearest().name == "B"
+    assert load_pool("assets/pools/local.yaml").dearest().name == "Qwen2.5-1.5B"
+
+
 def test_with_model_adds_or_replaces():
     pool = pool_from_dict({"name": "p", "models": [base_model()]})
     p2 = pool.with_model(pool_from_dict({"name": "q", "models": [base_model(name="B", price_out=1.0)]}).models[0])

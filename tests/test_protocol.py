@@ -120,6 +120,10 @@ def test_template_fill_and_missing_placeholder(tmp_path):
     t = Template.load()
     text = t.fill("Who wrote {{MODELS}}?", [("A", "first"), ("B", "second")])
     assert "[A], [B]" in text and "- A — first" in text and "Who wrote {{MODELS}}?" in text
+    ex = Template("{{MODELS}} {{DESCRIPTIONS}} e.g. <search> {{EXAMPLE_MODEL}}: x </search> Q: {{QUESTION}}")
+    filled = ex.fill("Ask {{EXAMPLE_MODEL}}?", [("A", "a"), ("B", "b")], "B")
+    assert "<search> B: x </search>" in filled and filled.endswith("Ask {{EXAMPLE_MODEL}}?")  # the question is kept
+    assert ex.head([("A", "a")]).endswith("<search> Model-Name: x </search> Q: ")  # the placeholder's default
     bad = tmp_path / "bad.txt"
     bad.write_text("no placeholders here")
     with pytest.raises(TemplateError, match="bad.txt.*QUESTION"):

