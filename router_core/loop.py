@@ -66,6 +66,7 @@ class Rollout:
     turn: int = 0
     steps: list[Step] = field(default_factory=list)
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
+    asked_of: dict[int, list[str]] = field(default_factory=dict)  # first step index of a sub-question → models asked
     force_answer: bool = False
     checked: bool = False  # an answer was already sent back for one more hop (check_answer)
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
@@ -238,6 +239,9 @@ class Router:
             step.text = f"<search> {spec.name}: {query} </search>"
             ro.transcript += f" {query} </search>\n"
             asked = ro.asked.get(normalize_answer(query))
+            if asked is not None and cfg.repeat_escalates and all(
+                    spec.price_out > self.pool.get(m).price_out for m in ro.asked_of.get(asked, ())):
+                asked = None  # the same question, up the price ladder: a cheaper model's reply did not settle it
             if not query:
                 step.status = "flagged"
                 step.flags.append("format:empty_query")
@@ -265,7 +269,8 @@ class Router:
                 yield self._answer(ro, engine, None, on_text)
                 return
             else:
-                ro.asked[normalize_answer(query)] = step.index
+                first = ro.asked.setdefault(normalize_answer(query), step.index)
+                ro.asked_of.setdefault(first, []).append(spec.name)
                 reply = self.call_candidate(step, spec, query,
                                             (lambda piece, i=step.index: on_text(i, "reply", piece)) if on_text else None)
             step.response = neutralise(reply)

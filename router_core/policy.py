@@ -35,6 +35,8 @@ class RunConfig:
                                       # more sub-question (once per session, while turns remain)
     repeat_drops_think: bool = False  # guided: after a repeated sub-question, the answer is written after the last
                                       # reply, without the think block that led to the repeat
+    repeat_escalates: bool = False    # guided: a repeated sub-question to a dearer model than every one it went to is
+                                      # sent (a second opinion up the price ladder), not dropped
     answer_tokens: int = 64           # guided: the answer
     candidate_max_tokens: int = 512   # candidates are asked with temperature 0 and this limit
     candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)

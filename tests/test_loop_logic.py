@@ -455,3 +455,26 @@ def test_the_worked_example_asks_the_pools_dearest_model_by_name():
     dearest = pool.dearest().name
     assert dearest == "Big" and f"<search> {dearest}: Who composed" in policy.hints[0].prefix
     assert "<search> Model-Name: Who" not in policy.prompts()[0] and "{{" not in policy.prompts()[0]
+
+
+@pytest.mark.parametrize("escalate", [False, True])
+def test_a_repeat_up_the_price_ladder_is_sent_only_with_repeat_escalates(escalate):
+    picks = iter(["Tiny", "Big", "Mid"])  # the model each name choice lands on, in turn
+
+    def scores(prefix, continuations):
+        if list(continuations) == ["<search>", "<answer>"]:
+            return [-0.1, -3.0] if prefix.count(" </information>\n") < 3 else [-3.0, -0.1]
+        best = next(picks)
+        return [-0.1 if c.rstrip(":") == best else -5.0 for c in continuations]
+
+    policy = FakeEngine(guided_script(["a", "b", "c", "d"], ["Who is X?", "who is x", "Who is X?"], "Y"), scores=scores)
+    tiny, big, mid = FakeEngine(reply="No idea."), FakeEngine(reply="X is Y."), FakeEngine(reply="X is Z.")
+    r = make_router(policy, candidates={"fake:tiny": tiny, "fake:big": big, "fake:mid": mid},
+                    repeat_escalates=escalate)
+    routes = [s for s in r.run("q", 0.0) if s.kind == "route"]
+    if not escalate:  # the plain rule: the same sub-question is never sent twice
+        assert [s.sent for s in routes] == [True, False] and not big.calls
+        return
+    # asked of Tiny, then again of Big (dearer than every model it went to): sent; then of Mid (cheaper than Big): not
+    assert [(s.request_model, s.sent) for s in routes] == [("Tiny", True), ("Big", True), (None, False)]
+    assert routes[2].flags == ["repeated_query"] and len(big.calls) == 1 and not mid.calls
