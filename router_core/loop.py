@@ -66,7 +66,6 @@ class Rollout:
     turn: int = 0
     steps: list[Step] = field(default_factory=list)
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
-    asked_of: dict[int, list[str]] = field(default_factory=dict)  # first step index of a sub-question → models asked
     force_answer: bool = False
     checked: bool = False  # an answer was already sent back for one more hop (check_answer)
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
@@ -238,9 +237,10 @@ class Router:
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
             ro.transcript += f" {query} </search>\n"
-            asked = ro.asked.get(normalize_answer(query))
+            key = normalize_answer(query)
+            asked = ro.asked.get(key)
             if asked is not None and cfg.repeat_escalates and all(
-                    spec.price_out > self.pool.get(m).price_out for m in ro.asked_of.get(asked, ())):
+                    spec.price_out > self.pool.get(m).price_out for m in _models_asked(ro.steps, key)):
                 asked = None  # the same question, up the price ladder: a cheaper model's reply did not settle it
             if not query:
                 step.status = "flagged"
@@ -269,8 +269,7 @@ class Router:
                 yield self._answer(ro, engine, None, on_text)
                 return
             else:
-                first = ro.asked.setdefault(normalize_answer(query), step.index)
-                ro.asked_of.setdefault(first, []).append(spec.name)
+                ro.asked.setdefault(key, step.index)
                 reply = self.call_candidate(step, spec, query,
                                             (lambda piece, i=step.index: on_text(i, "reply", piece)) if on_text else None)
             step.response = neutralise(reply)
@@ -416,6 +415,12 @@ class Router:
                                   error="the router stopped without an <answer>")
             yield self._finish(ro, step)
             return
+
+
+def _models_asked(steps: Sequence[Step], key: str) -> list[str]:
+    """The models a sub-question (normalised) was sent to so far in this session."""
+    return [s.request_model for s in steps
+            if s.kind == "route" and s.sent and s.request_model and normalize_answer(s.query or "") == key]
 
 
 def _carry(step: Step, draft: Step) -> Step:

@@ -132,7 +132,7 @@ class Pool(BaseModel):
 
     def dearest(self) -> ModelSpec:
         """The model with the highest output price (the first of equals): the pool's own word for strongest."""
-        return max(self.models, key=lambda m: (m.price_out, -self.models.index(m)))
+        return max(self.models, key=lambda m: m.price_out)  # max returns the first of equals
 
     def with_model(self, spec: ModelSpec) -> "Pool":
         """A copy with `spec` added, or replacing the model of the same name."""
