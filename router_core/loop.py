@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
+from .asked_for import asked_for, asks_for, content_words
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -67,7 +68,9 @@ class Rollout:
     steps: list[Step] = field(default_factory=list)
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
     force_answer: bool = False
-    checked: bool = False  # an answer was already sent back for one more hop (check_answer)
+    checked: bool = False  # an answer was already sent back for one more hop (check_answer, check_asked_for)
+    split: bool = False    # a first sub-question that restated the question was written again (whole_question_lead)
+    question: str = ""
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
 
@@ -155,7 +158,7 @@ class Router:
         if not (0.0 <= alpha <= 1.0):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         sid = session_id or uuid.uuid4().hex
-        ro = Rollout(session_id=sid, prompt="")
+        ro = Rollout(session_id=sid, prompt="", question=question.strip())
         try:
             engine = self.policy_engine()
             models, example = self._models(), self.pool.dearest().name
@@ -190,18 +193,20 @@ class Router:
 
     def _guided(self, ro: Rollout, engine: Engine, alpha: float, stop_event, on_text) -> Iterator[Step]:
         cfg = self.config
+        rewrite = False  # the first sub-question restated the whole question: write it again after a think block
         while True:
             if (s := self._stopped(ro, stop_event)):
                 yield s
                 return
-            yield self._think(ro, engine, cfg.think_lead_first if ro.turn == 0 else cfg.think_lead, on_text)
-            if (s := self._stopped(ro, stop_event)):
-                yield s
-                return
-            # decide: another route or the answer
+            if not rewrite:
+                yield self._think(ro, engine, cfg.think_lead_first if ro.turn == 0 else cfg.think_lead, on_text)
+                if (s := self._stopped(ro, stop_event)):
+                    yield s
+                    return
+            # decide: another route or the answer (a rewritten sub-question was already decided on)
             route_allowed = ro.turn < cfg.max_turns and not ro.force_answer
             decision = None
-            if route_allowed:
+            if route_allowed and not rewrite:
                 lp = engine.score(ro.prompt + ro.transcript, ["<search>", "<answer>"], ro.cache)
                 p = softmax(lp)
                 decision = {"search": p[0], "answer": p[1]}
@@ -209,18 +214,20 @@ class Router:
             draft = uncarried = None
             if not route_allowed:
                 answer = self._write_answer(ro, engine, decision, on_text)
-                if not self._send_back(ro, answer):
+                back = self._send_back(ro, answer)
+                if back is None:
                     yield self._give(ro, answer)
                     return
+                flag, lead = back
                 draft = uncarried = answer  # one more hop, shown with the answer it replaces
-                if cfg.think_lead_recheck:
+                if lead:
                     # a think block that names what is still missing, so the sub-question is not the first one again
-                    yield _carry(self._think(ro, engine, cfg.think_lead_recheck, on_text), draft)
+                    yield _carry(self._think(ro, engine, lead, on_text), draft)
                     uncarried = None
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
             if draft is not None:
-                step.draft, step.flags = draft.text, ["answer_not_in_replies"]
+                step.draft, step.flags = draft.text, [flag]
             if uncarried is not None:
                 _carry(step, uncarried)
             before_search = ro.transcript
@@ -236,6 +243,20 @@ class Router:
             step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
+            if (cfg.whole_question_lead and not ro.split and query and not any(x.sent for x in ro.steps)
+                    and _restates(ro.question, query)):
+                # Asked whole, a question that hides a first fact goes to one model in one hop: nothing to see
+                # decomposed, and a small candidate often gets it wrong. The sub-question is not sent; a think
+                # block (the rollout's lead, continued by the router) names the first fact, and the sub-question
+                # is written again after it. Once per session; a second restatement is sent as written.
+                ro.split, rewrite = True, True
+                ro.transcript = before_search
+                ro.index -= 1  # the think block takes the number the unsent sub-question streamed under
+                think = _carry(self._think(ro, engine, cfg.whole_question_lead, on_text), step)
+                think.flags.append("whole_question_rewritten")
+                yield think
+                continue
+            rewrite = False
             ro.transcript += f" {query} </search>\n"
             key = normalize_answer(query)
             asked = ro.asked.get(key)
@@ -319,22 +340,34 @@ class Router:
         ro.transcript += f"<answer> {step.text} </answer>"
         return self._finish(ro, step)
 
-    def _send_back(self, ro: Rollout, draft: Step) -> bool:
-        """`check_answer`: whether a written answer goes back for one more hop instead of being given.
+    def _send_back(self, ro: Rollout, draft: Step) -> tuple[str, str] | None:
+        """Whether a written answer goes back for one more hop instead of being given: None to give it, else
+        the flag the extra hop's route step carries and the lead of a think block before it ("" for none).
 
-        A small router often reads the first hop's reply and then answers the whole question from memory;
-        asking for the missing fact instead is the hop a reader wants to see. Only an answer that none of
-        the replies contains goes back, only after some reply was read, once per session and while a route
-        turn remains; yes/no answers never do (no reply spells them out). The draft's step number is freed
-        and the transcript is left as it was: the router never sees its own draft."""
-        replies = [s.response for s in ro.steps if s.sent and s.response]
-        if not (self.config.check_answer and replies and not ro.checked and not ro.force_answer
-                and ro.turn < self.config.max_turns and draft.text
-                and normalize_answer(draft.text) not in ("yes", "no") and not found_in(draft.text, replies)):
-            return False
+        A small router often reads the first hop's reply and then answers the whole question from memory
+        (`check_answer`: an answer no reply contains), or answers with the first hop's reply itself, one hop
+        short (`check_asked_for`: the reply that holds the answer was to a sub-question that does not ask for
+        what the question asks for, see asked_for.py). Asking for the missing fact instead is the hop a reader
+        wants to see. Only after some reply was read, once per session and while a route turn remains; yes/no
+        answers never go back (no reply spells them out). The draft's step number is freed and the transcript
+        is left as it was: the router sees its draft only where a lead quotes it."""
+        cfg = self.config
+        sent = [s for s in ro.steps if s.sent and s.response]
+        if not (sent and not ro.checked and not ro.force_answer and ro.turn < cfg.max_turns and draft.text
+                and normalize_answer(draft.text) not in ("yes", "no")):
+            return None
+        back = None
+        holding = [s for s in sent if found_in(draft.text, [s.response])]
+        if not holding:
+            if cfg.check_answer:
+                back = ("answer_not_in_replies", cfg.think_lead_recheck)
+        elif cfg.check_asked_for and (lead := _short_hop_lead(ro.question, draft.text, holding[-1].query or "")):
+            back = ("answer_one_hop_short", lead)
+        if back is None:
+            return None
         ro.index -= 1
         ro.checked = True
-        return True
+        return back
 
     # ------------------------------------------------------------------ free
 
@@ -421,6 +454,29 @@ def _models_asked(steps: Sequence[Step], key: str) -> list[str]:
     """The models a sub-question (normalised) was sent to so far in this session."""
     return [s.request_model for s in steps
             if s.kind == "route" and s.sent and s.request_model and normalize_answer(s.query or "") == key]
+
+
+def _restates(question: str, sub_question: str) -> bool:
+    """Whether `sub_question` is `question` reworded, not a part of it: it asks for the same thing (when the
+    wording says what, see asked_for.py) and holds most (four in five) of the question's meaningful words.
+    "In which U.S. state does the Golden Gate Bridge stand?" holds six of the seven of "What is the capital of
+    the U.S. state in which the Golden Gate Bridge stands?" but asks for a state, not a capital."""
+    words = asked_for(question)
+    if words and not asks_for(sub_question, words):
+        return False
+    q = content_words(question)
+    return bool(q) and len(q & content_words(sub_question)) >= 0.8 * len(q)
+
+
+def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:
+    """The think lead for an answer taken from the reply to `sub_question` when that sub-question does not ask
+    for what `question` asks for ("" when it does, or when that cannot be told): the answer of a first hop
+    given as the answer of the whole question. An answer the question itself names (a comparison's choice) is
+    left alone."""
+    words = asked_for(question)
+    if not words or found_in(answer, [question]) or asks_for(sub_question, words):
+        return ""
+    return f'{answer} answers "{sub_question}", but not yet the question "{neutralise(question)}". I still need'
 
 
 def _carry(step: Step, draft: Step) -> Step:

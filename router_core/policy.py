@@ -30,9 +30,15 @@ class RunConfig:
     think_lead: str = ""              # guided: the same for every later think block
     think_lead_recheck: str = ""      # guided, with check_answer: when an answer is sent back, a think block
                                       # starting with these words comes before the extra sub-question
+    whole_question_lead: str = ""     # guided: a first sub-question that restates the whole question is not sent; a
+                                      # think block starting with these words comes first and it is written again
     query_tokens: int = 64            # guided: per sub-question
     check_answer: bool = False        # guided: an answer that no reply contains sends the router back for one
                                       # more sub-question (once per session, while turns remain)
+    check_asked_for: bool = False     # guided: an answer taken from the reply to a sub-question that does not ask for
+                                      # what the question asks for ("which river …" answered from "What is the capital
+                                      # of Hungary?") sends the router back for one more hop, with a think block that
+                                      # says so (once per session, shared with check_answer)
     repeat_drops_think: bool = False  # guided: after a repeated sub-question, the answer is written after the last
                                       # reply, without the think block that led to the repeat
     repeat_escalates: bool = False    # guided: a repeated sub-question to a dearer model than every one it went to is

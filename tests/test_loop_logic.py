@@ -478,3 +478,107 @@ def test_a_repeat_up_the_price_ladder_is_sent_only_with_repeat_escalates(escalat
     # asked of Tiny, then again of Big (dearer than every model it went to): sent; then of Mid (cheaper than Big): not
     assert [(s.request_model, s.sent) for s in routes] == [("Tiny", True), ("Big", True), (None, False)]
     assert routes[2].flags == ["repeated_query"] and len(big.calls) == 1 and not mid.calls
+
+
+HUNGARY = {"What is the capital of Hungary?": "Budapest is the capital of Hungary.",
+           "Which river flows through Budapest?": "The Danube flows through Budapest.",
+           "Which river runs through Budapest?": "The Danube."}
+
+
+def hungary_policy(queries: list[str], answers: list[str]) -> FakeEngine:
+    """A router that asks for the capital, then answers with it unless the loop sends it back."""
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return (" the river that flows through Budapest." if prompt.endswith("I still need")
+                    else "I need the capital of Hungary first.") + "</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return f" {answers.pop(0)} </answer>"
+    return FakeEngine(gen, scores=routes_then_answers(1, NAMES))
+
+
+def test_an_answer_from_a_sub_question_that_asks_for_something_else_goes_back_for_the_missing_hop():
+    policy = hungary_policy(["What is the capital of Hungary?", "Which river flows through Budapest?"],
+                            ["Budapest", "Danube"])
+    cand = FakeEngine(reply=lambda q: HUNGARY.get(q, "?"))
+    r = make_router(policy, candidates={"fake:big": cand}, check_asked_for=True)
+    question = "Which river flows through the capital of Hungary?"
+    steps = list(r.run(question, 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "think", "route", "think", "answer"]
+    recheck, hop = steps[3], steps[4]
+    assert recheck.lead == (f'Budapest answers "What is the capital of Hungary?", but not yet the question '
+                            f'"{question}". I still need')
+    assert recheck.text == recheck.lead + " the river that flows through Budapest."
+    assert hop.draft == "Budapest" and hop.flags == ["answer_one_hop_short"] and hop.sent
+    assert hop.query == "Which river flows through Budapest?" and steps[-1].text == "Danube"
+    assert len(cand.prompts("chat")) == 2
+    # the router continued the lead (its prompt ends with it) and never saw an answer tag for its draft
+    assert any(p.endswith("I still need") for p in policy.prompts())
+    assert all("<answer> Budapest" not in p for p in policy.prompts())
+
+
+@pytest.mark.parametrize("case", ["off", "asks for it", "question reworded", "named in the question", "not a reply"])
+def test_answers_the_asked_for_check_leaves_alone(case):
+    question = {"named in the question": "Which river is longer, the Danube or the Budapest?"}.get(
+        case, "Which river flows through the capital of Hungary?")
+    first = {"asks for it": "Which river runs through Budapest?",
+             "question reworded": "Which river flows through the Hungarian capital?"}.get(
+        case, "What is the capital of Hungary?")
+    answer = {"asks for it": "Danube", "not a reply": "Vienna"}.get(case, "Budapest")
+    policy = hungary_policy([first], [answer])
+    replies = {**HUNGARY, "Which river flows through the Hungarian capital?": "Budapest, on the Danube."}
+    r = make_router(policy, reply=lambda q: replies.get(q, "?"), check_asked_for=case != "off")
+    steps = list(r.run(question, 0.0))
+    # "not a reply": an answer no reply holds is check_answer's to send back, which is off here
+    assert [s.kind for s in steps] == ["think", "route", "think", "answer"] and steps[-1].text == answer
+
+
+GOLDEN = "What is the capital of the U.S. state in which the Golden Gate Bridge stands?"
+STATE = {"In which U.S. state does the Golden Gate Bridge stand?": "The Golden Gate Bridge is in California.",
+         "What is the capital of California?": "Sacramento is the capital of California."}
+SPLIT_LEAD = "The first fact to look up is"
+
+
+def golden_policy(queries: list[str]) -> FakeEngine:
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return (" the state where the Golden Gate Bridge stands." if prompt.endswith(SPLIT_LEAD)
+                    else "I need the capital of that state.") + "</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return " Sacramento </answer>"
+    return FakeEngine(gen, scores=routes_then_answers(2, NAMES))
+
+
+def test_a_first_sub_question_that_restates_the_question_is_written_again_after_a_think_block():
+    policy = golden_policy([GOLDEN.lower(), *STATE])
+    cand = FakeEngine(reply=lambda q: STATE.get(q, "Sacramento."))
+    pieces: list[tuple[int, str]] = []
+    steps = list(make_router(policy, candidates={"fake:big": cand}, whole_question_lead=SPLIT_LEAD).run(
+        GOLDEN, 0.0, on_text=lambda i, kind, piece: pieces.append((i, kind))))
+    assert [s.kind for s in steps] == ["think", "think", "route", "think", "route", "think", "answer"]
+    assert [s.index for s in steps] == list(range(7))
+    split = steps[1]
+    assert split.lead == SPLIT_LEAD and split.flags == ["whole_question_rewritten"]
+    assert split.text == SPLIT_LEAD + " the state where the Golden Gate Bridge stands."
+    # the restated sub-question was never sent; the two that were sent chain the state into the second
+    assert [s.query for s in steps if s.kind == "route"] == list(STATE)
+    assert [p for p in cand.prompts("chat") if GOLDEN.lower() in p.lower()] == []
+    assert len(cand.prompts("chat")) == 2 and steps[-1].text == "Sacramento"
+    # the router's transcript never holds the unsent sub-question; it streamed under the number the think took
+    assert all(f"{GOLDEN.lower()} </search>" not in p for p in policy.prompts())
+    assert (1, "route") in pieces and (1, "think") in pieces
+    # the think block counts the dropped sub-question's tokens and starts when it did
+    assert split.router_output_tokens == len(GOLDEN.split()) + len(" the state where the Golden Gate Bridge stands.".split())
+
+
+@pytest.mark.parametrize("case", ["off", "part of the question", "restated twice"])
+def test_sub_questions_the_whole_question_rule_sends_as_written(case):
+    first = {"part of the question": "In which U.S. state does the Golden Gate Bridge stand?"}.get(case, GOLDEN)
+    queries = [first, GOLDEN, "What is the capital of California?"] if case == "restated twice" else [first, *list(STATE)[1:]]
+    policy = golden_policy(queries)
+    run = {} if case == "off" else {"whole_question_lead": SPLIT_LEAD}
+    steps = list(make_router(policy, reply=lambda q: STATE.get(q, "Sacramento."), **run).run(GOLDEN, 0.0))
+    sent = [s.query for s in steps if s.kind == "route" and s.sent]
+    assert sent[0] == (GOLDEN if case != "part of the question" else first)
+    assert sum("whole_question_rewritten" in s.flags for s in steps) == (case == "restated twice")

@@ -83,6 +83,10 @@ def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
     assert "had answered “1564”, which no reply says, so it asks once more" in html(v)
     assert "had answered “1564”" in text(v) and "answer_not_in_replies" in text(v)
     assert "had answered" not in html(describe(route())) and "had answered" not in text(describe(route()))
+    short = describe(route(draft="Budapest", flags=["answer_one_hop_short"]))
+    for shown in (html(short), text(short)):
+        assert "had answered “Budapest”, a reply to a sub-question that asks for something other than" in shown
+        assert "which no reply says" not in shown
 
 
 def test_a_thought_the_rollout_began_shows_its_lead_apart_and_the_caption_says_so():

@@ -81,11 +81,25 @@ def test_a_hop_taken_instead_of_an_ungrounded_answer_is_explained_in_graph_and_c
     steps[3].draft, steps[3].flags = "Wales", ["answer_not_in_replies"]
     steps[3].decision = {"search": 0.3, "answer": 0.7}
     h = text_of(graph_html(graph_of(Q, steps)))
-    assert "asked instead of answering “Wales”, which no reply said" in h
+    assert "asked instead of answering “Wales”, which no reply says" in h
     cap = caption(steps[3], alpha=0.0, prices=Prices.of(POOL.snapshot()))
     assert cap.startswith("Step 3: The router was ready to answer “Wales” (70 % sure), but no reply said so")
     assert "sure it needed help" not in cap and "It asked Big" in cap
     assert "instead of answering" not in graph_html(graph_of(Q, two_hop()))
+    steps[3].flags = ["answer_one_hop_short"]  # the answer was in a reply, to a sub-question asking for another thing
+    assert "answering “Wales”, a reply to a sub-question that asks for something other" in text_of(
+        graph_html(graph_of(Q, steps)))
+    cap = caption(steps[3], alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    assert "“Wales” (70 % sure), but that answers a sub-question, not yet what the question asks for" in cap
+
+
+def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so():
+    s = Step("s", 1, "think", text="The first fact to look up is the director of Interstellar.",
+             lead="The first fact to look up is", flags=["whole_question_rewritten"])
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    assert "asked the whole question at once, so it was not sent" in cap
+    s.flags = []
+    assert "whole question" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

@@ -51,7 +51,10 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
             return f"Step {s.index}: the router wrote an empty thought."
         lead = s.split_lead()[0]
         told = f" (the rollout began it with {_quote(lead, 60)})" if lead else ""
-        return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}."
+        why = (" Its first sub-question asked the whole question at once, so it was not sent: the router names the "
+               "first fact to look up, then writes the sub-question again." if "whole_question_rewritten" in s.flags
+               else "")
+        return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}.{why}"
     if s.kind == "route":
         return _route_caption(s, alpha, prices)
     if s.kind == "answer":
@@ -80,7 +83,9 @@ def _route_caption(s: Step, alpha: float, prices: Prices) -> str:
     parts: list[str] = []
     if s.draft:
         sure = f" ({pct(s.decision['answer'])} sure)" if s.decision and "answer" in s.decision else ""
-        parts.append(f"The router was ready to answer {_quote(s.draft, 60)}{sure}, but no reply said so: it was sent "
+        why = ("but that answers a sub-question, not yet what the question asks for"
+               if "answer_one_hop_short" in s.flags else "but no reply said so")
+        parts.append(f"The router was ready to answer {_quote(s.draft, 60)}{sure}, {why}: it was sent "
                      "back to ask for the missing fact.")
     elif s.decision and "search" in s.decision:
         parts.append(f"The router was {pct(s.decision['search'])} sure it needed help.")

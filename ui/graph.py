@@ -18,7 +18,7 @@ from evaluation.decomposition import Bridge, bridges
 from router_core.metrics import exact_match
 from router_core.step import Step
 
-from .render import describe, esc, money, shorten
+from .render import describe, draft_why, esc, money, shorten
 
 REPLY_SHORT = 110
 
@@ -87,7 +87,7 @@ def _hop_html(h: Hop) -> str:
                    for n, b in h.bridges_in)
     if s.draft:
         uses += (f'<div class="rs-g-uses">✍ asked instead of answering “{esc(shorten(s.draft, 40))}”, '
-                 "which no reply said</div>")
+                 f"{esc(draft_why(s.flags))}</div>")
 
     sub = (f'<div class="rs-g-node rs-g-sub {state}{unsent}" data-step="{s.index}" tabindex="0" '
            f'title="step {s.index}: click to show it in the step list">'

@@ -24,7 +24,14 @@ _SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'
 LONG_REPLY = 400  # characters; longer replies are folded behind a <details> toggle
 COMPACT_TEXT = 160
 LEAD_NOTE = "these first words were written by the rollout (a run setting); the router continued them"
-DRAFT_NOTE = "the router had answered “{draft}”, which no reply says, so it asks once more"
+DRAFT_NOTE = "the router had answered “{draft}”, {why}, so it asks once more"
+
+
+def draft_why(flags: Sequence[str]) -> str:
+    """Why a draft answer was sent back for one more hop (the route step's flag says which check did it)."""
+    if "answer_one_hop_short" in flags:
+        return "a reply to a sub-question that asks for something other than what the question asks for"
+    return "which no reply says"
 
 
 def esc(text: str | None) -> str:
@@ -72,7 +79,7 @@ class StepView:
     metrics: str = ""              # route: tokens · $ · call seconds
     choice: str = ""               # route: the model distribution before → after α
     verdict: str | None = None     # answer: "correct" | "wrong" | None (no gold)
-    draft: str | None = None       # route: the answer it replaces, which no reply contained
+    draft: str | None = None       # route: the answer it replaces (sent back: see draft_why)
     lead: str | None = None        # think: the words the rollout wrote first (the router continued them)
     flags: list[str] = field(default_factory=list)
 
@@ -162,7 +169,7 @@ def html(v: StepView, compact: bool = False) -> str:
         who = badge(v.model) if v.sent else f'<span class="rs-muted">{esc(v.note)}</span>'
         lines = [f"🔀 <b>route</b> → {who} <small>step {v.index} · {v.seconds:.1f}s{flags}</small>"]
         if v.draft:
-            lines.append(f"<small>{esc(DRAFT_NOTE.format(draft=v.draft))}</small>")
+            lines.append(f"<small>{esc(DRAFT_NOTE.format(draft=v.draft, why=draft_why(v.flags)))}</small>")
         lines.append(f"<b>sub-question:</b> {esc(v.query)}")
         if v.sent or v.reply:
             lines.append(_reply_html(v.reply))
@@ -229,7 +236,7 @@ def text(v: StepView, compact: bool = False) -> str:
         if compact:
             return lines[0]
         if v.draft:
-            lines.append(pad + DRAFT_NOTE.format(draft=v.draft))
+            lines.append(pad + DRAFT_NOTE.format(draft=v.draft, why=draft_why(v.flags)))
         if v.choice:
             lines.append(pad + v.choice)
         if v.sent or v.reply:
