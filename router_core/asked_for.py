@@ -1,6 +1,6 @@
 """What a question asks for, read from its wording: the words after "which"/"what" ("which river flows …",
 "on which continent …", "in what year …") or before "of" ("what is the capital of …", "who was the mother
-of …").
+of …"), else its wh-word ("who …", "when …", "where …").
 
 Why: a small router reads the first hop's reply ("Budapest is the capital of Hungary") and answers with it,
 one hop short of "Which river flows through the capital of Hungary?". That reply answered a sub-question
@@ -26,12 +26,16 @@ _STOP = {"is", "was", "are", "were", "does", "did", "do", "has", "have", "had", 
          "who", "which", "whose", "where", "when", "kind", "type", "sort", "one", "ones"}
 # a sub-question that asks "when" asks for a time even if it does not say "year"
 _TIME = {"year", "date", "century", "decade", "day", "month"}
+# what a question that names no thing asks for, by its first word, and the words of a sub-question asking the same
+_WH = {"who": {"who", "whom", "whose"}, "whom": {"who", "whom", "whose"}, "when": {"when"} | _TIME,
+       "where": {"where", "city", "country", "place", "town", "continent", "state", "region", "located"}}
 _WORD = re.compile(r"[a-z0-9]+")
 
 
 def asked_for(question: str) -> list[str]:
-    """The words (singular, lower case) naming what `question` asks for; empty when its wording does not say
-    ("Who directed …?", "How many …?")."""
+    """The words (singular, lower case) naming what `question` asks for; a question that names no thing gives
+    its first word when that is "who", "when" or "where"; empty when its wording does not say ("How many …?",
+    "What did … invent?")."""
     q = " ".join(question.lower().replace('"', " ").split())
     for pattern in (_THE_OF, _WHICH):
         m = pattern.match(q)
@@ -43,13 +47,15 @@ def asked_for(question: str) -> list[str]:
                 words.append(_singular(w))
             if words:
                 return words
-    return []
+    first = q.split(" ", 1)[0] if q else ""
+    return [first] if first in _WH else []
 
 
 def asks_for(sub_question: str, words: Sequence[str]) -> bool:
-    """Whether `sub_question` asks about what `words` name: it uses one of them, or asks "when" for a time."""
+    """Whether `sub_question` asks about what `words` name: it uses one of them, asks "when" for a time, or,
+    for a question that names no thing, asks the same kind ("who …" for "who …", "in which city" for "where")."""
     have = {_singular(w) for w in _WORD.findall(sub_question.lower())}
-    return any(w in have or (w in _TIME and "when" in have) for w in words)
+    return any(w in have or (w in _TIME and "when" in have) or bool(_WH.get(w, set()) & have) for w in words)
 
 
 def content_words(text: str) -> set[str]:

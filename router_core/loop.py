@@ -194,11 +194,12 @@ class Router:
     def _guided(self, ro: Rollout, engine: Engine, alpha: float, stop_event, on_text) -> Iterator[Step]:
         cfg = self.config
         rewrite = False  # the first sub-question restated the whole question: write it again after a think block
+        redecide = None  # (draft, flag): an answer went back with a think block saying why; decide again after it
         while True:
             if (s := self._stopped(ro, stop_event)):
                 yield s
                 return
-            if not rewrite:
+            if not rewrite and redecide is None:
                 yield self._think(ro, engine, cfg.think_lead_first if ro.turn == 0 else cfg.think_lead, on_text)
                 if (s := self._stopped(ro, stop_event)):
                     yield s
@@ -212,18 +213,28 @@ class Router:
                 decision = {"search": p[0], "answer": p[1]}
                 route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
             draft = uncarried = None
+            if redecide is not None:
+                (draft, flag), redecide = redecide, None
             if not route_allowed:
                 answer = self._write_answer(ro, engine, decision, on_text)
                 back = self._send_back(ro, answer)
                 if back is None:
                     yield self._give(ro, answer)
                     return
-                flag, lead = back
+                flag, lead, then = back
                 draft = uncarried = answer  # one more hop, shown with the answer it replaces
                 if lead:
                     # a think block that names what is still missing, so the sub-question is not the first one again
                     yield _carry(self._think(ro, engine, lead, on_text), draft)
                     uncarried = None
+                    if then == "answer":
+                        # the question itself was asked and its reply is in the transcript: answer again from it
+                        yield self._answer(ro, engine, None, on_text)
+                        return
+                    if then == "decide":
+                        # the router reads why its answer went back and decides again: search, or answer now
+                        redecide = (draft, flag)
+                        continue
             # route: choose the model with α, then write the sub-question
             step = self._new_step(ro, "route", decision=decision)
             if draft is not None:
@@ -340,9 +351,11 @@ class Router:
         ro.transcript += f"<answer> {step.text} </answer>"
         return self._finish(ro, step)
 
-    def _send_back(self, ro: Rollout, draft: Step) -> tuple[str, str] | None:
-        """Whether a written answer goes back for one more hop instead of being given: None to give it, else
-        the flag the extra hop's route step carries and the lead of a think block before it ("" for none).
+    def _send_back(self, ro: Rollout, draft: Step) -> tuple[str, str, str] | None:
+        """Whether a written answer goes back instead of being given: None to give it, else the flag an extra
+        hop's route step carries, the lead of a think block before it ("" for none) and what follows that
+        think block: "hop" (the extra hop), "decide" (the router decides again: search or answer) or "answer"
+        (the answer is written again; for a question that was itself asked, whose reply the router has read).
 
         A small router often reads the first hop's reply and then answers the whole question from memory
         (`check_answer`: an answer no reply contains), or answers with the first hop's reply itself, one hop
@@ -360,9 +373,12 @@ class Router:
         holding = [s for s in sent if found_in(draft.text, [s.response])]
         if not holding:
             if cfg.check_answer:
-                back = ("answer_not_in_replies", cfg.think_lead_recheck)
+                back = ("answer_not_in_replies", cfg.think_lead_recheck, "hop")
         elif cfg.check_asked_for and (lead := _short_hop_lead(ro.question, draft.text, holding[-1].query or "")):
-            back = ("answer_one_hop_short", lead)
+            whole = next((s.query for s in sent if s.query and _restates(ro.question, s.query)), None)
+            # asking the question again would be a repeat (and is not sent): the reply to it is pointed at instead
+            back = (("answer_one_hop_short", f'{lead} The reply to "{whole}" answers it.', "answer") if whole
+                    else ("answer_one_hop_short", lead, "decide"))
         if back is None:
             return None
         ro.index -= 1
@@ -476,7 +492,7 @@ def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:
     words = asked_for(question)
     if not words or found_in(answer, [question]) or asks_for(sub_question, words):
         return ""
-    return f'{answer} answers "{sub_question}", but not yet the question "{neutralise(question)}". I still need'
+    return f'{answer} answers "{sub_question}", but not yet the question "{neutralise(question)}".'
 
 
 def _carry(step: Step, draft: Step) -> Step:

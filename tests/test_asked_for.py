@@ -15,10 +15,13 @@ from router_core.asked_for import asked_for, asks_for, content_words
     ("What is the atomic number of carbon?", ["atomic", "number"]),
     ("Which ancient Greek poet is credited with \"The Odyssey\"?", ["ancient", "greek", "poet"]),
     ("WHICH  LAKES are deepest?", ["lake"]),
-    # wordings that do not name what they ask for: no words, so no check
-    ("Who directed Interstellar?", []),
+    # no thing named: the wh-word says what kind of answer it wants
+    ("Who directed Interstellar?", ["who"]),
+    ("Where was the director of Interstellar born?", ["where"]),
+    # wordings that do not say what they ask for: no words, so no check
     ("How many bones are there in the adult human body?", []),
     ("Which is larger, Jupiter or Saturn?", []),
+    ("What did Alexander Fleming discover?", []),
     ("", []),
 ])
 def test_asked_for_reads_the_thing_a_question_asks_for(question, words):
@@ -33,6 +36,11 @@ def test_asked_for_reads_the_thing_a_question_asks_for(question, words):
     ("Where was William Shakespeare born?", ["year"], False),
     ("Who wrote Frankenstein?", ["mother"], False),
     ("What is the capital of Greece?", ["city"], False),
+    ("Who directed Interstellar?", ["who"], True),
+    ("Where was Christopher Nolan born?", ["who"], False),
+    ("In which city was Christopher Nolan born?", ["where"], True),
+    ("In which year was Christopher Nolan born?", ["when"], True),
+    ("Who directed Interstellar?", ["where"], False),
 ])
 def test_asks_for_compares_a_sub_question_with_those_words(sub_question, words, asks):
     assert asks_for(sub_question, words) is asks

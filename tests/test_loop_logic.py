@@ -485,16 +485,23 @@ HUNGARY = {"What is the capital of Hungary?": "Budapest is the capital of Hungar
            "Which river runs through Budapest?": "The Danube."}
 
 
-def hungary_policy(queries: list[str], answers: list[str]) -> FakeEngine:
-    """A router that asks for the capital, then answers with it unless the loop sends it back."""
+def hungary_policy(queries: list[str], answers: list[str], after_lead: str = " I still need the river.") -> FakeEngine:
+    """A router that asks for the capital, then answers with it unless the loop sends it back; after the check's
+    think lead it writes `after_lead` and searches again if that says something is still needed."""
     def gen(prompt: str, stop) -> str:
         if "</think>" in stop:
-            return (" the river that flows through Budapest." if prompt.endswith("I still need")
-                    else "I need the capital of Hungary first.") + "</think>"
+            return (after_lead if prompt.endswith('".') else "I need the capital of Hungary first.") + "</think>"
         if "</search>" in stop:
             return f" {queries.pop(0)} </search>"
         return f" {answers.pop(0)} </answer>"
-    return FakeEngine(gen, scores=routes_then_answers(1, NAMES))
+
+    def scores(prefix: str, continuations) -> list[float]:
+        if list(continuations) == ["<search>", "<answer>"]:
+            read = prefix.count(" </information>\n")
+            needs = "I still need" in prefix[prefix.rfind("<think>"):]
+            return [-0.1, -3.0] if read < 1 or (needs and read < 2) else [-3.0, -0.1]
+        return [NAMES.get(c.rstrip(":"), -20.0) for c in continuations]
+    return FakeEngine(gen, scores=scores)
 
 
 def test_an_answer_from_a_sub_question_that_asks_for_something_else_goes_back_for_the_missing_hop():
@@ -506,15 +513,27 @@ def test_an_answer_from_a_sub_question_that_asks_for_something_else_goes_back_fo
     steps = list(r.run(question, 0.0))
     assert [s.kind for s in steps] == ["think", "route", "think", "think", "route", "think", "answer"]
     recheck, hop = steps[3], steps[4]
-    assert recheck.lead == (f'Budapest answers "What is the capital of Hungary?", but not yet the question '
-                            f'"{question}". I still need')
-    assert recheck.text == recheck.lead + " the river that flows through Budapest."
+    assert recheck.lead == f'Budapest answers "What is the capital of Hungary?", but not yet the question "{question}".'
+    assert recheck.text == recheck.lead + " I still need the river."
+    # the router decided again after reading the lead (its search/answer scores are on the hop)
+    assert hop.decision["search"] > hop.decision["answer"]
     assert hop.draft == "Budapest" and hop.flags == ["answer_one_hop_short"] and hop.sent
     assert hop.query == "Which river flows through Budapest?" and steps[-1].text == "Danube"
     assert len(cand.prompts("chat")) == 2
     # the router continued the lead (its prompt ends with it) and never saw an answer tag for its draft
-    assert any(p.endswith("I still need") for p in policy.prompts())
+    assert any(p.endswith(recheck.lead) for p in policy.prompts())
     assert all("<answer> Budapest" not in p for p in policy.prompts())
+
+
+def test_after_the_asked_for_check_the_router_may_answer_without_another_hop():
+    policy = hungary_policy(["What is the capital of Hungary?"], ["Budapest", "Danube"],
+                            after_lead=" The Danube flows through Budapest, so I can answer.")
+    cand = FakeEngine(reply=lambda q: HUNGARY.get(q, "?"))
+    steps = list(make_router(policy, candidates={"fake:big": cand}, check_asked_for=True).run(
+        "Which river flows through the capital of Hungary?", 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "think", "answer"]
+    assert steps[3].lead.startswith('Budapest answers "What is the capital of Hungary?"')
+    assert steps[-1].text == "Danube" and len(cand.prompts("chat")) == 1 and steps[-1].decision["answer"] > 0.5
 
 
 @pytest.mark.parametrize("case", ["off", "asks for it", "question reworded", "named in the question", "not a reply"])
@@ -582,3 +601,26 @@ def test_sub_questions_the_whole_question_rule_sends_as_written(case):
     sent = [s.query for s in steps if s.kind == "route" and s.sent]
     assert sent[0] == (GOLDEN if case != "part of the question" else first)
     assert sum("whole_question_rewritten" in s.flags for s in steps) == (case == "restated twice")
+
+
+def test_an_answer_from_an_invented_hop_after_the_question_itself_was_asked_is_answered_again_from_its_reply():
+    replies = {"Who wrote Don Quixote?": "Miguel de Cervantes wrote Don Quixote.",
+               "Where was Miguel de Cervantes born?": "He was born in Alcalá de Henares, Spain."}
+    queries, answers = list(replies), ["Spain", "Miguel de Cervantes"]
+
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return (" Miguel de Cervantes wrote it." if prompt.endswith("answers it.") else "I still need more.") + "</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return f" {answers.pop(0)} </answer>"
+    policy = FakeEngine(gen, scores=routes_then_answers(2, NAMES))
+    cand = FakeEngine(reply=lambda q: replies.get(q, "?"))
+    steps = list(make_router(policy, candidates={"fake:big": cand}, check_asked_for=True).run("Who wrote Don Quixote?", 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "think", "think", "answer"]
+    lead = steps[5].lead
+    assert lead.startswith('Spain answers "Where was Miguel de Cervantes born?", but not yet the question')
+    assert lead.endswith('The reply to "Who wrote Don Quixote?" answers it.')
+    # no third hop, no repeat: the answer is written again after the think block
+    assert len(cand.prompts("chat")) == 2 and steps[-1].text == "Miguel de Cervantes"
+    assert not any("repeated_query" in s.flags for s in steps)
