@@ -225,7 +225,10 @@ class Router:
                 draft = uncarried = answer  # one more hop, shown with the answer it replaces
                 if lead:
                     # a think block that names what is still missing, so the sub-question is not the first one again
-                    yield _carry(self._think(ro, engine, lead, on_text), draft)
+                    think = _carry(self._think(ro, engine, lead, on_text), draft)
+                    if then != "hop":  # no hop may follow: the think block says why the answer went back
+                        think.flags.append(flag)
+                    yield think
                     uncarried = None
                     if then == "answer":
                         # the question itself was asked and its reply is in the transcript: answer again from it
@@ -310,8 +313,8 @@ class Router:
             yield self._finish(ro, step)
 
     def _think(self, ro: Rollout, engine: Engine, lead: str, on_text: OnText | None) -> Step:
-        """A think block, finished and appended to the transcript. `lead` (trusted run setting) is written first
-        and continued by the router; it is part of the text shown, and kept apart in `Step.lead` so measures
+        """A think block, finished and appended to the transcript. `lead` (a run setting, or the rollout's note on
+        why an answer went back, whose quotes are neutralised) is written first and continued by the router; it is part of the text shown, and kept apart in `Step.lead` so measures
         of the router's own thinking can leave it out."""
         cfg = self.config
         step = self._new_step(ro, "think")

@@ -514,7 +514,7 @@ def test_an_answer_from_a_sub_question_that_asks_for_something_else_goes_back_fo
     assert [s.kind for s in steps] == ["think", "route", "think", "think", "route", "think", "answer"]
     recheck, hop = steps[3], steps[4]
     assert recheck.lead == f'Budapest answers "What is the capital of Hungary?", but not yet the question "{question}".'
-    assert recheck.text == recheck.lead + " I still need the river."
+    assert recheck.text == recheck.lead + " I still need the river." and recheck.flags == ["answer_one_hop_short"]
     # the router decided again after reading the lead (its search/answer scores are on the hop)
     assert hop.decision["search"] > hop.decision["answer"]
     assert hop.draft == "Budapest" and hop.flags == ["answer_one_hop_short"] and hop.sent
@@ -619,6 +619,7 @@ def test_an_answer_from_an_invented_hop_after_the_question_itself_was_asked_is_a
     steps = list(make_router(policy, candidates={"fake:big": cand}, check_asked_for=True).run("Who wrote Don Quixote?", 0.0))
     assert [s.kind for s in steps] == ["think", "route", "think", "route", "think", "think", "answer"]
     lead = steps[5].lead
+    assert steps[5].flags == ["answer_one_hop_short"]
     assert lead.startswith('Spain answers "Where was Miguel de Cervantes born?", but not yet the question')
     assert lead.endswith('The reply to "Who wrote Don Quixote?" answers it.')
     # no third hop, no repeat: the answer is written again after the think block
