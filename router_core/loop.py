@@ -69,7 +69,6 @@ class Rollout:
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
     force_answer: bool = False
     checked: bool = False  # an answer was already sent back for one more hop (check_answer, check_asked_for)
-    split: bool = False    # a first sub-question that restated the question was written again (whole_question_lead)
     question: str = ""
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
@@ -257,13 +256,14 @@ class Router:
             step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
-            if (cfg.whole_question_lead and not ro.split and query and not any(x.sent for x in ro.steps)
+            if (cfg.whole_question_lead and query and not any(x.sent for x in ro.steps)
+                    and not any("whole_question_rewritten" in x.flags for x in ro.steps)
                     and _restates(ro.question, query)):
                 # Asked whole, a question that hides a first fact goes to one model in one hop: nothing to see
                 # decomposed, and a small candidate often gets it wrong. The sub-question is not sent; a think
                 # block (the rollout's lead, continued by the router) names the first fact, and the sub-question
                 # is written again after it. Once per session; a second restatement is sent as written.
-                ro.split, rewrite = True, True
+                rewrite = True
                 ro.transcript = before_search
                 ro.index -= 1  # the think block takes the number the unsent sub-question streamed under
                 think = _carry(self._think(ro, engine, cfg.whole_question_lead, on_text), step)
