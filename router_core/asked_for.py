@@ -30,12 +30,18 @@ _TIME = {"year", "date", "century", "decade", "day", "month"}
 _WH = {"who": {"who", "whom", "whose"}, "whom": {"who", "whom", "whose"}, "when": {"when"} | _TIME,
        "where": {"where", "city", "country", "place", "town", "continent", "state", "region", "located"}}
 _WORD = re.compile(r"[a-z0-9]+")
+# kinds of person: "which ancient Greek poet …" is answered by "who …" ("who is credited with The Odyssey?"). Only a
+# kind after which/what, not a relation ("who was the mother of …" is not answered by "who wrote …").
+_PERSON = {"person", "man", "woman", "poet", "author", "writer", "novelist", "playwright", "director", "actor",
+           "actress", "painter", "artist", "sculptor", "composer", "musician", "singer", "scientist", "physicist",
+           "chemist", "biologist", "mathematician", "philosopher", "inventor", "explorer", "president", "king", "queen",
+           "emperor", "ruler", "monarch", "pope", "architect", "astronaut", "athlete", "player", "politician"}
 
 
 def asked_for(question: str) -> list[str]:
-    """The words (singular, lower case) naming what `question` asks for; a question that names no thing gives
-    its first word when that is "who", "when" or "where"; empty when its wording does not say ("How many …?",
-    "What did … invent?")."""
+    """The words (singular, lower case) naming what `question` asks for, and "who" after a kind of person ("which
+    poet …"); a question that names no thing gives its first word when that is "who", "when" or "where"; empty
+    when its wording does not say ("How many …?", "What did … invent?")."""
     q = " ".join(question.lower().replace('"', " ").split())
     for pattern in (_THE_OF, _WHICH):
         m = pattern.match(q)
@@ -46,7 +52,7 @@ def asked_for(question: str) -> list[str]:
                     break
                 words.append(_singular(w))
             if words:
-                return words
+                return words + ["who"] if pattern is _WHICH and words[-1] in _PERSON else words
     first = q.split(" ", 1)[0] if q else ""
     return [first] if first in _WH else []
 
@@ -67,3 +73,67 @@ def _singular(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
+
+
+# A description the question leans on, after its head: "the country where …", "the film that …", "the author of
+# "Hamlet"", "the university attended by …", "the capital of Hungary", "the most famous portrait", "… when Apollo 11
+# landed". Lower-case words only after "the", so names ("the Eiffel Tower", "the United States") are not read as one.
+_MOD = r"(?!(?:of|in|on|at|by|for|to|from|with|and|or|as)\b)(?:[a-z0-9][a-z0-9.\-]*|(?:[A-Z]\.)+)"  # "1968", "U.S."
+_DESC = rf"the\s+((?:{_MOD}\s+){{0,3}}?[a-z][a-z.\-]*)"
+_RELATIVE = r"(?:where|whose|that|which|who|whom|(?:in|on|at|from|by|of|for)\s+which)"
+_NESTED = [
+    # "the country where the Eiffel Tower stands", "the small country in the Pyrenees that borders …"
+    re.compile(_DESC + r"(?:\s+(?:in|on|at|of)\s+the\s+[A-Z][\w.\-]*(?:\s+[A-Z][\w.\-]*){0,3})?,?\s+" + _RELATIVE + r"\b"),
+    # "the war ended by …", "the film featuring …", "the university attended by …", "the chapel named after …"
+    re.compile(_DESC + r"\s+(?:[a-z]+ed|[a-z]+ing)\s+(?:by|after|in|on|at|from|for|as)?\b"),
+    # "the author of "Hamlet"", "the capital of Hungary", "the mother of the author", "the ceiling of the chapel"
+    re.compile(_DESC + r"\s+of\s+(?:the\s+|a\s+|an\s+|\"|“|[A-Z])"),
+    # "the lightest noble gas", "the most famous portrait"
+    # (not "has the largest population": a property the question compares by, not a thing to look up)
+    re.compile(r"(?<!has\s)(?<!have\s)(?<!had\s)the\s+((?:most|least)\s+[a-z]+|[a-z]{2,}est)\s+[a-z]+"),
+]
+# "the city of Barcelona", "the University of Oxford": a name, not a description of something to look up
+_NAMING = {"city", "town", "village", "state", "country", "nation", "republic", "kingdom", "province", "region",
+           "county", "island", "isle", "university", "college", "port", "empire", "district", "gulf", "bay", "lake",
+           "mount", "sea", "strait", "name", "title", "year", "date"}
+# "… when Apollo 11 landed on the Moon": a time the question names only by an event
+_WHEN = re.compile(r"\S\s+when\s+\S")
+# "what is the capital of", "which is the longest river", "who was the first president", "which city is the capital
+# of": the head itself. Not after a preposition ("on which continent is the country whose …") and not before a
+# participle ("in what year was the author of … born"): there the description is the subject, to be looked up.
+_HEAD = re.compile(rf"^(?:what|who|which)(?:\s+[a-z]+)?\s+(?:is|was|are|were)\s+{_DESC}(?:\s+(?:of|in|on|for))?\s+",
+                   re.IGNORECASE)
+_PASSIVE = re.compile(r"\s(?:[a-z]+ed|born|built|written|begun|made|known|held|sung|drawn|shown|won)\W*$")
+# "Who was born first, Isaac Newton or Galileo Galilei?": a choice between things named, nothing hidden
+_CHOICE = re.compile(r",\s+[^,]+\s+or\s+[^,]+$")
+
+
+def hidden_fact(question: str) -> str:
+    """The description inside `question` that names a thing to be looked up before the question can be asked
+    ("the country where the Eiffel Tower stands" in "What is the capital of the country where the Eiffel Tower
+    stands?"), or "" when the question names its subject outright ("What is the capital of France?").
+
+    Why: a router that sends such a question whole to one model takes one hop where the question needs two; a
+    question without one is asked whole rightly. Read from the wording after the question's head ("what is the
+    capital of …"); only English wordings are read."""
+    q = " ".join(question.replace("\u201d", '"').split())
+    if _CHOICE.search(q):
+        return ""
+    head = None if _PASSIVE.search(q) else _HEAD.match(q)
+    rest = q[head.end():] if head else q
+    if head and head.group(1).split()[-1] in ("name", "title") and (inner := re.match(_DESC + r"\s+", rest)):
+        rest = rest[inner.end():]  # "what is the name of the longest river …": the river is the head
+    if not head:
+        # "Which river flows through …", "Who directed …": the head is the wh-phrase, the rest is read
+        m = re.match(r"^(?:(?:in|on|at|from|to|for|by)\s+)?(?:which|what|who|whom|when|where)\b(?:\s+[a-z]+)?", q,
+                     re.IGNORECASE)
+        rest = q[m.end():] if m else q
+    if (when := _WHEN.search(rest)):
+        return rest[when.start() + 1:].strip(" ?")
+    for pattern in _NESTED:
+        for m in pattern.finditer(rest):
+            words = m.group(1).split()
+            if pattern is _NESTED[2] and words[-1] in _NAMING:
+                continue
+            return rest[m.start():].strip(" ?")
+    return ""

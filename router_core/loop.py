@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .asked_for import asked_for, asks_for, content_words
+from .asked_for import asked_for, asks_for, content_words, hidden_fact
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -258,11 +258,12 @@ class Router:
             step.text = f"<search> {spec.name}: {query} </search>"
             if (cfg.whole_question_lead and query and not any(x.sent for x in ro.steps)
                     and not any("whole_question_rewritten" in x.flags for x in ro.steps)
-                    and _restates(ro.question, query)):
-                # Asked whole, a question that hides a first fact goes to one model in one hop: nothing to see
-                # decomposed, and a small candidate often gets it wrong. The sub-question is not sent; a think
-                # block (the rollout's lead, continued by the router) names the first fact, and the sub-question
-                # is written again after it. Once per session; a second restatement is sent as written.
+                    and _restates(ro.question, query) and hidden_fact(ro.question)):
+                # Asked whole, a question that hides a first fact ("the country where …", asked_for.hidden_fact)
+                # goes to one model in one hop: nothing to see decomposed, and a small candidate often gets it
+                # wrong. The sub-question is not sent; a think block (the rollout's lead, continued by the router)
+                # names the first fact, and the sub-question is written again after it. Once per session; a second
+                # restatement is sent as written. A question that hides nothing is asked whole rightly.
                 rewrite = True
                 ro.transcript = before_search
                 ro.index -= 1  # the think block takes the number the unsent sub-question streamed under

@@ -30,7 +30,8 @@ class RunConfig:
     think_lead: str = ""              # guided: the same for every later think block
     think_lead_recheck: str = ""      # guided, with check_answer: when an answer is sent back, a think block
                                       # starting with these words comes before the extra sub-question
-    whole_question_lead: str = ""     # guided: a first sub-question that restates the whole question is not sent; a
+    whole_question_lead: str = ""     # guided: a first sub-question that restates a question hiding a first fact
+                                      # ("the country where …", asked_for.hidden_fact) is not sent; a
                                       # think block starting with these words comes first and it is written again
     query_tokens: int = 64            # guided: per sub-question
     check_answer: bool = False        # guided: an answer that no reply contains sends the router back for one

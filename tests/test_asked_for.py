@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from router_core.asked_for import asked_for, asks_for, content_words
+from router_core.asked_for import asked_for, asks_for, content_words, hidden_fact
 
 
 @pytest.mark.parametrize("question, words", [
@@ -13,7 +13,8 @@ from router_core.asked_for import asked_for, asks_for, content_words
     ("What is the capital of the country whose flag features a red maple leaf?", ["capital"]),
     ("Who was the mother of the author of the novel \"Frankenstein\"?", ["mother"]),
     ("What is the atomic number of carbon?", ["atomic", "number"]),
-    ("Which ancient Greek poet is credited with \"The Odyssey\"?", ["ancient", "greek", "poet"]),
+    # a kind of person is asked for by "who" too; a relation ("the mother of") is not
+    ("Which ancient Greek poet is credited with \"The Odyssey\"?", ["ancient", "greek", "poet", "who"]),
     ("WHICH  LAKES are deepest?", ["lake"]),
     # no thing named: the wh-word says what kind of answer it wants
     ("Who directed Interstellar?", ["who"]),
@@ -41,6 +42,8 @@ def test_asked_for_reads_the_thing_a_question_asks_for(question, words):
     ("In which city was Christopher Nolan born?", ["where"], True),
     ("In which year was Christopher Nolan born?", ["when"], True),
     ("Who directed Interstellar?", ["where"], False),
+    ("Who is credited with The Odyssey?", asked_for("Which ancient Greek poet is credited with The Odyssey?"), True),
+    ("Who wrote Frankenstein?", asked_for("Who was the mother of the author of Frankenstein?"), False),
 ])
 def test_asks_for_compares_a_sub_question_with_those_words(sub_question, words, asks):
     assert asks_for(sub_question, words) is asks
@@ -48,3 +51,38 @@ def test_asks_for_compares_a_sub_question_with_those_words(sub_question, words, 
 
 def test_content_words_leave_out_question_and_function_words():
     assert content_words("What is the capital of the countries of Europe?") == {"capital", "country", "europe"}
+
+
+@pytest.mark.parametrize("question, fact", [
+    ("What is the capital of the country where the Eiffel Tower stands?", "the country where the Eiffel Tower stands"),
+    ("Which river flows through the capital of Hungary?", "the capital of Hungary"),
+    ('In what year was the author of "Hamlet" born?', 'the author of "Hamlet" born'),
+    ("On which continent is the country whose capital is Lima?", "the country whose capital is Lima"),
+    ("What is the capital of the U.S. state in which the Golden Gate Bridge stands?",
+     "the U.S. state in which the Golden Gate Bridge stands"),
+    ("Who directed the 1968 film featuring the computer HAL 9000?", "the 1968 film featuring the computer HAL 9000"),
+    ("What is the atomic number of the lightest noble gas?", "the lightest noble gas"),
+    ("Who was President of the United States when Apollo 11 landed on the Moon?", "when Apollo 11 landed on the Moon"),
+    ("Which city is the capital of the country where the Acropolis is located?",
+     "the country where the Acropolis is located"),
+    ("What was the name of the lunar module on the mission that first landed humans on the Moon?",
+     "the mission that first landed humans on the Moon"),
+])
+def test_a_description_to_look_up_first_is_found_after_the_questions_head(question, fact):
+    assert hidden_fact(question) == fact
+
+
+@pytest.mark.parametrize("question", [
+    "What is the capital of France?",                    # the head's own "of"
+    "Which city is the capital of France?",              # the description is the head, restated
+    "In which country is the city of Barcelona?",        # a name, not a description
+    "Who was the first President of the United States?",  # names after "the" are not descriptions
+    'Who formulated the three laws of motion published in the "Principia"?',  # "of motion": nothing looked up
+    "What is the hardest naturally occurring mineral?",  # the superlative is the head
+    "What is the name of the longest river in Europe?",  # "the name of" the river: the river is the head
+    "Which country has the largest population?",         # a property compared by
+    "Who was born first, Isaac Newton or Galileo Galilei?",  # a choice between named things
+    "Wie heißt die Hauptstadt von Frankreich?",          # not English: nothing is read
+])
+def test_a_question_that_names_its_subject_hides_no_fact(question):
+    assert hidden_fact(question) == ""

@@ -536,16 +536,21 @@ def test_after_the_asked_for_check_the_router_may_answer_without_another_hop():
     assert steps[-1].text == "Danube" and len(cand.prompts("chat")) == 1 and steps[-1].decision["answer"] > 0.5
 
 
-@pytest.mark.parametrize("case", ["off", "asks for it", "question reworded", "named in the question", "not a reply"])
+@pytest.mark.parametrize("case", ["off", "asks for it", "question reworded", "named in the question", "not a reply",
+                                  "a kind of person, asked by who"])
 def test_answers_the_asked_for_check_leaves_alone(case):
-    question = {"named in the question": "Which river is longer, the Danube or the Budapest?"}.get(
+    question = {"named in the question": "Which river is longer, the Danube or the Budapest?",
+                "a kind of person, asked by who": "Which ancient Greek poet is credited with The Odyssey?"}.get(
         case, "Which river flows through the capital of Hungary?")
     first = {"asks for it": "Which river runs through Budapest?",
-             "question reworded": "Which river flows through the Hungarian capital?"}.get(
+             "question reworded": "Which river flows through the Hungarian capital?",
+             "a kind of person, asked by who": "Who is credited with The Odyssey?"}.get(
         case, "What is the capital of Hungary?")
-    answer = {"asks for it": "Danube", "not a reply": "Vienna"}.get(case, "Budapest")
+    answer = {"asks for it": "Danube", "not a reply": "Vienna", "a kind of person, asked by who": "Homer"}.get(
+        case, "Budapest")
     policy = hungary_policy([first], [answer])
-    replies = {**HUNGARY, "Which river flows through the Hungarian capital?": "Budapest, on the Danube."}
+    replies = {**HUNGARY, "Which river flows through the Hungarian capital?": "Budapest, on the Danube.",
+               "Who is credited with The Odyssey?": "The Odyssey is credited to Homer."}
     r = make_router(policy, reply=lambda q: replies.get(q, "?"), check_asked_for=case != "off")
     steps = list(r.run(question, 0.0))
     # "not a reply": an answer no reply holds is check_answer's to send back, which is off here
@@ -601,6 +606,15 @@ def test_sub_questions_the_whole_question_rule_sends_as_written(case):
     sent = [s.query for s in steps if s.kind == "route" and s.sent]
     assert sent[0] == (GOLDEN if case != "part of the question" else first)
     assert sum("whole_question_rewritten" in s.flags for s in steps) == (case == "restated twice")
+
+
+def test_a_question_that_hides_no_first_fact_is_asked_whole_even_with_the_whole_question_rule():
+    question = "What is the capital of France?"
+    policy = golden_policy([question, "Where is Paris?"])
+    steps = list(make_router(policy, reply=lambda q: "Paris is the capital of France.",
+                             whole_question_lead=SPLIT_LEAD).run(question, 0.0))
+    assert [s.query for s in steps if s.kind == "route" and s.sent][0] == question
+    assert not any("whole_question_rewritten" in s.flags for s in steps)
 
 
 def test_an_answer_from_an_invented_hop_after_the_question_itself_was_asked_is_answered_again_from_its_reply():
