@@ -98,8 +98,20 @@ def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so
              lead="The first fact to look up is", flags=["whole_question_rewritten"])
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
     assert "asked the whole question at once, so it was not sent" in cap
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
+    assert "asked the whole question, which hides a first fact (“the director of the film Interstellar”), at once" in cap
     s.flags = []
     assert "whole question" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+
+
+def test_a_think_block_written_because_an_answer_went_back_says_why():
+    s = Step("s", 3, "think", text='Wales answers "Where was he born?", but not yet the question. I can answer.',
+             lead='Wales answers "Where was he born?", but not yet the question.', flags=["answer_one_hop_short"])
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
+    assert ("about to answer, but from a reply to a sub-question that asks for something other than what the "
+            "question asks for") in cap
+    s.flags = []
+    assert "about to answer" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

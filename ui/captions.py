@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from router_core.asked_for import hidden_fact
 from router_core.metrics import exact_match
 from router_core.step import Step
 
-from .render import money, shorten
+from .render import draft_why, money, shorten
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,24 @@ def _quote(text: str | None, n: int = 90) -> str:
     return f"“{shorten(text, n)}”" if text else "nothing"
 
 
-def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), steps: Sequence[Step] = ()) -> str:
-    """One or two sentences about step `s` (the session's other steps give context for the answer)."""
+def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), steps: Sequence[Step] = (),
+            question: str = "") -> str:
+    """One or two sentences about step `s` (the session's other steps give context for the answer; the question
+    names the fact a whole-question sub-question skipped)."""
     if s.kind == "think":
         if not s.text.strip():
             return f"Step {s.index}: the router wrote an empty thought."
         lead = s.split_lead()[0]
         told = f" (the rollout began it with {_quote(lead, 60)})" if lead else ""
-        why = (" Its first sub-question asked the whole question at once, so it was not sent: the router names the "
-               "first fact to look up, then writes the sub-question again." if "whole_question_rewritten" in s.flags
-               else "")
+        why = ""
+        if "whole_question_rewritten" in s.flags:
+            fact = hidden_fact(question)
+            hides = f", which hides a first fact ({_quote(fact, 80)})," if fact else ""
+            why = (f" Its first sub-question asked the whole question{hides} at once, so it was not sent: the router "
+                   "names the first fact to look up, then writes the sub-question again.")
+        elif "answer_one_hop_short" in s.flags:
+            why = (f" The router was about to answer, but from {draft_why(s.flags)}: the rollout wrote why, and "
+                   "the router decides again whether to ask or to answer.")
         return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}.{why}"
     if s.kind == "route":
         return _route_caption(s, alpha, prices)
@@ -125,5 +134,5 @@ def captions(steps: Sequence[Step], session: dict[str, Any]) -> list[str]:
     """A caption for every step of a stored session (its `alpha`, `gold` and `pool` snapshot)."""
     prices = Prices.of(session.get("pool"))
     gold = list(session.get("gold") or [])
-    return [caption(s, alpha=float(session.get("alpha") or 0.0), prices=prices, gold=gold, steps=steps)
-            for s in steps]
+    return [caption(s, alpha=float(session.get("alpha") or 0.0), prices=prices, gold=gold, steps=steps,
+                    question=str(session.get("question") or "")) for s in steps]
