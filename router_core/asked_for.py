@@ -104,6 +104,9 @@ _WHEN = re.compile(r"\S\s+when\s+\S")
 _HEAD = re.compile(rf"^(?:what|who|which)(?:\s+[a-z]+)?\s+(?:is|was|are|were)\s+{_DESC}(?:\s+(?:of|in|on|for))?\s+",
                    re.IGNORECASE)
 _PASSIVE = re.compile(r"\s(?:[a-z]+ed|born|built|written|begun|made|known|held|sung|drawn|shown|won)\W*$")
+# "in what year did the war ended by … begin?": the last word is the question's verb, not part of the fact
+_DID = re.compile(r"^(?:(?:in|on|at|from|to|for|by)\s+)?(?:what|which|when|where|who)(?:\s+[a-z]+)?\s+(?:did|does|do)\s"
+                  r".*\s[a-z]+\W*$", re.IGNORECASE)
 # "Who was born first, Isaac Newton or Galileo Galilei?": a choice between things named, nothing hidden
 _CHOICE = re.compile(r",\s+[^,]+\s+or\s+[^,]+$")
 
@@ -119,7 +122,8 @@ def hidden_fact(question: str) -> str:
     q = " ".join(question.replace("\u201d", '"').split())
     if _CHOICE.search(q):
         return ""
-    head = None if _PASSIVE.search(q) else _HEAD.match(q)
+    passive = _PASSIVE.search(q)
+    head = None if passive else _HEAD.match(q)
     rest = q[head.end():] if head else q
     if head and head.group(1).split()[-1] in ("name", "title") and (inner := re.match(_DESC + r"\s+", rest)):
         rest = rest[inner.end():]  # "what is the name of the longest river …": the river is the head
@@ -135,5 +139,8 @@ def hidden_fact(question: str) -> str:
             words = m.group(1).split()
             if pattern is _NESTED[2] and words[-1] in _NAMING:
                 continue
-            return rest[m.start():].strip(" ?")
+            fact = rest[m.start():].strip(" ?")
+            if (passive or _DID.match(q)) and not re.search(rf"\s{_RELATIVE}\s", fact):
+                fact = fact[:fact.rfind(" ")]  # "the author of "Hamlet" born": the participle is the question's
+            return fact
     return ""
