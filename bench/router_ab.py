@@ -9,7 +9,7 @@ Usage:
   python bench/router_ab.py --dataset dev --variant base=prompted-qwen2.5-1.5b \\
       --variant v2=prompted-qwen2.5-1.5b:assets/templates/router_r1.txt --set v2:think_stops_at_tags=false
   (--variant NAME=POLICY[:TEMPLATE][@POOL_FILE], --set NAME:KEY=VALUE for run settings, --alpha A, --limit N,
-   --db FILE to keep the sessions, --out FILE for the JSON result)
+   --db FILE to keep the sessions, --out FILE for the JSON result, --choices for the choice questions only)
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pathlib import Path
 from evaluation.datasets import bundled_datasets, load_dataset
 from evaluation.decomposition import measure
 from evaluation.runner import EvalRunner
+from router_core.asked_for import choices
 from router_core.policy import customise, load_policies
 from router_core.pool import load_pool
 from storage import SessionFilter, TraceStore
@@ -51,6 +52,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="NAME:KEY=VALUE run setting for one variant")
     ap.add_argument("--alpha", type=float, default=0.0)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--choices", action="store_true",
+                    help="only the questions that name two things to choose between ('…, A or B?'): a change to how "
+                         "those are answered leaves every other question's session as it was")
     ap.add_argument("--pool", default=None)
     ap.add_argument("--db", default=None, help="keep the sessions here (default: a temporary file)")
     ap.add_argument("--out", default=None)
@@ -59,6 +63,8 @@ def main() -> None:
     items = []
     for d in args.dataset or ["dev"]:
         items += load_dataset(sets.get(d, Path(d)), limit=args.limit)
+    if args.choices:
+        items = [it for it in items if choices(it.question)]
     book, base_pool = load_policies(), load_pool(args.pool)
     settings: dict[str, dict] = {}
     for s in args.set:

@@ -6,7 +6,8 @@
 * bridges — a later sub-question that reuses a span of an earlier reply which the question did not
   already contain (the entity the first hop found): that is what "multi-hop decomposition" means,
   and the teaching graph draws each bridge as an edge with the span highlighted in both;
-* chain rate — share of sessions with at least one bridge;
+* chain rate — share of sessions with at least one bridge into a sub-question the router wrote (a comparison
+  the rollout composed from the replies, flag `comparison_hop`, is not the router's chaining);
 * repeated sub-question — a sub-question asked again (sent or not) after normalisation;
 * answer grounded — the answer's normalised text occurs in one of the replies.
 Words are compared lower-cased, without punctuation; a span must hold a content word (not a
@@ -172,10 +173,11 @@ def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequenc
         d.thinks += len(thinks)
         d.real_thoughts += real
         bs = bridges(steps, question)
+        composed = {s.index for s in steps if "comparison_hop" in s.flags}
         rep = repeated(steps)
         g = grounded(steps)
         d.routed += any(s.kind == "route" for s in steps)
-        d.chained += bool(bs)
+        d.chained += any(b.to_step not in composed for b in bs)
         d.repeated += rep
         if g is not None:
             d.answered_with_replies += 1

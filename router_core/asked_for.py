@@ -108,7 +108,32 @@ _PASSIVE = re.compile(r"\s(?:[a-z]+ed|born|built|written|begun|made|known|held|s
 _DID = re.compile(r"^(?:(?:in|on|at|from|to|for|by)\s+)?(?:what|which|when|where|who)(?:\s+[a-z]+)?\s+(?:did|does|do)\s"
                   r".*\s[a-z]+\W*$", re.IGNORECASE)
 # "Who was born first, Isaac Newton or Galileo Galilei?": a choice between things named, nothing hidden
-_CHOICE = re.compile(r",\s+[^,]+\s+or\s+[^,]+$")
+_CHOICE = re.compile(r"[,:]\s+([^,:]+?)\s+or\s+([^,:]+?)\s*\??$")
+
+
+# what a choice question compares by, before its comma: "born first", "is larger", "has more people", "makes up a
+# larger share" ("Who wrote Hamlet, Macbeth or Othello?" lists works, it compares nothing)
+_COMPARES = re.compile(r"\b(?:first|last|earlier|later|more|less|fewer|most|least|better|worse|best|worst)\b"
+                       r"|\b(?:is|was|are|were|the|a|an)\s+[a-z]{2,}(?:er|est)\b", re.IGNORECASE)
+
+
+def choices(question: str) -> list[str]:
+    """The two things a choice question names after its comma ("Who was born first, Isaac Newton or Galileo
+    Galilei?" → ["Isaac Newton", "Galileo Galilei"]; quotes and a leading "the" dropped), or [] for any other
+    wording.
+
+    Why: the answer to such a question is one of the two; a small router that has read a fact about each often
+    answers with a fact ("1643") or the other thing asked about, where it should say which of the two."""
+    q = " ".join(question.replace("\u201c", '"').replace("\u201d", '"').split())
+    m = _CHOICE.search(q)
+    if not m or not re.match(r"^(?:which|who|what)\b", q, re.IGNORECASE) or not _COMPARES.search(q[:m.start()]):
+        return []
+    out = [re.sub(r"^the\s+", "", part.strip().strip('"').strip(), flags=re.IGNORECASE) for part in m.groups()]
+    return out if all(out) and _norm(out[0]) != _norm(out[1]) else []
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
 
 
 def hidden_fact(question: str) -> str:

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .asked_for import asked_for, asks_for, content_words, hidden_fact
+from .asked_for import asked_for, asks_for, choices, content_words, hidden_fact
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -69,6 +69,8 @@ class Rollout:
     asked: dict[str, int] = field(default_factory=dict)  # normalised sub-question → step index
     force_answer: bool = False
     checked: bool = False  # an answer was already sent back for one more hop (check_answer, check_asked_for)
+    compared: bool = False  # the think block before a choice question's answer was written (choice_lead)
+    compare_hop: bool = False  # the comparison was asked with the facts read (choice_hop)
     question: str = ""
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
@@ -214,7 +216,12 @@ class Router:
             draft = uncarried = None
             if redecide is not None:
                 (draft, flag), redecide = redecide, None
+            composed = self._comparison(ro) if not route_allowed and decision is not None else ""
+            if composed:
+                route_allowed = True  # the comparison goes to a model before the answer (choice_hop)
             if not route_allowed:
+                if (think := self._choice_think(ro, engine, on_text)) is not None:
+                    yield think
                 answer = self._write_answer(ro, engine, decision, on_text)
                 back = self._send_back(ro, answer)
                 if back is None:
@@ -231,7 +238,7 @@ class Router:
                     uncarried = None
                     if then == "answer":
                         # the question itself was asked and its reply is in the transcript: answer again from it
-                        yield self._answer(ro, engine, None, on_text)
+                        yield from self._answer(ro, engine, None, on_text)
                         return
                     if then == "decide":
                         # the router reads why its answer went back and decides again: search, or answer now
@@ -250,13 +257,21 @@ class Router:
             spec = self.pool.get(choice.chosen)
             step.request_model = step.written_model = spec.name
             ro.transcript += f"<search> {spec.name}:"
-            c = self._gen(engine, ro, step.index, "route", "", ["</search>", "\n"], cfg.query_tokens, on_text)
-            query = neutralise(c.text.strip())
-            step.router_input_tokens += c.input_tokens
-            step.router_output_tokens += c.output_tokens
+            if composed:
+                # written by the rollout, not the router: the facts it read and the question (see _comparison)
+                query = neutralise(composed)
+                step.flags.append("comparison_hop")
+                ro.compare_hop = ro.force_answer = True
+                if on_text:
+                    on_text(step.index, "route", " " + query)
+            else:
+                c = self._gen(engine, ro, step.index, "route", "", ["</search>", "\n"], cfg.query_tokens, on_text)
+                query = neutralise(c.text.strip())
+                step.router_input_tokens += c.input_tokens
+                step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
-            if (cfg.whole_question_lead and query and not any(x.sent for x in ro.steps)
+            if (cfg.whole_question_lead and query and not composed and not any(x.sent for x in ro.steps)
                     and not any("whole_question_rewritten" in x.flags for x in ro.steps)
                     and _restates(ro.question, query) and hidden_fact(ro.question)):
                 # Asked whole, a question that hides a first fact ("the country where …", asked_for.hidden_fact)
@@ -302,7 +317,7 @@ class Router:
                 ro.turn += 1
                 ro.force_answer = True
                 yield self._finish(ro, step)
-                yield self._answer(ro, engine, None, on_text)
+                yield from self._answer(ro, engine, None, on_text)
                 return
             else:
                 ro.asked.setdefault(key, step.index)
@@ -336,13 +351,66 @@ class Router:
         ro.transcript += f"<think> {clean} </think>\n"
         return self._finish(ro, step)
 
-    def _answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Step:
-        """The guided rollout's answer step, generated after `<answer>`."""
-        return self._give(ro, self._write_answer(ro, engine, decision, on_text))
+    def _answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Iterator[Step]:
+        """The guided rollout's answer step, generated after `<answer>` (and a choice question's think block first)."""
+        if (think := self._choice_think(ro, engine, on_text)) is not None:
+            yield think
+        yield self._give(ro, self._write_answer(ro, engine, decision, on_text))
+
+    def _comparison(self, ro: Rollout) -> str:
+        """The sub-question of a choice question's comparison hop (choice_hop), or "" when none is due: the replies
+        that give a fact about each of the two things, then the question ("Lake Baikal … 1,644 meters … Lake
+        Tanganyika is approximately 1,449 meters deep. Which lake is deeper, Lake Baikal or Lake Tanganyika?").
+
+        Why: a 1.5B router that has read a fact about each thing and is about to answer picks the one named last
+        about half the time ("Now I can compare the depths." → "Lake Tanganyika"); a model asked the comparison
+        with both facts in one short question gets most of them right (measured in
+        docs/results/bundled-1.5b-default.md). Written by the rollout from the replies, once per session, only
+        when the replies speak of both things and the question itself was not asked already."""
+        cfg = self.config
+        opts = choices(ro.question) if cfg.choice_answer and cfg.choice_hop else []
+        if not opts or ro.compare_hop or ro.force_answer or ro.turn >= cfg.max_turns:
+            return ""
+        if any(s.sent and _restates(ro.question, s.query or "") for s in ro.steps):
+            return ""  # the comparison itself was asked already: a model has compared them
+        own = [content_words(o) for o in opts]
+        own = [w - (own[0] & own[1]) or w for w in own]  # "University of Bologna": "bologna" tells it apart
+        facts, covered = [], [False, False]
+        for s in ro.steps:
+            if not (s.sent and s.status == "ok" and s.response) or _restates(ro.question, s.query or ""):
+                continue
+            words = content_words(f"{s.query} {s.response}")
+            hits = [bool(w & words) for w in own]
+            if any(hits):
+                facts.append(s.response)
+                covered = [c or h for c, h in zip(covered, hits)]
+        return f"{' '.join(facts)} {ro.question}" if all(covered) else ""
+
+    def _choice_think(self, ro: Rollout, engine: Engine, on_text: OnText | None) -> Step | None:
+        """The think block before the answer of a choice question ("…, A or B?") once some reply was read, begun
+        with `choice_lead`: a small router that read a fact about each thing often answers without setting them
+        side by side ("Now I can compare the populations." → "Japan"). Once per session; None when it does not
+        apply."""
+        cfg = self.config
+        opts = choices(ro.question) if cfg.choice_answer and cfg.choice_lead else []
+        if not opts or ro.compared or not any(s.sent and s.response for s in ro.steps):
+            return None
+        ro.compared = True
+        return self._think(ro, engine, cfg.choice_lead.replace("{a}", opts[0]).replace("{b}", opts[1]), on_text)
 
     def _write_answer(self, ro: Rollout, engine: Engine, decision: dict[str, float] | None, on_text) -> Step:
-        """Generate the answer into a new step, not yet given (see `_give` and `_send_back`)."""
+        """Generate the answer into a new step, not yet given (see `_give` and `_send_back`). The answer to a choice
+        question is one of the two things it names (choice_answer): the router's scores after `<answer>` pick it,
+        so it is never a sentence, a date or a third thing."""
         step = self._new_step(ro, "answer", decision=decision)
+        opts = choices(ro.question) if self.config.choice_answer else []
+        if opts:
+            lps = engine.score(ro.prompt + ro.transcript + "<answer>", [f" {o}" for o in opts], ro.cache)
+            step.options = dict(zip(opts, softmax(lps)))
+            step.text = opts[max(range(len(opts)), key=lambda i: lps[i])]
+            if on_text:
+                on_text(step.index, "answer", step.text)
+            return step
         c = self._gen(engine, ro, step.index, "answer", "<answer>", ["</answer>", "\n"], self.config.answer_tokens,
                       on_text)
         step.text = neutralise(c.text.strip())
@@ -373,6 +441,8 @@ class Router:
         if not (sent and not ro.checked and not ro.force_answer and ro.turn < cfg.max_turns and draft.text
                 and normalize_answer(draft.text) not in ("yes", "no")):
             return None
+        if draft.options:
+            return None  # one of the two things the question names: no reply needs to spell it out
         back = None
         holding = [s for s in sent if found_in(draft.text, [s.response])]
         if not holding:

@@ -33,6 +33,16 @@ class RunConfig:
     whole_question_lead: str = ""     # guided: a first sub-question that restates a question hiding a first fact
                                       # ("the country where …", asked_for.hidden_fact) is not sent; a
                                       # think block starting with these words comes first and it is written again
+    choice_answer: bool = False       # guided: a question naming two things to choose between ("…, A or B?",
+                                      # asked_for.choices) is answered with one of them, the one the router scores
+                                      # higher after <answer>; named by the question, it never goes back as absent
+                                      # from the replies
+    choice_lead: str = ""             # guided, with choice_answer: once a reply was read, a think block starting
+                                      # with these words ("{a}" and "{b}" stand for the two things) comes before
+                                      # the answer, so the router sets the two facts side by side
+    choice_hop: bool = False          # guided, with choice_answer: when the router is about to answer a choice
+                                      # question whose replies give a fact about each thing, the rollout first asks
+                                      # a model (chosen by the router with α) the question with those facts in it
     query_tokens: int = 64            # guided: per sub-question
     check_answer: bool = False        # guided: an answer that no reply contains sends the router back for one
                                       # more sub-question (once per session, while turns remain)

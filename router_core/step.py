@@ -116,6 +116,8 @@ class Step:
     turn: int = field(default=0, metadata=_range(0, MAX_INDEX))  # route turn (0 = before any route)
     draft: str | None = None  # route: the answer the router had written, found in no reply, before this hop
     lead: str | None = None   # think: the words the rollout wrote first (a run setting), which `text` starts with
+    # answer to a choice question (choice_answer): each thing it names, with the router's probability for it
+    options: dict[str, float] | None = field(default=None, metadata=_range(0.0, 1.0))
 
     def split_lead(self) -> tuple[str, str]:
         """(the rollout's lead, the router's own words) of a think block; the lead is "" unless `text` starts with

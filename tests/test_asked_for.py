@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from router_core.asked_for import asked_for, asks_for, content_words, hidden_fact
+from router_core.asked_for import asked_for, asks_for, choices, content_words, hidden_fact
 
 
 @pytest.mark.parametrize("question, words", [
@@ -88,3 +88,25 @@ def test_a_description_to_look_up_first_is_found_after_the_questions_head(questi
 ])
 def test_a_question_that_names_its_subject_hides_no_fact(question):
     assert hidden_fact(question) == ""
+
+
+@pytest.mark.parametrize("question, options", [
+    ("Who was born first, Isaac Newton or Galileo Galilei?", ["Isaac Newton", "Galileo Galilei"]),
+    ("Which is larger, Jupiter or Saturn?", ["Jupiter", "Saturn"]),
+    ("Which is larger: Jupiter or Saturn", ["Jupiter", "Saturn"]),
+    # quotes and a leading "the" are not part of the thing's name
+    ('Which was published first as a book, "Moby-Dick" or “War and Peace”?', ["Moby-Dick", "War and Peace"]),
+    ("Which university is older, the University of Bologna or the University of Oxford?",
+     ["University of Bologna", "University of Oxford"]),
+    ("Which country has the larger total area, Canada or the United States?", ["Canada", "United States"]),
+    ("Which gas makes up a larger share of Earth's atmosphere, oxygen or argon?", ["oxygen", "argon"]),
+    ("Which country has more people, India or Japan?", ["India", "Japan"]),
+    # not a choice between two things compared: a list, no comparison, no comma, not a wh-question, one thing twice
+    ("Who wrote Hamlet, Macbeth or Othello?", []),
+    ("Is tea or coffee more popular?", []),
+    ("Which is older, Rome or rome?", []),
+    ("What is the capital of France?", []),
+    ("", []),
+])
+def test_choices_are_the_two_things_a_comparison_question_names(question, options):
+    assert choices(question) == options

@@ -80,6 +80,19 @@ def test_measure_over_sessions():
     assert measure([]).think_quality is None and measure([]).chain_rate is None
 
 
+def test_a_comparison_the_rollout_composed_from_the_replies_is_a_bridge_but_not_the_routers_chaining():
+    lakes = "Which lake is deeper, Lake Baikal or Lake Tanganyika?"
+    steps = [route(0, "How deep is Lake Baikal?", "Lake Baikal is 1,642 meters deep."),
+             route(1, "How deep is Lake Tanganyika?", "Lake Tanganyika is 1,470 meters deep."),
+             route(2, f"Lake Baikal is 1,642 meters deep. Lake Tanganyika is 1,470 meters deep. {lakes}", "Baikal."),
+             Step("s", 3, "answer", text="Lake Baikal")]
+    steps[2].flags = ["comparison_hop"]
+    assert [(b.from_step, b.to_step) for b in bridges(steps, lakes)] == [(0, 2), (1, 2)]  # the graph draws them
+    assert measure([(lakes, steps)]).chain_rate == 0.0
+    steps[2].flags = []
+    assert measure([(lakes, steps)]).chain_rate == 1.0
+
+
 def test_found_in_matches_whole_normalised_words_only():
     assert found_in("The Nile", ["the nile is longer."]) and found_in("1564", ["Born in 1564, in Stratford"])
     assert not found_in("Eng", ["He was born in England."]) and not found_in("", ["x"]) and not found_in("x", [None])

@@ -110,3 +110,24 @@ def test_the_default_router_decomposes_a_two_hop_question(monkeypatch):
     assert all(math.log(sum(math.exp(x) for x in s.choice.logprobs)) > math.log(0.5) for s in sent)
     res = SessionResult.of(steps, q, 0.0, ["United Kingdom", "England", "UK"])
     assert res.status == "done" and res.answer and len(res.answer.split()) <= 4
+
+
+def test_the_default_router_answers_a_choice_question_with_one_of_its_two_things(monkeypatch):
+    """The shipped default on a comparison: the answer is one of the two lakes, with the router's probability for
+    each; when the replies gave a fact about each lake (the sub-questions named one each), the comparison was asked
+    with those replies written in before the answer."""
+    monkeypatch.delenv("ROUTER_STUDIO_POLICY", raising=False)
+    q = "Which lake is deeper, Lake Baikal or Lake Tanganyika?"
+    steps = list(Router(load_policies().get(None), load_pool()).run(q, 0.0))
+    answer = steps[-1]
+    assert answer.kind == "answer" and answer.text in ("Lake Baikal", "Lake Tanganyika"), answer.text
+    assert list(answer.options) == ["Lake Baikal", "Lake Tanganyika"] and math.isclose(sum(answer.options.values()), 1)
+    sent = [s for s in steps if s.kind == "route" and s.sent]
+    own = [s for s in sent if "comparison_hop" not in s.flags]
+    each = all(any(lake in (s.query or "") and other not in (s.query or "") for s in own)
+               for lake, other in (("Baikal", "Tanganyika"), ("Tanganyika", "Baikal")))
+    hops = [s for s in sent if "comparison_hop" in s.flags]
+    assert len(hops) == (1 if each else 0), [(s.query, s.flags) for s in sent]
+    if hops:
+        assert hops[0].query.endswith(q) and all(s.response in hops[0].query for s in own
+                                                  if "Baikal" in (s.query or "") or "Tanganyika" in (s.query or ""))

@@ -639,3 +639,115 @@ def test_an_answer_from_an_invented_hop_after_the_question_itself_was_asked_is_a
     # no third hop, no repeat: the answer is written again after the think block
     assert len(cand.prompts("chat")) == 2 and steps[-1].text == "Miguel de Cervantes"
     assert not any("repeated_query" in s.flags for s in steps)
+
+
+BORN_FIRST = "Who was born first, Albert Einstein or Isaac Newton?"
+BORN = {"When was Albert Einstein born?": "Albert Einstein was born in 1879.",
+        "When was Isaac Newton born?": "Isaac Newton was born in 1643."}
+CHOICE_LEAD = "Comparing {a} and {b}:"
+
+
+def born_first_policy(queries: list[str], answer: str = "1643") -> FakeEngine:
+    """A router that asks when each was born and, writing freely, answers with a year; it scores Isaac Newton
+    above Albert Einstein as the answer once it has compared the two."""
+    route = routes_then_answers(2, NAMES)
+
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return (" Isaac Newton was born in 1643, before 1879." if prompt.rstrip().endswith("Isaac Newton:")
+                    else " the birth years." if prompt.endswith(SPLIT_LEAD) else "I need both birth years.") + "</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return f" {answer} </answer>"
+
+    def scores(prefix: str, continuations) -> list[float]:
+        if prefix.endswith("<answer>"):
+            return [-0.2 if "Newton" in c else -1.9 for c in continuations]
+        return route(prefix, continuations)
+    return FakeEngine(gen, scores=scores)
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_a_choice_question_is_answered_with_one_of_its_two_things_scored_by_the_router(on):
+    policy = born_first_policy(list(BORN))
+    run = {"choice_answer": True, "choice_lead": CHOICE_LEAD, "check_answer": True} if on else {"check_answer": True}
+    pieces: list[tuple[int, str, str]] = []
+    steps = list(make_router(policy, reply=lambda q: BORN.get(q, "?"), **run).run(
+        BORN_FIRST, 0.0, on_text=lambda i, kind, piece: pieces.append((i, kind, piece))))
+    answer = steps[-1]
+    if not on:  # written freely: the year, as the router wrote it
+        assert answer.kind == "answer" and answer.text == "1643" and answer.options is None
+        return
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "think", "think", "answer"]
+    compare = steps[5]
+    assert compare.lead == "Comparing Albert Einstein and Isaac Newton:"
+    assert compare.text == compare.lead + " Isaac Newton was born in 1643, before 1879."
+    assert answer.text == "Isaac Newton" and list(answer.options) == ["Albert Einstein", "Isaac Newton"]
+    assert answer.options["Isaac Newton"] == pytest.approx(1 / (1 + math.exp(-1.7)))
+    assert sum(answer.options.values()) == pytest.approx(1.0)
+    # scored right after the think block that compares, and streamed as one piece
+    assert policy.calls[-1].op == "score" and policy.calls[-1].prompt.endswith("before 1879. </think>\n<answer>")
+    assert (6, "answer", "Isaac Newton") in pieces
+    # named by the question, the answer is not sent back as missing from the replies (no third hop)
+    assert sum(s.kind == "route" for s in steps) == 2 and not any(s.draft for s in steps)
+    assert Step.from_dict(json.loads(json.dumps(answer.to_dict()))).options == answer.options
+
+
+def test_the_choice_think_block_comes_once_and_only_after_a_reply_was_read():
+    policy = born_first_policy([])
+    scores = policy.scores
+    policy.scores = lambda prefix, c: [-3.0, -0.1] if list(c) == ["<search>", "<answer>"] else scores(prefix, c)
+    steps = list(make_router(policy, choice_answer=True, choice_lead=CHOICE_LEAD).run(BORN_FIRST, 0.0))
+    assert [s.kind for s in steps] == ["think", "answer"] and steps[-1].text == "Isaac Newton"
+
+
+LAKES = "Which lake is deeper, Lake Baikal or Lake Tanganyika?"
+DEPTH = {"How deep is Lake Baikal?": "Lake Baikal is 1,642 meters deep.",
+         "How deep is Lake Tanganyika?": "Lake Tanganyika is 1,470 meters deep."}
+
+
+def lakes_policy(queries: list[str]) -> FakeEngine:
+    """Asks each lake's depth, then would answer; as the answer it scores Lake Baikal higher only once a reply
+    says which is deeper (a router that compares badly, as the 1.5B does)."""
+    route = routes_then_answers(len(queries), NAMES)
+
+    def scores(prefix: str, continuations) -> list[float]:
+        if prefix.endswith("<answer>"):
+            told = "Baikal is deeper" in prefix
+            return [-0.1 if ("Baikal" in c) == told else -2.5 for c in continuations]
+        return route(prefix, continuations)
+    return FakeEngine(guided_script(["I need both depths."] * 2, queries, "?"), scores=scores)
+
+
+@pytest.mark.parametrize("hop", [False, True])
+def test_a_comparison_is_asked_with_the_facts_read_before_the_answer_only_with_choice_hop(hop):
+    policy = lakes_policy(list(DEPTH))
+    reply = lambda q: DEPTH.get(q) or ("Lake Baikal is deeper than Lake Tanganyika." if "1,642" in q else "?")
+    pieces: list[tuple[int, str, str]] = []
+    steps = list(make_router(policy, reply=reply, choice_answer=True, choice_hop=hop).run(
+        LAKES, 0.0, on_text=lambda i, kind, piece: pieces.append((i, kind, piece))))
+    routes = [s for s in steps if s.kind == "route"]
+    if not hop:
+        assert len(routes) == 2 and steps[-1].text == "Lake Tanganyika"
+        return
+    assert [s.kind for s in steps] == ["think", "route", "think", "route", "think", "route", "think", "answer"]
+    hop_step = routes[2]
+    # the rollout wrote it: the two facts, then the question; the router chose the model (α applies)
+    assert hop_step.query == " ".join(DEPTH.values()) + " " + LAKES
+    assert hop_step.flags == ["comparison_hop"] and hop_step.sent and hop_step.choice.chosen == "Big"
+    assert hop_step.router_output_tokens == 0 and (hop_step.index, "route", " " + hop_step.query) in pieces
+    assert hop_step.decision["answer"] > hop_step.decision["search"]  # the router was about to answer
+    assert steps[-1].text == "Lake Baikal" and steps[-1].decision is None  # answered at once after the reply
+
+
+@pytest.mark.parametrize("queries", [
+    ["How deep is Lake Baikal?"],                              # a fact about one lake only
+    [LAKES, "How deep is Lake Baikal?"],                       # the whole question answers nothing by itself
+    ["How deep is Lake Baikal?", "How deep is Lake Tanganyika?", LAKES],  # a model has compared them already
+])
+def test_no_comparison_hop_without_a_fact_about_each_thing(queries):
+    policy = lakes_policy(list(queries))
+    steps = list(make_router(policy, reply=lambda q: DEPTH.get(q, "Lake Baikal, I think."), choice_answer=True,
+                             choice_hop=True).run(LAKES, 0.0))
+    assert not any("comparison_hop" in s.flags for s in steps)
+    assert [s.query for s in steps if s.kind == "route"] == queries

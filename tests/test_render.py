@@ -66,6 +66,17 @@ def test_answer_shows_correctness_only_with_gold_and_wrong_is_visibly_wrong():
     assert "✗ wrong" in text(wrong) and "✓" not in step_line(ans)
 
 
+@pytest.mark.parametrize("payload", ["Isaac Newton", PAYLOADS[0]])
+def test_an_answer_picked_between_two_things_shows_the_routers_probability_for_each(payload):
+    ans = Step("s", 6, "answer", text=payload, options={"Albert Einstein": 0.15, payload: 0.85},
+               started_at=T, ended_at=T)
+    v = describe(ans, [payload])
+    line = f"picked by the router's scores between the two the question names: Albert Einstein 0.15, {payload} 0.85"
+    assert line in html(v) and line in text(v) and "✓ correct" in html(v)
+    assert "<script" not in html_raw(v) and line not in text(v, compact=True)
+    assert "picked by" not in html(describe(Step("s", 3, "answer", text="Paris", started_at=T, ended_at=T)))
+
+
 def test_think_error_and_compact_forms():
     think = Step("s", 0, "think", text="I need the director first, then where he was born.", started_at=T,
                  ended_at=T + 1)

@@ -114,6 +114,26 @@ def test_a_think_block_written_because_an_answer_went_back_says_why():
     assert "about to answer" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
 
 
+def test_an_answer_picked_between_the_two_things_a_question_names_says_so_with_the_odds():
+    s = Step("s", 6, "answer", text="Isaac Newton", options={"Albert Einstein": 0.154, "Isaac Newton": 0.846})
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), gold=["Isaac Newton"])
+    assert ("picked between the two things the question names by the router's own scores: “Isaac Newton” (85 %) "
+            "over “Albert Einstein” (15 %).") in cap and "correct" in cap
+    s.options = None
+    assert "picked between" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+
+
+def test_a_comparison_hop_says_the_rollout_wrote_it_and_why():
+    s = Step("s", 5, "route", request_model="Big", written_model="Big", flags=["comparison_hop"],
+             query="Lake Baikal is 1,642 meters deep. Lake Tanganyika is 1,470 meters deep. Which lake is deeper?",
+             response="Lake Baikal.", decision={"search": 0.3, "answer": 0.7}, call_started_at=1.0, call_ended_at=2.0)
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    assert "was ready to answer (70 % sure); the rollout first asks the comparison itself" in cap
+    assert "30 % sure it needed help" not in cap and "It asked Big: “Lake Baikal is 1,642 meters deep." in cap
+    s.flags = []
+    assert "30 % sure it needed help" in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_graph_escapes_model_text(payload):
     steps = [Step("s", 0, "route", request_model="Big", query=payload, response=payload + " Christopher Nolan",

@@ -74,6 +74,10 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
             head += f", {pct(s.decision.get('answer', 0.0))} sure it had enough to answer"
         head += (f", after {len(calls)} call{'s' if len(calls) != 1 else ''} costing {money(spent)} in all."
                  if calls else " without asking any model (it cost nothing).")
+        if s.options and s.text in s.options:
+            others = [f"{_quote(k, 40)} ({pct(p)})" for k, p in s.options.items() if k != s.text]
+            head += (f" It was picked between the two things the question names by the router's own scores: "
+                     f"{_quote(s.text, 40)} ({pct(s.options[s.text])}) over {', '.join(others)}.")
         if s.status == "flagged":
             head += f" The answer broke the protocol ({', '.join(s.flags)})."
         if gold:
@@ -96,6 +100,11 @@ def _route_caption(s: Step, alpha: float, prices: Prices) -> str:
                if "answer_one_hop_short" in s.flags else "but no reply said so")
         parts.append(f"The router was ready to answer {_quote(s.draft, 60)}{sure}, {why}: it was sent "
                      "back to ask for the missing fact.")
+    elif "comparison_hop" in s.flags:
+        sure = f" ({pct(s.decision['answer'])} sure)" if s.decision and "answer" in s.decision else ""
+        parts.append(f"The router had read a fact about each of the two things and was ready to answer{sure}; the "
+                     "rollout first asks the comparison itself, with those facts written into the sub-question, "
+                     "because a small router picks the one it read about last about half the time.")
     elif s.decision and "search" in s.decision:
         parts.append(f"The router was {pct(s.decision['search'])} sure it needed help.")
     c = s.choice

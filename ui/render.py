@@ -77,7 +77,7 @@ class StepView:
     query: str | None = None
     reply: str | None = None
     metrics: str = ""              # route: tokens · $ · call seconds
-    choice: str = ""               # route: the model distribution before → after α
+    choice: str = ""               # route: the model distribution before → after α; answer: the options scored
     verdict: str | None = None     # answer: "correct" | "wrong" | None (no gold)
     draft: str | None = None       # route: the answer it replaces (sent back: see draft_why)
     lead: str | None = None        # think: the words the rollout wrote first (the router continued them)
@@ -92,6 +92,14 @@ def choice_summary(s: Step) -> str:
     moved = "" if s.choice.chosen == s.choice.policy_choice else \
         f" · α moved the pick from {s.choice.policy_choice} to {s.choice.chosen}"
     return f"choice before→after α={s.choice.alpha:g}: {pairs}{moved}"
+
+
+def options_summary(s: Step) -> str:
+    """An answer picked between the two things a choice question names, with the router's probability for each."""
+    if not s.options:
+        return ""
+    return "picked by the router's scores between the two the question names: " + ", ".join(
+        f"{name} {p:.2f}" for name, p in s.options.items())
 
 
 def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
@@ -121,7 +129,7 @@ def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
         verdict = None
         if gold:
             verdict = "correct" if exact_match(s.text, gold) >= 1 else "wrong"
-        return StepView(icon="🏁", label="answer", text=s.text, verdict=verdict, **base)
+        return StepView(icon="🏁", label="answer", text=s.text, verdict=verdict, choice=options_summary(s), **base)
     return StepView(icon="⚠", label=s.status, text=s.error or "", **base)
 
 
@@ -182,7 +190,8 @@ def html(v: StepView, compact: bool = False) -> str:
         return "\n".join(lines)
     if v.kind == "answer":
         cls = {"correct": "rs-answer rs-answer-ok", "wrong": "rs-answer rs-answer-bad"}.get(v.verdict or "", "rs-answer")
-        return f'<div class="{cls}">{_verdict_html(v)}🏁 <b>Answer:</b> {esc(v.text)}{flags}</div>'
+        scored = f"<br><small>{esc(v.choice)}</small>" if v.choice else ""
+        return f'<div class="{cls}">{_verdict_html(v)}🏁 <b>Answer:</b> {esc(v.text)}{flags}{scored}</div>'
     return f'<div class="rs-error">⚠ <b>{esc(v.label)}:</b> {esc(v.text)}{flags}</div>'
 
 
@@ -246,5 +255,6 @@ def text(v: StepView, compact: bool = False) -> str:
         return "\n".join(lines)
     if v.kind == "answer":
         verdict = {"correct": "  ✓ correct", "wrong": "  ✗ wrong"}.get(v.verdict or "", "")
-        return f"{head}  ANSWER: {v.text}{verdict}{flag}"
+        scored = f"\n{pad}{v.choice}" if v.choice and not compact else ""
+        return f"{head}  ANSWER: {v.text}{verdict}{flag}{scored}"
     return f"{head}  {v.status.upper()}: {v.text}{flag}"
