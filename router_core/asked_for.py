@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from .metrics import normalize_answer
+
 _PREPOSITION = r"(?:in|on|at|from|to|of|for|by|with|during|under|into|near)"
 # "which river flows …", "on which continent …", "in what year …", "which ancient greek poet is …"
 _WHICH = re.compile(rf"^(?:{_PREPOSITION}\s+)?(?:which|what)\s+((?:[a-z]+\s+){{0,2}}[a-z]+)")
@@ -129,11 +131,7 @@ def choices(question: str) -> list[str]:
     if not m or not re.match(r"^(?:which|who|what)\b", q, re.IGNORECASE) or not _COMPARES.search(q[:m.start()]):
         return []
     out = [re.sub(r"^the\s+", "", part.strip().strip('"').strip(), flags=re.IGNORECASE) for part in m.groups()]
-    return out if all(out) and _norm(out[0]) != _norm(out[1]) else []
-
-
-def _norm(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower()))
+    return out if all(out) and normalize_answer(out[0]) != normalize_answer(out[1]) else []
 
 
 def hidden_fact(question: str) -> str:

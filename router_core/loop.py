@@ -70,8 +70,8 @@ class Rollout:
     force_answer: bool = False
     checked: bool = False  # an answer was already sent back for one more hop (check_answer, check_asked_for)
     compared: bool = False  # the think block before a choice question's answer was written (choice_lead)
-    compare_hop: bool = False  # the comparison was asked with the facts read (choice_hop)
     question: str = ""
+    options: list[str] = field(default_factory=list)  # the two things a choice question names (asked_for.choices)
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
 
@@ -159,7 +159,7 @@ class Router:
         if not (0.0 <= alpha <= 1.0):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         sid = session_id or uuid.uuid4().hex
-        ro = Rollout(session_id=sid, prompt="", question=question.strip())
+        ro = Rollout(session_id=sid, prompt="", question=question.strip(), options=choices(question))
         try:
             engine = self.policy_engine()
             models, example = self._models(), self.pool.dearest().name
@@ -261,7 +261,7 @@ class Router:
                 # written by the rollout, not the router: the facts it read and the question (see _comparison)
                 query = neutralise(composed)
                 step.flags.append("comparison_hop")
-                ro.compare_hop = ro.force_answer = True
+                ro.force_answer = True  # the comparison's reply is the last one read: the answer comes next
                 if on_text:
                     on_text(step.index, "route", " " + query)
             else:
@@ -368,8 +368,8 @@ class Router:
         docs/results/bundled-1.5b-default.md). Written by the rollout from the replies, once per session, only
         when the replies speak of both things and the question itself was not asked already."""
         cfg = self.config
-        opts = choices(ro.question) if cfg.choice_answer and cfg.choice_hop else []
-        if not opts or ro.compare_hop or ro.force_answer or ro.turn >= cfg.max_turns:
+        opts = ro.options if cfg.choice_answer and cfg.choice_hop else []
+        if not opts or ro.force_answer or ro.turn >= cfg.max_turns:
             return ""
         if any(s.sent and _restates(ro.question, s.query or "") for s in ro.steps):
             return ""  # the comparison itself was asked already: a model has compared them
@@ -392,7 +392,7 @@ class Router:
         side by side ("Now I can compare the populations." → "Japan"). Once per session; None when it does not
         apply."""
         cfg = self.config
-        opts = choices(ro.question) if cfg.choice_answer and cfg.choice_lead else []
+        opts = ro.options if cfg.choice_answer and cfg.choice_lead else []
         if not opts or ro.compared or not any(s.sent and s.response for s in ro.steps):
             return None
         ro.compared = True
@@ -403,7 +403,7 @@ class Router:
         question is one of the two things it names (choice_answer): the router's scores after `<answer>` pick it,
         so it is never a sentence, a date or a third thing."""
         step = self._new_step(ro, "answer", decision=decision)
-        opts = choices(ro.question) if self.config.choice_answer else []
+        opts = ro.options if self.config.choice_answer else []
         if opts:
             lps = engine.score(ro.prompt + ro.transcript + "<answer>", [f" {o}" for o in opts], ro.cache)
             step.options = dict(zip(opts, softmax(lps)))
