@@ -111,8 +111,8 @@ def main() -> None:
                    "$/q": float(df["cost_usd"].mean()), "s/q": wall / max(1, len(df)), "run_id": run_id}
             rows.append(row)
             print(json.dumps(row, default=str), flush=True)
-    cols = ["variant", "n", "EM", "F1", "think quality", "chain rate", "chain rate (multi-hop)", "repeat rate",
-            "grounded", "calls/q", "$/q", "s/q"]
+    cols = ["variant", "n", "EM", "F1", "think quality", "chain rate", "chain rate (multi-hop)", "chain rate (not choice)",
+            "choice split", "repeat rate", "grounded", "calls/q", "$/q", "s/q"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         cells = []

@@ -8,6 +8,11 @@
   and the teaching graph draws each bridge as an edge with the span highlighted in both;
 * chain rate — share of sessions with at least one bridge into a sub-question the router wrote (a comparison
   the rollout composed from the replies, flag `comparison_hop`, is not the router's chaining);
+* chain rate (not choice) — the same over sessions whose question is not a choice question ("…, A or B?",
+  asked_for.choices): a comparison decomposes side by side, one sub-question per thing, and has no bridge to
+  chain, so over a set that mixes the two kinds the chain rate alone understates the chaining;
+* choice split — share of choice questions where each of the two things was asked about in a sub-question of its
+  own (one that speaks of it and not of the other): that is how a comparison decomposes;
 * repeated sub-question — a sub-question asked again (sent or not) after normalisation;
 * answer grounded — the answer's normalised text occurs in one of the replies.
 Words are compared lower-cased, without punctuation; a span must hold a content word (not a
@@ -19,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from router_core.asked_for import choices, content_words, telling_words
 from router_core.metrics import found_in, normalize_answer
 from router_core.step import Step
 
@@ -119,6 +125,22 @@ def repeated(steps: Sequence[Step]) -> bool:
     return False
 
 
+def split(steps: Sequence[Step], question: str) -> bool | None:
+    """Whether a choice question's two things were each asked about on their own (None: not a choice question).
+    Sub-questions the router wrote count, sent or not; the comparison hop the rollout composed does not."""
+    options = choices(question)
+    if not options:
+        return None
+    own = telling_words(options)
+    alone = [False, False]
+    for s in steps:
+        if s.kind == "route" and s.query and "comparison_hop" not in s.flags:
+            hits = [bool(w & content_words(s.query)) for w in own]
+            if sum(hits) == 1:
+                alone[hits.index(True)] = True
+    return all(alone)
+
+
 def grounded(steps: Sequence[Step]) -> bool | None:
     """Whether the answer's normalised text occurs in some reply; None without an answer or a reply."""
     answers = [s.text for s in steps if s.kind == "answer" and s.text]
@@ -137,6 +159,10 @@ class Decomposition:
     real_thoughts: int = 0
     routed: int = 0            # sessions with at least one sub-question
     chained: int = 0
+    not_choice: int = 0        # sessions whose question is not a choice question (asked_for.choices)
+    chained_not_choice: int = 0
+    choice: int = 0
+    split: int = 0             # choice questions with each thing asked about on its own
     repeated: int = 0
     answered_with_replies: int = 0
     grounded: int = 0
@@ -151,6 +177,14 @@ class Decomposition:
         return self.chained / self.sessions if self.sessions else None
 
     @property
+    def chain_rate_not_choice(self) -> float | None:
+        return self.chained_not_choice / self.not_choice if self.not_choice else None
+
+    @property
+    def split_rate(self) -> float | None:
+        return self.split / self.choice if self.choice else None
+
+    @property
     def repeat_rate(self) -> float | None:
         return self.repeated / self.sessions if self.sessions else None
 
@@ -160,6 +194,7 @@ class Decomposition:
 
     def as_row(self) -> dict[str, float | None]:
         return {"think quality": self.think_quality, "chain rate": self.chain_rate,
+                "chain rate (not choice)": self.chain_rate_not_choice, "choice split": self.split_rate,
                 "repeat rate": self.repeat_rate, "grounded": self.grounded_rate}
 
 
@@ -177,11 +212,19 @@ def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequenc
         rep = repeated(steps)
         g = grounded(steps)
         d.routed += any(s.kind == "route" for s in steps)
-        d.chained += any(b.to_step not in composed for b in bs)
+        chained = any(b.to_step not in composed for b in bs)
+        d.chained += chained
+        sp = split(steps, question)
+        if sp is None:
+            d.not_choice += 1
+            d.chained_not_choice += chained
+        else:
+            d.choice += 1
+            d.split += sp
         d.repeated += rep
         if g is not None:
             d.answered_with_replies += 1
             d.grounded += g
         d.per_session.append({"thinks": len(thinks), "real_thoughts": real, "bridges": len(bs), "repeated": rep,
-                              "grounded": g})
+                              "split": sp, "grounded": g})
     return d

@@ -23,7 +23,8 @@ from .decomposition import measure
 from .methods import KNN_FAMILY, Method, family
 
 COLUMNS = ["method", "α", "n", "EM", "F1", "$/query", "calls/query", "tokens/query", "reward", "strong share", "PGR"]
-DECOMPOSITION_COLUMNS = ["method", "α", "dataset", "n", "EM", "think quality", "chain rate", "repeat rate", "grounded"]
+DECOMPOSITION_COLUMNS = ["method", "α", "dataset", "n", "EM", "think quality", "chain rate", "chain rate (not choice)",
+                         "choice split", "repeat rate", "grounded"]
 
 
 @dataclass
@@ -168,7 +169,10 @@ def markdown(rep: Report) -> str:
             lines.append(f"| {fam} | {_fmt(c['APGR'])} | {_fmt(c['CPT(50%)'])} | {_fmt(c['CPT(80%)'])} |")
     if not rep.decomposition.empty:
         lines += ["", "Decomposition (router sessions): think quality = share of think blocks with a real thought; "
-                  "chain rate = share of sessions where a later sub-question reuses a span of an earlier reply; "
+                  "chain rate = share of sessions where a later sub-question reuses a span of an earlier reply, "
+                  "also over the questions that are not choice questions ('…, A or B?'), which have no bridge to "
+                  "chain; choice split = share of choice questions whose two things were each asked about on their "
+                  "own; "
                   "repeat rate = share of sessions that ask a sub-question twice; grounded = share of answers "
                   "found in a reply.", "",
                   "| " + " | ".join(DECOMPOSITION_COLUMNS) + " |", "|" + "---|" * len(DECOMPOSITION_COLUMNS)]

@@ -134,6 +134,14 @@ def choices(question: str) -> list[str]:
     return out if all(out) and normalize_answer(out[0]) != normalize_answer(out[1]) else []
 
 
+def telling_words(options: Sequence[str]) -> list[set[str]]:
+    """Each option's content words less those the options share ("University of Bologna" / "University of Oxford"
+    → {"bologna"} / {"oxford"}), so a text can be told to speak of one and not the other."""
+    own = [content_words(o) for o in options]
+    shared = set.intersection(*own) if own else set()
+    return [w - shared or w for w in own]
+
+
 def hidden_fact(question: str) -> str:
     """The description inside `question` that names a thing to be looked up before the question can be asked
     ("the country where the Eiffel Tower stands" in "What is the capital of the country where the Eiffel Tower

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .asked_for import asked_for, asks_for, choices, content_words, hidden_fact
+from .asked_for import asked_for, asks_for, choices, content_words, hidden_fact, telling_words
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -373,8 +373,7 @@ class Router:
             return ""
         if any(s.sent and _restates(ro.question, s.query or "") for s in ro.steps):
             return ""  # the comparison itself was asked already: a model has compared them
-        own = [content_words(o) for o in opts]
-        own = [w - (own[0] & own[1]) or w for w in own]  # "University of Bologna": "bologna" tells it apart
+        own = telling_words(opts)  # "University of Bologna": "bologna" tells it apart
         facts, covered = [], [False, False]
         for s in ro.steps:
             if not (s.sent and s.status == "ok" and s.response) or _restates(ro.question, s.query or ""):

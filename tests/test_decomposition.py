@@ -1,7 +1,7 @@
 """Decomposition measures on hand-made step lists: think quality, bridges (chain), repeats, grounding."""
 from __future__ import annotations
 
-from evaluation.decomposition import bridges, grounded, is_real_thought, measure, repeated
+from evaluation.decomposition import bridges, grounded, is_real_thought, measure, repeated, split
 from router_core.metrics import found_in
 from router_core.step import Step
 
@@ -91,6 +91,36 @@ def test_a_comparison_the_rollout_composed_from_the_replies_is_a_bridge_but_not_
     assert measure([(lakes, steps)]).chain_rate == 0.0
     steps[2].flags = []
     assert measure([(lakes, steps)]).chain_rate == 1.0
+
+
+def test_a_choice_question_splits_when_each_thing_is_asked_about_on_its_own():
+    unis = "Which university is older, the University of Bologna or the University of Oxford?"
+    each = [route(0, "When was the University of Bologna founded?", "In 1088."),
+            route(1, "When was the University of Oxford founded?", "Teaching existed there by 1096.")]
+    assert split(each, unis) is True  # "university" is shared: "bologna" and "oxford" tell the two apart
+    whole = [route(0, "Which is older, the University of Bologna or Oxford?", "Bologna.")]
+    assert split(whole, unis) is False  # one sub-question about both is the comparison asked whole
+    assert split(each[:1], unis) is False  # only one of the two asked about
+    composed = each[:1] + [route(1, "In 1088. When was the University of Oxford founded?", "1096.")]
+    composed[1].flags = ["comparison_hop"]
+    assert split(composed, unis) is False  # the rollout's composed hop is not the router's split
+    assert split(two_hop(), Q) is None  # not a choice question
+
+
+def test_chain_rate_over_the_questions_that_are_not_choices_and_choice_split():
+    lakes = "Which lake is deeper, Lake Baikal or Lake Tanganyika?"
+    each = [route(0, "How deep is Lake Baikal?", "1,642 m."), route(1, "How deep is Lake Tanganyika?", "1,470 m."),
+            Step("s", 2, "answer", text="Lake Baikal")]
+    one = [route(0, "Which lake is deeper, Lake Baikal or Lake Tanganyika?", "Baikal."),
+           Step("s", 1, "answer", text="Lake Baikal")]
+    d = measure([(Q, two_hop()), (lakes, each), (lakes, one)], NAMES)
+    assert d.chain_rate == 1 / 3  # the comparisons have no bridge to chain
+    assert d.chain_rate_not_choice == 1.0 and d.split_rate == 0.5
+    assert [p["split"] for p in d.per_session] == [None, True, False]
+    row = d.as_row()
+    assert row["chain rate (not choice)"] == 1.0 and row["choice split"] == 0.5
+    only = measure([(Q, two_hop())])
+    assert only.split_rate is None and only.chain_rate_not_choice == 1.0
 
 
 def test_found_in_matches_whole_normalised_words_only():

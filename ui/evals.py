@@ -28,7 +28,7 @@ def results_table(rep: Report) -> pd.DataFrame:
 
 def decomposition_table(rep: Report) -> pd.DataFrame:
     t = rep.decomposition.copy()
-    for c in ("EM", "think quality", "chain rate", "repeat rate", "grounded"):
+    for c in ("EM", "think quality", "chain rate", "chain rate (not choice)", "choice split", "repeat rate", "grounded"):
         t[c] = t[c].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.3f}")
     t["α"] = t["α"].map(lambda v: f"{v:g}")
     return t
@@ -80,7 +80,9 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
         curves = gr.Markdown()
         gr.Markdown("**Decomposition** of the router's sessions: think quality (share of think blocks with a real "
                     "thought), chain rate (share of sessions where a later sub-question reuses what an earlier reply "
-                    "found), repeat rate (sessions that ask a sub-question twice), grounded (answers found in a "
+                    "found; then over the questions that are not choice questions), choice split (choice questions, "
+                    "'…, A or B?', whose two things were each asked about on their own: a comparison decomposes side "
+                    "by side), repeat rate (sessions that ask a sub-question twice), grounded (answers found in a "
                     "reply).")
         decomp = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-decomp")
         with gr.Row():
