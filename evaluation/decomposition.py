@@ -131,14 +131,16 @@ def split(steps: Sequence[Step], question: str) -> bool | None:
     options = choices(question)
     if not options:
         return None
-    own = telling_words(options)
-    alone = [False, False]
-    for s in steps:
-        if s.kind == "route" and s.query and "comparison_hop" not in s.flags:
-            hits = [bool(w & content_words(s.query)) for w in own]
-            if sum(hits) == 1:
-                alone[hits.index(True)] = True
-    return all(alone)
+    alone = {about_alone(s.query or "", options) for s in steps
+             if s.kind == "route" and s.query and "comparison_hop" not in s.flags}
+    return all(o in alone for o in options)
+
+
+def about_alone(sub_question: str, options: Sequence[str]) -> str | None:
+    """The one of a choice question's two things (`options`) that `sub_question` speaks of without the other."""
+    words = content_words(sub_question)
+    hits = [o for o, own in zip(options, telling_words(options)) if own & words]
+    return hits[0] if len(hits) == 1 else None
 
 
 def grounded(steps: Sequence[Step]) -> bool | None:

@@ -134,6 +134,24 @@ def test_a_comparison_hop_says_the_rollout_wrote_it_and_why():
     assert "30 % sure it needed help" in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
 
 
+def test_a_sub_question_that_carries_a_reply_or_splits_a_comparison_says_so():
+    prices = Prices.of(POOL.snapshot())
+    steps = two_hop()
+    cap = caption(steps[3], alpha=0.0, prices=prices, steps=steps, question=Q)
+    assert ("It asked Big: “In which country was Christopher Nolan born?”. It carries “Christopher Nolan” from the "
+            "reply at step 1 into this sub-question: this hop builds on what the last one found. Big replied") in cap
+    assert "It carries" not in caption(steps[1], alpha=0.0, prices=prices, steps=steps, question=Q)
+    lakes = "Which lake is deeper, Lake Baikal or Lake Tanganyika?"
+    hop = Step("s", 1, "route", request_model="Big", query="How deep is Lake Baikal?", response="1,642 m.",
+               call_started_at=1.0, call_ended_at=2.0)
+    assert "It asks about “Lake Baikal” on its own, one of the two things the question compares" in caption(
+        hop, alpha=0.0, prices=prices, steps=[hop], question=lakes)
+    hop.query = lakes  # the comparison asked whole speaks of both
+    assert "on its own" not in caption(hop, alpha=0.0, prices=prices, steps=[hop], question=lakes)
+    hop.query, hop.flags = "How deep is Lake Baikal?", ["comparison_hop"]
+    assert "on its own" not in caption(hop, alpha=0.0, prices=prices, steps=[hop], question=lakes)
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_graph_escapes_model_text(payload):
     steps = [Step("s", 0, "route", request_model="Big", query=payload, response=payload + " Christopher Nolan",

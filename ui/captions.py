@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from router_core.asked_for import hidden_fact
+from evaluation.decomposition import about_alone, bridges
+from router_core.asked_for import choices, hidden_fact
 from router_core.metrics import exact_match
 from router_core.step import Step
 
@@ -65,7 +66,7 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
                    "the router decides again whether to ask or to answer.")
         return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}.{why}"
     if s.kind == "route":
-        return _route_caption(s, alpha, prices)
+        return _route_caption(s, alpha, prices, _decomposes(s, steps, question))
     if s.kind == "answer":
         calls = [x for x in steps if x.kind == "route" and x.sent]
         spent = sum(x.cost_usd for x in steps)
@@ -92,7 +93,27 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
     return f"Step {s.index}: something failed — {s.error or 'an error'}; the session ended here."
 
 
-def _route_caption(s: Step, alpha: float, prices: Prices) -> str:
+def _decomposes(s: Step, steps: Sequence[Step], question: str) -> str:
+    """What a sent sub-question shows of the decomposition: the span of an earlier reply it carries (a bridge), or
+    the one of a choice question's two things it asks about on its own; "" for neither."""
+    if not (s.sent and question) or "comparison_hop" in s.flags:
+        return ""
+    before = [x for x in steps if x.index < s.index] + [s]
+    into = [b for b in bridges(before, question) if b.to_step == s.index]
+    if into:
+        b = max(into, key=lambda b: b.reply_span[1] - b.reply_span[0])
+        src = next(x for x in steps if x.index == b.from_step)
+        found = (src.response or "")[b.reply_span[0]:b.reply_span[1]]
+        return (f"It carries {_quote(found, 60)} from the reply at step {b.from_step} into this sub-question: "
+                "this hop builds on what the last one found.")
+    options = choices(question)
+    if options and (thing := about_alone(s.query or "", options)):
+        return (f"It asks about {_quote(thing, 60)} on its own, one of the two things the question compares: a "
+                "comparison is looked up side by side, one thing per sub-question.")
+    return ""
+
+
+def _route_caption(s: Step, alpha: float, prices: Prices, decomposes: str = "") -> str:
     parts: list[str] = []
     if s.draft:
         sure = f" ({pct(s.decision['answer'])} sure)" if s.decision and "answer" in s.decision else ""
@@ -131,6 +152,8 @@ def _route_caption(s: Step, alpha: float, prices: Prices) -> str:
         parts.append(f"It wrote the sub-question {_quote(s.query)}, but it was not sent: {why}, so it cost nothing.")
         return f"Step {s.index}: " + " ".join(parts)
     parts.append(f"It asked {model}: {_quote(s.query)}.")
+    if decomposes:
+        parts.append(decomposes)
     if s.status == "error":
         parts.append(f"The call failed ({shorten(s.error, 80)}); the router was told and carried on.")
     else:
