@@ -95,6 +95,36 @@ def test_report_numbers_by_hand(tmp_path):
     store.close()
 
 
+def test_report_decomposition_from_stored_steps_splits_choice_questions(tmp_path):
+    """Stored steps → report table, markdown and the Evaluations tab's table: a two-hop session that chains, and a
+    comparison asked thing by thing (no bridge to chain, but split)."""
+    from ui.evals import decomposition_table
+
+    store = TraceStore(str(tmp_path / "d.sqlite"))
+    t = time.time()
+    sessions = {
+        "Which country is the birthplace of the director of Interstellar?": [
+            ("Who directed Interstellar?", "Christopher Nolan directed it."),
+            ("In which country was Christopher Nolan born?", "England.")],
+        "Which lake is deeper, Lake Baikal or Lake Tanganyika?": [
+            ("How deep is Lake Baikal?", "1,642 m."), ("How deep is Lake Tanganyika?", "1,470 m.")]}
+    for i, (question, hops) in enumerate(sessions.items()):
+        sid = uuid.uuid4().hex
+        steps = [Step(sid, k, "route", request_model="Qwen2.5-1.5B", query=q, response=r, started_at=t,
+                      call_started_at=t, call_ended_at=t, ended_at=t) for k, (q, r) in enumerate(hops)]
+        steps.append(Step(sid, len(hops), "answer", text="x", started_at=t, ended_at=t))
+        list(recorded(store, steps, session_id=sid, question=question, alpha=0.0, policy="router", engine="x",
+                      pool=load_pool().snapshot(), gold=["x"], dataset="demo", item_id=f"i{i}", run_id="d1"))
+    rep = build_report(store, ["d1"], alphas=[0.0])
+    row = rep.decomposition.set_index("method").loc["router"]
+    assert row["n"] == 2 and row["chain rate"] == 0.5
+    assert row["chain rate (not choice)"] == 1.0 and row["choice split"] == 1.0
+    assert "| chain rate (not choice) | choice split |" in markdown(rep)
+    shown = decomposition_table(rep).iloc[0]
+    assert (shown["chain rate"], shown["chain rate (not choice)"], shown["choice split"]) == ("0.500", "1.000", "1.000")
+    store.close()
+
+
 def _eval(db: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(APP + ["eval", "--dataset", "single_hop", "--dataset", "multi_hop", "--limit", "1",
                                  "--alpha", "0,0.9", "--max-turns", "1", "--db", str(db), *extra],
