@@ -139,7 +139,7 @@ def test_a_sub_question_that_carries_a_reply_or_splits_a_comparison_says_so():
     steps = two_hop()
     cap = caption(steps[3], alpha=0.0, prices=prices, steps=steps, question=Q)
     assert ("It asked Big: “In which country was Christopher Nolan born?”. It carries “Christopher Nolan” from the "
-            "reply at step 1 into this sub-question: this hop builds on what the last one found. Big replied") in cap
+            "reply at step 1 into this sub-question: this hop builds on what that reply found. Big replied") in cap
     assert "It carries" not in caption(steps[1], alpha=0.0, prices=prices, steps=steps, question=Q)
     lakes = "Which lake is deeper, Lake Baikal or Lake Tanganyika?"
     hop = Step("s", 1, "route", request_model="Big", query="How deep is Lake Baikal?", response="1,642 m.",

@@ -105,7 +105,7 @@ def _decomposes(s: Step, steps: Sequence[Step], question: str) -> str:
         src = next(x for x in steps if x.index == b.from_step)
         found = (src.response or "")[b.reply_span[0]:b.reply_span[1]]
         return (f"It carries {_quote(found, 60)} from the reply at step {b.from_step} into this sub-question: "
-                "this hop builds on what the last one found.")
+                "this hop builds on what that reply found.")
     options = choices(question)
     if options and (thing := about_alone(s.query or "", options)):
         return (f"It asks about {_quote(thing, 60)} on its own, one of the two things the question compares: a "
