@@ -61,14 +61,26 @@ def asked_for(question: str) -> list[str]:
 
 def asks_for(sub_question: str, words: Sequence[str]) -> bool:
     """Whether `sub_question` asks about what `words` name: it uses one of them, asks "when" for a time, or,
-    for a question that names no thing, asks the same kind ("who …" for "who …", "in which city" for "where")."""
+    for a question that names no thing, asks the same kind ("who …" for "who …", "in which city" for "where",
+    "what was the director of …" for "who": a kind of person, where the sub-question names what it asks for)."""
     have = {_singular(w) for w in _WORD.findall(sub_question.lower())}
-    return any(w in have or (w in _TIME and "when" in have) or bool(_WH.get(w, set()) & have) for w in words)
+    if any(w in have or (w in _TIME and "when" in have) or bool(_WH.get(w, set()) & have) for w in words):
+        return True
+    return "who" in words and bool(set(asked_for(sub_question)) & _PERSON)
 
 
 def content_words(text: str) -> set[str]:
     """The words of `text` that carry meaning (singular, lower case, no stop words)."""
     return {_singular(w) for w in _WORD.findall(text.lower())} - _STOP - {"what", "how", "many", "much", "why"}
+
+
+def stem(word: str) -> str:
+    """A word without "-ed"/"-ing", so "ended" meets "end" and "attended" meets "attend" (crude: used only to
+    tell whether two wordings hold the same words, both sides cut alike)."""
+    for suffix in ("ing", "ed"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[:-len(suffix)]
+    return word
 
 
 def _singular(word: str) -> str:

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .asked_for import asked_for, asks_for, choices, content_words, hidden_fact, telling_words
+from .asked_for import asked_for, asks_for, choices, content_words, hidden_fact, stem, telling_words
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -196,6 +196,7 @@ class Router:
         cfg = self.config
         rewrite = False  # the first sub-question restated the whole question: write it again after a think block
         redecide = None  # (draft, flag): an answer went back with a think block saying why; decide again after it
+        kept: tuple[str | None, list[str]] | None = None  # a rewritten hop's draft and flags, for the hop written again
         while True:
             if (s := self._stopped(ro, stop_event)):
                 yield s
@@ -248,6 +249,9 @@ class Router:
             step = self._new_step(ro, "route", decision=decision)
             if draft is not None:
                 step.draft, step.flags = draft.text, [flag]
+            elif kept is not None:
+                step.draft, step.flags = kept
+            kept = None
             if uncarried is not None:
                 _carry(step, uncarried)
             before_search = ro.transcript
@@ -271,19 +275,24 @@ class Router:
                 step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
-            if (cfg.whole_question_lead and query and not composed and not any(x.sent for x in ro.steps)
-                    and not any("whole_question_rewritten" in x.flags for x in ro.steps)
+            first = not any(x.sent for x in ro.steps)
+            rw_lead, rw_flag = ((cfg.whole_question_lead, "whole_question_rewritten") if first
+                                else (cfg.restated_lead, "restated_rewritten"))
+            if (rw_lead and query and not composed and not any(rw_flag in x.flags for x in ro.steps)
                     and _restates(ro.question, query) and hidden_fact(ro.question)):
                 # Asked whole, a question that hides a first fact ("the country where …", asked_for.hidden_fact)
                 # goes to one model in one hop: nothing to see decomposed, and a small candidate often gets it
                 # wrong. The sub-question is not sent; a think block (the rollout's lead, continued by the router)
-                # names the first fact, and the sub-question is written again after it. Once per session; a second
+                # names the first fact — or, once replies were read, what they found (restated_lead: a router sent
+                # back for a missing hop often asks the whole question again instead of carrying the fact a reply
+                # gave) — and the sub-question is written again after it. Each once per session; a second
                 # restatement is sent as written. A question that hides nothing is asked whole rightly.
                 rewrite = True
+                kept = (step.draft, list(step.flags))  # an answer sent back for this hop stays with the hop
                 ro.transcript = before_search
                 ro.index -= 1  # the think block takes the number the unsent sub-question streamed under
-                think = _carry(self._think(ro, engine, cfg.whole_question_lead, on_text), step)
-                think.flags.append("whole_question_rewritten")
+                think = _carry(self._think(ro, engine, rw_lead, on_text), step)
+                think.flags.append(rw_flag)
                 yield think
                 continue
             rewrite = False
@@ -548,13 +557,18 @@ def _models_asked(steps: Sequence[Step], key: str) -> list[str]:
 def _restates(question: str, sub_question: str) -> bool:
     """Whether `sub_question` is `question` reworded, not a part of it: it asks for the same thing (when the
     wording says what, see asked_for.py) and holds most (four in five) of the question's meaningful words.
+    "When did the war end by the 1919 Treaty of Versailles begin?" restates "In what year did the war ended by the
+    1919 Treaty of Versailles begin?".
     "In which U.S. state does the Golden Gate Bridge stand?" holds six of the seven of "What is the capital of
     the U.S. state in which the Golden Gate Bridge stands?" but asks for a state, not a capital."""
     words = asked_for(question)
     if words and not asks_for(sub_question, words):
         return False
-    q = content_words(question)
-    return bool(q) and len(q & content_words(sub_question)) >= 0.8 * len(q)
+    q, sub = {stem(w) for w in content_words(question)}, {stem(w) for w in content_words(sub_question)}
+    # what the question asks for is in the sub-question by the check above, though its word may differ ("in what
+    # year" / "when"); words are compared without "-ed"/"-ing" ("the war ended by …" / "the war end by …")
+    held = (q & sub) | (q & {stem(w) for w in words})
+    return bool(q) and len(held) >= 0.8 * len(q)
 
 
 def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:

@@ -33,6 +33,9 @@ class RunConfig:
     whole_question_lead: str = ""     # guided: a first sub-question that restates a question hiding a first fact
                                       # ("the country where …", asked_for.hidden_fact) is not sent; a
                                       # think block starting with these words comes first and it is written again
+    restated_lead: str = ""           # guided: the same for a later sub-question that restates such a question
+                                      # after some reply was read: a think block starting with these words ("What I
+                                      # know so far:") says what the replies found before it is written again
     choice_answer: bool = False       # guided: a question naming two things to choose between ("…, A or B?",
                                       # asked_for.choices) is answered with one of them, the one the router scores
                                       # higher after <answer>; named by the question, it never goes back as absent

@@ -44,6 +44,8 @@ def test_asked_for_reads_the_thing_a_question_asks_for(question, words):
     ("Who directed Interstellar?", ["where"], False),
     ("Who is credited with The Odyssey?", asked_for("Which ancient Greek poet is credited with The Odyssey?"), True),
     ("Who wrote Frankenstein?", asked_for("Who was the mother of the author of Frankenstein?"), False),
+    ("What was the director of the 1968 film?", ["who"], True),  # asks for a kind of person
+    ("Which chapel is named after Pope Sixtus IV?", ["who"], False),  # names a pope, asks for a chapel
 ])
 def test_asks_for_compares_a_sub_question_with_those_words(sub_question, words, asks):
     assert asks_for(sub_question, words) is asks

@@ -13,7 +13,7 @@ import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
 
 from router_core.engines import EngineError
-from router_core.loop import Router
+from router_core.loop import Router, _restates
 from router_core.policy import Policy
 from router_core.session import SessionResult
 from router_core.step import Step, StepError
@@ -594,6 +594,65 @@ def test_a_first_sub_question_that_restates_the_question_is_written_again_after_
     assert (1, "route") in pieces and (1, "think") in pieces
     # the think block counts the dropped sub-question's tokens and starts when it did
     assert split.router_output_tokens == len(GOLDEN.split()) + len(" the state where the Golden Gate Bridge stands.".split())
+
+
+@pytest.mark.parametrize("question, sub_question, restates", [
+    ("In what year did the war ended by the 1919 Treaty of Versailles begin?",
+     "When did the war end by the 1919 Treaty of Versailles begin?", True),  # "year"/"when", "ended"/"end"
+    ("Who directed the 1968 film featuring the computer HAL 9000?",
+     "What was the director of the 1968 film featuring the computer HAL 9000?", True),
+    ("Which gas do plants take in from the air for photosynthesis?", "What gas do plants take in for photosynthesis?",
+     True),
+    ("What is the capital of the U.S. state in which the Golden Gate Bridge stands?",
+     "In which U.S. state does the Golden Gate Bridge stand?", False),  # asks for a state, not a capital
+    ("Who directed the film that won Best Picture at the 70th Academy Awards?",
+     "Which film won Best Picture at the 70th Academy Awards?", False),
+])
+def test_a_sub_question_restates_the_question_when_it_asks_the_same_with_most_of_its_words(question, sub_question,
+                                                                                           restates):
+    assert _restates(question, sub_question) is restates
+
+
+KNOWN_LEAD = "What I know so far:"
+
+
+@pytest.mark.parametrize("sent_back", [False, True])
+def test_a_later_sub_question_that_restates_the_question_is_written_again_after_saying_what_the_replies_found(
+        sent_back):
+    queries = [*list(STATE)[:1], GOLDEN, *list(STATE)[1:]]
+    answers = ["Los Angeles", "Sacramento"] if sent_back else ["Sacramento"]
+
+    def gen(prompt: str, stop) -> str:
+        if "</think>" in stop:
+            return (" the bridge is in California; I need its capital." if prompt.endswith(KNOWN_LEAD)
+                    else "I need the state first.") + "</think>"
+        if "</search>" in stop:
+            return f" {queries.pop(0)} </search>"
+        return f" {answers.pop(0)} </answer>"
+    policy = FakeEngine(gen, scores=routes_then_answers(1 if sent_back else 2, NAMES))
+    cand = FakeEngine(reply=lambda q: STATE.get(q, "?"))
+    steps = list(make_router(policy, candidates={"fake:big": cand}, check_answer=True,
+                             restated_lead=KNOWN_LEAD).run(GOLDEN, 0.0))
+    assert [s.index for s in steps] == list(range(len(steps)))
+    rewritten = [s for s in steps if "restated_rewritten" in s.flags]
+    assert len(rewritten) == 1 and rewritten[0].kind == "think" and rewritten[0].lead == KNOWN_LEAD
+    # the whole question was never sent; the reply's state is carried into the sub-question written after it
+    assert [s.query for s in steps if s.kind == "route"] == list(STATE)
+    assert len(cand.prompts("chat")) == 2 and steps[-1].text == "Sacramento"
+    assert all(f"{GOLDEN} </search>" not in p for p in policy.prompts())
+    hop = [s for s in steps if s.kind == "route"][-1]
+    # an answer that went back for this hop stays with the hop that was written again
+    assert (hop.draft, hop.flags) == (("Los Angeles", ["answer_not_in_replies"]) if sent_back else (None, []))
+
+
+def test_a_first_restatement_is_left_to_whole_question_lead():
+    # without whole_question_lead, a first sub-question that restates the question is sent as written
+    policy = golden_policy([GOLDEN, GOLDEN.lower(), "What is the capital of California?"])
+    steps = list(make_router(policy, reply=lambda q: STATE.get(q, "Sacramento is the capital of California."),
+                             restated_lead=KNOWN_LEAD).run(GOLDEN, 0.0))
+    sent = [s.query for s in steps if s.kind == "route" and s.sent]
+    assert sent[0] == GOLDEN and sum("restated_rewritten" in s.flags for s in steps) == 1
+    assert sent[1] == "What is the capital of California?"
 
 
 @pytest.mark.parametrize("case", ["off", "part of the question", "restated twice"])

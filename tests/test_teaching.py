@@ -102,6 +102,11 @@ def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so
     assert "asked the whole question, which hides a first fact (“the director of the film Interstellar”), at once" in cap
     s.flags = []
     assert "whole question" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    s.text, s.lead = "What I know so far: Christopher Nolan directed it.", "What I know so far:"
+    s.flags = ["restated_rewritten"]
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
+    assert ("asked the whole question again after replies were read, so it was not sent: the router says what the "
+            "replies found") in cap and "(the rollout began it with “What I know so far:”)" in cap
 
 
 def test_a_think_block_written_because_an_answer_went_back_says_why():

@@ -61,6 +61,9 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
             hides = f", which hides a first fact ({_quote(fact, 80)})," if fact else ""
             why = (f" Its first sub-question asked the whole question{hides} at once, so it was not sent: the router "
                    "names the first fact to look up, then writes the sub-question again.")
+        elif "restated_rewritten" in s.flags:
+            why = (" Its sub-question asked the whole question again after replies were read, so it was not sent: "
+                   "the router says what the replies found, then writes the sub-question again to carry it.")
         elif "answer_one_hop_short" in s.flags:
             why = (f" The router was about to answer, but from {draft_why(s.flags)}: the rollout wrote why, and "
                    "the router decides again whether to ask or to answer.")
