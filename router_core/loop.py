@@ -194,7 +194,7 @@ class Router:
 
     def _guided(self, ro: Rollout, engine: Engine, alpha: float, stop_event, on_text) -> Iterator[Step]:
         cfg = self.config
-        rewrite = False  # the first sub-question restated the whole question: write it again after a think block
+        rewrite = False  # a sub-question restated the whole question: it is written again after a think block
         redecide = None  # (draft, flag): an answer went back with a think block saying why; decide again after it
         kept: tuple[str | None, list[str]] | None = None  # a rewritten hop's draft and flags, for the hop written again
         while True:
