@@ -172,32 +172,36 @@ class Decomposition:
 
     @property
     def think_quality(self) -> float | None:
-        return self.real_thoughts / self.thinks if self.thinks else None
+        return _share(self.real_thoughts, self.thinks)
 
     @property
     def chain_rate(self) -> float | None:
-        return self.chained / self.sessions if self.sessions else None
+        return _share(self.chained, self.sessions)
 
     @property
     def chain_rate_not_choice(self) -> float | None:
-        return self.chained_not_choice / self.not_choice if self.not_choice else None
+        return _share(self.chained_not_choice, self.not_choice)
 
     @property
     def split_rate(self) -> float | None:
-        return self.split / self.choice if self.choice else None
+        return _share(self.split, self.choice)
 
     @property
     def repeat_rate(self) -> float | None:
-        return self.repeated / self.sessions if self.sessions else None
+        return _share(self.repeated, self.sessions)
 
     @property
     def grounded_rate(self) -> float | None:
-        return self.grounded / self.answered_with_replies if self.answered_with_replies else None
+        return _share(self.grounded, self.answered_with_replies)
 
     def as_row(self) -> dict[str, float | None]:
         return {"think quality": self.think_quality, "chain rate": self.chain_rate,
                 "chain rate (not choice)": self.chain_rate_not_choice, "choice split": self.split_rate,
                 "repeat rate": self.repeat_rate, "grounded": self.grounded_rate}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequence[str] = ()) -> Decomposition:

@@ -563,15 +563,18 @@ STATE = {"In which U.S. state does the Golden Gate Bridge stand?": "The Golden G
 SPLIT_LEAD = "The first fact to look up is"
 
 
-def golden_policy(queries: list[str]) -> FakeEngine:
+def golden_policy(queries: list[str], *, lead: str = SPLIT_LEAD, after_lead: str = " the state where the Golden Gate "
+                  "Bridge stands.", think: str = "I need the capital of that state.", answers: list[str] | None = None,
+                  routes: int = 2) -> FakeEngine:
+    """A scripted router for GOLDEN: `after_lead` continues a think block begun with `lead`, `think` any other; the
+    sub-questions and answers are taken in order (every answer "Sacramento" when none are given)."""
     def gen(prompt: str, stop) -> str:
         if "</think>" in stop:
-            return (" the state where the Golden Gate Bridge stands." if prompt.endswith(SPLIT_LEAD)
-                    else "I need the capital of that state.") + "</think>"
+            return (after_lead if prompt.endswith(lead) else think) + "</think>"
         if "</search>" in stop:
             return f" {queries.pop(0)} </search>"
-        return " Sacramento </answer>"
-    return FakeEngine(gen, scores=routes_then_answers(2, NAMES))
+        return f" {answers.pop(0) if answers else 'Sacramento'} </answer>"
+    return FakeEngine(gen, scores=routes_then_answers(routes, NAMES))
 
 
 def test_a_first_sub_question_that_restates_the_question_is_written_again_after_a_think_block():
@@ -619,17 +622,10 @@ KNOWN_LEAD = "What I know so far:"
 @pytest.mark.parametrize("sent_back", [False, True])
 def test_a_later_sub_question_that_restates_the_question_is_written_again_after_saying_what_the_replies_found(
         sent_back):
-    queries = [*list(STATE)[:1], GOLDEN, *list(STATE)[1:]]
-    answers = ["Los Angeles", "Sacramento"] if sent_back else ["Sacramento"]
-
-    def gen(prompt: str, stop) -> str:
-        if "</think>" in stop:
-            return (" the bridge is in California; I need its capital." if prompt.endswith(KNOWN_LEAD)
-                    else "I need the state first.") + "</think>"
-        if "</search>" in stop:
-            return f" {queries.pop(0)} </search>"
-        return f" {answers.pop(0)} </answer>"
-    policy = FakeEngine(gen, scores=routes_then_answers(1 if sent_back else 2, NAMES))
+    policy = golden_policy([*list(STATE)[:1], GOLDEN, *list(STATE)[1:]], lead=KNOWN_LEAD,
+                           after_lead=" the bridge is in California; I need its capital.", think="I need the state first.",
+                           answers=["Los Angeles", "Sacramento"] if sent_back else ["Sacramento"],
+                           routes=1 if sent_back else 2)
     cand = FakeEngine(reply=lambda q: STATE.get(q, "?"))
     steps = list(make_router(policy, candidates={"fake:big": cand}, check_answer=True,
                              restated_lead=KNOWN_LEAD).run(GOLDEN, 0.0))
