@@ -121,6 +121,9 @@ _PASSIVE = re.compile(r"\s(?:[a-z]+ed|born|built|written|begun|made|known|held|s
 # "in what year did the war ended by … begin?": the last word is the question's verb, not part of the fact
 _DID = re.compile(r"^(?:(?:in|on|at|from|to|for|by)\s+)?(?:what|which|when|where|who)(?:\s+[a-z]+)?\s+(?:did|does|do)\s"
                   r".*\s[a-z]+\W*$", re.IGNORECASE)
+# "in which country was …", "when were …": a head whose verb ends the question ("… born?")
+_AUX_HEAD = re.compile(r"^(?:(?:in|on|at|from|to|for|by)\s+)?(?:what|which|when|where|who)(?:\s+[a-z]+)?\s+"
+                       r"(?:is|was|are|were)\s", re.IGNORECASE)
 # "Who was born first, Isaac Newton or Galileo Galilei?": a choice between things named, nothing hidden
 _CHOICE = re.compile(r"[,:]\s+([^,:]+?)\s+or\s+([^,:]+?)\s*\??$")
 
@@ -183,7 +186,11 @@ def hidden_fact(question: str) -> str:
             if pattern is _NESTED[2] and words[-1] in _NAMING:
                 continue
             fact = rest[m.start():].strip(" ?")
-            if (passive or _DID.match(q)) and not re.search(rf"\s{_RELATIVE}\s", fact):
-                fact = fact[:fact.rfind(" ")]  # "the author of "Hamlet" born": the participle is the question's
+            if (passive or _DID.match(q)) and (not re.search(rf"\s{_RELATIVE}\s", fact) or (
+                    _AUX_HEAD.match(q) and not re.search(r"\s(?:is|was|are|were|be|been)\s+\S+$", fact))):
+                # "the author of "Hamlet" born", "the physicist who developed … born": the last word is the
+                # question's own verb ("in which country was … born"); "… where the Acropolis is located" and "…
+                # in which Darth Vader first appeared" (after "who directed": no verb of the head's left) keep it
+                fact = fact[:fact.rfind(" ")]
             return fact
     return ""
