@@ -2,7 +2,8 @@
 
 * think quality — share of think blocks that hold a real thought: at least five words of the router's own
   (a lead the rollout wrote is not counted) once the pool's model names are taken out (a 0.5B router often
-  writes only "Qwen2.5-0.5B");
+  writes only "Qwen2.5-0.5B"); a block the rollout wrote whole ("First I need to find <the fact>." with nothing
+  after it) holds no thought of the router's, good or bad, and is left out;
 * bridges — a later sub-question that reuses a span of an earlier reply which the question did not
   already contain (the entity the first hop found): that is what "multi-hop decomposition" means,
   and the teaching graph draws each bridge as an edge with the span highlighted in both;
@@ -55,6 +56,12 @@ def think_words(text: str, model_names: Sequence[str] = ()) -> int:
 
 def is_real_thought(text: str, model_names: Sequence[str] = ()) -> bool:
     return think_words(text, model_names) >= MIN_THINK_WORDS
+
+
+def rollout_only(step: Step) -> bool:
+    """A think block the rollout wrote whole: its lead, and no word of the router's after it."""
+    lead, own = step.split_lead()
+    return bool(lead) and not words(own)
 
 
 @dataclass(frozen=True)
@@ -209,7 +216,7 @@ def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequenc
     d = Decomposition()
     for question, steps in sessions:
         d.sessions += 1
-        thinks = [s for s in steps if s.kind == "think"]
+        thinks = [s for s in steps if s.kind == "think" and not rollout_only(s)]
         real = sum(is_real_thought(s.split_lead()[1], model_names) for s in thinks)
         d.thinks += len(thinks)
         d.real_thoughts += real

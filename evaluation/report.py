@@ -168,9 +168,10 @@ def markdown(rep: Report) -> str:
         for fam, c in rep.curves.items():
             lines.append(f"| {fam} | {_fmt(c['APGR'])} | {_fmt(c['CPT(50%)'])} | {_fmt(c['CPT(80%)'])} |")
     if not rep.decomposition.empty:
-        lines += ["", "Decomposition (router sessions): think quality = share of think blocks with a real thought; "
-                  "chain rate = share of sessions where a later sub-question reuses a span of an earlier reply, "
-                  "also over the questions that are not choice questions ('…, A or B?'), which have no bridge to "
+        lines += ["", "Decomposition (router sessions): think quality = share of the router's think blocks "
+                  "with a real thought (one the rollout wrote whole is left out); chain rate = share of sessions "
+                  "where a later sub-question reuses a span of an earlier reply, also over the questions that are "
+                  "not choice questions ('…, A or B?'), which have no bridge to "
                   "chain; choice split = share of choice questions whose two things were each asked about on their "
                   "own; "
                   "repeat rate = share of sessions that ask a sub-question twice; grounded = share of answers "

@@ -1,7 +1,7 @@
 """Decomposition measures on hand-made step lists: think quality, bridges (chain), repeats, grounding."""
 from __future__ import annotations
 
-from evaluation.decomposition import bridges, grounded, is_real_thought, measure, repeated, split
+from evaluation.decomposition import bridges, grounded, is_real_thought, measure, repeated, rollout_only, split
 from router_core.metrics import found_in
 from router_core.step import Step
 
@@ -78,6 +78,17 @@ def test_measure_over_sessions():
     assert d.sessions == 2 and d.thinks == 4 and d.real_thoughts == 3
     assert d.think_quality == 0.75 and d.chain_rate == 0.5 and d.repeat_rate == 0.0 and d.grounded_rate == 1.0
     assert measure([]).think_quality is None and measure([]).chain_rate is None
+
+
+def test_think_quality_leaves_out_a_block_the_rollout_wrote_whole():
+    lead = "First I need to find the director of the film Interstellar."
+    whole = Step("s", 0, "think", text=lead, lead=lead)
+    short = Step("s", 0, "think", text=lead + " Then where.", lead=lead)  # two words of the router's: counted
+    d = measure([(Q, [whole] + two_hop()[1:])], NAMES)
+    assert rollout_only(whole) and not rollout_only(short) and not rollout_only(two_hop()[0])
+    assert (d.thinks, d.real_thoughts) == (2, 2)
+    d = measure([(Q, [short] + two_hop()[1:])], NAMES)
+    assert (d.thinks, d.real_thoughts) == (3, 2)
 
 
 def test_a_comparison_the_rollout_composed_from_the_replies_is_a_bridge_but_not_the_routers_chaining():
