@@ -275,19 +275,19 @@ class Router:
                 step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
-            first = not any(x.sent for x in ro.steps)
-            rw_lead, rw_flag = ((cfg.whole_question_lead, "whole_question_rewritten") if first
-                                else (cfg.restated_lead, "restated_rewritten"))
-            if (rw_lead and query and not composed and not any(rw_flag in x.flags for x in ro.steps)
-                    and _restates(ro.question, query) and hidden_fact(ro.question)):
+            rw_lead, rw_flag, fact = _rewrite_lead(cfg, ro, query) if query and not composed else ("", "", "")
+            if rw_lead:
                 # Asked whole, a question that hides a first fact ("the country where …", asked_for.hidden_fact)
                 # goes to one model in one hop: nothing to see decomposed, and a small candidate often gets it
                 # wrong. The sub-question is not sent; a think block (the rollout's lead, continued by the router)
                 # names the first fact — or, once replies were read, what they found (restated_lead: a router sent
                 # back for a missing hop often asks the whole question again instead of carrying the fact a reply
-                # gave) — and the sub-question is written again after it. Each once per session; a second
-                # restatement is sent as written. A question that hides nothing is asked whole rightly.
+                # gave) — and the sub-question is written again after it. A first sub-question that skips the fact
+                # (assumed_lead: it names a thing the question does not, filled in from the router's memory, right
+                # or wrong) is written again the same way. Each once per session; a second one is sent as written.
+                # A question that hides nothing is asked whole rightly.
                 rewrite = True
+                rw_lead = rw_lead.replace("{fact}", fact)
                 kept = (step.draft, list(step.flags))  # an answer sent back for this hop stays with the hop
                 ro.transcript = before_search
                 ro.index -= 1  # the think block takes the number the unsent sub-question streamed under
@@ -569,6 +569,40 @@ def _restates(question: str, sub_question: str) -> bool:
     # year" / "when"); words are compared without "-ed"/"-ing" ("the war ended by …" / "the war end by …")
     held = (q & sub) | (q & {stem(w) for w in words})
     return bool(q) and len(held) >= 0.8 * len(q)
+
+
+def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str, str]:
+    """The lead and flag of the think block a sub-question is written again after, and the fact the question hides;
+    ("", "", "") when it is sent as written (see the route turn in `_guided`). A first sub-question is written
+    again once at most, whichever rule took it back (two think blocks of the rollout's in a row teach nothing);
+    a later one once more."""
+    fact = hidden_fact(ro.question)
+    if not fact:
+        return "", "", ""
+    done = {f for x in ro.steps for f in x.flags}
+    if not any(x.sent for x in ro.steps):
+        if done & {"whole_question_rewritten", "assumed_rewritten"}:
+            return "", "", ""
+        if _restates(ro.question, query):
+            return cfg.whole_question_lead, "whole_question_rewritten", fact
+        if cfg.assumed_lead and assumed(ro.question, query):
+            return cfg.assumed_lead, "assumed_rewritten", fact
+    elif "restated_rewritten" not in done and _restates(ro.question, query):
+        return cfg.restated_lead, "restated_rewritten", fact
+    return "", "", ""
+
+
+def assumed(question: str, sub_question: str) -> list[str]:
+    """The names `sub_question` gives that `question` does not: capitalised words after its first one ("France" in
+    "What is the capital of France?" for "What is the capital of the country where the Eiffel Tower stands?";
+    "Cambridge" in "When did Isaac Newton attend the University of Cambridge?" for "… the university attended by
+    Isaac Newton …"). Asked before any reply was read, such a name came from the router's memory."""
+    held = {w.rstrip(".").lower() for w in _NAME_WORD.findall(question)}
+    names = [w.rstrip(".") for w in _NAME_WORD.findall(sub_question)[1:]]
+    return [w for w in names if w[0].isupper() and w != "I" and w.lower() not in held]
+
+
+_NAME_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F][\w\u00C0-\u024F'’.\-]*")
 
 
 def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:

@@ -36,6 +36,11 @@ class RunConfig:
     restated_lead: str = ""           # guided: the same for a later sub-question that restates such a question
                                       # after some reply was read: a think block starting with these words ("What I
                                       # know so far:") says what the replies found before it is written again
+    assumed_lead: str = ""            # guided: a first sub-question that names a thing such a question does not
+                                      # ("What is the capital of France?" for "… of the country where the Eiffel Tower
+                                      # stands?": the first fact filled in from memory) is not sent either; a think
+                                      # block starting with these words comes first and it is written again. In
+                                      # these three leads "{fact}" stands for the fact the question hides
     choice_answer: bool = False       # guided: a question naming two things to choose between ("…, A or B?",
                                       # asked_for.choices) is answered with one of them, the one the router scores
                                       # higher after <answer>; named by the question, it never goes back as absent

@@ -13,7 +13,7 @@ import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
 
 from router_core.engines import EngineError
-from router_core.loop import Router, _restates
+from router_core.loop import Router, _restates, assumed
 from router_core.policy import Policy
 from router_core.session import SessionResult
 from router_core.step import Step, StepError
@@ -670,6 +670,65 @@ def test_a_question_that_hides_no_first_fact_is_asked_whole_even_with_the_whole_
                              whole_question_lead=SPLIT_LEAD).run(question, 0.0))
     assert [s.query for s in steps if s.kind == "route" and s.sent][0] == question
     assert not any("whole_question_rewritten" in s.flags for s in steps)
+
+
+ASSUMED_LEAD = "First I need to find {fact}."
+STATE_LEAD = "First I need to find the U.S. state in which the Golden Gate Bridge stands."
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_a_first_sub_question_that_fills_in_the_hidden_fact_from_memory_is_written_again_after_it_is_named(again):
+    # the router skips the state and asks for its capital at once; written again, it asks for the state first
+    capital, state = list(STATE)[1], list(STATE)[0]
+    policy = golden_policy([capital, capital if again else state, capital], lead=STATE_LEAD, after_lead=" Then its capital.")
+    cand = FakeEngine(reply=lambda q: STATE.get(q, "?"))
+    steps = list(make_router(policy, candidates={"fake:big": cand}, assumed_lead=ASSUMED_LEAD).run(GOLDEN, 0.0))
+    rewritten = [s for s in steps if "assumed_rewritten" in s.flags]
+    assert len(rewritten) == 1 and rewritten[0].kind == "think" and rewritten[0].index == 1
+    assert rewritten[0].lead == STATE_LEAD and rewritten[0].text == STATE_LEAD + " Then its capital."
+    sent = [s.query for s in steps if s.kind == "route" and s.sent]
+    # once per session: a second sub-question that skips the fact is sent as written (and the repeat is not)
+    assert sent == ([capital] if again else [state, capital])
+    assert [s.index for s in steps] == list(range(len(steps)))
+
+
+def test_a_first_sub_question_is_written_again_once_whichever_rule_takes_it_back():
+    # asked whole, then written again with a name from memory: the second is sent, no second think block
+    capital = list(STATE)[1]
+    policy = golden_policy([GOLDEN, capital, capital])
+    steps = list(make_router(policy, reply=lambda q: STATE.get(q, "?"), whole_question_lead=SPLIT_LEAD,
+                             assumed_lead=ASSUMED_LEAD).run(GOLDEN, 0.0))
+    assert [f for s in steps for f in s.flags if f.endswith("_rewritten")] == ["whole_question_rewritten"]
+    assert [s.query for s in steps if s.kind == "route" and s.sent] == [capital]
+
+
+def test_sub_questions_the_assumed_rule_sends_as_written():
+    capital, state = list(STATE)[1], list(STATE)[0]
+    # off: the default run settings leave it alone
+    steps = list(make_router(golden_policy([capital, state]), reply=lambda q: STATE.get(q, "?")).run(GOLDEN, 0.0))
+    assert [s.query for s in steps if s.kind == "route" and s.sent][0] == capital
+    # after a reply was read, a name in a sub-question may come from that reply: not checked
+    steps = list(make_router(golden_policy([state, capital]), reply=lambda q: STATE.get(q, "?"),
+                             assumed_lead=ASSUMED_LEAD).run(GOLDEN, 0.0))
+    assert [s.query for s in steps if s.kind == "route" and s.sent] == [state, capital]
+    # a question that hides nothing may name what it likes
+    q = "What is the capital of France?"
+    steps = list(make_router(golden_policy(["Is Paris the capital of France?", "?"]), reply=lambda x: "Yes.",
+                             assumed_lead=ASSUMED_LEAD).run(q, 0.0))
+    assert not any("assumed_rewritten" in s.flags for s in steps)
+
+
+@pytest.mark.parametrize("question, sub_question, names", [
+    (GOLDEN, "What is the capital of California?", ["California"]),
+    (GOLDEN, "In which U.S. state does the Golden Gate Bridge stand?", []),
+    ("In what year was the university attended by Isaac Newton founded?",
+     "When did Isaac Newton attend the University of Cambridge?", ["Cambridge"]),
+    ("Who created the fictional detective who lives at 221B Baker Street?", "Who created Sherlock Holmes?",
+     ["Sherlock", "Holmes"]),
+    ("Who directed the 1968 film featuring the computer HAL 9000?", "Which 1968 film featured HAL 9000?", []),
+])
+def test_assumed_names_are_the_capitalised_words_a_sub_question_adds_to_the_question(question, sub_question, names):
+    assert assumed(question, sub_question) == names
 
 
 def test_an_answer_from_an_invented_hop_after_the_question_itself_was_asked_is_answered_again_from_its_reply():

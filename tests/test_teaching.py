@@ -107,6 +107,11 @@ def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
     assert ("asked the whole question again after replies were read, so it was not sent: the router says what the "
             "replies found") in cap and "(the rollout began it with “What I know so far:”)" in cap
+    s.text = s.lead = "First I need to find the director of the film Interstellar."
+    s.flags = ["assumed_rewritten"]
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
+    assert ("named something the question does not: it had filled in the fact the question hides (“the director of "
+            "the film Interstellar”) from memory, so it was not sent") in cap
 
 
 def test_a_think_block_written_because_an_answer_went_back_says_why():

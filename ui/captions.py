@@ -59,8 +59,14 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
         if "whole_question_rewritten" in s.flags:
             fact = hidden_fact(question)
             hides = f", which hides a first fact ({_quote(fact, 80)})," if fact else ""
-            why = (f" Its first sub-question asked the whole question{hides} at once, so it was not sent: the router "
-                   "names the first fact to look up, then writes the sub-question again.")
+            why = (f" Its first sub-question asked the whole question{hides} at once, so it was not sent: this "
+                   "think block names the first fact to look up, and the router writes the sub-question again.")
+        elif "assumed_rewritten" in s.flags:
+            fact = hidden_fact(question)
+            hides = f" ({_quote(fact, 80)})" if fact else ""
+            why = (f" Its first sub-question named something the question does not: it had filled in the fact the "
+                   f"question hides{hides} from memory, so it was not sent: this think block names that fact to "
+                   "look up first, and the router writes the sub-question again.")
         elif "restated_rewritten" in s.flags:
             why = (" Its sub-question asked the whole question again after replies were read, so it was not sent: "
                    "the router says what the replies found, then writes the sub-question again to carry it.")
