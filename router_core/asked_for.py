@@ -194,3 +194,16 @@ def hidden_fact(question: str) -> str:
                 fact = fact[:fact.rfind(" ")]
             return fact
     return ""
+
+
+def assumed(question: str, sub_question: str) -> list[str]:
+    """The names `sub_question` gives that `question` does not: capitalised words after its first one ("France" in
+    "What is the capital of France?" for "What is the capital of the country where the Eiffel Tower stands?";
+    "Cambridge" in "When did Isaac Newton attend the University of Cambridge?" for "… the university attended by
+    Isaac Newton …"). Asked before any reply was read, such a name came from the router's memory."""
+    held = {w.rstrip(".").lower() for w in _NAME_WORD.findall(question)}
+    names = [w.rstrip(".") for w in _NAME_WORD.findall(sub_question)[1:]]
+    return [w for w in names if w[0].isupper() and w != "I" and w.lower() not in held]
+
+
+_NAME_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F][\w\u00C0-\u024F'’.\-]*")

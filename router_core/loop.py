@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .asked_for import asked_for, asks_for, choices, content_words, hidden_fact, stem, telling_words
+from .asked_for import asked_for, asks_for, assumed, choices, content_words, hidden_fact, stem, telling_words
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -590,19 +590,6 @@ def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str, st
     elif "restated_rewritten" not in done and _restates(ro.question, query):
         return cfg.restated_lead, "restated_rewritten", fact
     return "", "", ""
-
-
-def assumed(question: str, sub_question: str) -> list[str]:
-    """The names `sub_question` gives that `question` does not: capitalised words after its first one ("France" in
-    "What is the capital of France?" for "What is the capital of the country where the Eiffel Tower stands?";
-    "Cambridge" in "When did Isaac Newton attend the University of Cambridge?" for "… the university attended by
-    Isaac Newton …"). Asked before any reply was read, such a name came from the router's memory."""
-    held = {w.rstrip(".").lower() for w in _NAME_WORD.findall(question)}
-    names = [w.rstrip(".") for w in _NAME_WORD.findall(sub_question)[1:]]
-    return [w for w in names if w[0].isupper() and w != "I" and w.lower() not in held]
-
-
-_NAME_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F][\w\u00C0-\u024F'’.\-]*")
 
 
 def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:

@@ -12,8 +12,9 @@ import threading
 import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
 
+from router_core.asked_for import assumed
 from router_core.engines import EngineError
-from router_core.loop import Router, _restates, assumed
+from router_core.loop import Router, _restates
 from router_core.policy import Policy
 from router_core.session import SessionResult
 from router_core.step import Step, StepError

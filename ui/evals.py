@@ -80,10 +80,10 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
         curves = gr.Markdown()
         gr.Markdown("**Decomposition** of the router's sessions: think quality (share of the router's think blocks "
                     "with a real thought; one the rollout wrote whole is left out), chain rate (share of sessions "
-                    "where a later sub-question reuses what an earlier reply found; then over the questions that are not choice questions), choice split (choice questions, "
-                    "'…, A or B?', whose two things were each asked about on their own: a comparison decomposes side "
-                    "by side), repeat rate (sessions that ask a sub-question twice), grounded (answers found in a "
-                    "reply).")
+                    "where a later sub-question reuses what an earlier reply found; then over the questions that "
+                    "are not choice questions), choice split (choice questions, '…, A or B?', whose two things were "
+                    "each asked about on their own: a comparison decomposes side by side), repeat rate (sessions "
+                    "that ask a sub-question twice), grounded (answers found in a reply).")
         decomp = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-decomp")
         with gr.Row():
             f1, f2, f3 = (gr.Plot(min_width=300, show_label=False), gr.Plot(min_width=300, show_label=False),
