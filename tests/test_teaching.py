@@ -112,6 +112,12 @@ def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
     assert ("named something the question does not: it had filled in the fact the question hides (“the director of "
             "the film Interstellar”) from memory, so it was not sent") in cap
+    # written whole by the rollout: not credited to the router
+    assert cap.startswith("Step 1: the rollout writes this think block for the router — “First I need to find the "
+                          "director of the film Interstellar.”.")
+    s.text += " Then where he was born."
+    assert caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q).startswith(
+        "Step 1: the router thinks before acting")
 
 
 def test_a_think_block_written_because_an_answer_went_back_says_why():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from evaluation.decomposition import about_alone, bridges
+from evaluation.decomposition import about_alone, bridges, rollout_only
 from router_core.asked_for import choices, hidden_fact
 from router_core.metrics import exact_match
 from router_core.step import Step
@@ -73,6 +73,9 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
         elif "answer_one_hop_short" in s.flags:
             why = (f" The router was about to answer, but from {draft_why(s.flags)}: the rollout wrote why, and "
                    "the router decides again whether to ask or to answer.")
+        if rollout_only(s):
+            # the page shows the lead apart; "the router thinks" would credit it with words it did not write
+            return f"Step {s.index}: the rollout writes this think block for the router — {_quote(s.text, 140)}.{why}"
         return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}.{why}"
     if s.kind == "route":
         return _route_caption(s, alpha, prices, _decomposes(s, steps, question))
