@@ -72,6 +72,7 @@ class Rollout:
     compared: bool = False  # the think block before a choice question's answer was written (choice_lead)
     question: str = ""
     options: list[str] = field(default_factory=list)  # the two things a choice question names (asked_for.choices)
+    fact: str = ""  # the first fact the question hides (asked_for.hidden_fact), "" for none
     cache: CacheHint | None = None  # the policy engine's cache hint: the instruction prefix, this session
 
 
@@ -159,7 +160,8 @@ class Router:
         if not (0.0 <= alpha <= 1.0):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         sid = session_id or uuid.uuid4().hex
-        ro = Rollout(session_id=sid, prompt="", question=question.strip(), options=choices(question))
+        ro = Rollout(session_id=sid, prompt="", question=question.strip(), options=choices(question),
+                     fact=hidden_fact(question))
         try:
             engine = self.policy_engine()
             models, example = self._models(), self.pool.dearest().name
@@ -275,7 +277,7 @@ class Router:
                 step.router_output_tokens += c.output_tokens
             step.query = query
             step.text = f"<search> {spec.name}: {query} </search>"
-            rw_lead, rw_flag, fact = _rewrite_lead(cfg, ro, query) if query and not composed else ("", "", "")
+            rw_lead, rw_flag = _rewrite_lead(cfg, ro, query) if query and not composed else ("", "")
             if rw_lead:
                 # Asked whole, a question that hides a first fact ("the country where …", asked_for.hidden_fact)
                 # goes to one model in one hop: nothing to see decomposed, and a small candidate often gets it
@@ -284,10 +286,11 @@ class Router:
                 # back for a missing hop often asks the whole question again instead of carrying the fact a reply
                 # gave) — and the sub-question is written again after it. A first sub-question that skips the fact
                 # (assumed_lead: it names a thing the question does not, filled in from the router's memory, right
-                # or wrong) is written again the same way. Each once per session; a second one is sent as written.
-                # A question that hides nothing is asked whole rightly.
+                # or wrong) is written again the same way, and so is a choice question's first sub-question that
+                # speaks of both things or of neither (choice_split_lead: one hop for each thing, then the
+                # comparison). Each once per session; a second one is sent as written. A question that hides
+                # nothing is asked whole rightly.
                 rewrite = True
-                rw_lead = rw_lead.replace("{fact}", fact)
                 kept = (step.draft, list(step.flags))  # an answer sent back for this hop stays with the hop
                 ro.transcript = before_search
                 ro.index -= 1  # the think block takes the number the unsent sub-question streamed under
@@ -571,25 +574,32 @@ def _restates(question: str, sub_question: str) -> bool:
     return bool(q) and len(held) >= 0.8 * len(q)
 
 
-def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str, str]:
-    """The lead and flag of the think block a sub-question is written again after, and the fact the question hides;
-    ("", "", "") when it is sent as written (see the route turn in `_guided`). A first sub-question is written
+def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str]:
+    """The lead and flag of the think block a sub-question is written again after, its "{fact}", "{a}" and "{b}"
+    filled in; ("", "") when it is sent as written (see the route turn in `_guided`). A first sub-question is written
     again once at most, whichever rule took it back (two think blocks of the rollout's in a row teach nothing);
     a later one once more."""
-    fact = hidden_fact(ro.question)
-    if not fact:
-        return "", "", ""
     done = {f for x in ro.steps for f in x.flags}
-    if not any(x.sent for x in ro.steps):
-        if done & {"whole_question_rewritten", "assumed_rewritten"}:
-            return "", "", ""
-        if _restates(ro.question, query):
-            return cfg.whole_question_lead, "whole_question_rewritten", fact
-        if cfg.assumed_lead and assumed(ro.question, query):
-            return cfg.assumed_lead, "assumed_rewritten", fact
-    elif "restated_rewritten" not in done and _restates(ro.question, query):
-        return cfg.restated_lead, "restated_rewritten", fact
-    return "", "", ""
+    first = not any(x.sent for x in ro.steps)
+    if first and done & {"whole_question_rewritten", "assumed_rewritten", "choice_split_rewritten"}:
+        return "", ""
+    opts = ro.options if cfg.choice_answer else []
+    if first and opts and cfg.choice_split_lead:
+        # a choice question: its first sub-question should speak of one of the two things, not both or neither
+        words = content_words(query)
+        if sum(bool(w & words) for w in telling_words(opts)) != 1:
+            return cfg.choice_split_lead.replace("{a}", opts[0]).replace("{b}", opts[1]), "choice_split_rewritten"
+        return "", ""
+    lead, flag = "", ""
+    if not ro.fact:
+        return "", ""  # a question that hides nothing is asked whole rightly
+    if first and _restates(ro.question, query):
+        lead, flag = cfg.whole_question_lead, "whole_question_rewritten"
+    elif first and cfg.assumed_lead and assumed(ro.question, query):
+        lead, flag = cfg.assumed_lead, "assumed_rewritten"
+    elif not first and "restated_rewritten" not in done and _restates(ro.question, query):
+        lead, flag = cfg.restated_lead, "restated_rewritten"
+    return lead.replace("{fact}", ro.fact), flag
 
 
 def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:

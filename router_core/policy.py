@@ -48,6 +48,10 @@ class RunConfig:
     choice_lead: str = ""             # guided, with choice_answer: once a reply was read, a think block starting
                                       # with these words ("{a}" and "{b}" stand for the two things) comes before
                                       # the answer, so the router sets the two facts side by side
+    choice_split_lead: str = ""       # guided, with choice_answer: a first sub-question of a choice question that
+                                      # speaks of both things or of neither ("Who was born first, A or B?" asked
+                                      # whole) is not sent; a think block starting with these words ("{a}", "{b}")
+                                      # comes first and it is written again, so each thing gets its own hop
     choice_hop: bool = False          # guided, with choice_answer: when the router is about to answer a choice
                                       # question whose replies give a fact about each thing, the rollout first asks
                                       # a model (chosen by the router with α) the question with those facts in it

@@ -866,3 +866,32 @@ def test_no_comparison_hop_without_a_fact_about_each_thing(queries):
                              choice_hop=True).run(LAKES, 0.0))
     assert not any("comparison_hop" in s.flags for s in steps)
     assert [s.query for s in steps if s.kind == "route"] == queries
+
+
+SPLIT_CHOICE = "One at a time: first {a}, then {b}."
+
+
+@pytest.mark.parametrize("first", [BORN_FIRST, "Who was born first?", "When were both born?"])
+def test_a_choice_question_asked_whole_or_of_neither_thing_is_written_again_one_thing_at_a_time(first):
+    policy = born_first_policy([first, *BORN])
+    steps = list(make_router(policy, reply=lambda q: BORN.get(q, "?"), choice_answer=True,
+                             choice_split_lead=SPLIT_CHOICE).run(BORN_FIRST, 0.0))
+    split = [s for s in steps if "choice_split_rewritten" in s.flags]
+    assert len(split) == 1 and split[0].kind == "think" and split[0].index == 1
+    assert split[0].lead == "One at a time: first Albert Einstein, then Isaac Newton."
+    assert [s.query for s in steps if s.kind == "route" and s.sent] == list(BORN)
+    assert [s.index for s in steps] == list(range(len(steps))) and steps[-1].text == "Isaac Newton"
+
+
+@pytest.mark.parametrize("queries, run, sent", [
+    (list(BORN), {"choice_split_lead": SPLIT_CHOICE}, list(BORN)),  # one thing first: sent as written
+    ([BORN_FIRST, "When was Isaac Newton born?"], {}, None),        # the rule is off
+    # once per session: written whole again, it is sent
+    ([BORN_FIRST, BORN_FIRST, "When was Isaac Newton born?"], {"choice_split_lead": SPLIT_CHOICE},
+     [BORN_FIRST, "When was Isaac Newton born?"]),
+])
+def test_choice_sub_questions_the_split_rule_sends_as_written(queries, run, sent):
+    steps = list(make_router(born_first_policy(list(queries)), reply=lambda q: BORN.get(q, "?"), choice_answer=True,
+                             **run).run(BORN_FIRST, 0.0))
+    assert [s.query for s in steps if s.kind == "route" and s.sent] == (sent or queries)
+    assert sum("choice_split_rewritten" in s.flags for s in steps) == (1 if queries[0] == BORN_FIRST and run else 0)

@@ -120,6 +120,16 @@ def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so
         "Step 1: the router thinks before acting")
 
 
+def test_a_think_block_written_in_place_of_a_comparison_asked_whole_says_so():
+    s = Step("s", 1, "think", text="One at a time: first oxygen, then argon. Oxygen's share first.",
+             lead="One at a time: first oxygen, then argon.", flags=["choice_split_rewritten"])
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    assert "spoke of both things the question compares, or of neither, so it was not sent" in cap
+    assert cap.startswith("Step 1: the router thinks before acting")
+    s.flags = []
+    assert "compares" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+
+
 def test_a_think_block_written_because_an_answer_went_back_says_why():
     s = Step("s", 3, "think", text='Wales answers "Where was he born?", but not yet the question. I can answer.',
              lead='Wales answers "Where was he born?", but not yet the question.', flags=["answer_one_hop_short"])

@@ -67,6 +67,9 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
             why = (f" Its first sub-question named something the question does not: it had filled in the fact the "
                    f"question hides{hides} from memory, so it was not sent: this think block names that fact to "
                    "look up first, and the router writes the sub-question again.")
+        elif "choice_split_rewritten" in s.flags:
+            why = (" Its first sub-question spoke of both things the question compares, or of neither, so it was not "
+                   "sent: the comparison is taken one thing at a time, and the router writes the sub-question again.")
         elif "restated_rewritten" in s.flags:
             why = (" Its sub-question asked the whole question again after replies were read, so it was not sent: "
                    "the router says what the replies found, then writes the sub-question again to carry it.")
