@@ -1,6 +1,8 @@
 """Policy presets: the shipped file, its errors, and the default a deployment (or the test suite) picks."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from router_core.policy import POLICY_ENV, PolicyError, load_policies
@@ -15,6 +17,17 @@ def test_shipped_presets_load_with_their_templates(monkeypatch):
     for p in book.policies:
         Template.load(p.template)  # every preset's template is there and has its placeholders
         p.run_config()
+
+
+def test_the_teaching_preset_is_the_default_with_comparisons_taken_one_thing_at_a_time(monkeypatch):
+    monkeypatch.delenv(POLICY_ENV, raising=False)
+    book = load_policies()
+    default, teach = book.get("prompted-qwen2.5-1.5b"), book.get("prompted-qwen2.5-1.5b-teach")
+    a, b = asdict(default.run_config()), asdict(teach.run_config())
+    assert {k for k in a if a[k] != b[k]} == {"choice_split_lead"}
+    assert "{a}" in b["choice_split_lead"] and "{b}" in b["choice_split_lead"] and b["choice_answer"]
+    assert (teach.model, teach.engine, teach.mode, teach.template) == (default.model, default.engine, default.mode,
+                                                                       default.template)
 
 
 def test_the_environment_picks_the_default_and_a_bad_name_is_named(monkeypatch):
