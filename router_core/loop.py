@@ -590,9 +590,9 @@ def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str]:
         if sum(bool(w & words) for w in telling_words(opts)) != 1:
             return cfg.choice_split_lead.replace("{a}", opts[0]).replace("{b}", opts[1]), "choice_split_rewritten"
         return "", ""
-    lead, flag = "", ""
     if not ro.fact:
         return "", ""  # a question that hides nothing is asked whole rightly
+    lead, flag = "", ""
     if first and _restates(ro.question, query):
         lead, flag = cfg.whole_question_lead, "whole_question_rewritten"
     elif first and cfg.assumed_lead and assumed(ro.question, query):
