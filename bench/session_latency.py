@@ -126,16 +126,19 @@ def _phases(engines) -> dict[str, dict[str, float]]:
 
 
 def machine() -> str:
-    """The CPU model and core count: the seconds here are only comparable on the same kind of machine."""
-    model = platform.processor() or platform.machine()
+    """The CPU model, core count and widest vector unit: the seconds here are only comparable on the same kind of
+    machine ("AMD EPYC" names hosts whose llama.cpp decode differs 2-3x, AVX-512 or not)."""
+    model, named, vector = platform.processor() or platform.machine(), False, ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            if line.startswith("model name") and not named:
+                model, named = line.split(":", 1)[1].strip(), True
+            elif line.startswith("flags") and not vector:
+                flags = set(line.split(":", 1)[1].split())
+                vector = next((v for v in ("avx512f", "avx2", "avx") if v in flags), "")
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{model}, {os.cpu_count()} cores" + (f", {vector.upper()}" if vector else "")
 
 
 def main() -> None:
