@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from router_core.asked_for import choices, content_words, telling_words
+from router_core.asked_for import about_alone, choices
 from router_core.metrics import found_in, normalize_answer
 from router_core.step import Step
 
@@ -141,13 +141,6 @@ def split(steps: Sequence[Step], question: str) -> bool | None:
     alone = {about_alone(s.query or "", options) for s in steps
              if s.kind == "route" and s.query and "comparison_hop" not in s.flags}
     return all(o in alone for o in options)
-
-
-def about_alone(sub_question: str, options: Sequence[str]) -> str | None:
-    """The one of a choice question's two things (`options`) that `sub_question` speaks of without the other."""
-    words = content_words(sub_question)
-    hits = [o for o, own in zip(options, telling_words(options)) if own & words]
-    return hits[0] if len(hits) == 1 else None
 
 
 def grounded(steps: Sequence[Step]) -> bool | None:

@@ -157,6 +157,13 @@ def telling_words(options: Sequence[str]) -> list[set[str]]:
     return [w - shared or w for w in own]
 
 
+def about_alone(sub_question: str, options: Sequence[str]) -> str | None:
+    """The one of a choice question's two things (`options`) that `sub_question` speaks of without the other."""
+    words = content_words(sub_question)
+    hits = [o for o, own in zip(options, telling_words(options)) if own & words]
+    return hits[0] if len(hits) == 1 else None
+
+
 def hidden_fact(question: str) -> str:
     """The description inside `question` that names a thing to be looked up before the question can be asked
     ("the country where the Eiffel Tower stands" in "What is the capital of the country where the Eiffel Tower

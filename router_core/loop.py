@@ -21,7 +21,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-from .asked_for import asked_for, asks_for, assumed, choices, content_words, hidden_fact, stem, telling_words
+from .asked_for import (
+    about_alone,
+    asked_for,
+    asks_for,
+    assumed,
+    choices,
+    content_words,
+    hidden_fact,
+    stem,
+    telling_words,
+)
 from .choice import adjust, softmax
 from .engines import CacheHint, Engine, EngineError, EngineSpec, ScoringUnsupported, get_engine
 from .metrics import found_in, normalize_answer
@@ -586,8 +596,7 @@ def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str]:
     opts = ro.options if cfg.choice_answer else []
     if first and opts and cfg.choice_split_lead:
         # a choice question: its first sub-question should speak of one of the two things, not both or neither
-        words = content_words(query)
-        if sum(bool(w & words) for w in telling_words(opts)) != 1:
+        if about_alone(query, opts) is None:
             return cfg.choice_split_lead.replace("{a}", opts[0]).replace("{b}", opts[1]), "choice_split_rewritten"
         return "", ""
     if not ro.fact:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from evaluation.decomposition import about_alone, bridges, rollout_only
-from router_core.asked_for import choices, hidden_fact
+from evaluation.decomposition import bridges, rollout_only
+from router_core.asked_for import about_alone, choices, hidden_fact
 from router_core.metrics import exact_match
 from router_core.step import Step
 
