@@ -46,8 +46,8 @@ class Recording(Engine):
     def chat(self, messages, **kw):
         return self._timed("chat", self.inner.chat, messages, **kw)
 
-    def score(self, prefix, continuations, cache=None):
-        return self._timed("score", self.inner.score, prefix, continuations, cache)
+    def score(self, prefix, continuations, cache=None, *, choice=False):
+        return self._timed("score", self.inner.score, prefix, continuations, cache, choice=choice)
 
     def chat_prompt(self, messages):
         return self.inner.chat_prompt(messages)

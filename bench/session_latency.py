@@ -86,9 +86,9 @@ class Metered(Engine):
                                                                  temperature=temperature, stop=stop, on_text=on_text,
                                                                  cache=cache))
 
-    def score(self, prefix, continuations, cache: CacheHint | None = None):
+    def score(self, prefix, continuations, cache: CacheHint | None = None, *, choice: bool = False):
         phase = "decide search/answer" if list(continuations) == ["<search>", "<answer>"] else "choose the model"
-        return self._account(prefix, phase, lambda: self.inner.score(prefix, continuations, cache))
+        return self._account(prefix, phase, lambda: self.inner.score(prefix, continuations, cache, choice=choice))
 
     def chat_prompt(self, messages):
         return self.inner.chat_prompt(messages)

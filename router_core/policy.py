@@ -71,6 +71,10 @@ class RunConfig:
     candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)
     reply_max_tokens: int = 600       # replies are cut to this many tokens before insertion
     kappa: float = DEFAULT_KAPPA      # strength of the α cost penalty, in nats at α = 1
+    score_forced_tokens: bool = False  # the router's choices (model name, <search> or <answer>, one of two things)
+                                      # score every token of each option; off: only the tokens where an option
+                                      # parts from another, as constrained decoding among the options would (the
+                                      # rest is certain, and need not be computed: "Qwen2.5-" once, ".5B:" never)
 
     def merged(self, overrides: dict[str, Any] | None) -> "RunConfig":
         if not overrides:

@@ -2,6 +2,7 @@
 import pytest
 
 from router_core.choice import adjust, expected_norm_cost
+from router_core.engines.base import branch_points, scored_positions
 from router_core.pool import load_pool
 from router_core.protocol import Template
 
@@ -70,3 +71,14 @@ def test_alpha_parsing_is_one_rule_everywhere():
         parse_alphas(" , ")
     with pytest.raises(ValueError, match="at most 2 values"):
         parse_alphas("0,0.5,1", limit=2)
+
+
+def test_branch_points_are_where_an_option_parts_from_another():
+    # two names sharing three tokens, one apart from the first token; a token every option takes is not one
+    qwen05, qwen15, smol = [5, 6, 7, 0, 9], [5, 6, 7, 1, 9], [8, 4]
+    assert branch_points([qwen05, qwen15, smol]) == [[0, 3], [0, 3], [0]]
+    assert branch_points([[3, 1, 2], [3, 4, 2]]) == [[1], [1]]  # "<search>" / "<answer>": the shared "<" is certain
+    assert branch_points([[1, 2], [1, 2, 3]]) == [[], [2]]  # an option that is the start of another
+    assert branch_points([[1, 2], [1, 2]]) == [[], []] and branch_points([[4, 2]]) == [[]]
+    assert scored_positions([qwen05, smol], choice=False) == [[0, 1, 2, 3, 4], [0, 1]]
+    assert scored_positions([qwen05, smol], choice=True) == [[0], [0]]

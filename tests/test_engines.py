@@ -6,6 +6,7 @@ import math
 import pytest
 
 from router_core.engines import EngineError, EngineSpec, get_engine
+from router_core.engines.base import branch_points, shared_prefix_len
 from router_core.engines.weights import SHIPPED, WeightsError, resolve_shipped, sha256_file
 
 PROMPT = [{"role": "user", "content": "Which assistant should answer 'Who directed Interstellar?': Smol or Qwen?"}]
@@ -54,6 +55,41 @@ def test_llamacpp_score_matches_full_reevaluation(qwen):
     # scoring twice (prefix now cached) gives the same numbers
     assert qwen.score(prefix, NAMES) == pytest.approx(fast, abs=1e-4)
     assert all(math.isfinite(x) and x < 0 for x in fast)
+
+
+def test_llamacpp_choice_computes_shared_starts_once_and_scores_only_where_options_part(qwen, monkeypatch):
+    prefix = qwen.chat_prompt(PROMPT) + "<search> "
+    opts = ["Qwen2.5-0.5B:", "SmolLM2-135M:", "Qwen2.5-1.5B:"]
+    base, fulls = qwen.tokens(prefix), [qwen.tokens(prefix + o) for o in opts]
+    k = shared_prefix_len(base, fulls)
+    rests = [f[k:] for f in fulls]
+    parts = branch_points(rests)
+    assert parts[0] == parts[2] and len(parts[0]) == 2 and parts[1] == [0]  # "Qwen2.5-" is shared
+    decoded: list[int] = []
+    real = qwen._decode
+
+    def counting(toks, n_past, all_logits):
+        if all_logits:  # the continuations' tokens (the prefix is brought in with last-position logits only)
+            decoded.append(len(toks))
+        return real(toks, n_past, all_logits)
+
+    monkeypatch.setattr(qwen, "_decode", counting)
+    full = qwen.score(prefix, opts)
+    n_full, decoded[:] = sum(decoded), []
+    chosen = qwen.score(prefix, opts, choice=True)
+    n_choice = sum(decoded)
+    monkeypatch.undo()
+    # every token that ends no option is computed once: "Qwen2.5-" for both Qwen names
+    assert n_full == len({tuple(r[:t]) for r in rests for t in range(1, len(r))}) < sum(len(r) - 1 for r in rests)
+    # a choice stops at the last token where its option parts from another: ".5B:" is never computed
+    assert n_choice == max(parts[0]) < n_full
+    # the values are the per-token log-probabilities of a full pass at those positions (up to batch-shape noise,
+    # see test_llamacpp_score_matches_full_reevaluation)
+    for i, o in enumerate(opts):
+        _, lps = qwen.prompt_logprobs(prefix + o)
+        assert full[i] == pytest.approx(sum(lps[k:]), abs=0.6)
+        assert chosen[i] == pytest.approx(sum(lps[k + j] for j in parts[i]), abs=0.6)
+    assert qwen.score(prefix, opts, choice=True) == pytest.approx(chosen, abs=1e-4)
 
 
 def test_generation_after_scoring_reuses_cache_and_is_unchanged(qwen):

@@ -77,6 +77,10 @@ def test_completions_and_scoring_match_the_local_engine(engine, server, smol, mo
     scored = [len(f) - common_prefix_len(base, f) for f in (smol.tokens(prefix + c) for c in names)]
     assert len(one_token) < sum(scored)  # the tokens the names share are asked for once
     assert forced == pytest.approx(local, abs=0.3)
+    n = len(server.requests)
+    assert engine.score(prefix, names, choice=True) == pytest.approx(smol.score(prefix, names, choice=True), abs=0.3)
+    asked = [r for r in server.requests[n:] if r["body"].get("allowed_token_ids")]
+    assert 0 < len(asked) < len(one_token)  # a choice asks only where the names part
     monkeypatch.setattr(server, "forced_tokens", False)
     plain = _engine(server, monkeypatch, 120.0)
     echo = plain.score(prefix, names)
@@ -149,7 +153,10 @@ def test_a_router_policy_behind_an_endpoint_keeps_alpha_live(server, smol):
                                                               "think_tokens": 24, "query_tokens": 16}))
     steps = list(r.run("Who directed the film Interstellar?", 1.0))
     route = next(s for s in steps if s.kind == "route")
-    assert route.choice is not None and route.choice.alpha == 1.0 and route.request_model == "SmolLM2-135M"
+    c = route.choice
+    assert c is not None and c.alpha == 1.0 and route.request_model == c.chosen
+    cost = dict(zip(c.models, c.norm_costs))
+    assert cost[c.chosen] < cost[c.policy_choice]  # α = 1 went down the price ladder from the router's own pick
     assert route.choice.probs_before != route.choice.probs_after  # α moved the distribution: scoring works
     paths = [q["path"] for q in server.requests]
     assert "/tokenize" in paths and "/detokenize" in paths and "/v1/completions" in paths

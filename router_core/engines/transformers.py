@@ -2,7 +2,8 @@
 
 This is the loading path for real Router-R1 checkpoints on a machine without vLLM.
 Scoring runs the prefix once with a KV cache, then one forward per continuation over
-its tokens only, cropping the cache back to the prefix in between.
+its tokens only (for a choice, up to the last one where it parts from another option),
+cropping the cache back to the prefix in between.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 import time
 from typing import Sequence
 
-from .base import CacheHint, Completion, Engine, EngineError, OnText, TextCollector, shared_prefix_len
+from .base import CacheHint, Completion, Engine, EngineError, OnText, TextCollector, scored_positions, shared_prefix_len
 
 
 class TransformersEngine(Engine):
@@ -157,7 +158,8 @@ class TransformersEngine(Engine):
                                       finish_reason=finish, seconds=dt, first_token_s=None))
             return out
 
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
         torch = self.torch
         with self.lock, torch.inference_mode():
             base = self._ids(prefix)[0].tolist()
@@ -168,15 +170,16 @@ class TransformersEngine(Engine):
             kv = res.past_key_values
             last = torch.log_softmax(res.logits[0, -1].float(), -1)
             scores: list[float] = []
-            for f in fulls:
-                rest = f[k:]
-                lp = float(last[rest[0]])
-                if len(rest) > 1:
-                    r = self.model(input_ids=torch.tensor([rest[:-1]], device=self.device),
+            rests = [f[k:] for f in fulls]
+            for rest, pos in zip(rests, scored_positions(rests, choice)):
+                need = max(pos, default=0)  # tokens decoded: up to the last scored position
+                lp = float(last[rest[0]]) if 0 in pos else 0.0
+                if need > 0:
+                    r = self.model(input_ids=torch.tensor([rest[:need]], device=self.device),
                                    past_key_values=kv, use_cache=True)
                     logp = torch.log_softmax(r.logits[0].float(), -1)
-                    lp += float(sum(logp[j - 1, rest[j]] for j in range(1, len(rest))))
-                    kv.crop(-(len(rest) - 1))  # back to the shared prefix
+                    lp += float(sum(logp[j - 1, rest[j]] for j in pos if j > 0))
+                    kv.crop(-need)  # back to the shared prefix
                 scores.append(lp)
             return scores
 

@@ -12,7 +12,7 @@ import atexit
 import time
 from typing import Sequence
 
-from .base import CacheHint, Completion, Engine, EngineError, OnText, shared_prefix_len
+from .base import CacheHint, Completion, Engine, EngineError, OnText, scored_positions, shared_prefix_len
 
 
 class VllmEngine(Engine):
@@ -77,7 +77,8 @@ class VllmEngine(Engine):
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
                              temperature=temperature, on_text=on_text)
 
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
         base = self.tok.encode(prefix, add_special_tokens=False)
         fulls = [self.tok.encode(prefix + c, add_special_tokens=False) for c in continuations]
         k = shared_prefix_len(base, fulls)
@@ -88,12 +89,8 @@ class VllmEngine(Engine):
             except Exception as e:
                 raise EngineError(f"vLLM scoring failed: {e}") from e
         scores = []
-        for f, o in zip(fulls, outs):
-            lp = 0.0
-            for pos in range(k, len(f)):
-                entry = o.prompt_logprobs[pos]
-                lp += entry[f[pos]].logprob
-            scores.append(lp)
+        for f, o, pos in zip(fulls, outs, scored_positions([f[k:] for f in fulls], choice)):
+            scores.append(sum(o.prompt_logprobs[k + j][f[k + j]].logprob for j in pos))
         return scores
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ class Call:
     stop: tuple[str, ...] = ()
     continuations: tuple[str, ...] = ()
     result: object = None
+    choice: bool = False         # score: asked as a choice among options
 
 
 class FakeEngine(Engine):
@@ -80,7 +81,8 @@ class FakeEngine(Engine):
             text = self.reply
         return self._complete("chat", content, text, stop, max_tokens, on_text)
 
-    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None) -> list[float]:
+    def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
+              choice: bool = False) -> list[float]:
         if self.fail:
             raise EngineError(self.fail)
         self.hints.append(cache)
@@ -90,7 +92,7 @@ class FakeEngine(Engine):
             out = list(self.scores(prefix, continuations))
         else:
             out = [self.scores.get(c.strip().rstrip(":"), self.scores.get(c, -20.0)) for c in continuations]
-        self.calls.append(Call("score", prefix, continuations=tuple(continuations), result=out))
+        self.calls.append(Call("score", prefix, continuations=tuple(continuations), result=out, choice=choice))
         return out
 
     # helpers --------------------------------------------------------------------------
