@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from evaluation.datasets import Item
@@ -105,9 +105,12 @@ def parse_baselines(text: str, pool: Pool) -> list[str]:
 
 
 def default_run_id(items: Sequence[Item], policy: Policy, pool: Pool, overrides: dict | None = None) -> str:
-    """Same questions, policy, pool and run limits → same id, so the same command resumes."""
+    """Same questions, policy, pool and run settings → same id, so the same command resumes. The settings are
+    the effective ones (the code's defaults included): after an upgrade that changes a default, the same command
+    starts a new run instead of resuming one made with the old behaviour."""
     h = hashlib.sha256()
     h.update(json.dumps(overrides or {}, sort_keys=True).encode())
+    h.update(json.dumps(asdict(policy.run_config(overrides)), sort_keys=True, default=str).encode())
     h.update(json.dumps([[i.dataset, i.id, i.question, i.golds] for i in items], ensure_ascii=False).encode())
     h.update(policy.model_dump_json().encode())
     h.update(json.dumps(pool.snapshot(), sort_keys=True).encode())

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.datasets import Item
 from evaluation.report import build_report, markdown, reward_at
-from evaluation.runner import EvalError, parse_alphas, parse_baselines
+from evaluation.runner import EvalError, default_run_id, parse_alphas, parse_baselines
 from evaluation.single_round import cheapest, largest, short_answer
 from router_core.cost import CostNormalizer
+from router_core.policy import Policy, RunConfig, load_policies
 from router_core.pool import load_pool
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
@@ -214,9 +216,7 @@ def test_interrupted_eval_resumes_to_a_consistent_store(tmp_path, qwen, smol):
 
 @pytest.mark.model  # the kNN router embeds the questions with the shipped MiniLM
 def test_knn_baseline_sweeps_strong_share_from_stored_outcomes(tmp_path):
-    from evaluation.datasets import Item
     from evaluation.runner import EvalRunner
-    from router_core.policy import load_policies
     store = TraceStore(str(tmp_path / "k.sqlite"))
     strong, weak = largest(load_pool()).name, cheapest(load_pool()).name
     qs = ["What is 17 times 23?", "Compute 144 divided by 12.", "What is the square root of 169?",
@@ -256,3 +256,18 @@ def load_sessions_of(store: TraceStore, run_id: str):
     pg = store.list_sessions(SessionFilter(run_id=run_id), page_size=500)
     df, _ = pg.rows, pg.total
     return df
+
+
+def test_default_run_id_follows_the_effective_run_settings(monkeypatch):
+    """The same command resumes its run, but not across a change of what the run does: a setting given for the
+    run, or a default of the code (an upgrade), makes a new id."""
+    items = [Item("q1", "Who directed Interstellar?", ["Nolan"], "demo")]
+    policy, pool = load_policies().get(None), load_pool()
+    base = default_run_id(items, policy, pool)
+    assert default_run_id(items, policy, pool) == base
+    assert default_run_id(items, policy, pool, {"score_forced_tokens": True}) != base
+    real = Policy.run_config
+    monkeypatch.setattr(Policy, "run_config", lambda self, o=None: RunConfig(kappa=4.0).merged(self.run).merged(o))
+    assert default_run_id(items, policy, pool) != base
+    monkeypatch.setattr(Policy, "run_config", real)
+    assert default_run_id(items, policy, pool) == base
