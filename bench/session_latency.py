@@ -12,8 +12,11 @@ the web app does at start) and prints, side by side for each question and as med
 and where a two-hop session's seconds go, by phase (router: think, decide search/answer, choose the
 model, write the sub-question, write the answer; candidates: their replies), with tokens generated.
 Each engine counts its own prefill (llama.cpp's stats()); "new" is measured here by keeping, per
-engine, the token sequences it has computed. Usage: python bench/session_latency.py [--questions N]
-[--policy NAME] [--alpha A] [--out FILE]
+engine, the token sequences it has computed; "scored" counts the option tokens computed to score
+the router's choices. With --variant (repeatable) each question runs under each variant's run
+settings in turn, on the same engines, and the medians are printed side by side. Usage:
+python bench/session_latency.py [--questions N] [--policy NAME] [--alpha A] [--variant NAME:K=V,…]
+[--out FILE]
 """
 from __future__ import annotations
 
@@ -45,20 +48,24 @@ class Metered(Engine):
     def __init__(self, inner: Engine, name: str) -> None:
         super().__init__()
         self.inner, self.name = inner, name
-        self.seen: list[list[int]] = []
+        self.warmed: list[list[int]] = []  # the instruction prefix, known to every variant
+        self.seen_by: dict[str, list[list[int]]] = {}  # per variant: what its sessions computed
+        self.variant = ""
         self.reset()
 
     def reset(self) -> None:
         self.seconds = 0.0
         self.prefilled = 0
+        self.scored = 0  # option tokens computed to score a choice (names, <search>/<answer>)
         self.new = 0
         self.calls = 0
         self.phases: dict[str, list[float]] = {}  # phase → [seconds, tokens generated]
 
     def _account(self, prompt: str, phase: str, fn):
         toks = self.inner.tokens(prompt) if hasattr(self.inner, "tokens") else []
-        known = max((common_prefix_len(toks, s) for s in self.seen), default=0)
-        before = self.inner.stats().get("prefill_tokens", 0)
+        seen = self.seen_by.setdefault(self.variant, [])
+        known = max((common_prefix_len(toks, s) for s in self.warmed + seen), default=0)
+        before = self.inner.stats()
         t0 = time.perf_counter()
         out = fn()
         dt = time.perf_counter() - t0
@@ -67,12 +74,14 @@ class Metered(Engine):
         acc[0] += dt
         acc[1] += getattr(out, "output_tokens", 0)
         self.calls += 1
-        self.prefilled += self.inner.stats().get("prefill_tokens", 0) - before
+        after = self.inner.stats()
+        self.prefilled += after.get("prefill_tokens", 0) - before.get("prefill_tokens", 0)
+        self.scored += after.get("scored_tokens", 0) - before.get("scored_tokens", 0)
         self.new += max(0, len(toks) - known)
         text = out.text if hasattr(out, "text") else ""
         if toks:
-            self.seen.append(self.inner.tokens(prompt + text) if text else toks)
-            del self.seen[:-64]
+            seen.append(self.inner.tokens(prompt + text) if text else toks)
+            del seen[:-64]
         return out
 
     def generate(self, prompt, *, stop=(), max_tokens=256, temperature=0.0, on_text=None, cache=None):
@@ -99,7 +108,7 @@ class Metered(Engine):
     def warm(self, prefix: str) -> None:
         self.inner.warm(prefix)
         if hasattr(self.inner, "tokens"):
-            self.seen.append(self.inner.tokens(prefix))
+            self.warmed.append(self.inner.tokens(prefix))
 
     def stats(self):
         return self.inner.stats()
@@ -141,15 +150,66 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores" + (f", {vector.upper()}" if vector else "")
 
 
+def _variant(text: str) -> tuple[str, dict]:
+    """NAME:KEY=VALUE[,KEY=VALUE…] — run settings of one variant (values read as JSON where they parse)."""
+    name, _, body = text.partition(":")
+    out = {}
+    for part in filter(None, body.split(",")):
+        k, sep, v = part.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {text}: '{part}' is not KEY=VALUE")
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return name.strip() or "default", out
+
+
+def _summary(rows: list[dict], warm_s: float) -> dict:
+    def med(k: str) -> float:
+        vals = [r[k] for r in rows if r[k] is not None]
+        return statistics.median(vals) if vals else float("nan")
+    two_hop = [r for r in rows if r["routes"] >= 2]
+    return {"median_wall_s": med("wall_s"), "median_engine_s": med("engine_s"), "median_ratio": med("ratio"),
+            "median_prefilled_per_new": med("prefilled_per_new"), "median_first_token_s": med("first_token_s"),
+            "median_scored_tokens": med("scored"),
+            "median_two_hop_wall_s": statistics.median([r["wall_s"] for r in two_hop]) if two_hop else None,
+            "two_hop_sessions": len(two_hop), "em": statistics.mean(r["em"] for r in rows),
+            "warm_up_s": warm_s,
+            "two_hop_median_phases": {ph: {"s": statistics.median(r["phases"].get(ph, {}).get("s", 0.0)
+                                                                  for r in two_hop),
+                                           "tokens": statistics.median(r["phases"].get(ph, {}).get("tokens", 0)
+                                                                       for r in two_hop)}
+                                      for ph in sorted({ph for r in two_hop for ph in r["phases"]})}}
+
+
+def _print_summary(name: str, summary: dict) -> None:
+    print(f"[{name}] medians: wall {summary['median_wall_s']:.1f} s, engine {summary['median_engine_s']:.1f} s, "
+          f"ratio {summary['median_ratio']:.2f} (goal ≤ 1.3), "
+          f"prefilled/new {summary['median_prefilled_per_new']:.2f} (goal ≤ 1.2), "
+          f"first token {summary['median_first_token_s']:.2f} s, option tokens scored "
+          f"{summary['median_scored_tokens']:.0f}; two-hop sessions {summary['two_hop_sessions']}, their median wall "
+          f"{summary['median_two_hop_wall_s'] or float('nan'):.1f} s (goal ≤ 20 s); EM {summary['em']:.2f}")
+    if summary["two_hop_sessions"]:
+        print(f"[{name}] where a two-hop session's seconds go (medians over those sessions):")
+        for ph, v in sorted(summary["two_hop_median_phases"].items(), key=lambda kv: -kv[1]["s"]):
+            rate = f", {v['tokens'] / v['s']:.1f} tok/s" if v["tokens"] and v["s"] else ""
+            print(f"  {ph:<22}{v['s']:6.1f} s  {v['tokens']:5.0f} tokens generated{rate}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=10, help="first N multi-hop questions (default 10)")
     ap.add_argument("--policy", default=None, help="policy preset (default: the default policy)")
     ap.add_argument("--alpha", type=float, default=0.0)
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:KEY=VALUE[,KEY=VALUE] run settings of one variant (repeatable; each question runs "
+                         "under every variant in turn, on the same engines; default: the preset as it is)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "session_latency.json"))
     args = ap.parse_args()
     items = load_dataset(bundled_datasets()["multi_hop"], limit=args.questions)
     pol, pool = load_policies().get(args.policy), load_pool()
+    variants = [_variant(v) for v in args.variant] or [("default", {})]
     metered: dict[EngineSpec, Metered] = {}
 
     def engines(spec: EngineSpec) -> Engine:
@@ -157,79 +217,72 @@ def main() -> None:
             metered[spec] = Metered(get_engine(spec), f"{spec.role or 'candidate'}:{spec.model}")
         return metered[spec]
 
-    router = Router(pol, pool, engines=engines, config=pol.run_config())
+    routers = {name: Router(pol, pool, engines=engines, config=pol.run_config(over)) for name, over in variants}
     t0 = time.perf_counter()
-    router.warm()
+    next(iter(routers.values())).warm()
     for m in pool.models:  # candidates load once, as in the app after its first runs
         engines(EngineSpec(engine=m.engine, model=m.model, gguf_file=m.gguf_file, base_url=m.base_url,
                            api_key_env=m.api_key_env, timeout_s=m.timeout_s))
     warm_s = time.perf_counter() - t0
     print(f"policy {pol.name}, pool {pool.name}, α {args.alpha:g}; warm-up (load + instruction prefix) {warm_s:.1f} s",
           flush=True)
-    head = (f"{'q':>3} {'wall s':>7} {'engine s':>8} {'ratio':>5} {'prefilled':>9} {'new':>6} {'pre/new':>7} "
-            f"{'1st tok s':>9} {'routes':>6}  answer (EM)")
+    head = (f"{'q':>3} {'variant':>10} {'wall s':>7} {'engine s':>8} {'ratio':>5} {'prefilled':>9} {'scored':>6} "
+            f"{'new':>6} {'pre/new':>7} {'1st tok s':>9} {'routes':>6}  answer (EM)")
     print(head)
-    rows = []
+    rows: dict[str, list[dict]] = {name: [] for name in routers}
     db = Path(tempfile.mkdtemp(prefix="latency-")) / "latency.sqlite"
     with TraceStore(str(db)) as store:
         for i, it in enumerate(items):
-            for m in metered.values():
-                m.reset()
-            first: list[float] = []
-            start = time.perf_counter()
+            for name, router in routers.items():
+                for m in metered.values():
+                    m.reset()
+                    m.variant = name  # "new" tokens: new to this variant's sessions, not to the other's
+                first: list[float] = []
+                start = time.perf_counter()
 
-            def on_text(idx, kind, piece, start=start, first=first):
-                if not first and kind != "reply":
-                    first.append(time.perf_counter() - start)
-            sid = f"lat-{i}"
-            steps = list(recorded(store, router.run(it.question, args.alpha, session_id=sid, on_text=on_text),
-                                  session_id=sid, question=it.question, alpha=args.alpha, policy=pol.name,
-                                  engine=pol.engine, pool=pool.snapshot(), gold=it.golds))
-            wall = time.perf_counter() - start
-            engine_s = sum(m.seconds for m in metered.values())
-            pre = sum(m.prefilled for m in metered.values())
-            new = sum(m.new for m in metered.values())
-            answer = next((s.text for s in reversed(steps) if s.kind == "answer"), None)
-            em = exact_match(answer, it.golds)
-            routes = sum(1 for s in steps if s.kind == "route")
-            row = {"id": it.id, "question": it.question, "wall_s": wall, "engine_s": engine_s,
-                   "ratio": wall / engine_s if engine_s else None, "prefilled": pre, "new": new,
-                   "prefilled_per_new": pre / new if new else None, "first_token_s": first[0] if first else None,
-                   "routes": routes, "answer": answer, "em": em,
-                   "per_engine": {m.name: {"s": round(m.seconds, 3), "calls": m.calls, "prefilled": m.prefilled,
-                                           "new": m.new} for m in metered.values()},
-                   "phases": _phases(metered.values())}
-            rows.append(row)
-            print(f"{i + 1:>3} {wall:7.1f} {engine_s:8.1f} {row['ratio'] or 0:5.2f} {pre:9d} {new:6d} "
-                  f"{row['prefilled_per_new'] or 0:7.2f} {row['first_token_s'] or 0:9.2f} {routes:6d}  "
-                  f"{(answer or '(none)')[:40]} ({em:.0f})", flush=True)
+                def on_text(idx, kind, piece, start=start, first=first):
+                    if not first and kind != "reply":
+                        first.append(time.perf_counter() - start)
+                sid = f"lat-{name}-{i}"
+                steps = list(recorded(store, router.run(it.question, args.alpha, session_id=sid, on_text=on_text),
+                                      session_id=sid, question=it.question, alpha=args.alpha, policy=pol.name,
+                                      engine=pol.engine, pool=pool.snapshot(), gold=it.golds))
+                wall = time.perf_counter() - start
+                engine_s = sum(m.seconds for m in metered.values())
+                pre = sum(m.prefilled for m in metered.values())
+                scored = sum(m.scored for m in metered.values())
+                new = sum(m.new for m in metered.values())
+                answer = next((s.text for s in reversed(steps) if s.kind == "answer"), None)
+                em = exact_match(answer, it.golds)
+                routes = sum(1 for s in steps if s.kind == "route")
+                row = {"id": it.id, "variant": name, "question": it.question, "wall_s": wall, "engine_s": engine_s,
+                       "ratio": wall / engine_s if engine_s else None, "prefilled": pre, "scored": scored, "new": new,
+                       "prefilled_per_new": pre / new if new else None,
+                       "first_token_s": first[0] if first else None, "routes": routes, "answer": answer, "em": em,
+                       "per_engine": {m.name: {"s": round(m.seconds, 3), "calls": m.calls, "prefilled": m.prefilled,
+                                               "scored": m.scored, "new": m.new} for m in metered.values()},
+                       "phases": _phases(metered.values())}
+                rows[name].append(row)
+                print(f"{i + 1:>3} {name[:10]:>10} {wall:7.1f} {engine_s:8.1f} {row['ratio'] or 0:5.2f} {pre:9d} "
+                      f"{scored:6d} {new:6d} {row['prefilled_per_new'] or 0:7.2f} {row['first_token_s'] or 0:9.2f} "
+                      f"{routes:6d}  {(answer or '(none)')[:40]} ({em:.0f})", flush=True)
 
-    def med(k: str) -> float:
-        vals = [r[k] for r in rows if r[k] is not None]
-        return statistics.median(vals) if vals else float("nan")
-    two_hop = [r for r in rows if r["routes"] >= 2]
-    summary = {"median_wall_s": med("wall_s"), "median_engine_s": med("engine_s"), "median_ratio": med("ratio"),
-               "median_prefilled_per_new": med("prefilled_per_new"), "median_first_token_s": med("first_token_s"),
-               "median_two_hop_wall_s": statistics.median([r["wall_s"] for r in two_hop]) if two_hop else None,
-               "two_hop_sessions": len(two_hop), "em": statistics.mean(r["em"] for r in rows),
-               "warm_up_s": warm_s,
-               "two_hop_median_phases": {ph: {"s": statistics.median(r["phases"].get(ph, {}).get("s", 0.0)
-                                                                     for r in two_hop),
-                                              "tokens": statistics.median(r["phases"].get(ph, {}).get("tokens", 0)
-                                                                          for r in two_hop)}
-                                         for ph in sorted({ph for r in two_hop for ph in r["phases"]})}}
-    print(f"medians: wall {summary['median_wall_s']:.1f} s, engine {summary['median_engine_s']:.1f} s, "
-          f"ratio {summary['median_ratio']:.2f} (goal ≤ 1.3), prefilled/new {summary['median_prefilled_per_new']:.2f} "
-          f"(goal ≤ 1.2), first token {summary['median_first_token_s']:.2f} s; two-hop sessions "
-          f"{len(two_hop)}, their median wall {summary['median_two_hop_wall_s'] or float('nan'):.1f} s (goal ≤ 20 s); "
-          f"EM {summary['em']:.2f}")
-    if two_hop:
-        print("where a two-hop session's seconds go (medians over those sessions):")
-        for ph, v in sorted(summary["two_hop_median_phases"].items(), key=lambda kv: -kv[1]["s"]):
-            rate = f", {v['tokens'] / v['s']:.1f} tok/s" if v["tokens"] and v["s"] else ""
-            print(f"  {ph:<22}{v['s']:6.1f} s  {v['tokens']:5.0f} tokens generated{rate}")
-    Path(args.out).write_text(json.dumps({"policy": pol.name, "alpha": args.alpha, "machine": machine(),
-                                          "summary": summary, "rows": rows}, indent=2))
+    summaries = {name: _summary(rs, warm_s) for name, rs in rows.items()}
+    for name, summary in summaries.items():
+        _print_summary(name, summary)
+    first_name = variants[0][0]
+    out = {"policy": pol.name, "alpha": args.alpha, "machine": machine(), "summary": summaries[first_name],
+           "rows": [r for rs in rows.values() for r in rs]}
+    if len(variants) > 1:
+        out["variants"] = {name: {"settings": over, "summary": summaries[name]} for name, over in variants}
+        print("\n| variant | settings | wall s (median) | two-hop wall s | choose the model s | decide s | "
+              "option tokens scored | EM |\n|---|---|---|---|---|---|---|---|")
+        for name, over in variants:
+            sm, ph = summaries[name], summaries[name]["two_hop_median_phases"]
+            choose, decide = (ph.get(k, {}).get("s", 0.0) for k in ("choose the model", "decide search/answer"))
+            print(f"| {name} | {json.dumps(over)} | {sm['median_wall_s']:.1f} | {sm['median_two_hop_wall_s'] or 0:.1f} "
+                  f"| {choose:.1f} | {decide:.1f} | {sm['median_scored_tokens']:.0f} | {sm['em']:.2f} |")
+    Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from router_core.engines import EngineError, EngineSpec, get_engine
-from router_core.engines.base import branch_points, shared_prefix_len
+from router_core.engines.base import CacheHint, branch_points, shared_prefix_len
 from router_core.engines.weights import SHIPPED, WeightsError, resolve_shipped, sha256_file
 
 PROMPT = [{"role": "user", "content": "Which assistant should answer 'Who directed Interstellar?': Smol or Qwen?"}]
@@ -90,6 +90,11 @@ def test_llamacpp_choice_computes_shared_starts_once_and_scores_only_where_optio
         assert full[i] == pytest.approx(sum(lps[k:]), abs=0.6)
         assert chosen[i] == pytest.approx(sum(lps[k + j] for j in parts[i]), abs=0.6)
     assert qwen.score(prefix, opts, choice=True) == pytest.approx(chosen, abs=1e-4)
+    # in a session, the generation that goes on with a name reuses what scoring computed of it ("Qwen2.5-")
+    hint = CacheHint(session="choice-test")
+    qwen.score(prefix, opts, hint, choice=True)
+    c = qwen.generate(prefix + opts[2], max_tokens=4, cache=hint)
+    assert c.cached_tokens >= k + max(parts[2]) - 1 and c.prefill_tokens <= len(fulls[2]) - k - max(parts[2]) + 1
 
 
 def test_generation_after_scoring_reuses_cache_and_is_unchanged(qwen):

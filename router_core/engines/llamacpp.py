@@ -19,7 +19,8 @@ determinism:
   token: about a minute for two names).
 
 Counters (`stats()`, and `prefill_tokens` / `cached_tokens` on each Completion) report how many
-prompt tokens were computed and how many came from the cache. Private attributes of `Llama`
+prompt tokens were computed and how many came from the cache; `scored_tokens` how many option
+tokens scoring computed. Private attributes of `Llama`
 used here (`_ctx`, `_batch`, `_model`) are pinned by the exact version in requirements.txt.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ class LlamaCppEngine(Engine):
         self._prefix: tuple[int, ...] = ()
         self._owner: str | None = None
         self._stats = {"calls": 0, "prefill_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
-                       "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0}
+                       "scored_tokens": 0, "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0}
 
     # ------------------------------------------------------------------ tokens
 
@@ -311,6 +312,7 @@ class LlamaCppEngine(Engine):
                     if tuple(r[:need]) not in rows:
                         have = common_prefix_len(self._cached[k:], r[:need])
                         got = self._decode(r[have:need], k + have, all_logits=True)
+                        self._stats["scored_tokens"] += need - have
                         for t in range(have, need):
                             rows[tuple(r[:t + 1])] = got[t - have]
                     scores[i] = sum(_log_softmax_at(rows[tuple(r[:j])], r[j]) for j in pos)
