@@ -25,24 +25,11 @@ from evaluation.datasets import bundled_datasets, load_dataset
 from evaluation.decomposition import measure
 from evaluation.runner import EvalRunner
 from router_core.asked_for import choices
-from router_core.policy import customise, load_policies
+from router_core.policy import customise, load_policies, setting_from_text
 from router_core.pool import load_pool
 from storage import SessionFilter, TraceStore
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def parse_value(v: str):
-    low = v.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return int(v)
-    except ValueError:
-        try:
-            return float(v)
-        except ValueError:
-            return v
 
 
 def main() -> None:
@@ -70,7 +57,7 @@ def main() -> None:
     for s in args.set:
         name, kv = s.split(":", 1)
         k, v = kv.split("=", 1)
-        settings.setdefault(name, {})[k] = parse_value(v)
+        settings.setdefault(name, {})[k] = setting_from_text(v)
     db = args.db or str(Path(tempfile.mkdtemp(prefix="router-ab-")) / "ab.sqlite")
     rows = []
     with TraceStore(db) as store:

@@ -14,9 +14,9 @@ model, write the sub-question, write the answer; candidates: their replies), wit
 Each engine counts its own prefill (llama.cpp's stats()); "new" is measured here by keeping, per
 engine, the token sequences it has computed; "scored" counts the option tokens computed to score
 the router's choices. With --variant (repeatable) each question runs under each variant's run
-settings in turn, on the same engines, and the medians are printed side by side. Usage:
-python bench/session_latency.py [--questions N] [--policy NAME] [--alpha A] [--variant NAME:K=V,…]
-[--out FILE]
+settings (--set NAME:KEY=VALUE, as in router_ab.py) in turn, on the same engines, and the medians
+are printed side by side. Usage: python bench/session_latency.py [--questions N] [--policy NAME]
+[--alpha A] [--variant NAME --set NAME:KEY=VALUE …] [--out FILE]
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from router_core.engines import Engine, EngineSpec, get_engine
 from router_core.engines.base import CacheHint, common_prefix_len
 from router_core.loop import Router
 from router_core.metrics import exact_match
-from router_core.policy import load_policies
+from router_core.policy import load_policies, setting_from_text
 from router_core.pool import load_pool
 from storage import TraceStore
 from storage.recorder import recorded
@@ -150,21 +150,6 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores" + (f", {vector.upper()}" if vector else "")
 
 
-def _variant(text: str) -> tuple[str, dict]:
-    """NAME:KEY=VALUE[,KEY=VALUE…] — run settings of one variant (values read as JSON where they parse)."""
-    name, _, body = text.partition(":")
-    out = {}
-    for part in filter(None, body.split(",")):
-        k, sep, v = part.partition("=")
-        if not sep:
-            raise SystemExit(f"--variant {text}: '{part}' is not KEY=VALUE")
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return name.strip() or "default", out
-
-
 def _summary(rows: list[dict], warm_s: float) -> dict:
     def med(k: str) -> float:
         vals = [r[k] for r in rows if r[k] is not None]
@@ -203,13 +188,21 @@ def main() -> None:
     ap.add_argument("--policy", default=None, help="policy preset (default: the default policy)")
     ap.add_argument("--alpha", type=float, default=0.0)
     ap.add_argument("--variant", action="append", default=[],
-                    help="NAME:KEY=VALUE[,KEY=VALUE] run settings of one variant (repeatable; each question runs "
-                         "under every variant in turn, on the same engines; default: the preset as it is)")
+                    help="a variant's name (repeatable; each question runs under every variant in turn, on the same "
+                         "engines; default: one, the preset as it is)")
+    ap.add_argument("--set", action="append", default=[], help="NAME:KEY=VALUE run setting for one variant")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "session_latency.json"))
     args = ap.parse_args()
     items = load_dataset(bundled_datasets()["multi_hop"], limit=args.questions)
     pol, pool = load_policies().get(args.policy), load_pool()
-    variants = [_variant(v) for v in args.variant] or [("default", {})]
+    settings: dict[str, dict] = {}
+    for text in args.set:
+        name, _, kv = text.partition(":")
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {text}: expected NAME:KEY=VALUE")
+        settings.setdefault(name, {})[key] = setting_from_text(value)
+    variants = [(name, settings.get(name, {})) for name in args.variant or ["default"]]
     metered: dict[EngineSpec, Metered] = {}
 
     def engines(spec: EngineSpec) -> Engine:

@@ -126,10 +126,15 @@ class Router:
         ro.steps.append(step)
         return step
 
+    def _score_options(self, engine: Engine, prefix: str, options: list[str], cache: CacheHint | None) -> list[float]:
+        """The router's log-probability of each option it must pick one of (a model name, <search> or <answer>,
+        one of two things), scored as a choice unless the run scores every token."""
+        return engine.score(prefix, options, cache, choice=not self.config.score_forced_tokens)
+
     def _choose(self, engine: Engine, prefix: str, alpha: float, cache: CacheHint | None = None) -> Choice:
         names = self.pool.names
         t0 = time.perf_counter()
-        lps = engine.score(prefix, [f"{n}:" for n in names], cache, choice=not self.config.score_forced_tokens)
+        lps = self._score_options(engine, prefix, [f"{n}:" for n in names], cache)
         costs = self.pool.norm_costs()
         return adjust(names, lps, [costs[n] for n in names], alpha, self.config.kappa,
                       score_seconds=time.perf_counter() - t0)
@@ -222,8 +227,7 @@ class Router:
             route_allowed = ro.turn < cfg.max_turns and not ro.force_answer
             decision = None
             if route_allowed and not rewrite:
-                lp = engine.score(ro.prompt + ro.transcript, ["<search>", "<answer>"], ro.cache,
-                                  choice=not cfg.score_forced_tokens)
+                lp = self._score_options(engine, ro.prompt + ro.transcript, ["<search>", "<answer>"], ro.cache)
                 p = softmax(lp)
                 decision = {"search": p[0], "answer": p[1]}
                 route_allowed = p[0] > p[1] or ro.turn < cfg.min_turns
@@ -427,8 +431,8 @@ class Router:
         step = self._new_step(ro, "answer", decision=decision)
         opts = ro.options if self.config.choice_answer else []
         if opts:
-            lps = engine.score(ro.prompt + ro.transcript + "<answer>", [f" {o}" for o in opts], ro.cache,
-                               choice=not self.config.score_forced_tokens)
+            lps = self._score_options(engine, ro.prompt + ro.transcript + "<answer>", [f" {o}" for o in opts],
+                                      ro.cache)
             step.options = dict(zip(opts, softmax(lps)))
             step.text = opts[max(range(len(opts)), key=lambda i: lps[i])]
             if on_text:

@@ -110,6 +110,19 @@ def _setting(name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def setting_from_text(text: str) -> Any:
+    """A run setting's value as typed on a command line ("true", "3", "0.5", or text); RunConfig.merged checks it."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 class PolicyError(ValueError):
     """A policy file or preset that cannot be used; the message names the file and field."""
 
