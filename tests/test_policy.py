@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import pytest
 
-from router_core.policy import POLICY_ENV, PolicyError, load_policies
+from router_core.policy import POLICY_ENV, PolicyError, RunConfig, load_policies, setting_from_text
 from router_core.protocol import Template
 
 
@@ -58,3 +58,11 @@ def test_bad_policy_files_name_the_file_and_field(tmp_path, monkeypatch, text, n
     with pytest.raises(PolicyError) as e:
         load_policies(f)
     assert str(f) in str(e.value) and needle in str(e.value)
+
+
+def test_setting_values_typed_on_a_command_line_are_read_by_one_rule():
+    assert [setting_from_text(t) for t in ("true", "False", "3", "0.5", "A, then B")] == [True, False, 3, 0.5, "A, then B"]
+    cfg = RunConfig().merged({"score_forced_tokens": setting_from_text("true"), "kappa": setting_from_text("4")})
+    assert cfg.score_forced_tokens is True and cfg.kappa == 4.0
+    with pytest.raises(ValueError, match="score_forced_tokens"):
+        RunConfig().merged({"score_forced_tokens": setting_from_text("yes")})
