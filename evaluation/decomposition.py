@@ -7,8 +7,9 @@
 * bridges — a later sub-question that reuses a span of an earlier reply which the question did not
   already contain (the entity the first hop found): that is what "multi-hop decomposition" means,
   and the teaching graph draws each bridge as an edge with the span highlighted in both;
-* chain rate — share of sessions with at least one bridge into a sub-question the router wrote (a comparison
-  the rollout composed from the replies, flag `comparison_hop`, is not the router's chaining);
+* chain rate — share of sessions with at least one bridge into a sub-question the router wrote (one the rollout
+  wrote, `Step.composed`: a comparison with the facts read, the question for a first fact, is not the router's
+  chaining);
 * chain rate (not choice) — the same over sessions whose question is not a choice question ("…, A or B?",
   asked_for.choices): a comparison decomposes side by side, one sub-question per thing, and has no bridge to
   chain, so over a set that mixes the two kinds the chain rate alone understates the chaining;
@@ -139,7 +140,7 @@ def split(steps: Sequence[Step], question: str) -> bool | None:
     if not options:
         return None
     alone = {about_alone(s.query or "", options) for s in steps
-             if s.kind == "route" and s.query and "comparison_hop" not in s.flags}
+             if s.kind == "route" and s.query and not s.composed}
     return all(o in alone for o in options)
 
 
@@ -214,7 +215,7 @@ def measure(sessions: Iterable[tuple[str, Sequence[Step]]], model_names: Sequenc
         d.thinks += len(thinks)
         d.real_thoughts += real
         bs = bridges(steps, question)
-        composed = {s.index for s in steps if "comparison_hop" in s.flags}
+        composed = {s.index for s in steps if s.composed}
         rep = repeated(steps)
         g = grounded(steps)
         d.routed += any(s.kind == "route" for s in steps)

@@ -314,12 +314,28 @@ class Router:
                 yield think
                 continue
             rewrite = False
+            if query and not composed and (swap := _swapped(cfg, ro, query)):
+                # the router asked the whole question again after the think block meant to stop it: the rollout
+                # sends its own sub-question instead (see _swapped); the router's wording stays on the step
+                step.written_query = query
+                query = neutralise(swap[0])
+                step.flags.append(swap[1])
+                step.query, step.text = query, f"<search> {spec.name}: {query} </search>"
             ro.transcript += f" {query} </search>\n"
             key = normalize_answer(query)
             asked = ro.asked.get(key)
             if asked is not None and cfg.repeat_escalates and all(
                     spec.price_out > self.pool.get(m).price_out for m in _models_asked(ro.steps, key)):
                 asked = None  # the same question, up the price ladder: a cheaper model's reply did not settle it
+            elif (asked is not None and cfg.repeat_climbs and not any("repeat_climbed" in x.flags for x in ro.steps)
+                  and (up := self.pool.rung_above(_models_asked(ro.steps, key))) is not None):
+                # α sent the repeat no dearer (at α ≥ 0.5 the cheapest model gets it again, and its reply is what
+                # left the question open): the repeat goes one rung up the ladder instead of being dropped
+                asked, spec = None, up
+                step.request_model = spec.name
+                step.flags.append("repeat_climbed")
+                step.text = f"<search> {spec.name}: {query} </search>"
+                ro.transcript = before_search + f"<search> {spec.name}: {query} </search>\n"
             if not query:
                 step.status = "flagged"
                 step.flags.append("format:empty_query")
@@ -615,6 +631,24 @@ def _rewrite_lead(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str]:
     elif not first and "restated_rewritten" not in done and _restates(ro.question, query):
         lead, flag = cfg.restated_lead, "restated_rewritten"
     return lead.replace("{fact}", ro.fact), flag
+
+
+def _swapped(cfg: RunConfig, ro: Rollout, query: str) -> tuple[str, str] | None:
+    """The sub-question the rollout sends in place of the router's, and its flag; None to send the router's.
+
+    Why: a 1.5B router often writes the whole question again right after the think block that names the first
+    fact to find ("First I need to find the country where …"); sent as written, one model answers it in one hop,
+    from memory, often wrongly, and nothing of the decomposition shows. After the lead had its one chance (see
+    _rewrite_lead), the rollout asks for the first fact itself (`fact_question`, flag fact_hop) and the router
+    writes the next hop. A later sub-question that restates the question is sent as written: tried with the
+    replies' facts written in front, on the two bundled questions where that acted one answer stayed wrong and the
+    other came right only after the router copied that form for two more hops (docs/results/bundled-1.5b-default.md)."""
+    if not (cfg.fact_question and ro.fact and _restates(ro.question, query)) or any(x.sent for x in ro.steps):
+        return None
+    done = {f for x in ro.steps for f in x.flags}
+    if done & {"whole_question_rewritten", "assumed_rewritten"} and not ro.fact.lower().startswith("when "):
+        return cfg.fact_question.replace("{fact}", ro.fact), "fact_hop"
+    return None
 
 
 def _short_hop_lead(question: str, answer: str, sub_question: str) -> str:

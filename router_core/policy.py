@@ -41,6 +41,11 @@ class RunConfig:
                                       # stands?": the first fact filled in from memory) is not sent either; a think
                                       # block starting with these words comes first and it is written again. In
                                       # these three leads "{fact}" stands for the fact the question hides
+    fact_question: str = ""           # guided: a first sub-question that still restates such a question after one
+                                      # of those leads ("What is the name of {fact}?"): the rollout sends this
+                                      # question for the first fact in its place (flag fact_hop), so the hops show;
+                                      # the router's wording is kept in Step.written_query. A fact that is a time
+                                      # ("when …") has no such question and is left alone
     choice_answer: bool = False       # guided: a question naming two things to choose between ("…, A or B?",
                                       # asked_for.choices) is answered with one of them, the one the router scores
                                       # higher after <answer>; named by the question, it never goes back as absent
@@ -66,6 +71,10 @@ class RunConfig:
                                       # reply, without the think block that led to the repeat
     repeat_escalates: bool = False    # guided: a repeated sub-question to a dearer model than every one it went to is
                                       # sent (a second opinion up the price ladder), not dropped
+    repeat_climbs: bool = False       # guided: a repeated sub-question that α sends no dearer goes to the next model
+                                      # up the price ladder from every one it went to, once per session (flag
+                                      # repeat_climbed): asking again says the cheaper reply did not settle it.
+                                      # Without it (or at the top of the ladder) the repeat is not sent
     answer_tokens: int = 64           # guided: the answer
     candidate_max_tokens: int = 512   # candidates are asked with temperature 0 and this limit
     candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)

@@ -130,6 +130,12 @@ class Pool(BaseModel):
         span = hi - lo
         return {m.name: (0.0 if span <= 0 else (m.price_out - lo) / span) for m in self.models}
 
+    def rung_above(self, names: list[str]) -> ModelSpec | None:
+        """The cheapest model dearer (by output price) than every one of `names`; None at the top of the ladder."""
+        top = max((self.get(n).price_out for n in names), default=-1.0)
+        dearer = [m for m in self.models if m.price_out > top]
+        return min(dearer, key=lambda m: m.price_out) if dearer else None
+
     def dearest(self) -> ModelSpec:
         """The model with the highest output price (the first of equals): the pool's own word for strongest."""
         return max(self.models, key=lambda m: m.price_out)  # max returns the first of equals

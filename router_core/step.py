@@ -35,6 +35,10 @@ MAX_COST = 10 ** 6          # dollars for one step
 MAX_LIST = 10_000           # flags, models
 MAX_INDEX = 10 ** 6         # step index and turn
 
+# route flags of a sub-question the rollout wrote, not the router: a choice question's comparison with the facts
+# read (comparison_hop), the question for the first fact a question hides (fact_hop)
+COMPOSED_FLAGS: frozenset[str] = frozenset({"comparison_hop", "fact_hop"})
+
 
 class StepError(ValueError):
     """A step (or choice) dict that does not fit the schema; the message names the field."""
@@ -118,6 +122,8 @@ class Step:
     lead: str | None = None   # think: the words the rollout wrote first (a run setting), which `text` starts with
     # answer to a choice question (choice_answer): each thing it names, with the router's probability for it
     options: dict[str, float] | None = field(default=None, metadata=_range(0.0, 1.0))
+    # route: the sub-question the router wrote when the rollout sent another in its place (fact_hop)
+    written_query: str | None = None
 
     def split_lead(self) -> tuple[str, str]:
         """(the rollout's lead, the router's own words) of a think block; the lead is "" unless `text` starts with
@@ -125,6 +131,12 @@ class Step:
         if self.lead and self.text.startswith(self.lead):
             return self.lead, self.text[len(self.lead):]
         return "", self.text
+
+    @property
+    def composed(self) -> bool:
+        """A route step whose sub-question the rollout wrote, not the router (see COMPOSED_FLAGS): measures of the
+        router's own decomposition leave it out."""
+        return any(f in COMPOSED_FLAGS for f in self.flags)
 
     @property
     def latency_s(self) -> float:

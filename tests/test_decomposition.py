@@ -143,3 +143,17 @@ def test_found_in_reads_number_words_as_digits_both_ways():
     assert found_in("7", ["There are seven continents on Earth."]) and found_in("Seven", ["7 continents"])
     assert found_in("twenty", ["It has 20 floors."]) and found_in("90", ["ninety years"])
     assert not found_in("7", ["There are seventy continents."]) and not found_in("one", ["someone said 10"])
+
+
+def test_the_question_the_rollout_asked_for_a_first_fact_is_not_the_routers_but_its_next_hop_is():
+    q = "What is the capital of the country where the Eiffel Tower stands?"
+    fact = route(0, "What is the name of the country where the Eiffel Tower stands?", "The Eiffel Tower is in France.")
+    fact.flags = ["fact_hop"]
+    steps = [fact, route(1, "What is the capital of France?", "Paris is the capital of France."),
+             Step("s", 2, "answer", text="Paris")]
+    assert fact.composed and not steps[1].composed
+    assert [(b.from_step, b.to_step, b.span) for b in bridges(steps, q)] == [(0, 1, "france")]
+    assert measure([(q, steps)]).chain_rate == 1.0  # the router carried what the rollout's hop found
+    # a bridge into a sub-question the rollout wrote is not the router's chaining
+    steps[1].flags = ["fact_hop"]
+    assert measure([(q, steps)]).chain_rate == 0.0

@@ -12,6 +12,7 @@ import threading
 import pytest
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_script, routes_then_answers
 
+from evaluation.decomposition import measure
 from router_core.asked_for import assumed
 from router_core.engines import EngineError
 from router_core.loop import Router, _restates
@@ -493,6 +494,46 @@ def test_a_repeat_up_the_price_ladder_is_sent_only_with_repeat_escalates(escalat
     assert routes[2].flags == ["repeated_query"] and len(big.calls) == 1 and not mid.calls
 
 
+@pytest.mark.parametrize("case", ["off", "climbs", "top of the ladder"])
+def test_a_repeat_that_alpha_sends_no_dearer_climbs_one_rung_with_repeat_climbs(case):
+    # α's pick for every call: the cheapest model (as at α ≥ 0.5), or the dearest already for "top of the ladder"
+    first = "Big" if case == "top of the ladder" else "Tiny"
+
+    def scores(prefix, continuations):
+        if list(continuations) == ["<search>", "<answer>"]:
+            return [-0.1, -3.0]
+        return [-0.1 if c.rstrip(":") == first else -5.0 for c in continuations]
+
+    policy = FakeEngine(guided_script(["a", "b", "c", "d"], ["Who is X?", "who is x", "Who is X?"], "Y"), scores=scores)
+    tiny, mid, big = FakeEngine(reply="No idea."), FakeEngine(reply="X is Y."), FakeEngine(reply="X is Y.")
+    r = make_router(policy, candidates={"fake:tiny": tiny, "fake:mid": mid, "fake:big": big},
+                    repeat_climbs=case != "off")
+    steps = list(r.run("q", 0.0 if case == "top of the ladder" else 1.0))
+    routes = [s for s in steps if s.kind == "route"]
+    assert routes[0].request_model == first
+    if case != "climbs":  # off, or nothing dearer to climb to: the repeat is not sent and the router answers
+        assert [s.sent for s in routes] == [True, False] and routes[1].flags == ["repeated_query"]
+        assert not mid.calls and steps[-1].kind == "answer"
+        return
+    # asked of Tiny; asked again, it goes to Mid (one rung up, not Big) though α picked Tiny; once per session
+    assert [(s.request_model, s.sent) for s in routes] == [("Tiny", True), ("Mid", True), (None, False)]
+    climbed = routes[1]
+    assert climbed.flags == ["repeat_climbed"] and climbed.choice.chosen == "Tiny"
+    assert climbed.text == "<search> Mid: who is x </search>" and len(mid.calls) == 1 and not big.calls
+    assert climbed.cost_usd == pytest.approx(fake_pool().get("Mid").call_cost(climbed.input_tokens,
+                                                                              climbed.output_tokens))
+    # the router reads the reply under the model that gave it
+    read = "<search> Mid: who is x </search>\n\n<information> X is Y. </information>"
+    assert any(read in p for p in policy.prompts())
+    assert routes[2].flags == ["repeated_query"]
+
+
+def test_the_rung_above_a_set_of_models_is_the_cheapest_dearer_than_all_of_them():
+    pool = fake_pool()
+    assert pool.rung_above(["Tiny"]).name == "Mid" and pool.rung_above(["Mid", "Tiny"]).name == "Big"
+    assert pool.rung_above(["Big"]) is None and pool.rung_above([]).name == "Tiny"
+
+
 HUNGARY = {"What is the capital of Hungary?": "Budapest is the capital of Hungary.",
            "Which river flows through Budapest?": "The Danube flows through Budapest.",
            "Which river runs through Budapest?": "The Danube."}
@@ -907,3 +948,56 @@ def test_choice_sub_questions_the_split_rule_sends_as_written(queries, run, sent
                              **run).run(BORN_FIRST, 0.0))
     assert [s.query for s in steps if s.kind == "route" and s.sent] == (sent or queries)
     assert sum("choice_split_rewritten" in s.flags for s in steps) == (1 if queries[0] == BORN_FIRST and run else 0)
+
+
+FACT_QUESTION = "What is the name of {fact}?"
+STATE_NAMED = "What is the name of the U.S. state in which the Golden Gate Bridge stands?"
+
+
+@pytest.mark.parametrize("first", ["whole", "assumed"])
+def test_the_whole_question_asked_again_right_after_the_lead_becomes_the_question_for_the_first_fact(first):
+    # the lead had its chance and the router still asks the whole question: the rollout asks for the fact instead,
+    # and the router writes the next hop with the state the reply found
+    capital = list(STATE)[1]
+    policy = golden_policy([GOLDEN if first == "whole" else capital, GOLDEN, capital], lead=STATE_LEAD,
+                           after_lead=" Then its capital.")
+    replies = {STATE_NAMED: "The Golden Gate Bridge is in California.", **STATE}
+    cand = FakeEngine(reply=lambda q: replies.get(q, "?"))
+    steps = list(make_router(policy, candidates={"fake:big": cand}, whole_question_lead=ASSUMED_LEAD,
+                             assumed_lead=ASSUMED_LEAD, fact_question=FACT_QUESTION).run(GOLDEN, 0.0))
+    assert [s.index for s in steps] == list(range(len(steps)))
+    routes = [s for s in steps if s.kind == "route"]
+    assert [s.query for s in routes] == [STATE_NAMED, capital] and all(s.sent for s in routes)
+    hop = routes[0]
+    assert hop.flags == ["fact_hop"] and hop.written_query == GOLDEN and hop.composed
+    assert hop.text == f"<search> Big: {STATE_NAMED} </search>" and not routes[1].composed
+    # the candidate was asked for the fact, never the whole question; the router read it as its own sub-question
+    assert [p for p in cand.prompts("chat") if GOLDEN in p] == []
+    assert any(f"<search> Big: {STATE_NAMED} </search>" in p for p in policy.prompts())
+    assert steps[-1].text == "Sacramento"
+    # the router's own second hop carries the state: a bridge into a sub-question it wrote
+    assert measure([(GOLDEN, steps)]).chain_rate == 1.0
+
+
+@pytest.mark.parametrize("case", ["setting off", "no lead before", "after a reply", "a time"])
+def test_the_fact_question_is_sent_only_in_place_of_a_first_restatement_after_the_lead(case):
+    capital = list(STATE)[1]
+    question = GOLDEN
+    queries = [GOLDEN, GOLDEN, capital]
+    run = {"whole_question_lead": ASSUMED_LEAD, "fact_question": FACT_QUESTION}
+    if case == "setting off":
+        run.pop("fact_question")
+    elif case == "no lead before":
+        run.pop("whole_question_lead")  # the first restatement is sent as written; no fact hop without the lead
+        queries = [GOLDEN, capital]
+    elif case == "after a reply":
+        queries = [list(STATE)[0], GOLDEN, capital]  # a later restatement is not the first fact's question
+    else:
+        question = "Who was President of the United States when Apollo 11 landed on the Moon?"
+        queries = [question, question, "Who was President in July 1969?"]  # "when …" names no thing to ask for
+    policy = golden_policy(queries, lead=ASSUMED_LEAD, answers=["Sacramento"] * 3)
+    steps = list(make_router(policy, reply=lambda q: STATE.get(q, "Sacramento is the capital of California."),
+                             **run).run(question, 0.0))
+    assert not any("fact_hop" in s.flags or s.written_query for s in steps)
+    sent = [s.query for s in steps if s.kind == "route" and s.sent]
+    assert question in sent  # the whole question went as the router wrote it

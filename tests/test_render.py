@@ -100,6 +100,17 @@ def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
         assert "which no reply says" not in shown
 
 
+@pytest.mark.parametrize("payload", ["Who directed the film that won Best Picture in 1998?", PAYLOADS[0]])
+def test_a_sub_question_the_rollout_sent_in_place_of_the_routers_shows_what_the_router_wrote(payload):
+    v = describe(route(flags=["fact_hop"], written_query=payload))
+    note = f"the router wrote “{payload}”, the whole question again; the rollout asked for the first fact instead"
+    assert v.rollout_note == note and note in html(v) and note in text(v)
+    assert "<script" not in html_raw(v)
+    assert describe(route()).rollout_note == "" and "the rollout" not in html(describe(route()))
+    climbed = describe(route(flags=["repeat_climbed"]))  # α sent it to Tiny; it went to Big
+    assert "a repeat: sent one rung up the price ladder, not to Tiny where α sent it" in html(climbed)
+
+
 def test_a_thought_the_rollout_began_shows_its_lead_apart_and_the_caption_says_so():
     from ui.captions import Prices, caption
     s = Step("s", 0, "think", text="The first fact I need is the director of Interstellar.",

@@ -426,11 +426,15 @@ def test_cli_sessions_export_import(tmp_path, capsys):
     assert code == 2 and "does not exist" in err and "Traceback" not in err
 
 
-def test_the_answer_a_hop_replaced_is_stored_and_read_back(store):
+def test_the_answer_a_hop_replaced_and_the_sub_question_the_rollout_replaced_are_stored_and_read_back(store):
     steps = make_steps("d")
     steps[1].draft = "1564"
+    steps[1].written_query = "In what year was the author of Hamlet born?"
     list(recorded(store, iter(steps), session_id="d", question="q", alpha=0.0, policy="p", engine="e", pool=POOL))
     with store.engine.connect() as c:
         extras = [json.loads(e) if e else None for (e,) in c.exec_driver_sql("SELECT extra FROM steps ORDER BY idx")]
-    assert extras[1] == {"draft": "1564"} and extras[0] is None  # an empty field is not written
-    assert [s.draft for s in store.load_steps("d")] == [None, "1564"] + [None] * (len(steps) - 2)
+    assert extras[1] == {"draft": "1564", "written_query": steps[1].written_query}
+    assert extras[0] is None  # an empty field is not written
+    back = store.load_steps("d")
+    assert [s.draft for s in back] == [None, "1564"] + [None] * (len(steps) - 2)
+    assert back[1].written_query == steps[1].written_query and back[0].written_query is None

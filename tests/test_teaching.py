@@ -160,6 +160,31 @@ def test_a_comparison_hop_says_the_rollout_wrote_it_and_why():
     assert "30 % sure it needed help" in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
 
 
+def test_a_fact_hop_quotes_the_whole_question_the_router_wrote_and_says_the_rollout_asked_for_the_fact():
+    s = Step("s", 2, "route", request_model="Big", written_model="Big", flags=["fact_hop"],
+             query="What is the name of the director of the film Interstellar?", written_query=Q,
+             response="Christopher Nolan.", decision={"search": 0.9, "answer": 0.1}, call_started_at=1.0,
+             call_ended_at=2.0)
+    cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    assert f"The router asked the whole question again (“{Q}”) after the think block that names the first fact; " \
+           "the rollout asks for that fact instead" in cap
+    assert "It asked Big: “What is the name of the director of the film Interstellar?”" in cap
+    s.flags = []
+    assert "asked the whole question again" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+
+
+def test_a_repeat_that_climbed_the_ladder_says_where_alpha_sent_it_and_claims_no_saving():
+    hop = two_hop(alpha=1.0)[1]  # α moved the pick from Big to Tiny; the repeat went to Mid instead
+    hop.request_model, hop.flags = "Mid", ["repeat_climbed"]
+    hop.cost_usd = POOL.get("Mid").call_cost(hop.input_tokens, hop.output_tokens)
+    cap = caption(hop, alpha=1.0, prices=Prices.of(POOL.snapshot()))
+    assert "asked again, it goes one rung up the price ladder to Mid instead of where α sent it" in cap
+    assert "the price penalty made Tiny the pick" in cap and "saving" not in cap and "It asked Mid:" in cap
+    hop.request_model, hop.flags = "Tiny", []
+    cap = caption(hop, alpha=1.0, prices=Prices.of(POOL.snapshot()))
+    assert "saving" in cap and "rung" not in cap
+
+
 def test_a_sub_question_that_carries_a_reply_or_splits_a_comparison_says_so():
     prices = Prices.of(POOL.snapshot())
     steps = two_hop()

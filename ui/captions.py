@@ -111,7 +111,7 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
 def _decomposes(s: Step, steps: Sequence[Step], question: str) -> str:
     """What a sent sub-question shows of the decomposition: the span of an earlier reply it carries (a bridge), or
     the one of a choice question's two things it asks about on its own; "" for neither."""
-    if not (s.sent and question) or "comparison_hop" in s.flags:
+    if not (s.sent and question) or s.composed:
         return ""
     before = [x for x in steps if x.index < s.index] + [s]
     into = [b for b in bridges(before, question) if b.to_step == s.index]
@@ -143,6 +143,10 @@ def _route_caption(s: Step, alpha: float, prices: Prices, decomposes: str = "") 
                      "because a small router picks the one it read about last about half the time.")
     elif s.decision and "search" in s.decision:
         parts.append(f"The router was {pct(s.decision['search'])} sure it needed help.")
+    if "fact_hop" in s.flags:
+        parts.append(f"The router asked the whole question again ({_quote(s.written_query or '', 100)}) after the "
+                     "think block that names the first fact; the rollout asks for that fact instead, so one model "
+                     "does not answer the whole question in one hop from memory.")
     c = s.choice
     if c is not None and c.models:
         pref = c.policy_choice
@@ -155,11 +159,15 @@ def _route_caption(s: Step, alpha: float, prices: Prices, decomposes: str = "") 
             saved = ""
             would = prices.call(pref, s.input_tokens, s.output_tokens)
             paid = prices.call(c.chosen, s.input_tokens, s.output_tokens)
-            if would is not None and paid is not None and s.sent and would > paid:
+            if would is not None and paid is not None and s.sent and would > paid and s.request_model == c.chosen:
                 saved = f", saving {money(would - paid)} on this call"
             parts.append(f"It preferred {pref} (p {p_pref:.2f}); at α {c.alpha:g} the price penalty made "
                          f"{c.chosen} the pick (p {p_after:.2f}){saved}.")
     model = s.request_model or s.written_model or "a model"
+    if "repeat_climbed" in s.flags:
+        parts.append(f"This sub-question had been asked before, of a cheaper model; asked again, it goes one rung up "
+                     f"the price ladder to {model} instead of where α sent it, because the cheaper reply did not "
+                     "settle it.")
     if not s.sent:
         why = ("it repeats an earlier sub-question" if "repeated_query" in s.flags
                else f"there is no model named “{s.written_model}”" if "unknown_model" in s.flags

@@ -81,6 +81,7 @@ class StepView:
     verdict: str | None = None     # answer: "correct" | "wrong" | None (no gold)
     draft: str | None = None       # route: the answer it replaces (sent back: see draft_why)
     lead: str | None = None        # think: the words the rollout wrote first (the router continued them)
+    rollout_note: str = ""         # route: what the rollout changed in the router's request (rollout_note())
     flags: list[str] = field(default_factory=list)
 
 
@@ -92,6 +93,18 @@ def choice_summary(s: Step) -> str:
     moved = "" if s.choice.chosen == s.choice.policy_choice else \
         f" · α moved the pick from {s.choice.policy_choice} to {s.choice.chosen}"
     return f"choice before→after α={s.choice.alpha:g}: {pairs}{moved}"
+
+
+def rollout_note(s: Step) -> str:
+    """What the rollout changed in a route step the router wrote: the sub-question it sent in place of the whole
+    question asked again (fact_hop), the model a repeat went to instead of α's pick (repeat_climbed)."""
+    notes = []
+    if "fact_hop" in s.flags and s.written_query:
+        notes.append(f"the router wrote “{s.written_query}”, the whole question again; the rollout asked for the "
+                     "first fact instead")
+    if "repeat_climbed" in s.flags and s.choice:
+        notes.append(f"a repeat: sent one rung up the price ladder, not to {s.choice.chosen} where α sent it")
+    return "; ".join(notes)
 
 
 def options_summary(s: Step) -> str:
@@ -124,7 +137,7 @@ def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
                        f"call {s.call_latency_s:.2f}s")
         return StepView(icon="🔀", label="route", model=s.request_model or s.written_model, sent=s.sent, note=note,
                         query=s.query, reply=s.response, metrics=metrics, choice=choice_summary(s),
-                        text=s.error or "", draft=s.draft, **base)
+                        text=s.error or "", draft=s.draft, rollout_note=rollout_note(s), **base)
     if s.kind == "answer":
         verdict = None
         if gold:
@@ -178,6 +191,8 @@ def html(v: StepView, compact: bool = False) -> str:
         lines = [f"🔀 <b>route</b> → {who} <small>step {v.index} · {v.seconds:.1f}s{flags}</small>"]
         if v.draft:
             lines.append(f"<small>{esc(DRAFT_NOTE.format(draft=v.draft, why=draft_why(v.flags)))}</small>")
+        if v.rollout_note:
+            lines.append(f"<small>{esc(v.rollout_note)}</small>")
         lines.append(f"<b>sub-question:</b> {esc(v.query)}")
         if v.sent or v.reply:
             lines.append(_reply_html(v.reply))
@@ -246,6 +261,8 @@ def text(v: StepView, compact: bool = False) -> str:
             return lines[0]
         if v.draft:
             lines.append(pad + DRAFT_NOTE.format(draft=v.draft, why=draft_why(v.flags)))
+        if v.rollout_note:
+            lines.append(pad + v.rollout_note)
         if v.choice:
             lines.append(pad + v.choice)
         if v.sent or v.reply:
