@@ -324,11 +324,13 @@ class Router:
             ro.transcript += f" {query} </search>\n"
             key = normalize_answer(query)
             asked = ro.asked.get(key)
-            if asked is not None and cfg.repeat_escalates and all(
-                    spec.price_out > self.pool.get(m).price_out for m in _models_asked(ro.steps, key)):
+            went = _models_asked(ro.steps, key) if asked is not None else []
+            dearer = bool(went) and all(spec.price_out > self.pool.get(m).price_out for m in went)
+            if asked is not None and cfg.repeat_escalates and dearer:
                 asked = None  # the same question, up the price ladder: a cheaper model's reply did not settle it
-            elif (asked is not None and cfg.repeat_climbs and not any("repeat_climbed" in x.flags for x in ro.steps)
-                  and (up := self.pool.rung_above(_models_asked(ro.steps, key))) is not None):
+            elif (asked is not None and cfg.repeat_climbs and not dearer
+                  and not any("repeat_climbed" in x.flags for x in ro.steps)
+                  and (up := self.pool.rung_above(went)) is not None):
                 # α sent the repeat no dearer (at α ≥ 0.5 the cheapest model gets it again, and its reply is what
                 # left the question open): the repeat goes one rung up the ladder instead of being dropped
                 asked, spec = None, up

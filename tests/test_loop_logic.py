@@ -528,6 +528,23 @@ def test_a_repeat_that_alpha_sends_no_dearer_climbs_one_rung_with_repeat_climbs(
     assert routes[2].flags == ["repeated_query"]
 
 
+def test_a_repeat_that_alpha_already_sends_up_the_ladder_is_left_to_repeat_escalates():
+    picks = iter(["Tiny", "Big"])
+
+    def scores(prefix, continuations):
+        if list(continuations) == ["<search>", "<answer>"]:
+            return [-0.1, -3.0]
+        best = next(picks)
+        return [-0.1 if c.rstrip(":") == best else -5.0 for c in continuations]
+
+    policy = FakeEngine(guided_script(["a", "b", "c"], ["Who is X?", "who is x"], "Y"), scores=scores)
+    tiny, mid = FakeEngine(reply="No idea."), FakeEngine(reply="X is Y.")
+    r = make_router(policy, candidates={"fake:tiny": tiny, "fake:mid": mid}, repeat_climbs=True)
+    routes = [s for s in r.run("q", 0.0) if s.kind == "route"]
+    # α sent the repeat to Big, dearer than Tiny: without repeat_escalates it is dropped, not moved down to Mid
+    assert [s.sent for s in routes] == [True, False] and not mid.calls and "repeat_climbed" not in routes[1].flags
+
+
 def test_the_rung_above_a_set_of_models_is_the_cheapest_dearer_than_all_of_them():
     pool = fake_pool()
     assert pool.rung_above(["Tiny"]).name == "Mid" and pool.rung_above(["Mid", "Tiny"]).name == "Big"
