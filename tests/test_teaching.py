@@ -171,6 +171,12 @@ def test_a_fact_hop_quotes_the_whole_question_the_router_wrote_and_says_the_roll
     assert "It asked Big: “What is the name of the director of the film Interstellar?”" in cap
     s.flags = []
     assert "asked the whole question again" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
+    # the teaching graph marks the hop as the rollout's, the router's words shown as text, not markup
+    steps = two_hop()
+    steps[1].flags, steps[1].written_query = ["fact_hop"], "<b>" + Q
+    h = graph_html(graph_of(Q, steps, ["England"], 0.0), "live")
+    assert f"✎ the router wrote “&lt;b&gt;{Q[:20]}" in h and "<b>Which" not in h
+    assert "✎" not in graph_html(graph_of(Q, two_hop(), ["England"], 0.0), "live")
 
 
 def test_a_repeat_that_climbed_the_ladder_says_where_alpha_sent_it_and_claims_no_saving():

@@ -88,6 +88,8 @@ def _hop_html(h: Hop) -> str:
     if s.draft:
         uses += (f'<div class="rs-g-uses">✍ asked instead of answering “{esc(shorten(s.draft, 40))}”, '
                  f"{esc(draft_why(s.flags))}</div>")
+    if v.rollout_note:  # the rollout, not the router, wrote this sub-question or picked its model
+        uses += f'<div class="rs-g-uses">✎ {esc(shorten(v.rollout_note, 140))}</div>'
 
     sub = (f'<div class="rs-g-node rs-g-sub {state}{unsent}" data-step="{s.index}" tabindex="0" '
            f'title="step {s.index}: click to show it in the step list">'
