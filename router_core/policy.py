@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -148,10 +149,43 @@ class Policy(BaseModel):
     gguf_file: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    # the rules of the guided rollout this preset turns on, by name, each alone or with its own settings
+    # (`- whole_question_lead: {lead: "…"}`); router_core/rollout/registry.py lists them
+    interventions: list[str | dict[str, dict[str, Any] | None]] = Field(default_factory=list)
     run: dict[str, Any] = Field(default_factory=dict)
 
     def run_config(self, overrides: dict[str, Any] | None = None) -> RunConfig:
-        return RunConfig().merged(self.run).merged(overrides)
+        return RunConfig().merged(intervention_settings(self.interventions)).merged(self.run).merged(overrides)
+
+    def old_keys(self) -> list[str]:
+        """Run settings this preset writes under `run:` that now belong to an intervention."""
+        from .rollout.registry import OWNED
+        return [k for k in self.run if k in OWNED]
+
+
+def intervention_settings(listed: list[str | dict[str, dict[str, Any] | None]]) -> dict[str, Any]:
+    """The run settings a preset's `interventions:` list stands for. ValueError names an unknown intervention or
+    setting; listing one twice is refused (its settings would be ambiguous)."""
+    from .rollout.registry import BY_NAME
+
+    out: dict[str, Any] = {}
+    seen: set[str] = set()
+    for i, entry in enumerate(listed):
+        if isinstance(entry, str):
+            name, given = entry, None
+        elif isinstance(entry, dict) and len(entry) == 1:
+            name, given = next(iter(entry.items()))
+        else:
+            raise ValueError(f"interventions[{i}]: write a name, or one name with its settings ({{name: {{...}}}})")
+        if name not in BY_NAME:
+            raise ValueError(f"interventions[{i}]: no intervention named '{name}'; known: {', '.join(BY_NAME)}")
+        if name in seen:
+            raise ValueError(f"interventions[{i}]: '{name}' is listed twice")
+        if given is not None and not isinstance(given, dict):
+            raise ValueError(f"interventions[{i}]: {name}: its settings must be a mapping, got {given!r}")
+        seen.add(name)
+        out.update(BY_NAME[name].settings_for(given))
+    return out
 
 
 class PolicyBook(BaseModel):
@@ -185,9 +219,17 @@ def load_policies(path: str | Path | None = None) -> PolicyBook:
         raise PolicyError("\n".join(f"{p}: {_loc(err['loc'])}: {err['msg']}" for err in e.errors())) from None
     for pol in book.policies:
         try:
+            RunConfig().merged(intervention_settings(pol.interventions))
+        except (ValueError, TypeError) as e:
+            raise PolicyError(f"{p}: policy '{pol.name}': {e}") from None
+        try:
             pol.run_config()
         except (ValueError, TypeError) as e:
             raise PolicyError(f"{p}: policy '{pol.name}': run: {e}") from None
+        if old := pol.old_keys():
+            warnings.warn(f"{p}: policy '{pol.name}': run: {', '.join(old)} now belong to interventions; list them "
+                          "under `interventions:` (the old keys work until the next release)", FutureWarning,
+                          stacklevel=2)
     try:
         book.get(book.default)
     except PolicyError as e:

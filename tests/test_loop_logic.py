@@ -15,7 +15,8 @@ from support.fake_engine import FakeEngine, fake_pool, fake_provider, guided_scr
 from evaluation.decomposition import measure
 from router_core.asked_for import assumed
 from router_core.engines import EngineError
-from router_core.loop import Router, _restates
+from router_core.loop import Router
+from router_core.rollout.reading import restates as _restates
 from router_core.policy import Policy
 from router_core.session import SessionResult
 from router_core.step import Step, StepError
