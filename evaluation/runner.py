@@ -30,7 +30,7 @@ from router_core.choice import parse_alphas as choice_alphas
 from router_core.engines import Engine, EngineSpec, get_engine
 from router_core.engines.batching import batched
 from router_core.loop import Router
-from router_core.policy import Policy
+from router_core.policy import Policy, recorded_settings
 from router_core.pool import Pool
 from router_core.session import SessionResult
 from router_core.step import Step
@@ -181,7 +181,8 @@ class EvalRunner:
                                      alpha=task.alpha, policy=task.method.label,
                                      engine=self.policy.engine if task.method.kind == "router" else "single-round",
                                      pool=self.pool.snapshot(), gold=task.item.golds, dataset=task.item.dataset,
-                                     item_id=task.item.id, run_id=self.run_id))
+                                     item_id=task.item.id, run_id=self.run_id,
+                                     settings=recorded_settings(self.config) if task.method.kind == "router" else None))
         # the status the recorder stored, without reading it back
         return SessionResult.of(steps_seen, task.item.question, task.alpha).status
 

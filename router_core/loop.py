@@ -23,7 +23,7 @@ from .asked_for import choices, hidden_fact
 from .choice import adjust
 from .engines import CacheHint, Engine, EngineError, EngineSpec, get_engine
 from .paths import CANDIDATE_TEMPLATE
-from .policy import Policy, RunConfig
+from .policy import Policy, RunConfig, recorded_settings
 from .pool import ModelSpec, Pool
 from .protocol import Template, neutralise, truncate_words
 from .rollout.free import free
@@ -62,6 +62,10 @@ class Router:
         self.candidate_template = Template.read_candidate(self.config.candidate_template or CANDIDATE_TEMPLATE)
 
     # ------------------------------------------------------------------ helpers
+
+    def settings(self) -> dict:
+        """The run settings a stored session of this router keeps (interventions on, settings off their defaults)."""
+        return recorded_settings(self.config)
 
     def policy_engine(self) -> Engine:
         return self._engines(spec_of_policy(self.policy))

@@ -133,6 +133,16 @@ def setting_from_text(text: str) -> Any:
     return text
 
 
+def recorded_settings(cfg: RunConfig) -> dict[str, Any]:
+    """What a stored session keeps of its run settings: the interventions on, and every setting off its default
+    (so a replay can say which rules shaped it, and an old session stays readable after a default changes)."""
+    from .rollout.registry import active
+
+    base = RunConfig()
+    return {"interventions": active(cfg),
+            "run": {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) != getattr(base, f.name)}}
+
+
 class PolicyError(ValueError):
     """A policy file or preset that cannot be used; the message names the file and field."""
 

@@ -99,6 +99,14 @@ class SessionFields(_Strict):
     calls: int = Count
     n_steps: int = Count
     error: str | None = Text
+    settings: SettingsFields | None = None
+
+
+class SettingsFields(_Strict):
+    """The run settings a session ran with (router_core.policy.recorded_settings)."""
+
+    interventions: list[str] = Field(default_factory=list, max_length=100)
+    run: dict[str, str | bool | int | float] = Field(default_factory=dict, max_length=200)
 
 
 class AnnotationFields(_Strict):

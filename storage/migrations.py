@@ -128,11 +128,19 @@ def _v5_step_extra(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE steps ADD COLUMN extra JSON"))
 
 
+def _v6_session_settings(conn: Connection) -> None:
+    """v6: sessions.settings, the run settings a session ran with (older sessions have none recorded)."""
+    cols = {c["name"] for c in inspect(conn).get_columns("sessions")}
+    if "settings" not in cols:
+        conn.execute(text("ALTER TABLE sessions ADD COLUMN settings JSON"))
+
+
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
     (3, "pool snapshots by hash, filter indexes, trigram text index", _v3_pools_indexes_text),
     (4, "model bitmask, text-index rowid, covering list indexes", _v4_list_index),
     (5, "steps.extra for Step fields without a column", _v5_step_extra),
+    (6, "sessions.settings: the run settings a session ran with", _v6_session_settings),
 ]
 LATEST = 1 + len(MIGRATIONS)

@@ -72,6 +72,8 @@ class SessionRow(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
     n_steps: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # the run settings this session ran with: {"interventions": [names], "run": {settings off their defaults}}
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     host: Mapped[str | None] = mapped_column(String(255))               # writer, to detect dead ones
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_start: Mapped[str | None] = mapped_column(String(40))

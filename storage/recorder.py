@@ -19,14 +19,14 @@ from .store import TraceStore
 def recorded(store: TraceStore, steps: Iterable[Step], *, session_id: str, question: str, alpha: float,
              policy: str, engine: str, pool: dict, gold: Sequence[str] = (), dataset: str | None = None,
              item_id: str | None = None, run_id: str | None = None,
-             normalizer: CostNormalizer | None = None) -> Iterator[Step]:
+             normalizer: CostNormalizer | None = None, settings: dict | None = None) -> Iterator[Step]:
     """Yield the loop's steps unchanged, committing each first; finish the session at the end.
 
     The session's status, answer, EM/F1 and reward come from `SessionResult`; a listener that
     goes away (Stop, a closed page, Ctrl-C) leaves the session `stopped`, an exception `error`.
     """
     store.start_session(session_id=session_id, question=question, alpha=alpha, policy=policy, engine=engine,
-                        pool=pool, gold=gold, dataset=dataset, item_id=item_id, run_id=run_id)
+                        pool=pool, gold=gold, dataset=dataset, item_id=item_id, run_id=run_id, settings=settings)
     tracer = otlp.current()
     if tracer is not None:  # --otlp: the same steps also go out as one trace, span by span
         steps = tracer.session(steps, {"session_id": session_id, "question": question, "alpha": alpha,

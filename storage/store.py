@@ -175,7 +175,8 @@ class TraceStore:
 
     def start_session(self, *, session_id: str, question: str, alpha: float, policy: str, engine: str,
                       pool: dict[str, Any], gold: Iterable[str] = (), dataset: str | None = None,
-                      item_id: str | None = None, run_id: str | None = None) -> str:
+                      item_id: str | None = None, run_id: str | None = None,
+                      settings: dict[str, Any] | None = None) -> str:
         now = time.time()
         pid = os.getpid()
         with self._tx() as conn:
@@ -183,7 +184,7 @@ class TraceStore:
             conn.execute(insert(SessionRow).values(
                 id=session_id, created_at=now, updated_at=now, question=question, gold=list(gold),
                 dataset=dataset, item_id=item_id, run_id=run_id, policy=policy, engine=engine,
-                pool_name=str(pool.get("name", "")), pool_hash=h, alpha=alpha, status="running",
+                pool_name=str(pool.get("name", "")), pool_hash=h, alpha=alpha, status="running", settings=settings,
                 host=socket.gethostname(), pid=pid, pid_start=_proc_start(pid)))
         return session_id
 

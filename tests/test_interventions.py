@@ -239,3 +239,55 @@ def test_the_driver_and_the_router_hold_no_rule_and_router_core_stays_small():
         assert not used & set(OWNED), f"{name} reads a rule's setting: {used & set(OWNED)}"
     assert not {n.attr for n in ast.walk(ast.parse((ROOT / "router_core" / "loop.py").read_text()))
                 if isinstance(n, ast.Attribute)} & set(OWNED)
+
+
+# ---------------------------------------------------------------------------- on the page
+
+def _session_with_rules() -> tuple[dict, list[Step]]:
+    steps = [Step("s", 0, "think", text="First I need to find the country.", lead="First I need to find the country.",
+                  flags=["whole_question_rewritten"]),
+             Step("s", 1, "route", query="What is the name of the country?", written_query=HIDDEN, flags=["fact_hop"],
+                  request_model="Big", response="France.", call_started_at=1.0, call_ended_at=2.0),
+             Step("s", 2, "route", query="x", flags=["repeated_query", "think_dropped"]),
+             Step("s", 3, "answer", text="Paris")]
+    cfg = RunConfig().merged(intervention_settings(["whole_question_lead", "fact_question", "repeat_drops_think",
+                                                    "check_answer"]))
+    from router_core.policy import recorded_settings
+    session = {"id": "s", "question": HIDDEN, "gold": ["Paris"], "alpha": 0.0, "policy": "p", "pool_name": "fake",
+               "status": "done", "settings": recorded_settings(cfg), "pool": {"models": []}}
+    return session, steps
+
+
+def test_a_session_says_which_rules_were_on_and_where_each_acted_in_the_rules_own_words():
+    from ui.rules import rules_used
+    session, steps = _session_with_rules()
+    used = {r["name"]: r["steps"] for r in rules_used(session, steps)}
+    assert used == {"check_answer": [], "whole_question_lead": [0], "fact_question": [1], "repeat_drops_think": [2]}
+    # an older session (no settings recorded): the rules read off its steps' flags
+    assert {r["name"] for r in rules_used({}, steps)} == {"whole_question_lead", "fact_question", "repeat_drops_think"}
+    assert rules_used({}, [Step("s", 0, "answer", text="x")]) == []
+
+
+def test_the_replay_header_and_the_exported_page_list_the_rules_without_identifiers():
+    import re
+
+    from ui.explorer import Replay
+    from ui.export_html import session_page
+    session, steps = _session_with_rules()
+    page = session_page(session, steps)
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<script\b.*?</script>|<style\b.*?</style>|title=\"[^\"]*\"", "", page,
+                                             flags=re.S))
+    assert "Rules of the rollout" in visible and BY_NAME["fact_question"].label in visible
+    assert "acted at step 1" in visible and "on, did not act" in visible
+    for flag in BY_FLAG:
+        assert flag not in visible, flag
+    header = Replay(session, steps, []).header()
+    assert "rollout rules: 3 of 4 acted" in header and BY_NAME["repeat_drops_think"].caption in header
+
+
+def test_the_live_summary_names_the_rules_that_acted():
+    from ui.live import summary_html
+    _, steps = _session_with_rules()
+    html = summary_html(HIDDEN, steps, 0.0, ["Paris"], "s" * 32)
+    assert "rules that acted:" in html and f"{BY_NAME['fact_question'].label} (step 1)" in html
+    assert "fact_hop" not in html

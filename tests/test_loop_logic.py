@@ -105,6 +105,7 @@ def test_after_a_repeat_the_answer_follows_the_last_reply_when_the_think_that_le
         "Who directed Psycho?", 0.0))
     assert [s.kind for s in steps] == ["think", "route", "think", "route", "answer"]
     assert steps[2].text == "I still need the name of the film."  # the thought is kept in the session either way
+    assert steps[3].flags == (["repeated_query", "think_dropped"] if drop else ["repeated_query"])
     answer_prompt = policy.prompts()[-1]
     after_reply = "<information> Alfred Hitchcock directed Psycho. </information>\n"
     if drop:
@@ -173,6 +174,7 @@ def test_think_leads_are_written_first_continued_by_the_router_and_not_judged_as
     assert [t.text for t in thinks] == ["The first fact I need is the director of the film Interstellar.",
                                         "Christopher Nolan was born in London."]
     assert [t.lead for t in thinks] == ["The first fact I need is", "Christopher Nolan was"]
+    assert [t.flags for t in thinks] == [["think_led"], ["think_led"]]  # where the think_lead rule acted
     # the router continues the lead: its prompt ends with it, and the page gets the lead before its words
     assert policy.prompts()[0].endswith("<think> The first fact I need is")
     assert policy.prompts()[2].endswith("<think> Christopher Nolan was")
@@ -492,6 +494,7 @@ def test_a_repeat_up_the_price_ladder_is_sent_only_with_repeat_escalates(escalat
         return
     # asked of Tiny, then again of Big (dearer than every model it went to): sent; then of Mid (cheaper than Big): not
     assert [(s.request_model, s.sent) for s in routes] == [("Tiny", True), ("Big", True), (None, False)]
+    assert routes[1].flags == ["repeat_escalated"]
     assert routes[2].flags == ["repeated_query"] and len(big.calls) == 1 and not mid.calls
 
 
@@ -862,13 +865,14 @@ def test_a_choice_question_is_answered_with_one_of_its_two_things_scored_by_the_
         BORN_FIRST, 0.0, on_text=lambda i, kind, piece: pieces.append((i, kind, piece))))
     answer = steps[-1]
     if not on:  # written freely: the year, as the router wrote it
-        assert answer.kind == "answer" and answer.text == "1643" and answer.options is None
+        assert answer.kind == "answer" and answer.text == "1643" and answer.options is None and not answer.flags
         return
     assert [s.kind for s in steps] == ["think", "route", "think", "route", "think", "think", "answer"]
     compare = steps[5]
     assert compare.lead == "Comparing Albert Einstein and Isaac Newton:"
     assert compare.text == compare.lead + " Isaac Newton was born in 1643, before 1879."
     assert answer.text == "Isaac Newton" and list(answer.options) == ["Albert Einstein", "Isaac Newton"]
+    assert answer.flags == ["choice_answer"] and compare.flags == ["choice_compared"]
     assert answer.options["Isaac Newton"] == pytest.approx(1 / (1 + math.exp(-1.7)))
     assert sum(answer.options.values()) == pytest.approx(1.0)
     # scored right after the think block that compares, and streamed as one piece

@@ -92,7 +92,9 @@ def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
     v = describe(route(draft="1564", flags=["answer_not_in_replies"]))
     assert v.draft == "1564"
     assert "had answered “1564”, which no reply says, so it asks once more" in html(v)
-    assert "had answered “1564”" in text(v) and "answer_not_in_replies" in text(v)
+    assert "had answered “1564”" in text(v) and "answer sent back: no reply holds it" in text(v)
+    assert "answer_not_in_replies" not in text(v) + html(v)  # flags in plain words, the identifier in a tooltip only
+    assert "title=\"rollout rule check_answer (run setting check_answer)\"" in html(v)
     assert "had answered" not in html(describe(route())) and "had answered" not in text(describe(route()))
     short = describe(route(draft="Budapest", flags=["answer_one_hop_short"]))
     for shown in (html(short), text(short)):

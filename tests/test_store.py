@@ -334,7 +334,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 5
+        assert s.schema_version() == LATEST == 6
         with s.engine.connect() as c:
             assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
             indexes = {r[0] for r in c.exec_driver_sql(
@@ -357,6 +357,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
         assert ids(text="RIVER") == ["v1"] and ids(text="k2") == ["v2"] and ids(text="which", model="A") == ["v1"]
         assert ids(label="candidate_wrong", model="B") == ["v2"]
         assert "models_mask" not in s.get_session("v1") and "text_rowid" not in s.get_session("v1")
+        assert s.get_session("v1")["settings"] is None  # v6: recorded before run settings were kept
         write(s, "new", question="which lake is deepest", models=("C", "A"))  # a new model gets the next bit
         assert ids(model="C") == ["new"] and ids(model="A") == ["new", "v1"] and ids(text="lake") == ["new"]
         assert s.delete("v1") and ids(text="river") == [] and ids(model="A") == ["new"]
@@ -438,3 +439,27 @@ def test_the_answer_a_hop_replaced_and_the_sub_question_the_rollout_replaced_are
     back = store.load_steps("d")
     assert [s.draft for s in back] == [None, "1564"] + [None] * (len(steps) - 2)
     assert back[1].written_query == steps[1].written_query and back[0].written_query is None
+
+
+def test_the_run_settings_a_session_ran_with_round_trip_through_store_and_jsonl(store, tmp_path):
+    from router_core.policy import RunConfig, intervention_settings, recorded_settings
+
+    cfg = RunConfig().merged(intervention_settings(["check_answer", "fact_question"])).merged({"think_tokens": 96})
+    settings = recorded_settings(cfg)
+    assert settings == {"interventions": ["check_answer", "fact_question"],
+                        "run": {"check_answer": True, "fact_question": "What is the name of {fact}?",
+                                "think_tokens": 96}}
+    write(store, "with", settings=settings)
+    write(store, "without")
+    assert store.get_session("with")["settings"] == settings and store.get_session("without")["settings"] is None
+    buf = io.StringIO()
+    store.export_jsonl(buf)
+    with TraceStore(str(tmp_path / "copy.sqlite")) as copy:
+        report = copy.import_jsonl(buf.getvalue().splitlines())
+        assert report.imported == 2 and copy.get_session("with")["settings"] == settings
+        assert copy.import_jsonl(buf.getvalue().splitlines()).skipped == 2  # same content, settings included
+    line = json.loads(buf.getvalue().splitlines()[0])
+    line["session"]["settings"] = {"interventions": ["x"], "run": {"think_tokens": [1]}}
+    with TraceStore(str(tmp_path / "bad.sqlite")) as bad:
+        errors = bad.import_jsonl([json.dumps(line)]).errors
+    assert errors and "session.settings.run.think_tokens" in errors[0][1]

@@ -248,7 +248,7 @@ def test_captions_for_every_kind_read_from_the_numbers():
     assert "the session was stopped here" in caption(Step("s", 8, "error", status="stopped", error="stopped by "
                                                                                                      "the user"),
                                                      alpha=0, prices=prices)
-    assert "broke the protocol (format:no_answer)" in caption(
+    assert "broke the protocol (format error: no answer)" in caption(
         Step("s", 9, "error", status="flagged", flags=["format:no_answer"]), alpha=0, prices=Prices({}, {}))
     # any pool: a snapshot without prices still captions (no saving claimed)
     assert "saving" not in caption(steps[1], alpha=0.6, prices=Prices({}, {}))

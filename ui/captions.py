@@ -17,6 +17,7 @@ from router_core.metrics import exact_match
 from router_core.step import Step
 
 from .render import draft_why, money, shorten
+from .rules import flags_text
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
             head += (f" It was picked between the two things the question names by the router's own scores: "
                      f"{_quote(s.text, 40)} ({pct(s.options[s.text])}) over {', '.join(others)}.")
         if s.status == "flagged":
-            head += f" The answer broke the protocol ({', '.join(s.flags)})."
+            head += f" The answer broke the protocol ({flags_text(s.flags)})."
         if gold:
             ok = exact_match(s.text, gold) >= 1
             head += (f" The gold answer is {_quote(' | '.join(gold), 60)}: "
@@ -104,7 +105,7 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
     if s.status == "stopped":
         return f"Step {s.index}: the session was stopped here ({s.error or 'by the user'})."
     if s.status == "flagged":
-        return f"Step {s.index}: the router broke the protocol ({', '.join(s.flags) or s.error}) and the session ended."
+        return f"Step {s.index}: the router broke the protocol ({flags_text(s.flags) or s.error}) and the session ended."
     return f"Step {s.index}: something failed — {s.error or 'an error'}; the session ended here."
 
 

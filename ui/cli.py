@@ -284,7 +284,7 @@ def run_one(router, store, question: str, alpha: float, gold: list[str], *, quie
         from storage.recorder import recorded
         stream = recorded(store, stream, session_id=session_id, question=question, alpha=alpha,
                           policy=router.policy.name, engine=router.policy.engine, pool=router.pool.snapshot(),
-                          gold=gold)
+                          gold=gold, settings=router.settings())
     for step in stream:
         steps.append(step)
         if first_step_s is None:

@@ -23,7 +23,7 @@ from storage.summary import distinct_values, full_session_id, usage_by_model
 from . import charts
 from .captions import captions
 from .graph import graph_html, graph_of
-from .render import err_text, esc, money, session_messages
+from .render import err_text, esc, money, rules_details, session_messages
 from .terminal import when
 from .widgets import steps_and_charts
 
@@ -242,7 +242,7 @@ class Replay:
         return (f'<div class="rs-summary"><b>{esc(s["question"])}</b><br>answer {esc(s.get("answer") or "(none)")} · '
                 f"gold {esc(gold)} · EM {em} · {money(s.get('cost_usd') or 0)} · {s.get('calls')} call(s) · "
                 f"α {s['alpha']:g} · {esc(s['status'])} · policy {esc(s['policy'])} · pool {esc(s['pool_name'])} · "
-                f"<code>{esc(s['id'])}</code></div>")
+                f"<code>{esc(s['id'])}</code>{rules_details(s, self.steps)}</div>")
 
     def annotation_table(self) -> pd.DataFrame:
         rows = [{"when": when(a["created_at"]), "step": a["step_idx"],

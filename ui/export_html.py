@@ -17,7 +17,7 @@ from router_core.step import Step
 from . import charts
 from .captions import captions
 from .graph import graph_html, graph_of
-from .render import anchor, describe, esc, html, money
+from .render import anchor, describe, esc, html, money, rules_html
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}  # no link to plotly.com in the page
 
@@ -83,6 +83,8 @@ table.rs-facts th {{ text-align: left; padding-right: 12px; color: #555; font-we
 {_facts(session, res)}
 <h2>How the question was decomposed</h2>
 <div id="decomposition">{graph_html(graph_of(question, steps, gold, alpha), target="page")}</div>
+<h2>Rules of the rollout</h2>
+{rules_html(session, steps)}
 <h2>Step by step</h2>
 {_steps(steps, captions(steps, session), gold)}
 <h2>Charts</h2>

@@ -18,6 +18,7 @@ from router_core.step import Step
 from . import charts
 from .graph import empty_graph_html, graph_html, graph_of
 from .render import esc, money, session_messages
+from .rules import rules_used
 from .studio import Studio, example_questions
 from .widgets import steps_and_charts
 
@@ -62,6 +63,11 @@ def summary_html(question: str, steps: list[Step], alpha: float, golds: list[str
                      "</span>")
     parts += [f"{money(res.cost_usd)}", f"{res.calls} call(s)", f"{res.wall_s:.1f}s", f"α {alpha:g}",
               f'session <a href="?session={esc(session_id)}" target="_blank"><code>{esc(session_id[:12])}</code></a>']
+    acted = [r for r in rules_used({}, steps) if r["steps"]]
+    if acted:
+        parts.append("rules that acted: " + "; ".join(
+            f'<span title="{esc(r["caption"])}">{esc(r["label"])} (step {", ".join(map(str, r["steps"]))})</span>'
+            for r in acted))
     last = steps[-1] if steps else None
     if last is not None and last.kind == "error":
         parts.append(f'<span class="rs-bad">{esc(last.status)}: {esc(last.error)}</span>')

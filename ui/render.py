@@ -19,6 +19,8 @@ from typing import Any, Sequence
 from router_core.metrics import exact_match
 from router_core.step import Step
 
+from .rules import flag_words, flags_text, rules_used
+
 _SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
                        **{c: f"&#{ord(c)};" for c in "[]()*_`#|~!\\{}$=:"}})
 LONG_REPLY = 400  # characters; longer replies are folded behind a <details> toggle
@@ -37,6 +39,36 @@ def draft_why(flags: Sequence[str]) -> str:
 def esc(text: str | None) -> str:
     """Untrusted text → inert HTML/Markdown (single pass, so entities are never double-escaped)."""
     return (text or "").translate(_SAFE)
+
+
+def flags_html(flags: Sequence[str]) -> str:
+    """Flags as plain words, each with its tooltip."""
+    return ", ".join(f'<span class="rs-flag" title="{esc(tip)}">{esc(words)}</span>'
+                     for words, tip in map(flag_words, flags))
+
+
+def rules_details(session: dict[str, Any], steps: Sequence[Step]) -> str:
+    """The rules of a session folded under one line that counts those that acted (replay header)."""
+    rules = rules_used(session, steps)
+    if not rules:
+        return ""
+    n = sum(1 for r in rules if r["steps"])
+    return (f'<details class="rs-rules-box"><summary>rollout rules: {n} of {len(rules)} acted</summary>'
+            f"{rules_html(session, steps)}</details>")
+
+
+def rules_html(session: dict[str, Any], steps: Sequence[Step]) -> str:
+    """The rules of a session as a short list: those that acted first (with their steps), then those that did not."""
+    rules = rules_used(session, steps)
+    if not rules:
+        return '<p class="rs-muted">No rollout rule shaped this session: the router decided every step itself.</p>'
+    rules.sort(key=lambda r: not r["steps"])
+    items = []
+    for r in rules:
+        where = ("acted at step " + ", ".join(map(str, r["steps"]))) if r["steps"] else "on, did not act"
+        items.append(f'<li title="{esc(r["caption"])}"><b>{esc(r["label"])}</b> — {esc(where)}'
+                     f'<br><small>{esc(r["caption"])}</small></li>')
+    return f'<ul class="rs-rules">{"".join(items)}</ul>'
 
 
 def err_text(e: BaseException) -> str:
@@ -170,7 +202,7 @@ def _verdict_html(v: StepView) -> str:
 
 def html(v: StepView, compact: bool = False) -> str:
     """A step as escaped HTML; `compact` is one short block (compare cells)."""
-    flags = f" · ⚑ {esc(', '.join(v.flags))}" if v.flags else ""
+    flags = f" · ⚑ {flags_html(v.flags)}" if v.flags else ""
     if compact:
         if v.kind == "think":
             return f'<div class="rs-think">💭 {esc(shorten(v.text, COMPACT_TEXT))}</div>'
@@ -221,7 +253,7 @@ def step_message(s: Step, gold: Sequence[str] = (), target: str = "") -> dict[st
     v = describe(s, gold)
     mark = anchor(target, v.index) if target else ""
     if v.kind == "think":
-        flags = f" · ⚑ {', '.join(v.flags)}" if v.flags else ""
+        flags = f" · ⚑ {flags_text(v.flags)}" if v.flags else ""
         return {"role": "assistant", "content": mark + html(v),
                 "metadata": {"title": f"💭 think · step {v.index} · {v.seconds:.1f}s{flags}"}}
     return {"role": "assistant", "content": mark + html(v)}
@@ -250,7 +282,7 @@ def session_messages(question: str, steps: Sequence[Step], pending: tuple[str, s
 def text(v: StepView, compact: bool = False) -> str:
     """A step as terminal text (model text is printed as is: a terminal runs no markup)."""
     head = f"[{v.index:>2}] {v.label:<6} {v.seconds:6.2f}s"
-    flag = f"  ⚑ {', '.join(v.flags)}" if v.flags else ""
+    flag = f"  ⚑ {flags_text(v.flags)}" if v.flags else ""
     pad = " " * 19
     if v.kind == "think":
         return f"{head}  {shorten(v.text, COMPACT_TEXT if compact else 300)}{flag}"

@@ -206,7 +206,8 @@ class Studio:
                     stream = recorded(self.store, router.run(question, alpha, session_id=sid, stop_event=stop,
                                                              on_text=on_text),
                                       session_id=sid, question=question, alpha=alpha, policy=router.policy.name,
-                                      engine=router.policy.engine, pool=router.pool.snapshot(), gold=gold or [])
+                                      engine=router.policy.engine, pool=router.pool.snapshot(), gold=gold or [],
+                                      settings=router.settings())
                     for step in stream:
                         q.put(Event("step", step=step))
             except Exception as e:  # noqa: BLE001 — shown in the page; the recorder stored the status

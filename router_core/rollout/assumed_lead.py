@@ -18,7 +18,9 @@ def fire(ro: Rollout, cfg, query: str) -> tuple[str, str] | None:
 
 
 ASSUMED_LEAD = Intervention(
-    name="assumed_lead", point="rewrite", fire=fire, flag="assumed_rewritten", once="first_hop_rewritten",
+    name="assumed_lead",
+    label="first hop written again: it skipped a hidden fact",
+    point="rewrite", fire=fire, flag="assumed_rewritten", once="first_hop_rewritten",
     settings={"lead": "assumed_lead"}, defaults={"lead": "First I need to find {fact}."},
     caption="The router's first sub-question skipped a fact the question hides and filled it in from memory; the "
             "rollout started a think block that names that fact, and the router wrote the sub-question again.")

@@ -17,6 +17,8 @@ def fire(ro: Rollout, cfg, draft: Step) -> tuple[str, str, str] | None:
 
 
 CHECK_ANSWER = Intervention(
-    name="check_answer", point="send_back", fire=fire, flag="answer_not_in_replies", once="answer_sent_back",
+    name="check_answer",
+    label="answer sent back: no reply holds it",
+    point="send_back", fire=fire, flag="answer_not_in_replies", once="answer_sent_back",
     settings={"on": "check_answer", "lead": "think_lead_recheck"},
     caption="The router's answer was in none of the replies, so it was sent back to ask one more sub-question.")

@@ -25,7 +25,9 @@ def fire(ro: Rollout, cfg, draft: Step) -> tuple[str, str, str] | None:
 
 
 CHECK_ASKED_FOR = Intervention(
-    name="check_asked_for", point="send_back", fire=fire, flag="answer_one_hop_short", once="answer_sent_back",
+    name="check_asked_for",
+    label="answer sent back: one hop short",
+    point="send_back", fire=fire, flag="answer_one_hop_short", once="answer_sent_back",
     settings={"on": "check_asked_for"},
     caption="The router answered from a reply to a sub-question that asks for something else, one hop short; "
             "the rollout wrote why, and the router decided again.")

@@ -13,6 +13,8 @@ def fire(ro: Rollout, cfg) -> list[str] | None:
 
 
 CHOICE_ANSWER = Intervention(
-    name="choice_answer", point="answer", fire=fire, settings={"on": "choice_answer"},
+    name="choice_answer",
+    label="answer picked between the two things named", flag="choice_answer",
+    point="answer", fire=fire, settings={"on": "choice_answer"},
     caption="The question names two things to choose between, so the answer is the one of them the router scored "
             "higher.")

@@ -34,6 +34,8 @@ def fire(ro: Rollout, cfg) -> str | None:
 
 
 CHOICE_HOP = Intervention(
-    name="choice_hop", point="compose", fire=fire, flag="comparison_hop", settings={"on": "choice_hop"},
+    name="choice_hop",
+    label="comparison asked with the facts read",
+    point="compose", fire=fire, flag="comparison_hop", settings={"on": "choice_hop"},
     needs=("choice_answer",),
     caption="The rollout asked a model the comparison itself, with the facts the replies gave about both things.")

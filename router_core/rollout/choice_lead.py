@@ -16,6 +16,8 @@ def fire(ro: Rollout, cfg) -> str | None:
 
 
 CHOICE_LEAD = Intervention(
-    name="choice_lead", point="answer_think", fire=fire, settings={"lead": "choice_lead"},
+    name="choice_lead",
+    label="think block that compares the two things", flag="choice_compared",
+    point="answer_think", fire=fire, settings={"lead": "choice_lead"},
     defaults={"lead": "Comparing {a} and {b}:"}, needs=("choice_answer",), once="choice_lead",
     caption="Before the answer, the rollout started a think block that sets the two things side by side.")

@@ -21,7 +21,9 @@ def fire(ro: Rollout, cfg, query: str) -> tuple[str, str] | None:
 
 
 CHOICE_SPLIT_LEAD = Intervention(
-    name="choice_split_lead", point="rewrite", fire=fire, flag="choice_split_rewritten", once="first_hop_rewritten",
+    name="choice_split_lead",
+    label="first hop written again: one thing at a time",
+    point="rewrite", fire=fire, flag="choice_split_rewritten", once="first_hop_rewritten",
     settings={"lead": "choice_split_lead"}, needs=("choice_answer",),
     defaults={"lead": "First I need one fact about {a}, then the same fact about {b}. For {a}, I need"},
     caption="The router's first sub-question asked about both things at once (or neither); the rollout started a "

@@ -22,7 +22,9 @@ def fire(ro: Rollout, cfg, query: str) -> tuple[str, str] | None:
 
 
 FACT_QUESTION = Intervention(
-    name="fact_question", point="swap", fire=fire, flag="fact_hop", settings={"question": "fact_question"},
+    name="fact_question",
+    label="asked for the first fact instead",
+    point="swap", fire=fire, flag="fact_hop", settings={"question": "fact_question"},
     defaults={"question": "What is the name of {fact}?"},
     caption="The router asked the whole question again right after naming the first fact to find; the rollout "
             "asked for that fact instead, and the router wrote the next sub-question itself.")

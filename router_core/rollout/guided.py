@@ -51,10 +51,13 @@ class Guided:
                 return iv, out
         return None, None
 
-    def acted(self, iv: Any) -> None:
-        """Note that `iv` changed this session (its once-per-session group is used up)."""
+    def acted(self, iv: Any, step: Step | None = None) -> None:
+        """Note that `iv` changed this session (its once-per-session group is used up), and leave its flag on the
+        step it changed, so a stored session says where each rule acted."""
         if iv.once:
             self.ro.fired.add(iv.once)
+        if step is not None and iv.flag not in step.flags:
+            step.flags.append(iv.flag)
 
     # ------------------------------------------------------------------ the loop
 
@@ -65,8 +68,11 @@ class Guided:
                 yield s
                 return
             if not self.rewrite and self.redecide is None:
-                _, lead = self.ask("think")
-                yield rt._think(ro, self.engine, lead or "", self.on_text)
+                leader, lead = self.ask("think")
+                think = rt._think(ro, self.engine, lead or "", self.on_text)
+                if lead:
+                    self.acted(leader, think)
+                yield think
                 if (s := rt._stopped(ro, self.stop_event)):
                     yield s
                     return
@@ -137,8 +143,9 @@ class Guided:
         """A think block before the answer, where a rule starts one."""
         iv, lead = self.ask("answer_think")
         if iv is not None:
-            self.acted(iv)
-            yield self.rt._think(self.ro, self.engine, lead, self.on_text)
+            think = self.rt._think(self.ro, self.engine, lead, self.on_text)
+            self.acted(iv, think)
+            yield think
 
     def final_answer(self) -> Iterator[Step]:
         """The answer, given as written (after a repeat, or when the question's own reply was pointed at)."""
@@ -150,8 +157,9 @@ class Guided:
         of, the router's scores after `<answer>` pick it."""
         ro, rt = self.ro, self.rt
         step = rt._new_step(ro, "answer", decision=decision)
-        _, opts = self.ask("answer")
+        chooser, opts = self.ask("answer")
         if opts:
+            self.acted(chooser, step)
             lps = rt._score_options(self.engine, ro.prompt + ro.transcript + "<answer>", [f" {o}" for o in opts],
                                     ro.cache)
             step.options = dict(zip(opts, softmax(lps)))
@@ -248,12 +256,11 @@ class Guided:
             dearer = bool(went) and all(spec.price_out > rt.pool.get(m).price_out for m in went)
             iv, other = self.ask("repeat", rt.pool, spec, went, dearer)
             if other is not None:
-                self.acted(iv)
+                self.acted(iv, step)
                 asked = None
                 if other.name != spec.name:  # sent to another model than α chose
                     spec = other
                     step.request_model = spec.name
-                    step.flags.append(iv.flag)
                     step.text = _search(spec, query)
                     ro.transcript = before_search + f"{step.text}\n"
         if not query:
@@ -287,6 +294,7 @@ class Guided:
         ro.transcript = before_search
         iv, transcript = self.ask("drop")
         if iv is not None:
+            self.acted(iv, step)
             ro.transcript = transcript
         ro.turn += 1
         ro.force_answer = True

@@ -7,8 +7,8 @@ what the first one that fires returns. An intervention is:
 - `point`: where the driver asks it (POINTS);
 - `fire`: a pure function of the rollout state (and the point's arguments) that returns None when it does not act,
   else what the driver should do (the shape depends on the point, see POINTS);
-- `flag`: the flag it leaves on the step it changes ("" when the change shows otherwise: a think lead, a choice
-  answer's option scores);
+- `flag`: the flag it leaves on the step it changes, so a stored session says where each rule acted;
+- `label`: that flag in a few plain words, for a step's card;
 - `caption`: what it does, in plain words, for the page and the lesson captions;
 - `settings`: its own settings as a preset writes them beside its name, each mapped to the RunConfig field that
   holds it; `switches` are the fields that turn it on (a true flag, or a non-empty text; the first by default);
@@ -44,6 +44,7 @@ class Intervention:
     caption: str
     settings: dict[str, str] = field(default_factory=dict)
     flag: str = ""
+    label: str = ""
     needs: tuple[str, ...] = ()  # interventions that must be on for this one to act
     switches: tuple[str, ...] = ()
     once: str = ""
@@ -54,6 +55,8 @@ class Intervention:
             raise ValueError(f"intervention {self.name}: unknown point '{self.point}' (known: {', '.join(POINTS)})")
         if not self.settings:
             raise ValueError(f"intervention {self.name}: names no run setting")
+        if not (self.flag and self.label):
+            raise ValueError(f"intervention {self.name}: needs a flag and its label")
 
     @property
     def switched_by(self) -> tuple[str, ...]:

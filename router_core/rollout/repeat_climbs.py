@@ -15,6 +15,8 @@ def fire(ro: Rollout, cfg, pool: Pool, spec: ModelSpec, went: list[str], dearer:
 
 
 REPEAT_CLIMBS = Intervention(
-    name="repeat_climbs", point="repeat", fire=fire, flag="repeat_climbed", once="repeat_climbed",
+    name="repeat_climbs",
+    label="repeat sent one rung up the price ladder",
+    point="repeat", fire=fire, flag="repeat_climbed", once="repeat_climbed",
     settings={"on": "repeat_climbs"},
     caption="The router asked a sub-question again; it went one model up the price ladder instead of being dropped.")

@@ -15,5 +15,7 @@ def fire(ro: Rollout, cfg) -> str | None:
 
 
 REPEAT_DROPS_THINK = Intervention(
-    name="repeat_drops_think", point="drop", fire=fire, settings={"on": "repeat_drops_think"},
+    name="repeat_drops_think",
+    label="answer written without the thought that led to the repeat", flag="think_dropped",
+    point="drop", fire=fire, settings={"on": "repeat_drops_think"},
     caption="After the repeat, the router answered from the last reply, without the thought that led to the repeat.")

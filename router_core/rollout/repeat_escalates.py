@@ -12,5 +12,7 @@ def fire(ro: Rollout, cfg, pool: Pool, spec: ModelSpec, went: list[str], dearer:
 
 
 REPEAT_ESCALATES = Intervention(
-    name="repeat_escalates", point="repeat", fire=fire, settings={"on": "repeat_escalates"},
+    name="repeat_escalates",
+    label="repeat sent to a dearer model as a second opinion", flag="repeat_escalated",
+    point="repeat", fire=fire, settings={"on": "repeat_escalates"},
     caption="The router asked a sub-question again, of a dearer model than before; it was sent as a second opinion.")

@@ -18,7 +18,9 @@ def fire(ro: Rollout, cfg, query: str) -> tuple[str, str] | None:
 
 
 WHOLE_QUESTION_LEAD = Intervention(
-    name="whole_question_lead", point="rewrite", fire=fire, flag="whole_question_rewritten",
+    name="whole_question_lead",
+    label="first hop written again: it asked the whole question",
+    point="rewrite", fire=fire, flag="whole_question_rewritten",
     once="first_hop_rewritten", settings={"lead": "whole_question_lead"},
     defaults={"lead": "First I need to find {fact}."},
     caption="The router's first sub-question asked the whole question at once; the rollout started a think block "
