@@ -164,8 +164,11 @@ class Router:
             yield self._finish(ro, step)
 
     def _stopped(self, ro: Rollout, stop_event: threading.Event | None) -> Step | None:
+        """The `stopped` step once the stop flag is set (checked at each step boundary); its message is the flag's
+        `reason` where the one who stopped it gave one (an API client that went away), else a user's Stop."""
         if stop_event is not None and stop_event.is_set():
-            return self._finish(ro, self._new_step(ro, "error", status="stopped", error="stopped by the user"))
+            reason = getattr(stop_event, "reason", "") or "stopped by the user"
+            return self._finish(ro, self._new_step(ro, "error", status="stopped", error=reason))
         return None
 
     def _gen(self, engine: Engine, ro: Rollout, idx: int, kind: str, suffix: str, stop: Sequence[str],

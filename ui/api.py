@@ -7,9 +7,11 @@ field in the body overrides it, and an `x-router-pool` header picks a pool the s
 or by its file name in assets/pools. The last user message is the question; the reply's content is
 the answer. Every call is a stored session (it appears in the Explorer), its id comes back in
 `x-router-session-id` and in a `router` object (cost, calls, the steps in compact form, the replay
-URL). Streaming sends the answer as it is generated (guided policies; a free-running policy's answer
-arrives in one piece when it is complete) and each finished step as an SSE comment line
-(`: router-step {...}`), which OpenAI clients skip.
+URL). Streaming sends each finished step as an SSE comment line (`: router-step {...}`, which OpenAI
+clients skip) and the answer as `content` once it is given: the tokens of an answer being written go out as
+`: router-draft {"index", "text"}` comments, since the rollout may still send that draft back for one more hop,
+so the streamed content is always the stored answer, trimmed. A non-streamed request whose client goes away
+(its own timeout, a closed script) stops its session at the next step boundary (stored `stopped`, with why).
 
 Errors are OpenAI-style JSON (`{"error": {"message", "type", "param", "code"}}`): 400 for a bad
 request or a policy/pool/template that cannot be used, 401 for a missing or wrong token
@@ -296,7 +298,7 @@ def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = 
             return GatedStream(_stream(events, first, call, sid), release, media_type="text/event-stream",
                                headers={**headers, "cache-control": "no-cache"})
         try:
-            res, failure = await run_in_threadpool(_collect, events, first, call)
+            res, failure = await _collect_unless_gone(request, studio, events, first, call, sid)
         finally:
             release()
         if res.status != "done" or failure:
@@ -305,7 +307,8 @@ def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = 
                             kind="server_error", code=status, headers=headers).response()
         return JSONResponse({"id": f"chatcmpl-{sid}", "object": "chat.completion", "created": int(time.time()),
                              "model": call.model,
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": res.answer or ""},
+                             "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                  "content": (res.answer or "").strip()},
                                           "finish_reason": "stop"}],
                              "usage": usage(res), "router": router_object(res, call)}, headers=headers)
 
@@ -349,6 +352,31 @@ def _events(studio: Studio, call: Call, sid: str) -> Iterator[Event]:
     yield from events
 
 
+CLIENT_GONE = "stopped: the API client closed the connection before the answer"
+DISCONNECT_POLL_S = 0.25
+
+
+async def _collect_unless_gone(request: Request, studio: Studio, events: Iterator[Event], first: Event | None,
+                               call: Call, sid: str) -> tuple[SessionResult, str | None]:
+    """`_collect` in a worker thread while the client is watched: a client that goes away (its own timeout, a
+    retry, a closed script) stops the session at its next step boundary, stored `stopped` with the reason, so an
+    abandoned request does not keep the router busy."""
+    out: list[tuple[SessionResult, str | None]] = []
+
+    async def collect() -> None:
+        out.append(await run_in_threadpool(_collect, events, first, call))
+        tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(collect)
+        while True:
+            await anyio.sleep(DISCONNECT_POLL_S)
+            if await request.is_disconnected():
+                studio.stop(f"api-{sid}", CLIENT_GONE)
+                break  # the task group still waits for the worker, which ends at its next step boundary
+    return out[0]
+
+
 def _collect(events: Iterator[Event], first: Event | None, call: Call) -> tuple[SessionResult, str | None]:
     """The session's result, and the worker's failure if it failed after the last step (e.g. the store)."""
     steps: list[Step] = []
@@ -362,8 +390,9 @@ def _collect(events: Iterator[Event], first: Event | None, call: Call) -> tuple[
 
 
 async def _stream(events: Iterator[Event], first: Event | None, call: Call, sid: str) -> AsyncIterator[str]:
-    """SSE: a role chunk, the answer as it is generated, each finished step as a `: router-step` comment, then
-    one error event (if the session failed) or the closing chunk with the router object, then [DONE].
+    """SSE: a role chunk, each finished step as a `: router-step` comment, the answer's tokens as `: router-draft`
+    comments while it is written and as content once it is given, then one error event (if the session failed) or
+    the closing chunk with the router object, then [DONE].
 
     The session's events are read in a worker thread; when the client goes away the iterator is closed there
     (its rollout stops at the next step boundary) without holding up the server's event loop."""
@@ -387,11 +416,13 @@ async def _stream(events: Iterator[Event], first: Event | None, call: Call, sid:
             if ev.kind == "step" and ev.step is not None:
                 steps.append(ev.step)
                 yield f": router-step {json.dumps(compact(ev.step), ensure_ascii=False)}\n\n"
+                if ev.step.kind == "answer" and ev.step.text.strip() and not sent:
+                    sent = ev.step.text.strip()
+                    yield chunk({"content": sent})
             elif ev.kind == "text" and ev.text_kind == "answer":
-                piece = ev.text if sent else ev.text.lstrip()
-                if piece:
-                    sent += piece
-                    yield chunk({"content": piece})
+                # the answer being written may still be sent back for one more hop (a draft): its tokens go out as
+                # comments the clients skip; the content is the answer once it is given (the answer step)
+                yield f": router-draft {json.dumps({'index': ev.index, 'text': ev.text}, ensure_ascii=False)}\n\n"
             elif ev.kind == "end" and ev.text:
                 failure = ev.text
             ev = await run_in_threadpool(next, events, None)
@@ -400,11 +431,6 @@ async def _stream(events: Iterator[Event], first: Event | None, call: Call, sid:
             status = res.status if res.status != "done" else "error"
             yield error(f"the router session ended with status {status}: {_short(res.error or failure)}", status)
         else:
-            answer = (res.answer or "").strip()
-            if answer != sent.strip():  # the stored answer differs from what streamed (e.g. neutralised tags)
-                rest = answer[len(sent.strip()):] if answer.startswith(sent.strip()) else "\n" + answer
-                if rest:
-                    yield chunk({"content": rest})
             yield chunk({}, "stop", router=router_object(res, call))
             if call.include_usage:
                 body = {"id": f"chatcmpl-{sid}", "object": "chat.completion.chunk", "created": created,

@@ -172,10 +172,13 @@ class Studio:
 
     # ------------------------------------------------------------------ running sessions
 
-    def stop(self, key: str) -> bool:
+    def stop(self, key: str, reason: str = "") -> bool:
+        """Stop the session running under `key` at its next step boundary; `reason` is stored with it."""
         ev = self._stops.get(key)
         if ev is None:
             return False
+        if reason:
+            ev.reason = reason  # type: ignore[attr-defined]  # read by Router._stopped
         ev.set()
         return True
 
