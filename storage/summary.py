@@ -62,8 +62,13 @@ def usage_rows_of(store: TraceStore, session_ids: Sequence[str]) -> list[tuple[s
     return out
 
 
-def full_session_id(store: TraceStore, text: str) -> str:
-    """A session id as people paste it: whole, or a unique prefix (tables show 12 characters)."""
+MIN_PREFIX = 12  # characters of a session id that open it from the page or a link (the tables show 12)
+
+
+def full_session_id(store: TraceStore, text: str, min_prefix: int = 1) -> str:
+    """A session id as people paste it: whole, or a unique prefix of at least `min_prefix` characters (the page and
+    its links ask for MIN_PREFIX, so a visitor cannot open sessions by guessing one character; the CLI, run by the
+    store's owner, takes any unique prefix)."""
     sid = (text or "").strip()
     if not sid:
         raise KeyError("give a session id")
@@ -73,6 +78,8 @@ def full_session_id(store: TraceStore, text: str) -> str:
     matches = ids_with_prefix(store, sid, limit=2)
     if matches and matches[0] == sid:  # a short id that exists whole (imported "example-1" beside "example-10")
         return sid
+    if len(sid) < min_prefix:  # a link or a paste must name one session, not guess at the store's ids
+        raise KeyError(f"give the whole session id or at least its first {min_prefix} characters")
     if not matches:
         raise KeyError(f"no session id starts with '{sid}'")
     if len(matches) > 1:

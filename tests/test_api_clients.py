@@ -4,6 +4,7 @@ listens on 127.0.0.1 and every wait here is bounded."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import threading
 import time
 
@@ -130,3 +131,81 @@ def test_a_client_that_waits_gets_its_answer_while_another_gives_up(served):
         time.sleep(0.1)
     statuses = sorted(store.list_sessions().rows["status"])
     assert statuses in (["done", "stopped"], ["done"])  # the impatient one never started, or stopped
+
+
+def test_the_page_the_api_and_the_cli_refuse_an_oversized_question_by_one_rule_and_store_nothing(served):
+    """Through the launched page's own /run endpoint, as any visitor could call it; then the API and the CLI."""
+    from gradio_client import Client
+
+    from router_core.question import QUESTION_MAX_CHARS
+    from ui.cli import CliError, text_arg
+
+    url, store, _ = served
+    huge = "Which river? " * 40_000  # 520,000 characters
+    out = Client(url, verbose=False).submit(huge, "", "checked", "fake-three", 0.0, api_name="/run").result(timeout=60)
+    status = next(o for o in out if isinstance(o, str) and "Cannot run" in o)
+    assert f"the limit is {QUESTION_MAX_CHARS:,}" in status and len(status) < 300
+    assert store.list_sessions().total == 0
+    r = httpx.post(f"{url}/v1/chat/completions", timeout=60,
+                   json={"model": "router", "messages": [{"role": "user", "content": huge}]})
+    assert r.status_code == 400 and f"the limit is {QUESTION_MAX_CHARS:,}" in r.json()["error"]["message"]
+    with pytest.raises(CliError, match=f"the limit is {QUESTION_MAX_CHARS:,}"):
+        text_arg(huge, "question")
+    assert store.list_sessions().total == 0
+
+
+@pytest.mark.parametrize("method, path, status, needle", [
+    ("GET", "/v1/engines", 404, "no endpoint /v1/engines here"),
+    ("POST", "/v1/completions", 404, "no endpoint /v1/completions here"),
+    ("GET", "/v1/chat/completions", 405, "takes POST, not GET"),
+    ("DELETE", "/v1/models", 405, "takes GET, not DELETE"),
+])
+def test_every_v1_error_is_in_openais_shape(served, method, path, status, needle):
+    url, *_ = served
+    r = httpx.request(method, f"{url}{path}", timeout=30)
+    assert r.status_code == status
+    err = r.json()["error"]
+    assert needle in err["message"] and set(err) == {"message", "type", "param", "code"}
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_traceback(served):
+    url, *_ = served
+    body = "[" * 100_000 + "]" * 100_000
+    r = httpx.post(f"{url}/v1/chat/completions", content=body, headers={"content-type": "application/json"},
+                   timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_deep"
+
+
+def test_a_session_opens_by_its_whole_id_or_12_characters_and_errors_show_no_server_path(served):
+    from storage.summary import MIN_PREFIX
+    from ui.explorer import Replay, export_page
+    url, store, _ = served
+    sid = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={"model": "router", "messages": [
+        {"role": "user", "content": Q}]}).headers["x-router-session-id"]
+    assert Replay.load(store, sid).session["id"] == sid and Replay.load(store, sid[:MIN_PREFIX]).session["id"] == sid
+    for short in (sid[:1], sid[:MIN_PREFIX - 1]):
+        with pytest.raises(KeyError, match="at least its first 12 characters"):
+            Replay.load(store, short)
+    for missing in ("f" * 32, "0" * 40):
+        with pytest.raises(KeyError) as e:
+            Replay.load(store, missing)
+        assert store.where not in str(e.value) and "this store" in str(e.value)
+        with pytest.raises(KeyError) as e:
+            export_page(store, missing)
+        assert store.where not in str(e.value)
+
+
+def test_web_exports_are_capped_in_count_and_size(served, tmp_path, monkeypatch):
+    import ui.explorer as ex
+    url, store, _ = served
+    httpx.post(f"{url}/v1/chat/completions", timeout=60, json={"model": "router", "messages": [
+        {"role": "user", "content": Q}]})
+    monkeypatch.setattr(ex, "EXPORT_DIR", tmp_path / "exports")
+    paths = [Path(ex.export_file(store, ex.make_filter(), "csv")) for _ in range(ex.EXPORT_KEEP_FILES + 5)]
+    left = sorted(ex.EXPORT_DIR.iterdir())
+    assert len(left) == ex.EXPORT_KEEP_FILES and paths[-1] in left and paths[0] not in left
+    sid = store.list_sessions().rows.iloc[0]["id"]
+    pages = [Path(ex.export_page(store, sid)) for _ in range(2)]
+    assert pages[-1].exists()
+    ex.clean_exports(keep_bytes=pages[-1].stat().st_size)  # room for one page: the newest stays
+    assert sorted(ex.EXPORT_DIR.iterdir()) == [pages[-1]]

@@ -42,7 +42,7 @@ from router_core.pool import PoolError
 from router_core.session import SessionResult
 from router_core.step import Step
 
-from .cli import QUESTION_MAX_CHARS
+from router_core.question import question_problem
 from .studio import Event, Studio
 
 QUEUE_MAX = 16          # requests running or waiting for the engines; beyond this, 429
@@ -142,11 +142,8 @@ def parse_request(body: Any, studio: Studio, pool_header: str | None) -> Call:
     question = _content(users[-1]).strip()
     if not question:
         raise ApiError(400, "messages: the last user message is empty", "messages")
-    if len(question) > QUESTION_MAX_CHARS:
-        raise ApiError(400, f"messages: the question has {len(question):,} characters; the limit is "
-                            f"{QUESTION_MAX_CHARS:,}", "messages")
-    if "\x00" in question:
-        raise ApiError(400, "messages: the question contains a NUL character", "messages")
+    if problem := question_problem(question):
+        raise ApiError(400, f"messages: the question: {problem}", "messages")
     pool = resolve_pool(pool_header, studio)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -249,6 +246,8 @@ async def read_body(request: Request) -> Any:
             raise ApiError(413, f"the request body is over {BODY_MAX // 1024} KiB", code="too_large")
     try:
         return json.loads(bytes(raw))
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply", code="too_deep") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not valid JSON") from None
 
@@ -311,6 +310,17 @@ def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = 
                                                                   "content": (res.answer or "").strip()},
                                           "finish_reason": "stop"}],
                              "usage": usage(res), "router": router_object(res, call)}, headers=headers)
+
+    @r.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                 include_in_schema=False)
+    def elsewhere(path: str, request: Request):
+        """Every other /v1 path or method answers in OpenAI's error shape, as the known ones do."""
+        known = {"chat/completions": "POST", "models": "GET"}
+        if path in known:
+            return ApiError(405, f"/v1/{path} takes {known[path]}, not {request.method}", code="method_not_allowed",
+                            headers={"Allow": known[path]}).response()
+        return ApiError(404, f"no endpoint /v1/{path[:80]} here; this server has POST /v1/chat/completions and "
+                             "GET /v1/models", code="not_found").response()
 
     return r
 

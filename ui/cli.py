@@ -18,7 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-QUESTION_MAX_CHARS = 4000   # a question longer than this is refused (the router prompt must fit its context)
+from router_core.question import QUESTION_MAX_CHARS, question_problem  # one rule for the page, the API and the CLI
+
 COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
@@ -215,17 +216,10 @@ def one_alpha(value: Any) -> float:
 
 
 def text_arg(value: str, what: str, max_chars: int = QUESTION_MAX_CHARS) -> str:
-    """A question (or other free text) from argv: valid UTF-8, not empty, not over the cap."""
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
-        raise CliError(f"{what}: not valid UTF-8 text (check the terminal's or file's encoding)")
-    if "\x00" in value:
-        raise CliError(f"{what}: contains a NUL character")
-    v = value.strip()
-    if not v:
-        raise CliError(f"{what}: empty; give the text to ask")
-    if len(v) > max_chars:
-        raise CliError(f"{what}: {len(v):,} characters; the limit is {max_chars:,}")
-    return v
+    """A question (or other free text) from argv: valid UTF-8, not empty, not over the cap (router_core.question)."""
+    if problem := question_problem(value, max_chars):
+        raise CliError(f"{what}: {problem}")
+    return value.strip()
 
 
 # ---------------------------------------------------------------------- building from options

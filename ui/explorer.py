@@ -18,7 +18,7 @@ from router_core.step import Step
 from storage import SessionFilter, StoreError, TraceStore
 from storage.files import write_new_file
 from storage.models import LABELS
-from storage.summary import distinct_values, full_session_id, usage_by_model
+from storage.summary import MIN_PREFIX, distinct_values, full_session_id, usage_by_model
 
 from . import charts
 from .captions import captions
@@ -139,15 +139,37 @@ EXPORT_DIR = Path(tempfile.gettempdir()) / f"router-studio-exports-{os.getuid()}
 EXPORT_KEEP_S = 600  # a download link lives this long; older export files are deleted
 
 
-def clean_exports(max_age_s: float = EXPORT_KEEP_S, now: float | None = None) -> int:
-    """Delete export files older than `max_age_s` (each new export sweeps; the app sweeps at exit)."""
+EXPORT_KEEP_FILES = 20  # at most this many export files at once: a new export removes the oldest beyond it
+EXPORT_KEEP_BYTES = 200 << 20  # and the folder stays under this size (anyone who can open the page can export)
+
+
+def visitor_text(store: TraceStore, e: BaseException) -> str:
+    """An error as a visitor may read it: the server's database location never shows in the page."""
+    return err_text(e).replace(store.where, "this store")
+
+
+def clean_exports(max_age_s: float = EXPORT_KEEP_S, now: float | None = None, keep: int = EXPORT_KEEP_FILES,
+                  keep_bytes: int = EXPORT_KEEP_BYTES) -> int:
+    """Delete export files older than `max_age_s`, then the oldest beyond `keep` files or `keep_bytes` in all
+    (each new export sweeps before it writes; the app sweeps at exit). Returns how many were deleted."""
     now = time.time() if now is None else now
-    n = 0
+    files = []
     for p in EXPORT_DIR.glob("router-studio-*"):
         try:
-            if p.is_file() and now - p.stat().st_mtime >= max_age_s:
-                p.unlink()
-                n += 1
+            if p.is_file():
+                st = p.stat()
+                files.append((st.st_mtime, st.st_size, p))
+        except OSError:
+            continue
+    files.sort(reverse=True)  # newest first
+    n, kept, size = 0, 0, 0
+    for mtime, nbytes, p in files:
+        if now - mtime < max_age_s and kept < keep and size + nbytes <= keep_bytes:
+            kept, size = kept + 1, size + nbytes
+            continue
+        try:
+            p.unlink()
+            n += 1
         except OSError:
             continue
     return n
@@ -157,7 +179,7 @@ def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
     """Write the filtered set to a new file for download (JSONL with steps and annotations, or a CSV of
     sessions); files older than EXPORT_KEEP_S are removed on the way."""
     EXPORT_DIR.mkdir(mode=0o700, exist_ok=True)
-    clean_exports()
+    clean_exports(keep=EXPORT_KEEP_FILES - 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     fd, path = tempfile.mkstemp(dir=EXPORT_DIR, prefix=f"router-studio-{stamp}-", suffix=f".{fmt}")
     os.close(fd)
@@ -187,10 +209,13 @@ def load_examples(store: TraceStore) -> str:
 def export_page(store: TraceStore, session_id: str) -> str:
     """A stored session as a standalone HTML page in the export folder (swept like the other exports)."""
     from .export_html import session_page
-    sid = full_session_id(store, session_id)
-    sess, steps, notes = store.load_session(sid)
+    try:
+        sid = full_session_id(store, session_id, MIN_PREFIX)
+        sess, steps, notes = store.load_session(sid)
+    except KeyError as e:
+        raise KeyError(visitor_text(store, e)) from None
     EXPORT_DIR.mkdir(mode=0o700, exist_ok=True)
-    clean_exports()
+    clean_exports(keep=EXPORT_KEEP_FILES - 1)
     path = EXPORT_DIR / f"router-studio-session-{sid[:12]}-{time.strftime('%Y%m%d-%H%M%S')}.html"
     write_new_file(path, lambda f: f.write(session_page(sess, steps, notes)))
     return str(path)
@@ -209,8 +234,11 @@ class Replay:
         sid = (session_id or "").strip()
         if not sid:
             raise KeyError("type or pick a session id first")
-        sid = full_session_id(store, sid)  # the table shows 12 characters; any unique prefix is accepted
-        s, steps, ann = store.load_session(sid)
+        try:
+            sid = full_session_id(store, sid, MIN_PREFIX)  # the whole id, or a unique prefix of 12 characters
+            s, steps, ann = store.load_session(sid)
+        except KeyError as e:
+            raise KeyError(visitor_text(store, e)) from None
         return cls(s, steps, ann)
 
     @property

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from router_core.choice import parse_alphas as choice_alphas
+from router_core.question import question_problem
 from router_core.session import SessionResult
 from router_core.step import Step
 
@@ -86,6 +87,11 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
     view = LiveView(question=question, models=[], golds=golds, alpha=float(alpha))
     if not question:
         view.status = '<span class="rs-bad">Type a question first.</span>'
+        yield view
+        return
+    if problem := question_problem(question):  # the rule the API and the CLI apply: refused, nothing stored
+        view.question = ""
+        view.status = f'<span class="rs-bad">Cannot run this question: {esc(problem)}.</span>'
         yield view
         return
     try:
