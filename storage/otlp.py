@@ -126,8 +126,12 @@ class Tracer:
         return span
 
     def _end(self, span: Any, end: float | None, error: str | None = None) -> None:
+        """Close a span with its status: ERROR with the message where something failed, else OK (a span left UNSET
+        tells a trace viewer nothing; a session the user stopped did not fail)."""
         if error:
             span.set_status(self._Status(self._StatusCode.ERROR, error[:300]))
+        else:
+            span.set_status(self._Status(self._StatusCode.OK))
         span.end(end_time=_ns(end))
 
     def root(self, meta: dict[str, Any]) -> Any:
@@ -159,7 +163,10 @@ class Tracer:
                       "gen_ai.conversation.id": sid, "session.id": sid, **router_tokens}
         err = s.error if s.status in ("error",) else None
         if s.kind in ("think", "answer"):
-            attrs = {**router_llm, "output.value": s.text, "output.mime_type": "text/plain"}
+            # the router's input is the whole transcript (not kept); the span names what it was working on and the
+            # words the rollout wrote first, if any
+            attrs = {**router_llm, "input.value": meta.get("question"), "input.mime_type": "text/plain",
+                     "router.lead": s.lead, "output.value": s.text, "output.mime_type": "text/plain"}
             if s.decision:
                 attrs["router.decision"] = json.dumps(s.decision)
             span = self._span(f"router {s.kind}", s.started_at, sid, f"step-{s.index}", root, attrs)
@@ -169,7 +176,8 @@ class Tracer:
             span = self._span(f"router {s.status}", s.started_at, sid, f"step-{s.index}", root,
                               {"openinference.span.kind": "CHAIN", "router.step": s.index, "session.id": sid,
                                "output.value": s.error})
-            self._end(span, s.ended_at or s.started_at, s.error or s.status)
+            failed = s.status != "stopped"  # a stop (the user, a client that left) is not a failure
+            self._end(span, s.ended_at or s.started_at, (s.error or s.status) if failed else None)
             return
         model = s.request_model or s.written_model or "?"
         attrs: dict[str, Any] = {"openinference.span.kind": "CHAIN", "router.step": s.index, "session.id": sid,
@@ -213,7 +221,8 @@ class Tracer:
         if res.em is not None:
             root.set_attribute("router.em", res.em)
         last = max(((s.ended_at or s.started_at) for s in res.steps), default=None)
-        self._end(root, end or last, res.error if status in ("error", "stopped", "interrupted") else None)
+        failed = status in ("error", "interrupted")
+        self._end(root, end or last, (res.error or status) if failed else None)
 
     # ------------------------------------------------------------------ whole sessions
 

@@ -119,6 +119,8 @@ def test_a_live_session_is_one_trace_with_the_right_spans(collector, tmp_path, m
     assert a["llm.input_messages.0.message.content"] == "Who directed Interstellar?"
     assert a["llm.output_messages.0.message.content"] == "Christopher Nolan."
     assert {"router think", "router answer", "router writes the sub-question"} <= set(by_name)
+    assert {sp["status"] for sp in spans} == {1}  # STATUS_CODE_OK on every span of a session that went well
+    assert by_name["router think"]["attrs"]["input.value"] == Q == by_name["router answer"]["attrs"]["input.value"]
     assert call["start"] >= route["start"] and call["end"] <= route["end"] <= root["end"]
     raw = json.dumps(collector.spans) + json.dumps(collector.resources)
     assert "sk-never-exported" not in raw
@@ -169,3 +171,32 @@ def test_a_bad_endpoint_is_a_clear_error(capsys, tmp_path):
     from ui.cli import main
     assert main(["export", "--db", str(tmp_path / "x.sqlite"), "--otlp", "ftp://x"]) == 2
     assert "is not an http(s) URL" in capsys.readouterr().err
+
+
+def test_span_status_follows_the_step_a_stop_is_not_an_error_a_failure_is(collector, tmp_path):
+    import threading as th
+    tracer = otlp.configure(collector.url)
+    try:
+        with TraceStore(str(tmp_path / "t.sqlite")) as store:
+            stop = th.Event()
+            policy = FakeEngine(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
+            r = Router(GUIDED, fake_pool(), engines=fake_provider(policy, default=FakeEngine(reply="Nolan.")))
+            steps = []
+            for st in recorded(store, r.run(Q, 0.0, session_id="stopped-one", stop_event=stop),
+                               session_id="stopped-one", question=Q, alpha=0.0, policy=GUIDED.name, engine="x",
+                               pool=fake_pool().snapshot()):
+                steps.append(st)
+                stop.set()
+            broken = Router(GUIDED, fake_pool(), engines=fake_provider(FakeEngine(fail="out of memory")))
+            list(recorded(store, broken.run(Q, 0.0, session_id="failed-one"), session_id="failed-one", question=Q,
+                          alpha=0.0, policy=GUIDED.name, engine="x", pool=fake_pool().snapshot()))
+        assert tracer.flush(10)
+    finally:
+        otlp.shutdown()
+    assert steps[-1].status == "stopped"
+    by_trace: dict[str, dict[str, int]] = {}
+    for sp in collector.spans:
+        by_trace.setdefault(sp["trace_id"], {})[sp["name"]] = sp["status"]
+    stopped, failed = sorted(by_trace.values(), key=lambda d: "router error" in d)
+    assert stopped["router session"] == 1 and stopped["router stopped"] == 1  # OK: a stop is not a failure
+    assert failed["router session"] == 2 and failed["router error"] == 2  # ERROR, with the message
