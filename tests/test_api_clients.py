@@ -4,13 +4,18 @@ listens on 127.0.0.1 and every wait here is bounded."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
+from support.fake_engine import (
+    FakeEngine,
+    fake_pool,
+    fake_provider,
+    routes_then_answers,
+)
 from support.servers import served_studio
 
 from router_core.policy import Policy, PolicyBook
@@ -209,3 +214,38 @@ def test_web_exports_are_capped_in_count_and_size(served, tmp_path, monkeypatch)
     assert pages[-1].exists()
     ex.clean_exports(keep_bytes=pages[-1].stat().st_size)  # room for one page: the newest stays
     assert sorted(ex.EXPORT_DIR.iterdir()) == [pages[-1]]
+
+
+def test_one_client_cannot_fill_the_queue():
+    from ui.api import ApiError
+    gate = Gate(limit=4, per_client=2)
+    a1, a2 = gate.enter("a"), gate.enter("a")
+    with pytest.raises(ApiError) as e:
+        gate.enter("a")
+    assert e.value.status == 429 and e.value.code == "client_queue_full" and e.value.headers["Retry-After"]
+    b1, b2 = gate.enter("b"), gate.enter("b")  # another client still gets in
+    with pytest.raises(ApiError) as e:
+        gate.enter("c")
+    assert e.value.code == "queue_full"  # the room itself is full
+    a1()
+    a1()  # released twice: one place back
+    assert gate.in_flight == 3 and gate.by_client == {"a": 1, "b": 2}
+    gate.enter("a")
+    for r in (a2, b1, b2):
+        r()
+    assert gate.by_client == {"a": 1}
+
+
+def test_requests_are_told_apart_by_token_else_by_address(served):
+    url, store, gate = served
+    from ui.api import client_key
+
+    class R:
+        def __init__(self, headers, host):
+            self.headers, self.client = headers, type("C", (), {"host": host})()
+    assert client_key(R({"authorization": "Bearer x"}, "1.2.3.4")) == client_key(R({"authorization": "Bearer x"},
+                                                                                     "5.6.7.8"))
+    assert client_key(R({"authorization": "Bearer x"}, "1.2.3.4")) != client_key(R({"authorization": "Bearer y"},
+                                                                                     "1.2.3.4"))
+    assert client_key(R({}, "1.2.3.4")) == "addr:1.2.3.4" and "Bearer" not in client_key(R({"authorization": "Bearer x"},
+                                                                                             "h"))

@@ -21,6 +21,7 @@ stored with its status; once a stream has started, the failure is one error even
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import json
@@ -46,6 +47,7 @@ from router_core.question import question_problem
 from .studio import Event, Studio
 
 QUEUE_MAX = 16          # requests running or waiting for the engines; beyond this, 429
+PER_CLIENT_MAX = 4      # of those, at most this many from one client (its token, else its address); beyond, 429
 RETRY_AFTER_S = 5
 BODY_MAX = 1 << 20     # bytes of request body
 MODEL_PREFIX = "router"
@@ -194,20 +196,29 @@ def router_object(res: SessionResult, call: Call) -> dict[str, Any]:
 
 class Gate:
     """A bounded room in front of the engines: requests in it run or wait their turn (rollouts run one at a
-    time on the shared engines); beyond `limit` a request is answered 429 at once."""
+    time on the shared engines); beyond `limit` a request is answered 429 at once, and so is one from a client that
+    already holds `per_client` places, so one client (a script with many workers, a retry loop) cannot fill the room
+    and shut everyone else out."""
 
-    def __init__(self, limit: int = QUEUE_MAX) -> None:
-        self.limit, self.in_flight = limit, 0
+    def __init__(self, limit: int = QUEUE_MAX, per_client: int = PER_CLIENT_MAX) -> None:
+        self.limit, self.per_client, self.in_flight = limit, max(1, min(per_client, limit)), 0
+        self.by_client: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def enter(self) -> Callable[[], None]:
-        """Take a place; returns its release, which gives the place back once however often it is called."""
+    def enter(self, client: str = "") -> Callable[[], None]:
+        """Take a place for `client`; returns its release, which gives the place back once however often it is
+        called."""
         with self._lock:
             if self.in_flight >= self.limit:
                 raise ApiError(429, f"the router is busy ({self.in_flight} requests running or waiting); retry in "
                                     f"{RETRY_AFTER_S} s", kind="rate_limit_error", code="queue_full",
                                headers={"Retry-After": str(RETRY_AFTER_S)})
+            if self.by_client.get(client, 0) >= self.per_client:
+                raise ApiError(429, f"this client already has {self.per_client} requests running or waiting; retry "
+                                    f"in {RETRY_AFTER_S} s", kind="rate_limit_error", code="client_queue_full",
+                               headers={"Retry-After": str(RETRY_AFTER_S)})
             self.in_flight += 1
+            self.by_client[client] = self.by_client.get(client, 0) + 1
         done = threading.Event()
 
         def release() -> None:
@@ -215,7 +226,21 @@ class Gate:
                 if not done.is_set():
                     done.set()
                     self.in_flight -= 1
+                    left = self.by_client.get(client, 1) - 1
+                    if left > 0:
+                        self.by_client[client] = left
+                    else:
+                        self.by_client.pop(client, None)
         return release
+
+
+def client_key(request: Request) -> str:
+    """Who a request is from, for the gate's per-client share: its bearer token (hashed; a team shares one per
+    member), else its network address. Forwarded-for headers are not trusted (anyone can write them)."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        return "token:" + hashlib.sha256(auth.encode("latin-1", "replace")).hexdigest()[:16]
+    return "addr:" + (request.client.host if request.client else "?")
 
 
 def check_token(request: Request, token_env: str | None) -> None:
@@ -279,7 +304,7 @@ def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = 
         try:
             check_token(request, token_env)
             call = parse_request(await read_body(request), studio, request.headers.get("x-router-pool"))
-            release = gate.enter()
+            release = gate.enter(client_key(request))
         except ApiError as e:
             return e.response()
         sid = uuid.uuid4().hex
