@@ -266,6 +266,9 @@ def test_a_session_says_which_rules_were_on_and_where_each_acted_in_the_rules_ow
     # an older session (no settings recorded): the rules read off its steps' flags
     assert {r["name"] for r in rules_used({}, steps)} == {"whole_question_lead", "fact_question", "repeat_drops_think"}
     assert rules_used({}, [Step("s", 0, "answer", text="x")]) == []
+    from ui.render import rules_html
+    assert "was not recorded" in rules_html({}, [Step("s", 0, "answer", text="x")])
+    assert "none was on" in rules_html({"settings": {"interventions": [], "run": {}}}, [Step("s", 0, "answer")])
 
 
 def test_the_replay_header_and_the_exported_page_list_the_rules_without_identifiers():

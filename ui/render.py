@@ -61,7 +61,9 @@ def rules_html(session: dict[str, Any], steps: Sequence[Step]) -> str:
     """The rules of a session as a short list: those that acted first (with their steps), then those that did not."""
     rules = rules_used(session, steps)
     if not rules:
-        return '<p class="rs-muted">No rollout rule shaped this session: the router decided every step itself.</p>'
+        why = ("none was on: the router decided every step itself" if session.get("settings")
+               else "which rules were on was not recorded for this session")
+        return f'<p class="rs-muted">No rollout rule acted in this session ({why}).</p>'
     rules.sort(key=lambda r: not r["steps"])
     items = []
     for r in rules:
