@@ -40,15 +40,17 @@ from starlette.concurrency import run_in_threadpool
 
 from router_core.choice import parse_alpha
 from router_core.pool import PoolError
+from router_core.question import question_problem
 from router_core.session import SessionResult
 from router_core.step import Step
 
-from router_core.question import question_problem
+from .admission import Busy
 from .studio import Event, Studio
 
 QUEUE_MAX = 16          # requests running or waiting for the engines; beyond this, 429
 PER_CLIENT_MAX = 4      # of those, at most this many from one client (its token, else its address); beyond, 429
 RETRY_AFTER_S = 5
+QUEUE_WAIT_S = 60.0     # the longest a request waits in line for a place to run; then 429 (nothing ran or was stored)
 BODY_MAX = 1 << 20     # bytes of request body
 MODEL_PREFIX = "router"
 
@@ -277,7 +279,8 @@ async def read_body(request: Request) -> Any:
         raise ApiError(400, "the request body is not valid JSON") from None
 
 
-def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = None) -> APIRouter:
+def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = None,
+           wait_s: float = QUEUE_WAIT_S) -> APIRouter:
     """The API's routes (mount them before the Gradio app: its catch-all would hide later routes)."""
     r = APIRouter()
     gate = gate or Gate()
@@ -286,7 +289,7 @@ def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = 
     def health() -> dict[str, Any]:
         ready = any("router policy ready" in m for m in studio.progress_log)
         return {"status": "ok", "policy": studio.policies.default, "pool": studio.default_pool,
-                "router_ready": ready, "in_flight": gate.in_flight}
+                "router_ready": ready, "in_flight": gate.in_flight, "sessions": studio.admission.state()}
 
     @r.get("/v1/models")
     def models(request: Request):
@@ -310,19 +313,23 @@ def routes(studio: Studio, *, token_env: str | None = None, gate: Gate | None = 
         sid = uuid.uuid4().hex
         headers = {"x-router-session-id": sid}
         try:
-            # the first event is taken here, so a policy, pool or template that cannot be used is a proper 4xx
-            # (streaming or not) instead of an error inside a 200 stream
-            events = _events(studio, call, sid)
-            first = await run_in_threadpool(next, events, None)
+            # the first event is taken here, once the session has a place to run, so a policy, pool or template
+            # that cannot be used, or a line that did not move within the bound wait, is a proper 4xx (streaming
+            # or not) instead of an error inside a 200 stream
+            events = _events(studio, call, sid, client_key(request), wait_s)
+            first = await _unless_gone(request, studio, sid, next, events, None)
         except ApiError as e:
             release()
             e.headers.update(headers)
             return e.response()
+        if first is None:  # the client went away while waiting: nothing ran, nothing was stored
+            release()
+            return ApiError(400, CLIENT_GONE, code="client_gone", headers=headers).response()
         if call.stream:
             return GatedStream(_stream(events, first, call, sid), release, media_type="text/event-stream",
                                headers={**headers, "cache-control": "no-cache"})
         try:
-            res, failure = await _collect_unless_gone(request, studio, events, first, call, sid)
+            res, failure = await _unless_gone(request, studio, sid, _collect, events, first, call)
         finally:
             release()
         if res.status != "done" or failure:
@@ -370,15 +377,20 @@ def _short(text: str | None, n: int = 300) -> str:
     return t if len(t) <= n else t[:n - 1] + "…"
 
 
-def _events(studio: Studio, call: Call, sid: str) -> Iterator[Event]:
-    """The session's events; a failure to start (a pool, policy or template that cannot be used) is an
-    ApiError raised by the first next()."""
+def _events(studio: Studio, call: Call, sid: str, client: str, wait_s: float) -> Iterator[Event]:
+    """The session's events once it has a place to run; a failure to start (a pool, policy or template that cannot
+    be used) is an ApiError raised by the first next(), and so is no place freeing within `wait_s` (429)."""
     events = studio.events(f"api-{sid}", call.question, call.alpha, policy=call.policy, pool=call.pool,
-                           session_id=sid)
+                           session_id=sid, client=client, wait_s=wait_s)
     try:
         first = next(events)
+        while first.kind == "progress" and first.text_kind == "waiting":  # in line: a client has nothing to show
+            first = next(events)
     except StopIteration:
         return
+    except Busy as e:
+        raise ApiError(429, f"{e}; retry in {RETRY_AFTER_S} s", kind="rate_limit_error", code="queue_timeout",
+                       headers={"Retry-After": str(RETRY_AFTER_S)}) from None
     except (PoolError, ValidationError, KeyError, ValueError) as e:
         raise ApiError(400, _short(str(e))) from None
     except Exception as e:  # noqa: BLE001 — a router that cannot even be built
@@ -391,25 +403,30 @@ CLIENT_GONE = "stopped: the API client closed the connection before the answer"
 DISCONNECT_POLL_S = 0.25
 
 
-async def _collect_unless_gone(request: Request, studio: Studio, events: Iterator[Event], first: Event | None,
-                               call: Call, sid: str) -> tuple[SessionResult, str | None]:
-    """`_collect` in a worker thread while the client is watched: a client that goes away (its own timeout, a
-    retry, a closed script) stops the session at its next step boundary, stored `stopped` with the reason, so an
-    abandoned request does not keep the router busy."""
-    out: list[tuple[SessionResult, str | None]] = []
+async def _unless_gone(request: Request, studio: Studio, sid: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` in a worker thread while the client is watched: a client that goes away (its own timeout, a
+    retry, a closed script) stops the session — out of the line if it is still waiting, at its next step boundary
+    if it runs, stored `stopped` with the reason — so an abandoned request does not keep the router busy."""
+    out: list[tuple[bool, Any]] = []
 
-    async def collect() -> None:
-        out.append(await run_in_threadpool(_collect, events, first, call))
+    async def work() -> None:
+        try:
+            out.append((True, await run_in_threadpool(fn, *args)))
+        except Exception as e:  # noqa: BLE001 — raised again below, outside the task group
+            out.append((False, e))
         tg.cancel_scope.cancel()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(collect)
+        tg.start_soon(work)
         while True:
             await anyio.sleep(DISCONNECT_POLL_S)
-            if await request.is_disconnected():
-                studio.stop(f"api-{sid}", CLIENT_GONE)
+            # keep watching until the stop lands: the session registers its stop flag when it starts
+            if await request.is_disconnected() and studio.stop(f"api-{sid}", CLIENT_GONE):
                 break  # the task group still waits for the worker, which ends at its next step boundary
-    return out[0]
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _collect(events: Iterator[Event], first: Event | None, call: Call) -> tuple[SessionResult, str | None]:

@@ -17,6 +17,7 @@ from router_core.paths import JS_FILE
 from storage import TraceStore
 
 from . import charts, compare, evals, explorer, live, models_tab
+from .admission import Admission
 from .render import esc
 from .studio import Studio
 
@@ -105,12 +106,17 @@ def is_loopback(host: str) -> bool:
 
 def make_studio(args: argparse.Namespace) -> Studio:
     """The Studio the options describe (store, policies with the chosen default, pools, run limits)."""
-    from .cli import overrides, policy_from
+    from .cli import integer, overrides, policy_from
+    slots = getattr(args, "max_concurrent_sessions", None)
+    # checked before the store opens: a bad flag leaves nothing behind
+    admission = Admission() if slots is None else Admission(integer(slots, "--max-concurrent-sessions", 1, 256))
     store = TraceStore(args.db)
     book, pol = policy_from(args)
     book = book.model_copy(update={"default": pol.name,
                                    "policies": [pol if p.name == pol.name else p for p in book.policies]})
-    return Studio.from_files(store, book, args.pool, overrides(args))
+    studio = Studio.from_files(store, book, args.pool, overrides(args))
+    studio.admission = admission
+    return studio
 
 
 def api_routes(studio: Studio, args: argparse.Namespace, *, login: bool = False, exposed: bool = False):
@@ -119,8 +125,8 @@ def api_routes(studio: Studio, args: argparse.Namespace, *, login: bool = False,
     Gradio's login (--auth) does not cover routes added beside the page, so with --auth the API is served
     only behind its own token (--api-token-env); without either, it is served on loopback, or with a
     warning when the page itself is open to the network (`exposed`: beyond loopback or --share)."""
-    from .api import routes
-    from .cli import CliError
+    from .api import QUEUE_WAIT_S, routes
+    from .cli import CliError, number
     token_env = getattr(args, "api_token_env", None)
     if token_env and not os.environ.get(token_env):
         raise CliError(f"--api-token-env: the environment variable {token_env} is not set (or empty)")
@@ -131,7 +137,9 @@ def api_routes(studio: Studio, args: argparse.Namespace, *, login: bool = False,
     if not token_env and exposed:
         print("WARNING: the OpenAI-compatible API (/v1) is open to anyone who can reach this port; "
               "set --api-token-env NAME to require a token.", file=sys.stderr, flush=True)
-    return routes(studio, token_env=token_env)
+    wait = getattr(args, "max_queue_wait", None)
+    return routes(studio, token_env=token_env,
+                  wait_s=QUEUE_WAIT_S if wait is None else number(wait, "--max-queue-wait", 0, 3600))
 
 
 def serve_api(args: argparse.Namespace) -> int:

@@ -25,11 +25,13 @@ DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
     "template": None, "max_turns": None, "db": None, "otlp": None,
     "host": "127.0.0.1", "port": 7860, "auth": None, "share": False, "allow_model_edits": False,
-    "allow_key_env": None, "allow_endpoint": None, "api_token_env": None,
+    "allow_key_env": None, "allow_endpoint": None, "api_token_env": None, "max_concurrent_sessions": None,
+    "max_queue_wait": None,
 }
 SERVE_ONLY = ("host", "port", "auth", "share", "allow_model_edits", "allow_key_env", "allow_endpoint",
-              "api_token_env")
-API_ONLY = ("host", "port", "api_token_env")  # what `serve-api` takes: no page, so no login, share or edits
+              "api_token_env", "max_concurrent_sessions", "max_queue_wait")
+# what `serve-api` takes: no page, so no login, share or edits
+API_ONLY = ("host", "port", "api_token_env", "max_concurrent_sessions", "max_queue_wait")
 TRACED = ("serve", "serve-api", "ask", "sweep", "eval")  # the commands that run sessions (--otlp)
 SUPPRESS = argparse.SUPPRESS
 
@@ -91,6 +93,11 @@ def _serve_options() -> argparse.ArgumentParser:
                    help="a URL prefix a visitor's model may call (repeatable)")
     g.add_argument("--api-token-env", default=SUPPRESS, metavar="NAME",
                    help="the OpenAI-compatible API (/v1) requires Authorization: Bearer <the value of NAME>")
+    g.add_argument("--max-concurrent-sessions", default=SUPPRESS, metavar="N",
+                   help="sessions run at once when the policy and candidates are servers (openai engine; default "
+                        "8); sessions on in-process engines always run one at a time. The page and /v1 share them")
+    g.add_argument("--max-queue-wait", default=SUPPRESS, metavar="S",
+                   help="seconds an API request waits in line for a place before 429 with Retry-After (default 60)")
     return p
 
 

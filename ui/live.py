@@ -96,7 +96,8 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
         return
     try:
         view.models = studio.apply_edits(pool, edits).names
-        events = studio.events(key, question, float(alpha), policy=policy, pool=pool, gold=golds, edits=edits)
+        events = studio.events(key, question, float(alpha), policy=policy, pool=pool, gold=golds, edits=edits,
+                               client=f"page:{key}")
     except Exception as e:  # noqa: BLE001 — a bad pick must read as a message, not a trace
         view.status = f'<span class="rs-bad">Cannot start: {esc(str(e))}</span>'
         yield view
@@ -104,10 +105,13 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
     t0 = time.perf_counter()
     last_paint = 0.0
     for ev in events:
-        if ev.kind == "progress":
+        if ev.kind == "progress" and ev.text_kind == "waiting":
+            view.status = (f"waiting for the router: {ev.index} session(s) ahead of this one "
+                           "(Stop leaves the line; nothing is stored until it starts)")
+            yield view
+        elif ev.kind == "progress":
             view.session_id = ev.text
-            busy = " (waiting for the engine: another session is running)" if ev.text_kind == "busy" else ""
-            view.status = f"starting…{busy}"
+            view.status = "starting…"
             yield view
         elif ev.kind == "step":
             view.steps.append(ev.step)
@@ -262,11 +266,14 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State)
         return gr.Tabs(selected="compare"), same[-MAX_SWEEP:]
 
     inputs = [q, gold, policy, pool, alpha, history, edits]
-    run.click(on_run, inputs, outputs, concurrency_limit=1, concurrency_id="engine", api_name="run",
+    # Gradio runs up to this many page sessions' handlers at once; which of them run and which wait in line
+    # (shared with the API) is the studio's admission, so the status can say how many are ahead
+    limit = studio.admission.server_slots
+    run.click(on_run, inputs, outputs, concurrency_limit=limit, concurrency_id="engine", api_name="run",
               show_progress="hidden")
-    q.submit(on_run, inputs, outputs, concurrency_limit=1, concurrency_id="engine", api_name=False,
+    q.submit(on_run, inputs, outputs, concurrency_limit=limit, concurrency_id="engine", api_name=False,
              show_progress="hidden")
-    sweep.click(on_sweep, [q, gold, policy, pool, sweep_alphas, history, edits], outputs, concurrency_limit=1,
+    sweep.click(on_sweep, [q, gold, policy, pool, sweep_alphas, history, edits], outputs, concurrency_limit=limit,
                 concurrency_id="engine", api_name="sweep", show_progress="hidden")
     stop.click(on_stop, None, status, queue=False, api_name="stop")
     again.click(on_again, history, [tabs, compare_ids], api_name=False)

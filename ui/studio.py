@@ -1,9 +1,11 @@
-"""What the running app holds between requests: policies, editable pools, the store, the engine lock.
+"""What the running app holds between requests: policies, editable pools, the store, the admission.
 
 Gradio-free, so handlers stay thin and the state can be tested on its own. Engines are shared by
-every browser (they are cached by `get_engine`), and llama.cpp is not re-entrant, so rollouts take
-`engine_lock` — the page's run event also has a concurrency limit of one, and the queue orders
-visitors. Pools can be edited while the app runs; a run picks up the pool as it is when it starts.
+every browser (they are cached by `get_engine`). Every session, from the page or the API, takes a place
+in `admission` (ui/admission.py): sessions on in-process engines (llama.cpp is not re-entrant) run one at
+a time, sessions whose policy and candidates are all servers run several at once, and a freed place goes
+to the waiting visitor with the fewest sessions running. Pools can be edited while the app runs; a run
+picks up the pool as it is when it starts.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from router_core.pool import ModelSpec, Pool, PoolError, load_pool
 from router_core.step import Step
 from storage import TraceStore
 from storage.recorder import recorded
+
+from .admission import Admission, Busy, Lane, Place
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Studio:
     overrides: dict[str, Any] | None = None
     echo: bool = False             # also print engine progress to the terminal (python app.py)
     engines: EngineProvider | None = None  # how engines are obtained (default: the shared cache)
-    engine_lock: threading.Lock = field(default_factory=threading.Lock)
+    admission: Admission = field(default_factory=Admission)
     # Visitors may edit models only when the operator allows it (--allow-model-edits, which needs
     # --auth); an edit lives in that visitor's session and may name only allowed keys and endpoints.
     allow_model_edits: bool = False
@@ -182,77 +186,121 @@ class Studio:
         ev.set()
         return True
 
+    def lane(self, router: Router) -> Lane:
+        """The admission lane of a session: the server lane only when the policy and every candidate are servers."""
+        engines = [router.policy.engine, *(m.engine for m in router.pool.models)]
+        return self.admission.lane(in_process=any(e != "openai" for e in engines))
+
     def events(self, key: str, question: str, alpha: float, *, policy: str | None = None, pool: str | None = None,
                gold: list[str] | None = None, session_id: str | None = None,
-               edits: list[dict[str, Any]] | None = None) -> Iterator[Event]:
+               edits: list[dict[str, Any]] | None = None, client: str = "",
+               wait_s: float | None = None) -> Iterator[Event]:
         """Run one stored session in a worker thread and yield its steps and streamed text.
 
-        The worker owns the rollout (so a slow engine call never blocks the page's event loop);
-        closing this iterator — Stop, a closed tab — sets the stop flag, and the session ends as
-        `stopped` at the next step boundary, with every finished step already committed.
+        The session first takes a place in its admission lane (for `client`, default `key`); while it waits, a
+        `progress` event with text_kind "waiting" says how many sessions are ahead, and past `wait_s` seconds it
+        gives up with `Busy` (nothing started, nothing stored). The worker owns the rollout (so a slow engine
+        call never blocks the page's event loop); closing this iterator — Stop, a closed tab — sets the stop
+        flag: a waiting session leaves the line, a running one ends as `stopped` at the next step boundary, with
+        every finished step already committed.
         """
         router = self.router(policy, pool, edits)
         sid = session_id or uuid.uuid4().hex
-        busy = self.engine_lock.locked()  # read before this run's own worker takes the lock
         stop = threading.Event()
         self._stops[key] = stop
-        q: queue.Queue[Event] = queue.Queue()
+        place = self.lane(router).join(client or key)
+        worker: threading.Thread | None = None
+        try:
+            yield from self._wait_for(place, stop, wait_s)
+            if stop.is_set():
+                return
+            q: queue.Queue[Event] = queue.Queue()
+            worker = threading.Thread(target=self._work, args=(router, place, stop, q, question, alpha, sid, gold),
+                                      name=f"session-{sid[:8]}", daemon=True)
+            worker.start()
+            yield Event("progress", text=sid)
+            yield from self._drain(q, worker)
+        finally:
+            stop.set()
+            if worker is None:
+                place.leave()
+            else:
+                worker.join(timeout=120)
+            if self._stops.get(key) is stop:
+                del self._stops[key]
 
+    @staticmethod
+    def _wait_for(place: Place, stop: threading.Event, wait_s: float | None) -> Iterator[Event]:
+        """Wait for the place to be admitted, saying how many are ahead whenever that changes."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        told = -1
+        while not place.wait(0 if told < 0 else 0.25):
+            if stop.is_set():
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                ahead = place.ahead
+                raise Busy(f"the router is busy: {ahead} session(s) still ahead after waiting {wait_s:g} s")
+            if (ahead := place.ahead) != told:
+                told = ahead
+                yield Event("progress", text_kind="waiting", index=ahead)
+
+    def _work(self, router: Router, place: Place, stop: threading.Event, q: "queue.Queue[Event]", question: str,
+              alpha: float, sid: str, gold: list[str] | None) -> None:
+        """The session in its worker thread; its place in the lane is given back however it ends."""
         def on_text(idx: int, kind: str, piece: str) -> None:
             q.put(Event("text", index=idx, text_kind=kind, text=piece))
 
-        def work() -> None:
-            try:
-                with self.engine_lock:
-                    if stop.is_set():
-                        return
-                    stream = recorded(self.store, router.run(question, alpha, session_id=sid, stop_event=stop,
-                                                             on_text=on_text),
-                                      session_id=sid, question=question, alpha=alpha, policy=router.policy.name,
-                                      engine=router.policy.engine, pool=router.pool.snapshot(), gold=gold or [],
-                                      settings=router.settings())
-                    for step in stream:
-                        q.put(Event("step", step=step))
-            except Exception as e:  # noqa: BLE001 — shown in the page; the recorder stored the status
-                q.put(Event("end", text=f"{type(e).__name__}: {e}"))
-                return
-            q.put(Event("end"))
-
-        worker = threading.Thread(target=work, name=f"session-{sid[:8]}", daemon=True)
-        worker.start()
         try:
-            yield Event("progress", text=sid, text_kind="busy" if busy else "")
-            while True:
-                try:
-                    ev = q.get(timeout=0.5)
-                except queue.Empty:
-                    if not worker.is_alive() and q.empty():
-                        return
-                    continue
-                if ev.kind == "end":
-                    if ev.text:
-                        yield ev
-                    return
-                yield ev
+            if stop.is_set():
+                return
+            stream = recorded(self.store, router.run(question, alpha, session_id=sid, stop_event=stop,
+                                                     on_text=on_text),
+                              session_id=sid, question=question, alpha=alpha, policy=router.policy.name,
+                              engine=router.policy.engine, pool=router.pool.snapshot(), gold=gold or [],
+                              settings=router.settings())
+            for step in stream:
+                q.put(Event("step", step=step))
+        except Exception as e:  # noqa: BLE001 — shown in the page; the recorder stored the status
+            q.put(Event("end", text=f"{type(e).__name__}: {e}"))
+            return
         finally:
-            stop.set()
-            worker.join(timeout=120)
-            if self._stops.get(key) is stop:
-                del self._stops[key]
+            place.leave()
+        q.put(Event("end"))
+
+    @staticmethod
+    def _drain(q: "queue.Queue[Event]", worker: threading.Thread) -> Iterator[Event]:
+        while True:
+            try:
+                ev = q.get(timeout=0.5)
+            except queue.Empty:
+                if not worker.is_alive() and q.empty():
+                    return
+                continue
+            if ev.kind == "end":
+                if ev.text:
+                    yield ev
+                return
+            yield ev
 
     def warm_up(self, policy: str | None = None, pool: str | None = None) -> threading.Thread:
         """Load the default router policy in the background so the first Run is quick."""
         def work() -> None:
-            with self.engine_lock:
-                try:
-                    self.note("loading the router policy (first start joins and checks the model files)")
-                    router = self.router(policy, pool)
-                    router.policy_engine()
-                    self.note("router policy loaded; reading its instructions once for every later question")
-                    router.warm()
-                    self.note("router policy ready")
-                except Exception as e:  # noqa: BLE001 — reported in the page; a run will say it again
-                    self.note(f"router policy failed to load: {e}")
+            place = None
+            try:
+                router = self.router(policy, pool)
+                place = self.lane(router).join("warm-up")
+                while not place.wait(60):
+                    pass
+                self.note("loading the router policy (first start joins and checks the model files)")
+                router.policy_engine()
+                self.note("router policy loaded; reading its instructions once for every later question")
+                router.warm()
+                self.note("router policy ready")
+            except Exception as e:  # noqa: BLE001 — reported in the page; a run will say it again
+                self.note(f"router policy failed to load: {e}")
+            finally:
+                if place is not None:
+                    place.leave()
         t = threading.Thread(target=work, name="warm-up", daemon=True)
         t.start()
         return t
