@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 from .asked_for import choices, hidden_fact
 from .choice import adjust
-from .engines import CacheHint, Engine, EngineError, EngineSpec, get_engine
+from .engines import CacheHint, Engine, EngineError, EngineSpec, Stopped, get_engine
 from .paths import CANDIDATE_TEMPLATE
 from .policy import Policy, RunConfig, recorded_settings
 from .pool import ModelSpec, Pool
@@ -105,9 +105,15 @@ class Router:
                       score_seconds=time.perf_counter() - t0)
 
     def call_candidate(self, step: Step, spec: ModelSpec, query: str,
-                       on_text: Callable[[str], None] | None = None) -> str:
-        """Ask one candidate; fill the step's call fields; return the observation text."""
+                       on_text: Callable[[str], None] | None = None,
+                       stop_event: threading.Event | None = None) -> str:
+        """Ask one candidate; fill the step's call fields; return the observation text.
+
+        A stop (`stop_event`) set while the reply streams ends the call at its next piece — a server drops the
+        request when its stream closes — and the session ends at the step boundary that follows."""
         step.call_started_at = time.time()
+        if stop_event is not None:
+            on_text = _watched(on_text, stop_event)
         try:
             engine = self._engines(spec_of_model(spec))
             words = max(20, int(self.config.candidate_max_tokens * 0.7))
@@ -121,6 +127,10 @@ class Router:
             step.status = "error"
             step.error = str(e)
             return f"Error: model {spec.name} could not answer ({e}). Try another model or answer yourself."
+        except Stopped:
+            step.call_ended_at = time.time()
+            step.flags.append("call_stopped")
+            return "(the call was stopped before the reply was complete)"
         step.call_ended_at = time.time()
         step.input_tokens, step.output_tokens = c.input_tokens, c.output_tokens
         step.cost_usd = spec.call_cost(c.input_tokens, c.output_tokens)
@@ -207,3 +217,13 @@ class Router:
             step.status, step.flags = "flagged", step.flags + ["format:empty_answer"]
         ro.transcript += f"<answer> {step.text} </answer>"
         return self._finish(ro, step)
+
+
+def _watched(on_text: Callable[[str], None] | None, stop_event: threading.Event) -> Callable[[str], None]:
+    """`on_text` that first raises Stopped once the stop flag is set (the call is then ended at that piece)."""
+    def cb(piece: str) -> None:
+        if stop_event.is_set():
+            raise Stopped(getattr(stop_event, "reason", "") or "stopped by the user")
+        if on_text is not None:
+            on_text(piece)
+    return cb

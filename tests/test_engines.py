@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from router_core.engines import EngineError, EngineSpec, get_engine
+from router_core.engines import EngineError, EngineSpec, Stopped, get_engine
 from router_core.engines.base import CacheHint, branch_points, shared_prefix_len
 from router_core.engines.weights import SHIPPED, WeightsError, resolve_shipped, sha256_file
 
@@ -103,6 +103,29 @@ def test_generation_after_scoring_reuses_cache_and_is_unchanged(qwen):
     qwen.score(prompt, ["Paris", "Lyon"])
     b = qwen.generate(prompt, max_tokens=8).text
     assert a == b and "Paris" in a
+
+
+def _stop_at(n: int):
+    got: list[str] = []
+
+    def on_text(piece: str) -> None:
+        if len(got) >= n:
+            raise Stopped("stopped mid-reply")
+        got.append(piece)
+    return got, on_text
+
+
+@pytest.mark.parametrize("backend", ["llamacpp", "transformers"])
+def test_a_call_stopped_mid_stream_ends_there_and_the_engine_answers_the_same_afterwards(smol, backend):
+    engine = smol if backend == "llamacpp" else get_engine(EngineSpec(engine="transformers",
+                                                                      model=str(resolve_shipped("smollm2-135m-instruct"))))
+    msgs = [{"role": "user", "content": "Write a long list of fruits, one per line."}]
+    whole = engine.chat(msgs, max_tokens=40).text
+    got, cut = _stop_at(3)
+    with pytest.raises(Stopped):  # not an EngineError: nothing failed
+        engine.chat(msgs, max_tokens=40, on_text=cut)
+    assert len(got) == 3 and "".join(got) != whole
+    assert engine.chat(msgs, max_tokens=40).text == whole  # nothing half-decoded is left behind
 
 
 def test_transformers_loads_gguf_and_agrees_with_llamacpp(smol, tmp_path):

@@ -6,7 +6,7 @@ import time
 import pytest
 from support.openai_server import OpenAITestServer
 
-from router_core.engines import EngineError
+from router_core.engines import EngineError, Stopped
 from router_core.engines.base import common_prefix_len
 from router_core.engines.openai_http import OpenAIEngine
 from router_core.loop import Router
@@ -89,6 +89,19 @@ def test_completions_and_scoring_match_the_local_engine(engine, server, smol, mo
     assert all(r["body"].get("echo") for r in server.requests[n:])  # no second try of /tokenize
     assert echo == pytest.approx(forced, abs=0.3)
     plain.close()
+
+
+def test_a_call_stopped_mid_stream_closes_the_request_and_is_not_an_error(engine, server):
+    got: list[str] = []
+
+    def cut(piece: str) -> None:
+        if len(got) >= 2:
+            raise Stopped("stopped mid-reply")
+        got.append(piece)
+    with pytest.raises(Stopped):
+        engine.chat(Q, max_tokens=24, on_text=cut)
+    assert len(got) == 2
+    assert engine.chat(Q, max_tokens=24).text  # the client is still good for the next call
 
 
 def test_retry_then_success_on_500_and_429(engine, server):

@@ -1023,3 +1023,37 @@ def test_the_fact_question_is_sent_only_in_place_of_a_first_restatement_after_th
     assert not any("fact_hop" in s.flags or s.written_query for s in steps)
     sent = [s.query for s in steps if s.kind == "route" and s.sent]
     assert question in sent  # the whole question went as the router wrote it
+
+
+# ---------------------------------------------------------------- a stop while a candidate's reply streams
+
+LONG_REPLY = " ".join(f"word{i}" for i in range(40))
+
+
+def _stop_after(pieces: int, ev: threading.Event, got: list[str]):
+    """An on_text that sets the stop flag once `pieces` reply pieces arrived (a client leaving mid-reply)."""
+    def on_text(idx: int, kind: str, piece: str) -> None:
+        if kind == "reply":
+            got.append(piece)
+            if len(got) >= pieces:
+                ev.reason = "stopped: the API client closed the connection"  # type: ignore[attr-defined]
+                ev.set()
+    return on_text
+
+
+@pytest.mark.parametrize("mode", ["guided", "free"])
+def test_a_stop_during_a_candidates_reply_ends_the_call_at_the_next_piece_and_the_session_right_after(mode):
+    ev, got = threading.Event(), []
+    if mode == "guided":
+        r = make_router(FakeEngine(guided_script(["first"], ["Who directed Interstellar?"], "Nolan"),
+                                   scores=routes_then_answers(1, NAMES)), reply=LONG_REPLY)
+    else:
+        r, _, _ = free_router(["<think>t</think><search> Big: Who directed Interstellar? </search>",
+                               "<think>t</think><answer>Nolan</answer>"], reply=LONG_REPLY)
+    steps = list(r.run("Who directed Interstellar?", 0.0, stop_event=ev, on_text=_stop_after(3, ev, got)))
+    route = next(s for s in steps if s.kind == "route")
+    assert len(got) == 3  # the fourth piece was never passed on: the call ended there, not after 40 words
+    assert "call_stopped" in route.flags and "stopped" in route.response and "word39" not in route.response
+    assert [s.kind for s in steps][-1] == "error" and steps[-1].status == "stopped"
+    assert steps[-1].error == "stopped: the API client closed the connection"
+    assert steps[-1].index == route.index + 1  # nothing ran between the cut call and the stop

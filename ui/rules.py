@@ -18,6 +18,7 @@ OTHER_FLAGS: dict[str, tuple[str, str]] = {
     "unknown_model": ("unknown model name", "the router named a model the pool does not have"),
     "reply_truncated": ("reply cut to length", "run setting reply_max_tokens"),
     "empty_reply": ("empty reply", "the candidate answered nothing"),
+    "call_stopped": ("call cut short by a stop", "the session was stopped while this reply was arriving"),
     "tags_in_think": ("tags taken out of the thought", "protocol tags inside a think block are shown as text"),
     "think_truncated": ("thought cut at its token limit", "run setting think_tokens"),
     "name_rescored": ("α changed the model the router wrote", "free rollout: the name is re-decided with α"),

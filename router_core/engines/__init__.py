@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .base import CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported
+from .base import CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported, Stopped
 from .weights import resolve_model_path
 
-__all__ = ["CacheHint", "Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "EngineSpec", "get_engine",
-           "load_engine", "clear_engines"]
+__all__ = ["CacheHint", "Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "Stopped", "EngineSpec",
+           "get_engine", "load_engine", "clear_engines"]
 
 
 @dataclass(frozen=True)

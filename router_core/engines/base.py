@@ -19,6 +19,12 @@ class EngineError(RuntimeError):
     """Any failure of an engine or endpoint; the loop turns it into an error step."""
 
 
+class Stopped(Exception):
+    """Raised by a caller's `on_text` to end a call mid-stream (the session was stopped while the call was in flight).
+
+    Not an EngineError: nothing failed. Engines let it through after putting their own state right."""
+
+
 class ScoringUnsupported(EngineError):
     """This engine cannot return log-probabilities (e.g. an endpoint without logprobs)."""
 

@@ -33,8 +33,18 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import (CacheHint, Completion, Engine, EngineError, OnText, TextCollector, common_prefix_len,
-                   scored_positions, shared_prefix_len)
+from .base import (
+    CacheHint,
+    Completion,
+    Engine,
+    EngineError,
+    OnText,
+    Stopped,
+    TextCollector,
+    common_prefix_len,
+    scored_positions,
+    shared_prefix_len,
+)
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -217,6 +227,9 @@ class LlamaCppEngine(Engine):
                 logits, prefilled, reused = self._prefill(toks, cache)
                 text, n_out, finish = self._decode_loop(logits, len(toks), stop, max_tokens, temperature, got)
             except EngineError:
+                raise
+            except Stopped:  # the caller ended the call mid-stream: the cache holds a half-decoded tail
+                self._reset()
                 raise
             except Exception as e:
                 self._reset()

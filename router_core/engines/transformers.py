@@ -12,7 +12,17 @@ import threading
 import time
 from typing import Sequence
 
-from .base import CacheHint, Completion, Engine, EngineError, OnText, TextCollector, scored_positions, shared_prefix_len
+from .base import (
+    CacheHint,
+    Completion,
+    Engine,
+    EngineError,
+    OnText,
+    Stopped,
+    TextCollector,
+    scored_positions,
+    shared_prefix_len,
+)
 
 
 class TransformersEngine(Engine):
@@ -62,7 +72,7 @@ class TransformersEngine(Engine):
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
                  temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
         torch = self.torch
         with self.lock:
             ids = self._ids(prompt)
@@ -74,6 +84,8 @@ class TransformersEngine(Engine):
                 kw["temperature"] = temperature
             if stop:
                 kw.update(stop_strings=list(stop), tokenizer=self.tok)
+            halt = threading.Event()  # set when the caller stops the call: generation ends at its next token
+            kw["stopping_criteria"] = StoppingCriteriaList([_Halt(halt, torch)])
             out: dict = {}
 
             def run() -> None:
@@ -88,8 +100,15 @@ class TransformersEngine(Engine):
             th = threading.Thread(target=run, daemon=True)
             th.start()
             got = TextCollector(on_text, t0)
-            for piece in streamer:
-                got.add(piece)
+            try:
+                for piece in streamer:
+                    got.add(piece)
+            except Stopped:
+                halt.set()
+                for _ in streamer:  # let the generation thread finish its token before the lock is let go
+                    pass
+                th.join()
+                raise
             th.join()
             if "error" in out:
                 raise EngineError(f"transformers generation failed: {out['error']}")
@@ -200,3 +219,14 @@ def export_checkpoint(source: "str | TransformersEngine", out_dir: str) -> str:
     eng.model.save_pretrained(out_dir)
     eng.tok.save_pretrained(out_dir)
     return out_dir
+
+
+class _Halt:
+    """A stopping criterion that ends generation once `flag` is set (the caller stopped the call mid-stream)."""
+
+    def __init__(self, flag: threading.Event, torch) -> None:
+        self.flag, self.torch = flag, torch
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return self.torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=self.torch.bool,
+                               device=input_ids.device)

@@ -58,7 +58,7 @@ def free(rt: "Router", ro: Rollout, engine: Engine, alpha: float, stop_event: th
         yield rt._finish(ro, step)
 
         if turn.search is not None:
-            yield _route(rt, ro, engine, alpha, text, turn, scoring, on_text)
+            yield _route(rt, ro, engine, alpha, text, turn, scoring, on_text, stop_event)
             continue
         ro.transcript += text
         if turn.answer is not None:
@@ -74,7 +74,7 @@ def free(rt: "Router", ro: Rollout, engine: Engine, alpha: float, stop_event: th
 
 
 def _route(rt: "Router", ro: Rollout, engine: Engine, alpha: float, text: str, turn: ParsedTurn,
-           scoring: list[bool], on_text: "OnText | None") -> Step:
+           scoring: list[bool], on_text: "OnText | None", stop_event: threading.Event | None = None) -> Step:
     """The route step of a search call the policy wrote: the name resolved (and re-decided with α where the engine
     scores), the candidate asked, its reply read."""
     call = turn.search
@@ -104,7 +104,8 @@ def _route(rt: "Router", ro: Rollout, engine: Engine, alpha: float, text: str, t
         spec = rt.pool.get(name)
         step.request_model = spec.name
         reply = rt.call_candidate(step, spec, call.query,
-                                  (lambda piece, i=step.index: on_text(i, "reply", piece)) if on_text else None)
+                                  (lambda piece, i=step.index: on_text(i, "reply", piece)) if on_text else None,
+                                  stop_event)
     step.response = neutralise(reply)
     ro.transcript += information_block(reply)
     ro.turn += 1

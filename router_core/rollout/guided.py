@@ -275,7 +275,8 @@ class Guided:
             ro.asked.setdefault(key, step.index)
             on = self.on_text
             reply = rt.call_candidate(step, spec, query,
-                                      (lambda piece, i=step.index: on(i, "reply", piece)) if on else None)
+                                      (lambda piece, i=step.index: on(i, "reply", piece)) if on else None,
+                                      self.stop_event)
         step.response = neutralise(reply)
         ro.transcript += information_block(reply)
         ro.turn += 1
