@@ -253,3 +253,20 @@ def test_max_concurrent_sessions_is_checked_and_belongs_to_the_servers():
         parse(["ask", "a question", "--max-concurrent-sessions", "4"])
     args = parse(["serve-api", "--max-concurrent-sessions", "3", "--max-queue-wait", "10"])
     assert args.max_concurrent_sessions == "3" and args.max_queue_wait == "10"
+
+
+def test_the_page_says_how_many_sessions_are_ahead_and_stop_leaves_the_line(tmp_path):
+    from ui.live import live_updates
+    studio = make_studio(tmp_path, Counting(), slots=1)
+    holder = studio.admission.server.join("api:someone")  # an API session holds the one place
+    try:
+        views = live_updates(studio, "tab-1", Q, "", None, None, 0.0)
+        first = next(views)
+        assert "waiting for the router: 1 session(s) ahead" in first.status and not first.session_id
+        assert studio.stop("tab-1")
+        rest = list(views)
+        assert all(not v.session_id for v in rest)  # nothing started, so no session to link to
+        assert "nothing was run or stored" in rest[-1].status
+    finally:
+        holder.leave()
+    assert studio.store.sessions_frame().empty and studio.admission.server.waiting == 0

@@ -16,7 +16,7 @@ so the streamed content is always the stored answer, trimmed. A non-streamed req
 Errors are OpenAI-style JSON (`{"error": {"message", "type", "param", "code"}}`): 400 for a bad
 request or a policy/pool/template that cannot be used, 401 for a missing or wrong token
 (`--api-token-env NAME`), 404 for an unknown model id, 413/415 for an oversized or non-JSON body, 429
-with Retry-After when the queue is full, 502 when the router or an engine failed (that session is
+with Retry-After when the queue is full or no place to run freed within the bound wait, 502 when the router or an engine failed (that session is
 stored with its status; once a stream has started, the failure is one error event before [DONE]).
 """
 from __future__ import annotations
@@ -197,10 +197,10 @@ def router_object(res: SessionResult, call: Call) -> dict[str, Any]:
 
 
 class Gate:
-    """A bounded room in front of the engines: requests in it run or wait their turn (rollouts run one at a
-    time on the shared engines); beyond `limit` a request is answered 429 at once, and so is one from a client that
-    already holds `per_client` places, so one client (a script with many workers, a retry loop) cannot fill the room
-    and shut everyone else out."""
+    """A bounded room in front of the admission line: requests in it run or wait their turn (how many run at once is
+    the studio's admission, ui/admission.py, shared with the page); beyond `limit` a request is answered 429 at once,
+    and so is one from a client that already holds `per_client` places, so one client (a script with many workers, a
+    retry loop) cannot fill the room and shut everyone else out."""
 
     def __init__(self, limit: int = QUEUE_MAX, per_client: int = PER_CLIENT_MAX) -> None:
         self.limit, self.per_client, self.in_flight = limit, max(1, min(per_client, limit)), 0

@@ -133,6 +133,10 @@ def live_updates(studio: Studio, key: str, question: str, gold: str, policy: str
             yield view
             return
     view.pending = None
+    if not view.session_id:  # stopped while waiting in line: nothing ran
+        view.status = "Left the line before the session started; nothing was run or stored."
+        yield view
+        return
     view.status = summary_html(question, view.steps, float(alpha), golds, view.session_id)
     yield view
 
