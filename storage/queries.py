@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pandas is imported when a page is built: the CLI's store co
 SORTABLE = ("created_at", "cost_usd", "alpha", "em", "f1", "latency_s", "calls", "n_steps", "status", "reward")
 COUNT_LIMIT = 10_000
 MAX_PAGE_SIZE = 10_000
-LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "em", "f1", "reward", "alpha", "cost_usd",
+LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "gold", "em", "f1", "reward", "alpha", "cost_usd",
                 "calls", "n_steps", "latency_s", "input_tokens", "output_tokens", "router_tokens", "dataset",
                 "item_id", "run_id", "policy", "pool_name", "format_ok")
 

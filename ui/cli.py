@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from router_core.question import QUESTION_MAX_CHARS, question_problem  # one rule for the page, the API and the CLI
 
-COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report")
+COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report",
+            "diff")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
     "template": None, "max_turns": None, "db": None, "otlp": None,
@@ -172,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", parents=[store], help="results table of stored eval runs")
     rp.add_argument("--run-id", action="append", required=True)
     rp.add_argument("--out", default=None, help="also write results.md/.csv and figures.html here")
+    df = sub.add_parser("diff", parents=[store], help="which items run B gained and lost against run A")
+    df.add_argument("--run-id", action="append", required=True, help="run A, then run B")
+    df.add_argument("--method", action="append", default=[],
+                    help="the method to compare (default: each run's router policy); twice: run A's, then run B's")
+    df.add_argument("--alpha", default=None, help="compare one α only (default: every α both runs have)")
+    df.add_argument("--json", action="store_true", help="print one JSON object with `gained` and `lost` lists")
     return root
 
 
@@ -557,6 +564,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from evaluation.diff import diff_runs
+    from storage import TraceStore
+
+    from .render import shorten
+    if len(args.run_id) != 2:
+        raise CliError(f"--run-id: give exactly two runs (A, then B), got {len(args.run_id)}")
+    alpha = number(args.alpha, "--alpha", 0, 1)
+    with TraceStore(args.db) as store:
+        d = diff_runs(store, args.run_id[0], args.run_id[1], args.method, alpha)
+    if args.json:
+        print(json.dumps(d.to_json(), ensure_ascii=False))
+        return 0
+    print(f"{d.run_b} ({d.method_b}) against {d.run_a} ({d.method_a}): {d.summary()}")
+    for title, pairs in (("gained", d.gained), ("lost", d.lost)):
+        if pairs:
+            print(f"\n{title} ({len(pairs)}):")
+        for p in pairs:
+            print(f"  [{p.dataset} {p.item_id} α {p.alpha:g}] {shorten(p.question, 90)}")
+            print(f"      gold: {' | '.join(p.gold) or '—'} · A: {shorten(p.answer_a, 60) or '—'} · "
+                  f"B: {shorten(p.answer_b, 60) or '—'}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     args.port = integer(args.port, "--port", 1, 65535)
     from .app import serve
@@ -571,7 +602,8 @@ def cmd_serve_api(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve, "serve-api": cmd_serve_api, "ask": cmd_ask, "sweep": cmd_sweep, "sessions": cmd_sessions, "export": cmd_export,
-    "export-html": cmd_export_html, "import": cmd_import, "eval": cmd_eval, "report": cmd_report}
+    "export-html": cmd_export_html, "import": cmd_import, "eval": cmd_eval, "report": cmd_report,
+    "diff": cmd_diff}
 
 
 def main(argv: list[str] | None = None) -> int:
