@@ -100,6 +100,7 @@ class SessionFields(_Strict):
     n_steps: int = Count
     error: str | None = Text
     settings: SettingsFields | None = None
+    failure: str | None = Field(default=None, max_length=32)  # derived: recomputed from the steps on import
 
 
 class SettingsFields(_Strict):
@@ -286,7 +287,7 @@ def _check_rollups(sess: SessionFields, steps: list[Step]) -> None:
         raise LineError(f"session.cost_usd: {sess.cost_usd:g} does not match its steps ({cost:g})")
 
 
-_COMPARE_SKIP = {"updated_at"}
+_COMPARE_SKIP = {"updated_at", "failure"}  # failure is derived from the steps, compared through them
 
 
 def same_content(a: Parsed, stored: tuple[dict[str, Any], list[Step], list[dict[str, Any]]]) -> bool:

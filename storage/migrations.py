@@ -135,6 +135,36 @@ def _v6_session_settings(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE sessions ADD COLUMN settings JSON"))
 
 
+def _v7_failure_kind(conn: Connection) -> None:
+    """v7: sessions.failure, the suggested failure kind of a finished wrong session, computed for the stored ones
+    (500 sessions at a time, from their steps)."""
+    from sqlalchemy import select, update
+
+    from router_core.failures import failure_kind
+
+    from .models import StepRow, row_step
+    cols = {c["name"] for c in inspect(conn).get_columns("sessions")}
+    if "failure" not in cols:
+        conn.execute(text("ALTER TABLE sessions ADD COLUMN failure VARCHAR(32)"))
+    S = SessionRow
+    last = ""
+    while True:
+        rows = conn.execute(select(S.id, S.question, S.gold).where(
+            S.id > last, S.status != "running", (S.em.is_(None)) | (S.em < 1)).order_by(S.id).limit(500)).all()
+        if not rows:
+            return
+        ids = [r[0] for r in rows]
+        steps: dict[str, list[Any]] = {i: [] for i in ids}
+        for srow in conn.execute(select(StepRow.__table__).where(StepRow.session_id.in_(ids))
+                                 .order_by(StepRow.session_id, StepRow.idx)):
+            steps[srow.session_id].append(row_step(srow._mapping))
+        updates = [{"sid": sid, "kind": kind} for sid, question, gold in rows
+                   if (kind := failure_kind(steps[sid], question, list(gold or [])))]
+        if updates:
+            conn.execute(update(S).where(S.id == bindparam("sid")).values(failure=bindparam("kind")), updates)
+        last = ids[-1]
+
+
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
@@ -142,5 +172,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "model bitmask, text-index rowid, covering list indexes", _v4_list_index),
     (5, "steps.extra for Step fields without a column", _v5_step_extra),
     (6, "sessions.settings: the run settings a session ran with", _v6_session_settings),
+    (7, "sessions.failure: the suggested failure kind of a wrong session", _v7_failure_kind),
 ]
 LATEST = 1 + len(MIGRATIONS)

@@ -74,6 +74,9 @@ class SessionRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # the run settings this session ran with: {"interventions": [names], "run": {settings off their defaults}}
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # why a finished wrong session is wrong, suggested from its steps and gold (router_core.failures); people's
+    # labels (annotations) say otherwise where they disagree
+    failure: Mapped[str | None] = mapped_column(String(32))
     host: Mapped[str | None] = mapped_column(String(255))               # writer, to detect dead ones
     pid: Mapped[int | None] = mapped_column(Integer)
     pid_start: Mapped[str | None] = mapped_column(String(40))

@@ -21,7 +21,7 @@ COUNT_LIMIT = 10_000
 MAX_PAGE_SIZE = 10_000
 LIST_COLUMNS = ("id", "created_at", "status", "question", "answer", "gold", "em", "f1", "reward", "alpha", "cost_usd",
                 "calls", "n_steps", "latency_s", "input_tokens", "output_tokens", "router_tokens", "dataset",
-                "item_id", "run_id", "policy", "pool_name", "format_ok")
+                "item_id", "run_id", "policy", "pool_name", "format_ok", "failure")
 
 
 @dataclass
@@ -38,6 +38,9 @@ class SessionFilter:
     label: str | None = None
     run_id: str | None = None
     ids: list[str] | None = None
+    policy: str | None = None            # the method: a router policy or a baseline label (evaluation.methods)
+    failure: str | None = None           # a suggested failure kind (router_core.failures.KINDS)
+    calls: int | None = None             # candidate calls made (hops): exactly this many
 
 
 @dataclass
@@ -74,6 +77,12 @@ def where(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index
         conds.append(S.status == f.status)
     if f.run_id:
         conds.append(S.run_id == f.run_id)
+    if f.policy:
+        conds.append(S.policy == f.policy)
+    if f.failure:
+        conds.append(S.failure == f.failure)
+    if f.calls is not None:
+        conds.append(S.calls == f.calls)
     if f.alpha_min is not None:
         conds.append(S.alpha >= f.alpha_min)
     if f.alpha_max is not None:

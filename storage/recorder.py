@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Sequence
 
 from router_core.cost import CostNormalizer
+from router_core.failures import failure_kind
 from router_core.session import SessionResult
 from router_core.step import Step
 
@@ -57,4 +58,5 @@ def recorded(store: TraceStore, steps: Iterable[Step], *, session_id: str, quest
             if status == "stopped" and err is None:
                 err = "stopped before the session finished"
         store.finish(session_id, status=status, answer=res.answer, em=res.em, f1=res.f1,
-                     reward=res.reward(normalizer=normalizer), format_ok=res.format_ok, error=err)
+                     reward=res.reward(normalizer=normalizer), format_ok=res.format_ok, error=err,
+                     failure=failure_kind(seen, question, gold))

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from router_core.failures import failure_kind
 from router_core.session import SESSION_STATUSES
 from router_core.step import Step
 
@@ -215,7 +216,7 @@ class TraceStore:
 
     def finish(self, session_id: str, *, status: str, answer: str | None = None, em: float | None = None,
                f1: float | None = None, reward: float | None = None, format_ok: bool | None = None,
-               error: str | None = None) -> None:
+               error: str | None = None, failure: str | None = None) -> None:
         if status not in SESSION_STATUSES:
             raise ValueError(f"status must be one of {SESSION_STATUSES}, got '{status}'")
         with self._tx() as conn:
@@ -224,7 +225,7 @@ class TraceStore:
                 raise KeyError(f"no session '{session_id}' in {self.where}")
             conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(
                 status=status, answer=answer, em=em, f1=f1, reward=reward, format_ok=format_ok, error=error,
-                updated_at=time.time()))
+                failure=failure, updated_at=time.time()))
             if self.has_text_index:
                 if was != "running":  # finished twice (rare): refresh its entry
                     indexes.unindex_text(conn, session_id)
@@ -273,6 +274,9 @@ class TraceStore:
         masks: dict[frozenset[str], int] = {}
         for p in sessions:
             row = {k: v for k, v in p.session.items() if k != "pool"}
+            # derived from the steps here, whatever the file says (older files have none; the rules may have grown)
+            row["failure"] = None if row["status"] == "running" else \
+                failure_kind(p.steps, row["question"], row.get("gold") or [])
             key = indexes.pool_hash(p.session["pool"])
             if key not in pools:
                 pools[key] = indexes.put_pool(conn, p.session["pool"])

@@ -322,6 +322,10 @@ INSERT INTO sessions VALUES ('v2', 3.0, 4.0, 'which mountain is highest', '["Eve
   'pool', 'h', 0.9, 'done', 'K2', 0.0, 0.2, -0.5, 1, 0.001, 10, 20, 5, 1.5, 1, 2, NULL, NULL, NULL, NULL);
 INSERT INTO session_models VALUES ('v1', 'A', 1, 5, 10, 0.002), ('v1', 'B', 1, 5, 10, 0.001),
   ('v2', 'B', 1, 10, 20, 0.001);
+INSERT INTO steps VALUES ('v2', 0, 'route', 0, '', 'B', 'B', 'which mountain is highest', 'K2 is the highest.', 10, 20,
+  0, 0, 0.001, 3.0, 3.5, 3.1, 3.4, 'ok', '[]', NULL, NULL, NULL),
+  ('v2', 1, 'answer', 0, 'K2', NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, 3.5, 3.6, NULL, NULL, 'ok', '[]', NULL, NULL,
+  NULL);
 INSERT INTO sessions_fts (rowid, id, question, answer) VALUES (7, 'v2', 'which mountain is highest', 'K2'),
   (9, 'v1', 'which river is longest', 'Nile');
 INSERT INTO annotations VALUES (1, 'v2', NULL, 'candidate_wrong', 'K2 is second', 5.0);
@@ -334,9 +338,11 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 6
+        assert s.schema_version() == LATEST == 7
         with s.engine.connect() as c:
             assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
+            # v7: the wrong session's failure kind computed from its stored steps; the right one has none
+            assert dict(c.exec_driver_sql("SELECT id, failure FROM sessions").all()) == {"v1": None, "v2": "wrong_fact"}
             indexes = {r[0] for r in c.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL")}
             assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running"}
