@@ -14,6 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from router_core.cost import CostNormalizer
+from router_core.failures import KIND_TEXT, KINDS
 from router_core.session import SessionResult
 from storage import SessionFilter, TraceStore
 from storage.summary import usage_rows_of
@@ -21,10 +22,13 @@ from storage.summary import usage_rows_of
 from .curves import apgr, cpt, pgr
 from .decomposition import measure
 from .methods import KNN_FAMILY, Method, family
+from .paper import BENCHMARK_NAMES, SOURCE, TABLE1, benchmark_of, paper_row
 
 COLUMNS = ["method", "α", "n", "EM", "F1", "$/query", "calls/query", "tokens/query", "reward", "strong share", "PGR"]
 DECOMPOSITION_COLUMNS = ["method", "α", "dataset", "n", "EM", "think quality", "chain rate", "chain rate (not choice)",
                          "choice split", "repeat rate", "grounded"]
+DATASET_COLUMNS = ["dataset", "benchmark", "method", "α", "n", "EM", "F1", "$/query", "calls/query", *TABLE1]
+FAILURE_COLUMNS = ["method", "α", "wrong", *KINDS]
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Report:
     curves: dict[str, dict[str, float | None]] = field(default_factory=dict)  # family → APGR, CPT50, CPT80
     usage: pd.DataFrame | None = None      # session_id, model, calls, cost
     decomposition: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DECOMPOSITION_COLUMNS))
+    by_dataset: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DATASET_COLUMNS))
+    failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
 
     @property
     def empty(self) -> bool:
@@ -105,7 +111,42 @@ def build_report(store: TraceStore, run_ids: Sequence[str], alphas: Sequence[flo
             curves[fam] = {"APGR": apgr(pts, q_weak, q_strong, add_endpoints=True),
                            "CPT(50%)": cpt(pts, q_weak, q_strong, 0.5, add_endpoints=True),
                            "CPT(80%)": cpt(pts, q_weak, q_strong, 0.8, add_endpoints=True)}
-    return Report(list(run_ids), df, table, strong, weak, curves, usage, decomposition_table(store, df))
+    return Report(list(run_ids), df, table, strong, weak, curves, usage, decomposition_table(store, df),
+                  dataset_table(df), failure_table(df))
+
+
+def dataset_table(df: pd.DataFrame) -> pd.DataFrame:
+    """EM, F1 and cost per dataset, method and α, with Router-R1's published figures for the benchmark the dataset
+    names beside them (evaluation/paper.py: the paper's pool, not ours)."""
+    rows = []
+    for (ds, method, a), g in df.groupby([df["dataset"].fillna("(none)"), "policy", "alpha"], sort=True):
+        rows.append({"dataset": ds, "benchmark": BENCHMARK_NAMES.get(benchmark_of(ds) or "", ""), "method": method,
+                     "α": float(a), "n": len(g), "EM": float(g["em"].mean()), "F1": float(g["f1"].mean()),
+                     "$/query": float(g["cost_usd"].mean()), "calls/query": float(g["calls"].mean()),
+                     **paper_row(ds)})
+    return pd.DataFrame(rows, columns=DATASET_COLUMNS)
+
+
+def failure_table(df: pd.DataFrame) -> pd.DataFrame:
+    """How many wrong sessions of each method and α fall under each suggested failure kind (router_core.failures)."""
+    wrong = df[df["em"].notna() & (df["em"] < 1)]
+    rows = []
+    for (method, a), g in wrong.groupby(["policy", "alpha"], sort=True):
+        counts = g["failure"].fillna("").value_counts()
+        rows.append({"method": method, "α": float(a), "wrong": len(g), **{k: int(counts.get(k, 0)) for k in KINDS}})
+    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
+
+
+def to_json(rep: Report) -> dict[str, object]:
+    """The report as one object (`report --json`): the results table, per-dataset figures with the paper's beside
+    them, and the failure breakdown."""
+    def records(frame: pd.DataFrame) -> list[dict[str, object]]:
+        return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in frame.to_dict(orient="records")]
+    return {"run_ids": rep.run_ids, "sessions": len(rep.sessions), "strong": rep.strong, "weak": rep.weak,
+            "table": records(rep.table), "curves": rep.curves, "datasets": records(rep.by_dataset),
+            "paper": {"source": SOURCE, "em": TABLE1}, "failures": records(rep.failures),
+            "failure_kinds": KIND_TEXT}
 
 
 def decomposition_table(store: TraceStore, df: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +220,18 @@ def markdown(rep: Report) -> str:
                   "| " + " | ".join(DECOMPOSITION_COLUMNS) + " |", "|" + "---|" * len(DECOMPOSITION_COLUMNS)]
         for _, r in rep.decomposition.iterrows():
             lines.append("| " + " | ".join(_fmt(r[c]) for c in DECOMPOSITION_COLUMNS) + " |")
+    if not rep.by_dataset.empty:
+        lines += ["", f"By dataset. The last two columns are the paper's figures, not ours — {SOURCE}; shown for the "
+                  "benchmark the dataset names, a far larger pool than this one.", "",
+                  "| " + " | ".join(DATASET_COLUMNS) + " |", "|" + "---|" * len(DATASET_COLUMNS)]
+        for _, r in rep.by_dataset.iterrows():
+            lines.append("| " + " | ".join(_fmt(r[c]) for c in DATASET_COLUMNS) + " |")
+    if not rep.failures.empty:
+        lines += ["", "Why the wrong answers are wrong (suggested kinds, router_core/failures.py): "
+                  + "; ".join(f"{k} = {t}" for k, t in KIND_TEXT.items()) + ".", "",
+                  "| " + " | ".join(FAILURE_COLUMNS) + " |", "|" + "---|" * len(FAILURE_COLUMNS)]
+        for _, r in rep.failures.iterrows():
+            lines.append("| " + " | ".join(_fmt(r[c]) for c in FAILURE_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -271,3 +271,34 @@ def test_default_run_id_follows_the_effective_run_settings(monkeypatch):
     assert default_run_id(items, policy, pool) != base
     monkeypatch.setattr(Policy, "run_config", real)
     assert default_run_id(items, policy, pool) == base
+
+
+def test_report_json_has_per_dataset_figures_with_the_papers_beside_them_and_the_failure_breakdown(tmp_path, capsys):
+    from ui.cli import main
+    db = str(tmp_path / "j.sqlite")
+    store = TraceStore(db)
+    for i, ok in enumerate([1, 0, 0]):  # router: one right; the wrong ones said "Rome", which the reply "r" lacks
+        _session(store, "rj", f"i{i}", "router", 0.0, "Qwen2.5-1.5B", bool(ok), 1e-6)
+    _session(store, "rj", "i0", "baseline/largest", 0.0, "Qwen2.5-1.5B", False, 1e-6)
+    store.close()
+    with TraceStore(db) as s, s.engine.begin() as c:  # a dataset named after a benchmark: the paper's figures beside
+        c.exec_driver_sql("UPDATE sessions SET dataset = 'musique_dev_50'")
+    assert main(["report", "--db", db, "--run-id", "rj", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    router = next(r for r in out["datasets"] if r["method"] == "router")
+    assert router["benchmark"] == "MuSiQue" and router["n"] == 3 and router["EM"] == pytest.approx(1 / 3)
+    assert router["Router-R1-Qwen (paper)"] == 0.138 and router["Largest LLM (paper)"] == 0.104
+    assert "paper's pool" in out["paper"]["source"]
+    assert out["paper"]["em"]["Router-R1-Qwen (paper)"]["bamboogle"] == 0.512
+    fails = {r["method"]: r for r in out["failures"]}
+    assert fails["router"]["wrong"] == 2 and fails["router"]["unsupported"] == 2  # "Rome" is in no reply
+    assert fails["baseline/largest"]["unsupported"] == 1 and set(out["failure_kinds"]) >= {"wrong_fact", "one_hop"}
+    assert main(["report", "--db", db, "--run-id", "nope", "--json"]) == 1
+    assert "no finished sessions for run(s) nope" in capsys.readouterr().err
+
+
+def test_benchmark_names_are_read_from_dataset_names():
+    from evaluation.paper import benchmark_of
+    assert [benchmark_of(n) for n in ("musique_train_30", "2wikimultihopqa-dev", "HotpotQA", "nq_dev", "nq-open",
+                                      "triviaqa", "popqa_test", "bamboogle", "single_hop", "ambig_qa", None)] == \
+        ["musique", "2wiki", "hotpotqa", "nq", "nq", "triviaqa", "popqa", "bamboogle", None, None, None]

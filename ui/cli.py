@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", parents=[store], help="results table of stored eval runs")
     rp.add_argument("--run-id", action="append", required=True)
     rp.add_argument("--out", default=None, help="also write results.md/.csv and figures.html here")
+    rp.add_argument("--json", action="store_true", help="print one JSON object: the table, per-dataset figures with "
+                                                        "Router-R1's published ones beside them, the failure breakdown")
     df = sub.add_parser("diff", parents=[store], help="which items run B gained and lost against run A")
     df.add_argument("--run-id", action="append", required=True, help="run A, then run B")
     df.add_argument("--method", action="append", default=[],
@@ -551,14 +553,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from evaluation.report import build_report, markdown, write
+    from evaluation.report import build_report, markdown, to_json, write
     from storage import TraceStore
     with TraceStore(args.db) as store:
         rep = build_report(store, args.run_id)
     if rep.empty:
         print(f"no finished sessions for run(s) {', '.join(args.run_id)} in {store.where}", file=sys.stderr)
         return 1
-    print(markdown(rep))
+    print(json.dumps(to_json(rep), ensure_ascii=False, default=str) if args.json else markdown(rep))
     if args.out:
         print(f"report: {', '.join(str(f) for f in write(rep, Path(args.out)))}", file=sys.stderr)
     return 0
