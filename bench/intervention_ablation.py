@@ -7,7 +7,7 @@ trigger) and reuses the all-on session for every other question; "all off" runs 
 many sessions each variant ran. Per variant: EM, F1, chain rate, repeated-sub-question rate, $ and seconds per
 question, and which questions it gained or lost against all on.
 Usage:
-  python bench/intervention_ablation.py --dataset assets/questions/public/musique_train_30.jsonl \\
+  python bench/intervention_ablation.py --dataset assets/questions/public/musique/train.jsonl \\
       [--alpha 0] [--policy NAME] [--limit N] [--out bench/results/intervention_ablation.json] [--md FILE]
 """
 from __future__ import annotations

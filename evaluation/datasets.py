@@ -353,3 +353,41 @@ EVALUATION_SETS = ("single_hop", "multi_hop")
 def bundled_datasets() -> dict[str, Path]:
     """The question sets shipped in assets/questions, by name (file stem): the evaluation sets and `dev`."""
     return {p.stem: p for p in sorted(QUESTIONS_DIR.glob("*.jsonl"))}
+
+
+# ---------------------------------------------------------------- a data folder of public benchmarks
+
+DATA_ENV = "ROUTER_STUDIO_DATA"
+PUBLIC_SAMPLES = QUESTIONS_DIR / "public"   # the default data folder: small train samples (see its README)
+SPLIT_SUFFIXES = (".jsonl", ".parquet")
+
+
+def data_folder(given: str | Path | None = None) -> Path:
+    """The data folder: the one given (--data-dir), else $ROUTER_STUDIO_DATA, else the shipped public samples."""
+    import os
+    return Path(given or os.environ.get(DATA_ENV) or PUBLIC_SAMPLES)
+
+
+def folder_sets(folder: Path) -> dict[str, Path]:
+    """`name/split` → file for every FlashRAG-layout file in the folder (`<folder>/<name>/<split>.jsonl`)."""
+    if not folder.is_dir():
+        return {}
+    return {f"{f.parent.name}/{f.stem}": f for f in sorted(folder.glob("*/*"))
+            if f.suffix in SPLIT_SUFFIXES and f.is_file()}
+
+
+def named_set(name: str, folder: Path) -> tuple[str, Path]:
+    """A benchmark by name from the data folder: `musique/dev` names a split; `musique` alone is its only split.
+    DatasetError names the folder, and what it holds, when the set or split is not there."""
+    sets = folder_sets(folder)
+    if name in sets:
+        return name, sets[name]
+    splits = [k for k in sets if k.split("/", 1)[0] == name]
+    if len(splits) == 1:
+        return splits[0], sets[splits[0]]
+    where = f"data folder {folder} (--data-dir or ${DATA_ENV})"
+    if splits:
+        raise DatasetError(f"--dataset {name}: {where} has several splits of it ({', '.join(splits)}); name one, "
+                           f"e.g. --dataset {splits[0]} (tune on train/dev; test splits are for reporting)")
+    held = ", ".join(sets) or "no <name>/<split>.jsonl files"
+    raise DatasetError(f"--dataset {name}: no file {folder / name}/<split>.jsonl in the {where}; it holds: {held}")

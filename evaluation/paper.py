@@ -4,7 +4,7 @@ split), for the Router-R1 policy trained on Qwen2.5-3B and for the paper's "Larg
 They are the paper's numbers with the paper's pool (hosted models up to 70B+ parameters, each asked with
 retrieval-free prompts), not a run of ours: a report shows them marked as such, beside the dataset they name, so a
 reader can see how far a small local pool is from them — never as a score to compare one-to-one. Which of our
-datasets is which benchmark is read from its name (a file stem such as `musique_train_30`, or a data-folder name).
+datasets is which benchmark is read from its name (a file stem such as `musique_dev_50`, or a data-folder name such as `musique/train`).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ _PATTERNS = (("2wiki", r"2\s*wiki"), ("hotpotqa", r"hotpot"), ("musique", r"musi
 
 
 def benchmark_of(dataset: str | None) -> str | None:
-    """The paper's benchmark a dataset name stands for (`musique_train_30` → musique), or None."""
+    """The paper's benchmark a dataset name stands for (`musique/train`, `musique_dev_50` → musique), or None."""
     name = (dataset or "").lower().replace("-", "_")
     for key, pattern in _PATTERNS:
         if re.search(pattern, name):

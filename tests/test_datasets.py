@@ -258,3 +258,37 @@ def test_bundled_means_the_evaluation_sets_not_the_tuning_set():
     dev = datasets_from(["dev"], None)
     assert len(dev) >= 20 and {i.dataset for i in dev} == {"dev"}
     assert not {i.question.casefold() for i in dev} & {i.question.casefold() for i in items}
+
+
+# ---------------------------------------------------------------- benchmarks by name from a data folder
+
+def _folder(tmp_path, *files):
+    for f in files:
+        p = tmp_path / "data" / f
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text('{"id": "x1", "question": "Who wrote Dune?", "golden_answers": ["Frank Herbert"]}\n')
+    return tmp_path / "data"
+
+
+def test_a_benchmark_by_name_from_a_data_folder(tmp_path, monkeypatch):
+    from evaluation.datasets import DatasetError, data_folder, named_set
+    folder = _folder(tmp_path, "hotpotqa/dev.jsonl", "hotpotqa/test.jsonl", "bamboogle/test.jsonl")
+    assert named_set("bamboogle", folder) == ("bamboogle/test", folder / "bamboogle" / "test.jsonl")
+    assert named_set("hotpotqa/dev", folder)[0] == "hotpotqa/dev"
+    with pytest.raises(DatasetError, match="several splits of it \\(hotpotqa/dev, hotpotqa/test\\); name one"):
+        named_set("hotpotqa", folder)
+    with pytest.raises(DatasetError, match=f"no file {folder}/musique/<split>.jsonl in the data folder {folder}.*"
+                                           "it holds: bamboogle/test, hotpotqa/dev, hotpotqa/test"):
+        named_set("musique", folder)
+    monkeypatch.setenv("ROUTER_STUDIO_DATA", str(folder))
+    assert data_folder() == folder and data_folder(tmp_path) == tmp_path
+
+
+def test_eval_takes_the_shipped_train_samples_by_name_and_stores_the_set_name(monkeypatch):
+    from ui.cli import datasets_from
+    monkeypatch.delenv("ROUTER_STUDIO_DATA", raising=False)
+    items = datasets_from(["musique", "ambigqa/train"], 2)
+    assert [(i.dataset, i.id) for i in items] == [("musique/train", "musique-train-80"),
+                                                  ("musique/train", "musique-train-256"),
+                                                  ("ambigqa/train", "ambigqa-train-40"),
+                                                  ("ambigqa/train", "ambigqa-train-128")]

@@ -158,8 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", parents=[router, store, trace],
                         help="run the router and baselines over question sets; stored, resumable")
     ev.add_argument("--dataset", action="append", required=True,
-                    help="question file (FlashRAG/Router-R1/plain JSONL, CSV, parquet) or a bundled set: "
-                         "single_hop, multi_hop, bundled (the two), dev (the tuning set) (repeatable)")
+                    help="question file (FlashRAG/Router-R1/plain JSONL, CSV, parquet), a bundled set: "
+                         "single_hop, multi_hop, bundled (the two), dev (the tuning set), or a benchmark by name "
+                         "from the data folder: musique, musique/train, ambigqa, … (repeatable)")
+    ev.add_argument("--data-dir", default=None, metavar="DIR",
+                    help="folder of FlashRAG-format sets, <DIR>/<name>/<split>.jsonl, for --dataset NAME[/SPLIT] "
+                         "(default $ROUTER_STUDIO_DATA, else the shipped train samples in assets/questions/public)")
     ev.add_argument("--limit", default=None, help="first N questions of each file")
     ev.add_argument("--baselines", default="all", help="all | none | comma list of only, only:<Model>, largest, "
                                                        "cheapest, random, knn (default all)")
@@ -479,22 +483,27 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if (rep.errors or rep.conflicting) else 0
 
 
-def datasets_from(names: list[str], limit: int | None):
-    from evaluation.datasets import EVALUATION_SETS, bundled_datasets, load_dataset
+def datasets_from(names: list[str], limit: int | None, data_dir: str | None = None):
+    """Items of each --dataset: a bundled set, a file, or a benchmark by name from the data folder."""
+    from evaluation.datasets import EVALUATION_SETS, bundled_datasets, data_folder, load_dataset, named_set
     bundled = bundled_datasets()
-    paths: list[Path] = []
+    paths: list[tuple[Path, str | None]] = []
     for n in names:
         if n == "bundled":
-            paths += [bundled[s] for s in EVALUATION_SETS]
+            paths += [(bundled[s], None) for s in EVALUATION_SETS]
         elif n in bundled:
-            paths.append(bundled[n])
-        else:
-            paths.append(Path(n))
+            paths.append((bundled[n], None))
+        elif Path(n).exists() or Path(n).suffix:
+            paths.append((Path(n), None))
+        else:  # a benchmark by name (musique, musique/dev) from the data folder; stored under that name
+            name, path = named_set(n, data_folder(data_dir))
+            paths.append((path, name))
     items = []
-    for p in paths:
+    for p, name in paths:
         if not p.exists():
-            raise CliError(f"--dataset: no file {p} (or a bundled set: {', '.join(['bundled', *bundled])})")
-        items += load_dataset(p, limit=limit)
+            raise CliError(f"--dataset: no file {p} (or a bundled set: {', '.join(['bundled', *bundled])}, or a "
+                           "benchmark by name from the data folder)")
+        items += load_dataset(p, limit=limit, name=name)
     return items
 
 
@@ -508,7 +517,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     limit = integer(args.limit, "--limit", 1, 10 ** 7) if args.limit is not None else None
     batch = integer(args.batch, "--concurrency", 1, 256)
-    items = datasets_from(args.dataset, limit)
+    items = datasets_from(args.dataset, limit, args.data_dir)
     _, policy = policy_from(args)
     pool = load_pool(args.pool)
     alphas = parse_alphas(args.alpha if args.alpha is not None else "0,0.5,0.9")
