@@ -16,7 +16,7 @@ labels people give, which override it — and it names the first reason that hol
                  formation of the publisher of Sisters?"); a single-round baseline does so by design: never this kind
   repeat         the same sub-question was asked again (refused or re-sent) and no reply held the gold
   stopped_early  one hop only, for the first fact: the router answered with it ("Bahamas" for the jurisdiction of
-                 the flag of the country where …)
+                 the flag of the country where …); a single-round baseline never gets this kind either
   no_call        the router answered from its own memory: no candidate was asked
   wrong_fact     a candidate stated the answer the router gave, and it is wrong
   unsupported    no reply says the answer: the router wrote it without a candidate saying it
@@ -100,7 +100,7 @@ def _why(steps: Sequence[Step], question: str, golds: list[str], answer: str) ->
         return "repeat"
     if not sent:
         return "no_call"
-    if len(sent) == 1 and not restates(question, sent[0].query or "") and found_in(answer, replies):
+    if routed and len(hops) == 1 and not restates(question, sent[0].query or "") and found_in(answer, replies):
         return "stopped_early"
     return "wrong_fact" if found_in(answer, replies) else "unsupported"
 

@@ -90,3 +90,16 @@ def test_a_run_with_two_router_policies_needs_a_method(store):
     add(store, "A", "i1", "Paris", method="preset-c")
     with pytest.raises(DiffError, match="several router policies \\(preset-a, preset-c\\)"):
         diff_runs(store, "A", "B")
+
+
+def test_the_csv_export_carries_gold_method_dataset_failure_and_iso_times(store):
+    import csv
+
+    from ui import explorer as ex
+    path = ex.export_file(store, ex.make_filter(), "csv")
+    rows = list(csv.DictReader(open(path, encoding="utf-8")))
+    assert rows and set(ex.CSV_COLUMNS) <= set(rows[0])
+    lost = next(r for r in rows if r["method"] == "router (preset-b)" and r["item_id"] == "i2")
+    assert (lost["gold"], lost["answer"], lost["dataset"], lost["failure"]) == ("Danube", "Rhine", "demo", "wrong_fact")
+    assert lost["created"].endswith("+00:00") and lost["created"][:4].isdigit()
+    assert any(r["method"] == "largest" for r in rows)  # a baseline by its name

@@ -175,6 +175,22 @@ def clean_exports(max_age_s: float = EXPORT_KEEP_S, now: float | None = None, ke
     return n
 
 
+CSV_COLUMNS = ["id", "created", "method", "dataset", "item_id", "run_id", "question", "gold", "answer", "em", "f1",
+               "failure", "status", "alpha", "cost_usd", "calls", "n_steps", "latency_s", "input_tokens",
+               "output_tokens", "router_tokens", "reward", "policy", "pool_name", "format_ok", "created_at"]
+
+
+def csv_row(row: dict) -> dict:
+    """A session as a spreadsheet row: an ISO timestamp (UTC) beside the epoch seconds, the method in words (the
+    router policy or the baseline), the gold answers joined with " | " (as the question files write aliases)."""
+    import datetime as dt
+    when = dt.datetime.fromtimestamp(float(row["created_at"]), dt.timezone.utc).isoformat(timespec="seconds")
+    policy = row.get("policy") or ""
+    method = policy.removeprefix("baseline/") if policy.startswith("baseline/") else f"router ({policy})"
+    out = {k: row.get(k) for k in CSV_COLUMNS if k in row}
+    return {**out, "created": when, "method": method, "gold": " | ".join(row.get("gold") or [])}
+
+
 def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
     """Write the filtered set to a new file for download (JSONL with steps and annotations, or a CSV of
     sessions); files older than EXPORT_KEEP_S are removed on the way."""
@@ -188,9 +204,9 @@ def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
         if fmt == "jsonl":
             store.export_jsonl(out, f)
         else:
-            writer = csv.DictWriter(out, fieldnames=list(TraceStore.LIST_COLUMNS))
+            writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
             writer.writeheader()
-            writer.writerows(store.iter_sessions(f))
+            writer.writerows(csv_row(r) for r in store.iter_sessions(f))
     try:
         write_new_file(path, write)
     except BaseException:
