@@ -11,18 +11,19 @@ labels people give, which override it — and it names the first reason that hol
                  one ("Maria" for "Hurricane Maria"): right or nearly, marked wrong by exact match
   ignored_reply  a reply the router read held a gold answer, and the answer is something else
   comparison     a choice question ("…, A or B?") answered with the other of the two, or with neither
+  repeat         the same sub-question was asked again (refused or re-sent) and no reply held the gold
   one_hop        the question hides a first fact, and the one sub-question the router sent went straight for the
                  final answer (the whole question, or "When was Sisters formed?" for "Which year witnessed the
                  formation of the publisher of Sisters?"); a single-round baseline does so by design: never this kind
-  repeat         the same sub-question was asked again (refused or re-sent) and no reply held the gold
   stopped_early  one hop only, for the first fact: the router answered with it ("Bahamas" for the jurisdiction of
                  the flag of the country where …); a single-round baseline never gets this kind either
   no_call        the router answered from its own memory: no candidate was asked
   wrong_fact     a candidate stated the answer the router gave, and it is wrong
   unsupported    no reply says the answer: the router wrote it without a candidate saying it
 
-Designed by reading the wrong sessions of real runs (public MuSiQue train questions, the bundled sets): most are
-wrong_fact (a small candidate states a wrong fact and the router repeats it); the rest spread over the others.
+Designed by reading the wrong sessions of a real run (30 public MuSiQue train questions, the default router and the
+single-round baselines, 2026-12-04): most are wrong_fact (a small candidate states a wrong fact and the router
+repeats it — 19 of the router's 26 wrong answers); the rest spread over repeat, one_hop, stopped_early and the others.
 A session with EM 1, without gold, or stopped by someone gets None; one that failed gets error even without gold.
 """
 from __future__ import annotations
@@ -35,8 +36,8 @@ from .metrics import exact_match, found_in, normalize_answer
 from .rollout.reading import restates
 from .step import Step
 
-KINDS: tuple[str, ...] = ("error", "format", "abstained", "near_miss", "ignored_reply", "comparison", "one_hop",
-                          "repeat", "stopped_early", "no_call", "wrong_fact", "unsupported")
+KINDS: tuple[str, ...] = ("error", "format", "abstained", "near_miss", "ignored_reply", "comparison", "repeat",
+                          "one_hop", "stopped_early", "no_call", "wrong_fact", "unsupported")
 KIND_TEXT = {
     "error": "the session failed",
     "format": "the router broke the protocol",
@@ -93,11 +94,11 @@ def _why(steps: Sequence[Step], question: str, golds: list[str], answer: str) ->
     if options:
         return "comparison"
     routed = any(s.kind == "think" for s in steps)  # a router session (a single-round baseline has no thoughts)
+    if any("repeated_query" in s.flags for s in steps) or _asked_twice(sent):
+        return "repeat"
     hops = {normalize_answer(s.query or "") for s in sent}
     if routed and len(hops) == 1 and hidden_fact(question) and _asks_final(question, sent[0].query or ""):
         return "one_hop"
-    if any("repeated_query" in s.flags for s in steps) or _asked_twice(sent):
-        return "repeat"
     if not sent:
         return "no_call"
     if routed and len(hops) == 1 and not restates(question, sent[0].query or "") and found_in(answer, replies):
