@@ -30,13 +30,15 @@ def usage_by_model(store: TraceStore, session_ids: Sequence[str]) -> dict[str, d
 
 
 def distinct_values(store: TraceStore) -> dict[str, list[str]]:
-    """Datasets, models, policies and run ids present in the store (for filter drop-downs)."""
+    """Datasets, models, run ids and policies (methods) present in the store (for filter drop-downs)."""
     S, U = SessionRow, ModelUsageRow
     with store.read() as conn:
         datasets = [r[0] for r in conn.execute(select(S.dataset).distinct().where(S.dataset.is_not(None)))]
         models = [r[0] for r in conn.execute(select(U.model).distinct())]
         runs = [r[0] for r in conn.execute(select(S.run_id).distinct().where(S.run_id.is_not(None)))]
-    return {"datasets": sorted(datasets), "models": sorted(models), "run_ids": sorted(runs)}
+        policies = [r[0] for r in conn.execute(select(S.policy).distinct())]
+    return {"datasets": sorted(datasets), "models": sorted(models), "run_ids": sorted(runs),
+            "policies": sorted(policies)}
 
 
 def ids_with_prefix(store: TraceStore, prefix: str, limit: int = 2) -> list[str]:

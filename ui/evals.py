@@ -7,13 +7,16 @@ import gradio as gr
 import pandas as pd
 
 from evaluation.figures import all_figures
+from evaluation.paper import SOURCE, TABLE1
 from evaluation.report import COLUMNS, Report, build_report
 from storage import StoreError, TraceStore
 from storage.summary import distinct_values
 
+from .analysis import DIFF_COLUMNS, diff_view
 from .render import err_text, esc, money
 
-ITEM_COLUMNS = ["dataset", "item", "method", "α", "EM", "$", "calls", "answer", "question", "session"]
+ITEM_COLUMNS = ["dataset", "item", "method", "α", "EM", "why wrong", "$", "calls", "answer", "gold", "question",
+                "session"]
 
 
 def results_table(rep: Report) -> pd.DataFrame:
@@ -30,6 +33,16 @@ def decomposition_table(rep: Report) -> pd.DataFrame:
     t = rep.decomposition.copy()
     for c in ("EM", "think quality", "chain rate", "chain rate (not choice)", "choice split", "repeat rate", "grounded"):
         t[c] = t[c].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.3f}")
+    t["α"] = t["α"].map(lambda v: f"{v:g}")
+    return t
+
+
+def dataset_table(rep: Report) -> pd.DataFrame:
+    """Per dataset, method and α, with Router-R1's published EM for the benchmark beside (the paper's pool)."""
+    t = rep.by_dataset.copy()
+    for c in ("EM", "F1", "calls/query", *TABLE1):
+        t[c] = t[c].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.3f}")
+    t["$/query"] = t["$/query"].map(money)
     t["α"] = t["α"].map(lambda v: f"{v:g}")
     return t
 
@@ -53,7 +66,8 @@ def items_table(rep: Report, method: str | None) -> tuple[pd.DataFrame, list[str
     df = df.sort_values(["dataset", "item_id", "policy", "alpha"])
     out = pd.DataFrame({"dataset": df["dataset"], "item": df["item_id"], "method": df["policy"],
                         "α": df["alpha"].map(lambda v: f"{v:g}"), "EM": df["em"].map(lambda v: f"{v:.0f}"),
-                        "$": df["cost_usd"].map(money), "calls": df["calls"], "answer": df["answer"].fillna(""),
+                        "why wrong": df["failure"].fillna(""), "$": df["cost_usd"].map(money), "calls": df["calls"],
+                        "answer": df["answer"].fillna(""), "gold": df["gold"].map(lambda g: " | ".join(g or [])),
                         "question": df["question"].str.slice(0, 100), "session": df["id"].str.slice(0, 12)},
                        columns=ITEM_COLUMNS)
     return out, list(df["id"])
@@ -85,6 +99,12 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
                     "each asked about on their own: a comparison decomposes side by side), repeat rate (sessions "
                     "that ask a sub-question twice), grounded (answers found in a reply).")
         decomp = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-decomp")
+        gr.Markdown(f"**By dataset.** The last two columns are *the paper's figures, not ours* — {SOURCE}; shown for "
+                    "the benchmark a dataset names, with a far larger pool than this one.")
+        by_ds = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-datasets")
+        gr.Markdown("**Why the wrong answers are wrong** (suggested kinds, per method; the Explorer's *Why wrong* "
+                    "filter lists them).")
+        fails = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-failures")
         with gr.Row():
             f1, f2, f3 = (gr.Plot(min_width=300, show_label=False), gr.Plot(min_width=300, show_label=False),
                           gr.Plot(min_width=300, show_label=False))
@@ -93,9 +113,27 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
         items = gr.Dataframe(headers=ITEM_COLUMNS, interactive=False, datatype="str", wrap=True, max_height=420,
                              elem_id="rs-e-items")
     ids = gr.State([])
+    with gr.Accordion("Compare two runs: which items the change gained and lost", open=bool(run_ids)):
+        with gr.Row():
+            run_a = gr.Dropdown([""] + run_ids, value="", label="Run A (before)", elem_id="rs-e-run-a",
+                                allow_custom_value=True)
+            run_b = gr.Dropdown([""] + run_ids, value="", label="Run B (after)", elem_id="rs-e-run-b",
+                                allow_custom_value=True)
+            diff_btn = gr.Button("Compare", elem_id="rs-e-diff", min_width=90)
+        diff_msg = gr.Markdown(elem_id="rs-e-diff-msg")
+        diff_items = gr.Dataframe(headers=DIFF_COLUMNS, interactive=False, datatype="str", wrap=True,
+                                  elem_id="rs-e-diff-items", max_height=420)
+
+    def do_diff(a: str, b: str):
+        try:
+            text, tbl = diff_view(store, a, b)
+        except (ValueError, KeyError, StoreError) as e:
+            return f"⚠ {esc(err_text(e))}", gr.update()
+        return text, tbl
+    diff_btn.click(do_diff, [run_a, run_b], [diff_msg, diff_items], api_name="eval_diff")
 
     def do_show(run_ids: list[str], m: str):
-        keep = (gr.update(),) * 8
+        keep = (gr.update(),) * 10
         if not run_ids:
             return "⚠ pick at least one run", gr.update(), *keep, []
         try:
@@ -108,7 +146,8 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
         methods = sorted(rep.sessions["policy"].unique())
         tbl, sids = items_table(rep, m if m in methods else None)
         return (f"{len(rep.sessions)} finished sessions", gr.update(visible=True), results_table(rep),
-                curves_markdown(rep), decomposition_table(rep), *figs, gr.update(choices=[""] + methods), tbl, sids)
+                curves_markdown(rep), decomposition_table(rep), dataset_table(rep), rep.failures.astype(str), *figs,
+                gr.update(choices=[""] + methods), tbl, sids)
 
     def do_open(sids: list[str], evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -116,12 +155,13 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
             return gr.update(), gr.update()
         return gr.Tabs(selected="explorer"), sids[row]
 
-    outs = [msg, results, table, curves, decomp, f1, f2, f3, method, items, ids]
+    outs = [msg, results, table, curves, decomp, by_ds, fails, f1, f2, f3, method, items, ids]
     show.click(do_show, [runs, method], outs, api_name="eval_report")
     method.change(do_show, [runs, method], outs, api_name=False)
     def do_refresh():
         found = distinct_values(store)["run_ids"]
-        return gr.update(choices=found), ("" if found else EMPTY)
-    refresh.click(do_refresh, None, [runs, msg], api_name=False)
+        return (gr.update(choices=found), ("" if found else EMPTY), gr.update(choices=[""] + found),
+                gr.update(choices=[""] + found))
+    refresh.click(do_refresh, None, [runs, msg, run_a, run_b], api_name=False)
     items.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
         explorer["do_open"], explorer["open_id"], explorer["open_outs"], api_name=False)

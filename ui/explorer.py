@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from router_core.failures import KINDS
 from router_core.paths import EXAMPLES_FILE
 from router_core.step import Step
 from storage import SessionFilter, StoreError, TraceStore
@@ -21,9 +22,10 @@ from storage.models import LABELS
 from storage.summary import MIN_PREFIX, distinct_values, full_session_id, usage_by_model
 
 from . import charts
+from .analysis import breakdown, cell_filter, method_name
 from .captions import captions
 from .graph import graph_html, graph_of
-from .render import err_text, esc, money, rules_details, session_messages
+from .render import err_text, esc, money, rules_details, session_messages, shorten
 from .terminal import when
 from .widgets import steps_and_charts
 
@@ -33,7 +35,11 @@ SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "cost 
          "cost ↑": ("cost_usd", False), "α ↓": ("alpha", True), "α ↑": ("alpha", False), "EM ↓": ("em", True),
          "EM ↑": ("em", False), "latency ↓": ("latency_s", True), "calls ↓": ("calls", True)}
 STATUSES = ["", "done", "running", "stopped", "error", "interrupted"]
-TABLE_COLUMNS = ["when", "status", "question", "answer", "EM", "α", "$", "calls", "steps", "dataset", "id"]
+# what an analyst reads first comes first (answer, gold, EM, why wrong and $ fit at 1440 px); status and id last
+TABLE_COLUMNS = ["when", "method", "question", "answer", "gold", "EM", "why wrong", "$", "calls", "α", "dataset",
+                 "status", "id"]
+# fixed shares of the table's width, so long questions wrap instead of pushing the answer and gold off screen
+TABLE_WIDTHS = ["8%", "10%", "22%", "11%", "10%", "3%", "8%", "6%", "4%", "3%", "6%", "4%", "5%"]
 
 
 def _num(value: Any, field: str) -> float | None:
@@ -75,15 +81,24 @@ def _plain(value: Any, field: str, limit: int = 500) -> str:
 
 def make_filter(text: str = "", dataset: str = "", correct: str = "any", model: str = "", alpha_min: Any = None,
                 alpha_max: Any = None, cost_min: Any = None, cost_max: Any = None, status: str = "",
-                label: str = "", run_id: str = "") -> SessionFilter:
+                label: str = "", run_id: str = "", method: str = "", failure: str = "",
+                calls: Any = None) -> SessionFilter:
     """Form values → SessionFilter; a bad value raises ValueError naming the field."""
     text, dataset, model = _plain(text, "text"), _plain(dataset, "dataset"), _plain(model, "model used")
     label, run_id, status = _plain(label, "label"), _plain(run_id, "eval run"), _plain(status, "status")
+    method, failure = _plain(method, "method"), _plain(failure, "why wrong")
+    n_calls = _num(calls, "calls")
+    if n_calls is not None and (n_calls != int(n_calls) or not 0 <= n_calls <= 1000):
+        raise ValueError(f"calls: {calls} is not a number of calls (0, 1, 2, …)")
     f = SessionFilter(text=(text or "").strip() or None, dataset=dataset or None,
                       correct={"correct": True, "wrong": False}.get(correct or "any"), model=model or None,
                       alpha_min=_num(alpha_min, "α min"), alpha_max=_num(alpha_max, "α max"),
                       cost_min=_num(cost_min, "$ min"), cost_max=_num(cost_max, "$ max"),
-                      status=status or None, label=label or None, run_id=(run_id or "").strip() or None)
+                      status=status or None, label=label or None, run_id=(run_id or "").strip() or None,
+                      policy=method or None, failure=failure or None,
+                      calls=None if n_calls is None else int(n_calls))
+    if f.failure and f.failure not in KINDS:
+        raise ValueError(f"why wrong: '{f.failure}' is not one of {', '.join(KINDS)}")
     for lo, hi, name in ((f.alpha_min, f.alpha_max, "α"), (f.cost_min, f.cost_max, "$")):
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"{name} range: min {lo:g} is above max {hi:g}")
@@ -107,12 +122,13 @@ def table_of(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     return pd.DataFrame({
-        "when": [when(t) for t in df["created_at"]],
-        "status": df["status"], "question": df["question"].str.slice(0, 120),
-        "answer": df["answer"].fillna("").str.slice(0, 60),
-        "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
-        "α": df["alpha"].map(lambda v: f"{v:g}"), "$": df["cost_usd"].map(money), "calls": df["calls"],
-        "steps": df["n_steps"], "dataset": df["dataset"].fillna(""), "id": df["id"].str.slice(0, 12)})
+        "when": [when(t) for t in df["created_at"]], "method": df["policy"].map(method_name),
+        "question": df["question"].map(lambda q: shorten(q, 90)),
+        "answer": df["answer"].fillna("").map(lambda a: shorten(a, 40)),
+        "gold": df["gold"].map(lambda g: shorten(" | ".join(g or []), 40)),
+        "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"), "why wrong": df["failure"].fillna(""),
+        "$": df["cost_usd"].map(money), "calls": df["calls"], "α": df["alpha"].map(lambda v: f"{v:g}"),
+        "dataset": df["dataset"].fillna(""), "status": df["status"], "id": df["id"].str.slice(0, 12)})
 
 
 def page(store: TraceStore, f: SessionFilter, sort: str, page_no: int) -> tuple[pd.DataFrame, list[str], str]:
@@ -299,17 +315,22 @@ def build(store: TraceStore) -> dict[str, Any]:
     values = distinct_values(store)
     with gr.Row():
         text = gr.Textbox(label="Text in question or answer", min_width=200, elem_id="rs-f-text")
-        dataset = gr.Dropdown([""] + values["datasets"], value="", label="Dataset", allow_custom_value=True, min_width=140)
+        dataset = gr.Dropdown([""] + values["datasets"], value="", label="Dataset", allow_custom_value=True,
+                              min_width=140, elem_id="rs-f-dataset")
+        method = gr.Dropdown([""] + values["policies"], value="", label="Method", allow_custom_value=True,
+                             min_width=160, elem_id="rs-f-method")
         correct = gr.Radio(["any", "correct", "wrong"], value="any", label="Correct", min_width=200)
+        failure = gr.Dropdown([""] + list(KINDS), value="", label="Why wrong", min_width=130, elem_id="rs-f-failure")
         model = gr.Dropdown([""] + values["models"], value="", label="Model used", allow_custom_value=True, min_width=140)
         status = gr.Dropdown(STATUSES, value="", label="Status", min_width=120)
-        label = gr.Dropdown([""] + list(LABELS), value="", label="Label", min_width=140)
     with gr.Row():
+        label = gr.Dropdown([""] + list(LABELS), value="", label="Label", min_width=140)
         # Text boxes, not gr.Number: an empty box must mean "no bound", and Number sends 0.
         a_min = gr.Textbox(label="α min", placeholder="any", min_width=90, elem_id="rs-f-amin")
         a_max = gr.Textbox(label="α max", placeholder="any", min_width=90, elem_id="rs-f-amax")
         c_min = gr.Textbox(label="$ min", placeholder="any", min_width=90, elem_id="rs-f-cmin")
         c_max = gr.Textbox(label="$ max", placeholder="any", min_width=90, elem_id="rs-f-cmax")
+        calls = gr.Textbox(label="Calls", placeholder="any", min_width=70, elem_id="rs-f-calls")
         run_id = gr.Dropdown([""] + values["run_ids"], value="", label="Eval run", allow_custom_value=True, min_width=140)
         sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
         page_no = gr.Number(value=1, label="Page", precision=0, minimum=1, min_width=80)
@@ -318,8 +339,13 @@ def build(store: TraceStore) -> dict[str, Any]:
                              visible=EXAMPLES_FILE.exists())
     info = gr.Markdown(elem_id="rs-page-info")
     table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, wrap=True, elem_id="rs-table", max_height=420,
-                         datatype="str")
+                         datatype="str", column_widths=TABLE_WIDTHS)
     ids = gr.State([])
+    with gr.Accordion("Why the wrong answers are wrong — suggested kinds; click a count to list those sessions",
+                      open=True, elem_id="rs-breakdown-box"):
+        bd_info = gr.Markdown(elem_id="rs-breakdown-info")
+        bd_table = gr.Dataframe(interactive=False, elem_id="rs-breakdown", datatype="str", wrap=True)
+        bd_methods = gr.State([])
     with gr.Accordion("Summary of the filtered set", open=False):
         with gr.Row():
             s1, s2, s3 = gr.Plot(min_width=280), gr.Plot(min_width=280), gr.Plot(min_width=280)
@@ -358,7 +384,8 @@ def build(store: TraceStore) -> dict[str, Any]:
         ann_msg = gr.Markdown(elem_id="rs-ann-msg")
         ann_table = gr.Dataframe(headers=["when", "step", "label", "note"], interactive=False, datatype="str",
                                  elem_id="rs-ann-table")
-    filters = [text, dataset, correct, model, a_min, a_max, c_min, c_max, status, label, run_id]
+    filters = [text, dataset, correct, model, a_min, a_max, c_min, c_max, status, label, run_id, method, failure,
+               calls]
 
     def do_search(*vals):
         *fv, sort_v, page_v = vals
@@ -366,10 +393,22 @@ def build(store: TraceStore) -> dict[str, Any]:
             f = make_filter(*fv)
             tbl, page_ids, msg = page(store, f, sort_v, page_number(page_v))
             figs = summary(store, f)
+            bd, bd_m, n_wrong = breakdown(store, f)
         except (ValueError, KeyError, StoreError) as e:
             gr.Warning(err_text(e))
-            return gr.update(), gr.update(), f"⚠ {esc(err_text(e))}", gr.update(), gr.update(), gr.update()
-        return tbl, page_ids, msg, *figs
+            return (gr.update(), gr.update(), f"⚠ {esc(err_text(e))}", *(gr.update(),) * 6)
+        bd_msg = (f"{n_wrong:,} wrong session(s) in this set" + (" (the newest counted)" if n_wrong >= 5000 else "")
+                  if n_wrong else "No wrong sessions in this set.")
+        return tbl, page_ids, msg, *figs, bd, bd_m, bd_msg
+
+    def do_cell(bd: pd.DataFrame, bd_m: list[str], evt: gr.SelectData):
+        """A breakdown count clicked: the Explorer lists those sessions (wrong, that kind, that method)."""
+        row, col = (evt.index if isinstance(evt.index, (list, tuple)) else (evt.index, 0))
+        picked = cell_filter(pd.DataFrame(bd), bd_m or [], int(row), int(col))
+        if picked is None:
+            return (gr.update(),) * 4
+        kind, meth = picked
+        return "wrong", kind, meth, 1
 
     def do_open(sid: str, k_val: float | None = None, lesson_on: bool = False):
         try:
@@ -441,19 +480,24 @@ def build(store: TraceStore) -> dict[str, Any]:
             gr.Warning(err_text(e))
             return None
 
-    outs = [table, ids, info, s1, s2, s3]
+    outs = [table, ids, info, s1, s2, s3, bd_table, bd_methods, bd_info]
 
     def do_examples(*vals):
         try:
             msg = load_examples(store)
         except (StoreError, OSError) as e:
             gr.Warning(err_text(e))
-            return (gr.update(),) * 6
+            return (gr.update(),) * len(outs)
         gr.Info(msg)
         return do_search(*vals)
     examples.click(do_examples, filters + [sort, page_no], outs, api_name="load_examples")
     search.click(do_search, filters + [sort, page_no], outs, api_name="search")
     text.submit(do_search, filters + [sort, page_no], outs, api_name=False)
+    for box in (a_min, a_max, c_min, c_max, calls):  # Enter in any box runs the search
+        box.submit(do_search, filters + [sort, page_no], outs, api_name=False)
+    to_table = "() => { const t = document.getElementById('rs-page-info'); if (t) t.scrollIntoView({block: 'start'}); }"
+    bd_table.select(do_cell, [bd_table, bd_methods], [correct, failure, method, page_no], api_name=False).then(
+        do_search, filters + [sort, page_no], outs, api_name=False).then(None, None, None, js=to_table)
     open_outs = [current, header, k, chat, r_graph, p1, p2, p3, ann_table, caption]
     step_outs = [chat, r_graph, p1, p2, p3, caption]
     scroll = "() => { const h = document.getElementById('rs-replay-header'); if (h) h.scrollIntoView({block: 'start'}); }"

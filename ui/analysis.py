@@ -1,0 +1,69 @@
+"""Error analysis across many sessions: why the wrong answers are wrong (kind × method, each cell a way into those
+sessions) and which items one eval run gained and lost against another. Gradio-free tables; the Explorer and the
+Evaluations tab lay them out."""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from evaluation.diff import RunDiff, diff_runs
+from router_core.failures import KIND_TEXT, KINDS
+from storage import SessionFilter, TraceStore
+
+from .render import shorten
+
+BREAKDOWN_MAX = 5000  # the breakdown counts at most this many of the matching sessions (the newest)
+KIND_COLUMN = "why wrong"
+TOTAL = "all methods"
+DIFF_COLUMNS = ["change", "dataset", "item", "α", "question", "gold", "answer A", "answer B"]
+
+
+def method_name(policy: str) -> str:
+    """A stored method label in words: a baseline by its name, a router by its policy."""
+    return policy.removeprefix("baseline/") if policy.startswith("baseline/") else f"router ({policy})"
+
+
+def breakdown(store: TraceStore, f: SessionFilter) -> tuple[pd.DataFrame, list[str], int]:
+    """Wrong sessions of the filtered set counted by suggested failure kind (rows) and method (columns), the stored
+    method labels of those columns in order, and how many wrong sessions were counted."""
+    wrong = dataclasses.replace(f, correct=False)
+    df = store.list_sessions(wrong, page_size=BREAKDOWN_MAX, count_limit=BREAKDOWN_MAX + 1).rows
+    methods = sorted(set(df["policy"])) if not df.empty else []
+    rows = []
+    for kind in KINDS:
+        of_kind = df[df["failure"] == kind]
+        if of_kind.empty:
+            continue
+        counts = of_kind["policy"].value_counts()
+        rows.append({KIND_COLUMN: f"{kind}: {KIND_TEXT[kind]}", TOTAL: len(of_kind),
+                     **{method_name(m): int(counts.get(m, 0)) for m in methods}})
+    return pd.DataFrame(rows, columns=[KIND_COLUMN, TOTAL, *map(method_name, methods)]), methods, len(df)
+
+
+def cell_filter(table: pd.DataFrame, methods: list[str], row: int, col: int) -> tuple[str, str] | None:
+    """The (failure kind, method label) a clicked breakdown cell stands for; the total column means any method."""
+    if not 0 <= row < len(table) or col < 0:
+        return None
+    kind = str(table.iloc[row][KIND_COLUMN]).split(":", 1)[0]
+    if kind not in KINDS:
+        return None
+    method = methods[col - 2] if 2 <= col < len(methods) + 2 else ""
+    return kind, method
+
+
+def diff_table(d: RunDiff) -> pd.DataFrame:
+    rows = [{"change": change, "dataset": p.dataset, "item": p.item_id, "α": f"{p.alpha:g}",
+             "question": shorten(p.question, 110), "gold": " | ".join(p.gold), "answer A": shorten(p.answer_a, 60),
+             "answer B": shorten(p.answer_b, 60)}
+            for change, pairs in (("gained", d.gained), ("lost", d.lost)) for p in pairs]
+    return pd.DataFrame(rows, columns=DIFF_COLUMNS)
+
+
+def diff_view(store: TraceStore, run_a: str, run_b: str) -> tuple[str, pd.DataFrame]:
+    """The Evaluations tab's run diff: a one-line summary and the gained and lost items (ValueError when it cannot
+    be made, naming why)."""
+    if not run_a or not run_b:
+        raise ValueError("pick two runs: A, the one before the change, and B, the one after")
+    d = diff_runs(store, run_a, run_b)
+    return f"**{run_b}** ({d.method_b}) against **{run_a}** ({d.method_a}): {d.summary()}", diff_table(d)
