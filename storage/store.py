@@ -391,6 +391,30 @@ class TraceStore:
             rows = conn.execute(_LOAD_STEPS, {"sid": session_id}).all()
         return [row_step(r._mapping) for r in rows]
 
+    def annotate_many(self, session_ids: Sequence[str], label: str, note: str = "") -> int:
+        """One label on many sessions (the Explorer's filtered set), in one transaction; ids not in the store are
+        skipped. Returns how many were labelled."""
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, got '{label}'")
+        now = time.time()
+        with self._tx() as conn:
+            present = [r[0] for i in range(0, len(session_ids), 900) for r in conn.execute(
+                select(SessionRow.id).where(SessionRow.id.in_(list(session_ids[i:i + 900]))))]
+            if present:
+                conn.execute(insert(AnnotationRow), [{"session_id": sid, "step_idx": None, "label": label,
+                                                      "note": note, "created_at": now} for sid in present])
+        return len(present)
+
+    def labels_of(self, session_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The labels people gave each of these sessions (whole-session and step annotations), oldest first."""
+        out: dict[str, list[str]] = {}
+        with self.read() as conn:
+            for i in range(0, len(session_ids), 900):
+                for sid, lab in conn.execute(select(AnnotationRow.session_id, AnnotationRow.label).where(
+                        AnnotationRow.session_id.in_(list(session_ids[i:i + 900]))).order_by(AnnotationRow.id)):
+                    out.setdefault(sid, []).append(lab)
+        return out
+
     def annotations(self, session_id: str) -> list[dict[str, Any]]:
         with self.read() as conn:
             rows = conn.execute(_ANNOTATIONS, {"sid": session_id}).all()

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from router_core.failures import KINDS
+from router_core.failures import KIND_TEXT, KINDS
 from router_core.paths import EXAMPLES_FILE
 from router_core.step import Step
 from storage import SessionFilter, StoreError, TraceStore
@@ -30,6 +30,7 @@ from .terminal import when
 from .widgets import steps_and_charts
 
 PAGE_SIZE = 25
+BULK_MAX = 1000  # bulk labelling refuses a larger set: narrow the filters first
 SUMMARY_MAX = 5000  # summary charts cover at most this many of the matching sessions
 SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "cost ↓": ("cost_usd", True),
          "cost ↑": ("cost_usd", False), "α ↓": ("alpha", True), "α ↑": ("alpha", False), "EM ↓": ("em", True),
@@ -117,8 +118,16 @@ def parse_step(value: str | None) -> int | None:
     return int(v)
 
 
-def table_of(df: pd.DataFrame) -> pd.DataFrame:
+def why_wrong(failure: Any, labels: list[str] | None) -> str:
+    """The table's "why wrong": a person's label wins over the suggested kind (marked ✎ so the two never mix)."""
+    if labels:
+        return "✎ " + ", ".join(dict.fromkeys(labels))
+    return "" if failure is None or (isinstance(failure, float) and math.isnan(failure)) else str(failure)
+
+
+def table_of(df: pd.DataFrame, labels: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Store page → the table users read (plain text cells; Gradio shows them as text, not HTML)."""
+    labels = labels or {}
     if df.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     return pd.DataFrame({
@@ -126,7 +135,8 @@ def table_of(df: pd.DataFrame) -> pd.DataFrame:
         "question": df["question"].map(lambda q: shorten(q, 90)),
         "answer": df["answer"].fillna("").map(lambda a: shorten(a, 40)),
         "gold": df["gold"].map(lambda g: shorten(" | ".join(g or []), 40)),
-        "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"), "why wrong": df["failure"].fillna(""),
+        "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
+        "why wrong": [why_wrong(f, labels.get(i)) for f, i in zip(df["failure"], df["id"])],
         "$": df["cost_usd"].map(money), "calls": df["calls"], "α": df["alpha"].map(lambda v: f"{v:g}"),
         "dataset": df["dataset"].fillna(""), "status": df["status"], "id": df["id"].str.slice(0, 12)})
 
@@ -138,7 +148,7 @@ def page(store: TraceStore, f: SessionFilter, sort: str, page_no: int) -> tuple[
     n = len(pg.rows)
     info = (f"sessions {first + 1}–{first + n} of {pg.total_text}" if n else
             f"no sessions on this page ({pg.total_text} match)")
-    return table_of(pg.rows), pg.ids, info
+    return table_of(pg.rows, store.labels_of(pg.ids)), pg.ids, info
 
 
 def summary(store: TraceStore, f: SessionFilter) -> tuple[Any, Any, Any]:
@@ -302,7 +312,19 @@ class Replay:
         return (f'<div class="rs-summary"><b>{esc(s["question"])}</b><br>answer {esc(s.get("answer") or "(none)")} · '
                 f"gold {esc(gold)} · EM {em} · {money(s.get('cost_usd') or 0)} · {s.get('calls')} call(s) · "
                 f"α {s['alpha']:g} · {esc(s['status'])} · policy {esc(s['policy'])} · pool {esc(s['pool_name'])} · "
-                f"<code>{esc(s['id'])}</code>{rules_details(s, self.steps)}</div>")
+                f"<code>{esc(s['id'])}</code>{self._why()}{rules_details(s, self.steps)}</div>")
+
+    def _why(self) -> str:
+        """Why it is wrong: the suggested kind, and apart from it the labels people gave (which win)."""
+        kind = self.session.get("failure")
+        labels = list(dict.fromkeys(a["label"] for a in self.annotations))
+        out = ""
+        if kind:
+            out += f"<br>why wrong (suggested): <b>{esc(kind)}</b> — {esc(KIND_TEXT.get(kind, ''))}"
+        if labels:
+            over = " (over the suggestion)" if kind else ""
+            out += f"<br>labelled by a person: <b>{esc(', '.join(labels))}</b>{over}"
+        return out
 
     def annotation_table(self) -> pd.DataFrame:
         rows = [{"when": when(a["created_at"]), "step": a["step_idx"],
@@ -333,7 +355,9 @@ def build(store: TraceStore) -> dict[str, Any]:
         calls = gr.Textbox(label="Calls", placeholder="any", min_width=70, elem_id="rs-f-calls")
         run_id = gr.Dropdown([""] + values["run_ids"], value="", label="Eval run", allow_custom_value=True, min_width=140)
         sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
-        page_no = gr.Number(value=1, label="Page", precision=0, minimum=1, min_width=80)
+        page_prev = gr.Button("◀", size="sm", min_width=40, elem_id="rs-page-prev")
+        page_no = gr.Number(value=1, label="Page", precision=0, minimum=1, min_width=80, elem_id="rs-page-no")
+        page_next = gr.Button("▶", size="sm", min_width=40, elem_id="rs-page-next")
         search = gr.Button("Search", variant="primary", elem_id="rs-search", min_width=90)
         examples = gr.Button("Load example sessions", elem_id="rs-load-examples", min_width=120,
                              visible=EXAMPLES_FILE.exists())
@@ -354,6 +378,14 @@ def build(store: TraceStore) -> dict[str, Any]:
             exp_jsonl = gr.Button("JSONL (sessions with steps and annotations)", size="sm")
             exp_csv = gr.Button("CSV (one row per session)", size="sm")
         exp_file = gr.File(label="Download", interactive=False, height=80)
+    with gr.Accordion("Label the filtered set", open=False):
+        with gr.Row():
+            bulk_label = gr.Dropdown(list(LABELS), value=LABELS[0], label="Label", elem_id="rs-bulk-label",
+                                     min_width=160)
+            bulk_note = gr.Textbox(label="Note", elem_id="rs-bulk-note", min_width=240, scale=3)
+            bulk_btn = gr.Button(f"Label every matching session (up to {BULK_MAX:,})", elem_id="rs-bulk-save",
+                                 min_width=200)
+        bulk_msg = gr.Markdown(elem_id="rs-bulk-msg")
 
     gr.Markdown("### Replay")
     with gr.Row():
@@ -481,6 +513,34 @@ def build(store: TraceStore) -> dict[str, Any]:
             return None
 
     outs = [table, ids, info, s1, s2, s3, bd_table, bd_methods, bd_info]
+
+    def do_bulk(lab: str, note: str, *fv):
+        try:
+            f = make_filter(*fv)
+            pg = store.list_sessions(f, page_size=BULK_MAX, count_limit=BULK_MAX + 1)
+            if pg.total > BULK_MAX:
+                return f"⚠ {pg.total_text} sessions match: narrow the filters to {BULK_MAX:,} or fewer first"
+            n = store.annotate_many(pg.ids, lab, note or "")
+        except (ValueError, KeyError, StoreError) as e:
+            return f"⚠ {esc(err_text(e))}"
+        return f"labelled **{n}** session(s) **{esc(lab)}**"
+    bulk_btn.click(do_bulk, [bulk_label, bulk_note, *filters], bulk_msg, api_name=False).then(
+        do_search, filters + [sort, page_no], outs, api_name=False)
+
+    def turn(page_v: Any, delta: int) -> int:
+        try:
+            return max(1, page_number(page_v) + 1 + delta)
+        except ValueError:
+            return 1
+    page_prev.click(lambda v: turn(v, -1), page_no, page_no, api_name=False).then(
+        do_search, filters + [sort, page_no], outs, api_name=False)
+    page_next.click(lambda v: turn(v, +1), page_no, page_no, api_name=False).then(
+        do_search, filters + [sort, page_no], outs, api_name=False)
+    # a choice made in a drop-down or the radio updates the table and its count at once (page 1 again);
+    # `.input` fires on a person's choice only, not when a breakdown click sets the filters itself
+    for choice in (dataset, method, correct, failure, model, status, label, run_id, sort):
+        choice.input(lambda: 1, None, page_no, api_name=False).then(
+            do_search, filters + [sort, page_no], outs, api_name=False)
 
     def do_examples(*vals):
         try:

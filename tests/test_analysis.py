@@ -1,0 +1,56 @@
+"""Error analysis without a browser: the failure breakdown and its cells, labels over suggested kinds, bulk labels,
+and the new Explorer filters."""
+from __future__ import annotations
+
+import pytest
+from test_diff import add
+
+from storage import SessionFilter, TraceStore
+from ui.analysis import TOTAL, breakdown, cell_filter
+from ui.explorer import make_filter, page
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = TraceStore(str(tmp_path / "a.sqlite"))
+    for item, ans in (("i1", "Paris"), ("i2", "Rhine"), ("i3", "1970")):
+        add(s, "A", item, ans, method="preset-a")
+        add(s, "A", item, "Rome", method="baseline/largest")
+    yield s
+    s.close()
+
+
+def test_breakdown_counts_wrong_sessions_by_kind_and_method_and_a_cell_names_its_filters(store):
+    table, methods, n = breakdown(store, make_filter())
+    assert n == 5 and methods == ["baseline/largest", "preset-a"]
+    assert list(table.columns) == ["why wrong", TOTAL, "largest", "router (preset-a)"]
+    row = table.iloc[0]
+    assert row["why wrong"].startswith("wrong_fact:") and (row[TOTAL], row["largest"], row["router (preset-a)"]) == \
+        (5, 3, 2)
+    assert cell_filter(table, methods, 0, 3) == ("wrong_fact", "preset-a")
+    assert cell_filter(table, methods, 0, 1) == ("wrong_fact", "")  # the total: any method
+    assert cell_filter(table, methods, 5, 1) is None
+    kind, method = cell_filter(table, methods, 0, 2)
+    got = store.list_sessions(SessionFilter(correct=False, failure=kind, policy=method))
+    assert got.total == 3 and set(got.rows["answer"]) == {"Rome"}
+
+
+def test_a_persons_label_wins_over_the_suggested_kind_and_bulk_labels_reach_the_whole_filtered_set(store):
+    f = make_filter(correct="wrong", method="baseline/largest")
+    assert store.annotate_many(store.list_sessions(f).ids + ["not-a-session"], "candidate_wrong", "Rome again") == 3
+    tbl, ids, _ = page(store, f, "newest", 0)
+    assert set(tbl["why wrong"]) == {"✎ candidate_wrong"}
+    tbl, _, _ = page(store, make_filter(correct="wrong", method="preset-a"), "newest", 0)
+    assert set(tbl["why wrong"]) == {"wrong_fact"}  # not labelled: the suggestion shows
+    assert store.labels_of(ids) == {i: ["candidate_wrong"] for i in ids}
+    with pytest.raises(ValueError, match="label must be one of"):
+        store.annotate_many(ids, "nonsense")
+
+
+def test_new_filters_name_their_field_when_bad(store):
+    assert make_filter(calls="1").calls == 1 and make_filter(failure="repeat").failure == "repeat"
+    with pytest.raises(ValueError, match="calls: 1.5 is not a number of calls"):
+        make_filter(calls="1.5")
+    with pytest.raises(ValueError, match="why wrong: 'bogus' is not one of"):
+        make_filter(failure="bogus")
+    assert store.list_sessions(make_filter(calls="1", method="preset-a")).total == 3
