@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from html import escape as esc_html
 from pathlib import Path
 from typing import Sequence
 
@@ -247,8 +248,16 @@ def write(rep: Report, out_dir: Path) -> list[Path]:
         raise FileWriteError(f"{out_dir}: cannot create the report folder ({e.strerror or e})") from None
     figs = all_figures(rep)
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    tables = ""
+    if not rep.by_dataset.empty:
+        tables += (f"<h3>By dataset</h3><p>The last two columns are the paper's figures, not ours: {esc_html(SOURCE)}"
+                   "; shown for the benchmark the dataset names, with a far larger pool than this one.</p>"
+                   + rep.by_dataset.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3g}", na_rep="—"))
+    if not rep.failures.empty:
+        tables += ("<h3>Why the wrong answers are wrong (suggested kinds)</h3>"
+                   + rep.failures.to_html(index=False, escape=True))
     html = ("<html><head><meta charset='utf-8'><title>Router-R1 Studio evaluation</title></head><body>"
-            + "".join(parts) + "</body></html>")
+            + "".join(parts) + tables + "</body></html>")
     files = {"results.md": lambda f: f.write(markdown(rep)), "results.csv": lambda f: rep.table.to_csv(f, index=False),
              "decomposition.csv": lambda f: rep.decomposition.to_csv(f, index=False),
              "figures.html": lambda f: f.write(html)}
