@@ -293,6 +293,10 @@ def test_report_json_has_per_dataset_figures_with_the_papers_beside_them_and_the
     fails = {r["method"]: r for r in out["failures"]}
     assert fails["router"]["wrong"] == 2 and fails["router"]["unsupported"] == 2  # "Rome" is in no reply
     assert fails["baseline/largest"]["unsupported"] == 1 and set(out["failure_kinds"]) >= {"wrong_fact", "one_hop"}
+    assert main(["report", "--db", db, "--run-id", "rj", "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "figures.html").read_text()
+    assert "the paper's figures, not ours" in html and "Router-R1-Qwen (paper)" in html and "unsupported" in html
+    capsys.readouterr()
     assert main(["report", "--db", db, "--run-id", "nope", "--json"]) == 1
     assert "no finished sessions for run(s) nope" in capsys.readouterr().err
 
