@@ -67,7 +67,11 @@ MODELS = POOL.names
 PRICE = {m.name: (m.price_in, m.price_out) for m in POOL.models}
 NORM = POOL.norm_costs()
 STATUS_MIX = (("done", 0.92), ("stopped", 0.03), ("error", 0.03), ("interrupted", 0.02))
-FILTER_KINDS = ("text", "dataset", "correct", "model", "alpha", "cost", "status", "label")
+FILTER_KINDS = ("text", "dataset", "correct", "model", "alpha", "cost", "status", "label", "method", "run",
+                "failure", "calls")
+# methods as an eval run stores them (evaluation/methods.py): the router on most sessions, baselines on the rest
+METHODS = (("synthetic-router", 0.7), ("baseline/largest", 0.1), ("baseline/cheapest", 0.1),
+           ("baseline/knn@50%", 0.1))
 
 
 # ---------------------------------------------------------------------- synthetic sessions
@@ -173,7 +177,8 @@ class Generator:
             for _ in range(r.randint(1, 2)):
                 notes.append({"label": r.choice(LABELS), "step_idx": r.choice([None, 1, 3, 5]),
                               "note": f"synthetic annotation on session {i}", "created_at": t + r.uniform(60, 3600)})
-        start = {"session_id": sid, "question": question, "alpha": alpha, "policy": "synthetic-policy",
+        policy = r.choices([m for m, _ in METHODS], [w for _, w in METHODS])[0]
+        start = {"session_id": sid, "question": question, "alpha": alpha, "policy": policy,
                  "engine": "synthetic", "pool": POOL.snapshot(), "gold": gold, "dataset": dataset,
                  "item_id": None if adhoc else f"syn-{i % 997}", "run_id": run_id}
         return Synth(start=start, steps=steps, end=end, notes=notes)
@@ -251,7 +256,13 @@ def live_write(store: TraceStore, gen: Generator, first: int, n: int, ids: list[
 
 # ---------------------------------------------------------------------- queries
 
-def random_filter(r: random.Random, kinds: tuple[str, ...], cost_q: np.ndarray, n: int) -> SessionFilter:
+def random_filter(r: random.Random, kinds: tuple[str, ...], cost_q: np.ndarray, n: int,
+                  values: dict[str, list[str]] | None = None) -> SessionFilter:
+    """A filter of these kinds with values drawn as a user would pick them: methods and runs among those stored,
+    calls among the stored counts, failure kinds among all of them (a kind no session has is a real click too: the
+    breakdown and the drop-down offer every kind)."""
+    from router_core.failures import KINDS
+    values = values or {}
     f = SessionFilter()
     for k in kinds:
         if k == "text":   # topic word (~3 %), a question number (1-11 rows), mixed-case prefix (~11 %), no match
@@ -272,6 +283,14 @@ def random_filter(r: random.Random, kinds: tuple[str, ...], cost_q: np.ndarray, 
             f.status = r.choice(["done", "done", "error", "stopped", "interrupted"])
         elif k == "label":
             f.label = r.choice(LABELS)
+        elif k == "method":
+            f.policy = r.choice(values.get("policies") or [m for m, _ in METHODS])
+        elif k == "run":
+            f.run_id = r.choice(values.get("run_ids") or ["synrun-00000000"])
+        elif k == "failure":
+            f.failure = r.choice(KINDS)
+        elif k == "calls":
+            f.calls = int(r.choice(values.get("calls") or [2]))
     return f
 
 
@@ -290,16 +309,20 @@ def pct(ms: np.ndarray) -> dict[str, float]:
 
 
 def query_bench(store: TraceStore, ids: list[str], costs: list[float], reps: int, seed: int) -> dict[str, Any]:
+    from storage.summary import distinct_values
     r = random.Random(seed + 1)
     cost_q = np.quantile(np.array(costs), np.linspace(0, 1, 21))
     n = len(ids)
+    values: dict[str, Any] = distinct_values(store)
+    with store.read() as conn:  # the hop counts stored (a number typed in the Calls box)
+        values["calls"] = [c for (c,) in conn.execute(select(SessionRow.calls).distinct().limit(20))]
     for _ in range(5):  # warm the connection pool and the page cache
         store.list_sessions(SessionFilter(), page_size=50)
         store.load_session(r.choice(ids))
 
     def mixed() -> None:
         kinds = tuple(r.sample(FILTER_KINDS, r.choice([1, 1, 2, 2, 3])))
-        store.list_sessions(random_filter(r, kinds, cost_q, n), page=r.randint(0, 4), page_size=50)
+        store.list_sessions(random_filter(r, kinds, cost_q, n, values), page=r.randint(0, 4), page_size=50)
 
     res: dict[str, Any] = {"filtered_page": pct(timed(mixed, reps))}
     res["session_load"] = pct(timed(lambda: store.load_session(r.choice(ids)), reps))
@@ -307,7 +330,7 @@ def query_bench(store: TraceStore, ids: list[str], costs: list[float], reps: int
     each = max(20, reps // 5)
     for k in ("none",) + FILTER_KINDS:
         kinds = () if k == "none" else (k,)
-        per[k] = pct(timed(lambda: store.list_sessions(random_filter(r, kinds, cost_q, n),
+        per[k] = pct(timed(lambda: store.list_sessions(random_filter(r, kinds, cost_q, n, values),
                                                        page=r.randint(0, 4), page_size=50), each))
     res["per_filter"] = per
     res["per_filter_reps"] = each

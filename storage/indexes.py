@@ -10,7 +10,8 @@ Pool snapshots are stored once per distinct content (sessions refer to them by h
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import (
     BigInteger,
@@ -97,7 +98,17 @@ def like(needle: str, is_sqlite: bool) -> ColumnElement[bool]:
     return or_(S.question.ilike(pattern, escape="\\"), func.coalesce(S.answer, "").ilike(pattern, escape="\\"))
 
 
-def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool) -> ColumnElement[bool]:
+@dataclass
+class TextMatch:
+    """A text filter's condition, and whether the text index found it common (DENSE_TEXT matches or more): a page is
+    then found after a short walk, but an exact count would read every match, so the caller bounds it."""
+
+    cond: ColumnElement[bool]
+    common: bool = False
+    count: Callable[[int], int] | None = None  # common only: matches counted through the index, up to a cap
+
+
+def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool) -> TextMatch:
     """Substring search in question and answer: trigram FTS5 on SQLite, ILIKE elsewhere.
 
     The index is asked once, here, and its answer bound into the query, by how many match:
@@ -111,17 +122,22 @@ def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool
     S = SessionRow
     cond = like(needle, is_sqlite)
     if not (has_index and len(needle) >= 3):
-        return cond
+        return TextMatch(cond)
     match = {"q": _phrase(needle)}
     rowids = conn.execute(text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n"),
                           {**match, "n": DENSE_TEXT}).scalars().all()
-    if len(rowids) >= DENSE_TEXT:
-        return cond
     running = conn.execute(select(S.id).where(IS_RUNNING, cond)).scalars().all()
-    if len(rowids) >= SPARSE_TEXT:
-        return or_(in_json(S.text_rowid, rowids), in_json(S.id, running))
+    if len(rowids) >= DENSE_TEXT:
+        def count(cap: int) -> int:
+            found = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q "
+                                      "LIMIT :n)"), {**match, "n": cap}).scalar_one()
+            return min(cap, int(found) + len(running))
+        return TextMatch(cond, common=True, count=count)
+    if len(rowids) >= SPARSE_TEXT:  # ix_sessions_text_rowid makes a count of these cost what they number
+        rows = in_json(S.text_rowid, rowids)
+        return TextMatch(or_(rows, in_json(S.id, running)) if running else rows)
     ids = conn.execute(text(f"SELECT id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q"), match).scalars().all()
-    return in_json(S.id, [*ids, *running])
+    return TextMatch(in_json(S.id, [*ids, *running]))
 
 
 def in_json(col: Any, values: list[Any]) -> ColumnElement[bool]:

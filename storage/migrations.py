@@ -117,8 +117,10 @@ def _v4_list_index(conn: Connection) -> None:
                 "ix_sessions_dataset_created", "ix_sessions_run_created", "ix_sessions_em_created",
                 "ix_sessions_alpha_created", "ix_sessions_cost_created"):
         conn.execute(text(f"DROP INDEX IF EXISTS {old}"))
+    have = {c["name"] for c in inspect(conn).get_columns("sessions")}
     for ix in SessionRow.__table__.indexes:
-        ix.create(conn, checkfirst=True)
+        if {c.name for c in ix.columns} <= have:  # an index over a later version's columns: that version builds it
+            ix.create(conn, checkfirst=True)
 
 
 def _v5_step_extra(conn: Connection) -> None:
@@ -165,6 +167,18 @@ def _v7_failure_kind(conn: Connection) -> None:
         last = ids[-1]
 
 
+def _v8_indexes_for_analysis(conn: Connection) -> None:
+    """v8: the list indexes also hold method (policy), failure kind and calls, so the analyst's filters are answered
+    from the index like the others; and an index on sessions.text_rowid, so counting a text filter's matches costs
+    what they number. A list index whose columns differ is rebuilt (a minute or so at a million sessions)."""
+    have = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("sessions")}
+    for ix in SessionRow.__table__.indexes:
+        want = [c.name for c in ix.columns]
+        if ix.name in have and have[ix.name] != want:
+            conn.execute(text(f"DROP INDEX {ix.name}"))
+        ix.create(conn, checkfirst=True)
+
+
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
@@ -173,5 +187,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "steps.extra for Step fields without a column", _v5_step_extra),
     (6, "sessions.settings: the run settings a session ran with", _v6_session_settings),
     (7, "sessions.failure: the suggested failure kind of a wrong session", _v7_failure_kind),
+    (8, "method, failure kind and calls in the list indexes; an index on text_rowid", _v8_indexes_for_analysis),
 ]
 LATEST = 1 + len(MIGRATIONS)

@@ -39,7 +39,7 @@ class PoolRow(Base):
 
 
 LIST_INDEX_COLUMNS = ("created_at", "id", "status", "dataset", "em", "alpha", "cost_usd", "models_mask", "run_id",
-                      "text_rowid")
+                      "text_rowid", "policy", "failure", "calls")
 
 
 class SessionRow(Base):
@@ -91,6 +91,12 @@ class SessionRow(Base):
     # ix_sessions_status_list is the same led by status, so "only failed sessions" reads only those.
     __table_args__ = (Index("ix_sessions_list", *LIST_INDEX_COLUMNS),
                       Index("ix_sessions_status_list", "status", *(c for c in LIST_INDEX_COLUMNS if c != "status")),
+                      # the same led by the suggested failure kind, over wrong sessions only: a rare kind is found
+                      # (and counted) among its own sessions, not by a pass over every session
+                      Index("ix_sessions_failure_list", "failure", *(c for c in LIST_INDEX_COLUMNS if c != "failure"),
+                            sqlite_where=text("failure IS NOT NULL"), postgresql_where=text("failure IS NOT NULL")),
+                      # a text filter's matches (index rowids) → their sessions, without walking the list index
+                      Index("ix_sessions_text_rowid", "text_rowid"),
                       Index("ix_sessions_running", "id", sqlite_where=text("status = 'running'"),
                             postgresql_where=text("status = 'running'")))
 

@@ -60,8 +60,24 @@ class Page:
         return list(self.rows["id"])
 
 
+@dataclass
+class Plan:
+    """The filters as one condition, and how to count what it matches: `common_text` when a text filter matched too
+    many sessions to count through the text index (then `text_alone` says whether it is the only filter)."""
+
+    cond: ColumnElement[bool] | None
+    common_text: bool = False
+    text_alone: bool = False
+    text_count: Callable[[int], int] | None = None
+
+
 def where(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index: bool
           ) -> ColumnElement[bool] | None:
+    """The filters as one condition (see `plan`)."""
+    return plan(conn, f, is_sqlite=is_sqlite, has_text_index=has_text_index).cond
+
+
+def plan(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index: bool) -> Plan:
     """The filters as one condition; `conn` looks up model bits and text-index matches.
 
     Plain column tests come first and set lookups (text, label, ids) last: SQLite tests the
@@ -93,19 +109,32 @@ def where(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index
         conds.append(S.cost_usd <= f.cost_max)
     if f.model:
         conds.append(model_cond(conn, f.model))
+    common, text_count = False, None
     if f.text:
-        conds.append(text_cond(conn, f.text, is_sqlite=is_sqlite, has_index=has_text_index))
+        tm = text_cond(conn, f.text, is_sqlite=is_sqlite, has_index=has_text_index)
+        conds.append(tm.cond)
+        common, text_count = tm.common, tm.count
     if f.label:
         conds.append(S.id.in_(select(AnnotationRow.session_id).where(AnnotationRow.label == f.label)))
     if f.ids is not None:
         conds.append(S.id.in_(f.ids))
-    return and_(*conds) if conds else None
+    return Plan(and_(*conds) if conds else None, common_text=common, text_alone=common and len(conds) == 1,
+                text_count=text_count)
 
 
-def list_page(conn: Connection, cond: ColumnElement[bool] | None, *, sort: str, desc: bool, page: int,
-              page_size: int, count_limit: int | None) -> Page:
-    """One page in the given order and the (capped) count of matching sessions."""
+COUNT_WINDOW = 20_000  # a common word with other filters is counted among this many newest sessions (shown "N+")
+
+
+def list_page(conn: Connection, p: Plan, *, sort: str, desc: bool, page: int, page_size: int,
+              count_limit: int | None) -> Page:
+    """One page in the given order and the (capped) count of matching sessions.
+
+    The page walks the list index in order and stops after one page. The count is what could grow with the store:
+    it stops at `count_limit` matches; a text filter on a common word (the text index holds more than DENSE_TEXT
+    matches) is not counted by reading its matches at all — alone it is known to pass the cap; with other filters
+    it is counted among the newest COUNT_WINDOW sessions, a lower bound shown as "N+"."""
     S = SessionRow
+    cond = p.cond
     cols = [getattr(S, c) for c in LIST_COLUMNS]
     order = getattr(S, sort)
     ordering = (order.desc() if desc else order.asc(), S.id)
@@ -119,9 +148,17 @@ def list_page(conn: Connection, cond: ColumnElement[bool] | None, *, sort: str, 
     if count_limit is not None:
         matching = matching.limit(count_limit)
     rows = conn.execute(select(*cols).where(S.id.in_(ids)).order_by(*ordering)).all()
-    total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
     import pandas as pd
     df = pd.DataFrame([r._mapping for r in rows], columns=list(LIST_COLUMNS))
+    if p.common_text and count_limit is not None:
+        if p.text_alone and p.text_count is not None:  # counted in the text index, up to the cap
+            total = p.text_count(count_limit)
+            return Page(df, total, total >= count_limit)
+        window = select(S.id).order_by(S.created_at.desc()).limit(COUNT_WINDOW)
+        seen = int(conn.execute(select(func.count()).select_from(S).where(S.id.in_(window), cond)).scalar_one())
+        more = conn.execute(select(S.id).order_by(S.created_at.desc()).offset(COUNT_WINDOW).limit(1)).first()
+        return Page(df, min(seen, count_limit), seen >= count_limit or more is not None)
+    total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
     return Page(df, total, count_limit is not None and total >= count_limit)
 
 

@@ -357,8 +357,10 @@ class TraceStore:
         if page < 0 or page * page_size > 10 ** 12:
             raise ValueError(f"page must be 0 or more (and not absurdly large), got {page}")
         with self.read() as conn:
-            return queries.list_page(conn, self._where(conn, filters), sort=sort, desc=desc, page=page,
-                                     page_size=page_size, count_limit=count_limit)
+            p = queries.plan(conn, filters or SessionFilter(), is_sqlite=self.is_sqlite,
+                             has_text_index=self.has_text_index)
+            return queries.list_page(conn, p, sort=sort, desc=desc, page=page, page_size=page_size,
+                                     count_limit=count_limit)
 
     def iter_sessions(self, filters: SessionFilter | None = None, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
         """Every matching session (the list columns), oldest first, read a chunk at a time."""

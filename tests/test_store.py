@@ -338,14 +338,15 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 7
+        assert s.schema_version() == LATEST == 8
         with s.engine.connect() as c:
             assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
             # v7: the wrong session's failure kind computed from its stored steps; the right one has none
             assert dict(c.exec_driver_sql("SELECT id, failure FROM sessions").all()) == {"v1": None, "v2": "wrong_fact"}
             indexes = {r[0] for r in c.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL")}
-            assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running"}
+            assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running",
+                               "ix_sessions_text_rowid", "ix_sessions_failure_list"}
             rows = dict(c.exec_driver_sql("SELECT id, text_rowid FROM sessions").all())
             assert rows == {"v1": 9, "v2": 7}
             bits = dict(c.exec_driver_sql("SELECT model, bit FROM model_bits").all())
