@@ -54,3 +54,15 @@ def test_new_filters_name_their_field_when_bad(store):
     with pytest.raises(ValueError, match="why wrong: 'bogus' is not one of"):
         make_filter(failure="bogus")
     assert store.list_sessions(make_filter(calls="1", method="preset-a")).total == 3
+
+
+def test_the_breakdown_by_model_hops_or_dataset_and_its_cells(store):
+    table, models, n = breakdown(store, make_filter(), "model")
+    assert n == 5 and models == ["Qwen2.5-0.5B"] and list(table.columns) == ["why wrong", TOTAL, "Qwen2.5-0.5B"]
+    assert cell_filter(table, models, 0, 2) == ("wrong_fact", "Qwen2.5-0.5B")
+    table, hops, _ = breakdown(store, make_filter(), "hops")
+    assert hops == ["1"] and list(table.columns)[2] == "1 call(s)"
+    table, sets, _ = breakdown(store, make_filter(method="preset-a"), "dataset")
+    assert sets == ["demo"] and int(table.iloc[0]["demo"]) == 2
+    with pytest.raises(ValueError, match="break down by: 'colour' is not one of"):
+        breakdown(store, make_filter(), "colour")

@@ -73,6 +73,16 @@ def test_filter_wrong_by_method_and_dataset_then_a_breakdown_cell_lists_those_se
         assert table.count("router (preset-b)") == 2 and "Rhine" in table and "Lucas" in table
         assert page.locator("#rs-f-failure input").input_value() == "wrong_fact"
         assert page.locator("#rs-page-info").bounding_box()["y"] < 900  # scrolled to the sessions it lists
+        # the same counts by the model called: a cell sets the Model filter instead
+        page.get_by_role("radio", name="any").check()
+        _pick(page, "rs-f-failure", "")
+        _pick(page, "rs-f-method", "")
+        page.get_by_role("radio", name="model").check()
+        page.wait_for_selector("#rs-breakdown th :text('Qwen2.5-0.5B')")
+        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong_fact").first
+        row.locator(".body-cell").nth(2).click()
+        page.wait_for_function("document.querySelector('#rs-page-info').innerText.includes('of 8')")
+        assert page.locator("#rs-f-model input").input_value() == "Qwen2.5-0.5B"
     finally:
         ctx.close()
 

@@ -10,6 +10,7 @@ import pandas as pd
 from evaluation.diff import RunDiff, diff_runs
 from router_core.failures import KIND_TEXT, KINDS
 from storage import SessionFilter, TraceStore
+from storage.summary import usage_rows_of
 
 from .render import shorten
 
@@ -24,32 +25,54 @@ def method_name(policy: str) -> str:
     return policy.removeprefix("baseline/") if policy.startswith("baseline/") else f"router ({policy})"
 
 
-def breakdown(store: TraceStore, f: SessionFilter) -> tuple[pd.DataFrame, list[str], int]:
-    """Wrong sessions of the filtered set counted by suggested failure kind (rows) and method (columns), the stored
-    method labels of those columns in order, and how many wrong sessions were counted."""
+BY = ("method", "model", "hops", "dataset")  # what the breakdown's columns can be
+
+
+def breakdown(store: TraceStore, f: SessionFilter, by: str = "method") -> tuple[pd.DataFrame, list[str], int]:
+    """Wrong sessions of the filtered set counted by suggested failure kind (rows) and `by` (columns: the method,
+    each model the session called, its number of calls, or its dataset), the filter value of each column in order,
+    and how many wrong sessions were counted."""
+    if by not in BY:
+        raise ValueError(f"break down by: '{by}' is not one of {', '.join(BY)}")
     wrong = dataclasses.replace(f, correct=False)
     df = store.list_sessions(wrong, page_size=BREAKDOWN_MAX, count_limit=BREAKDOWN_MAX + 1).rows
-    methods = sorted(set(df["policy"])) if not df.empty else []
+    if df.empty:
+        return pd.DataFrame(columns=[KIND_COLUMN, TOTAL]), [], 0
+    if by == "model":  # a session counts under each model it called
+        usage = pd.DataFrame(usage_rows_of(store, list(df["id"])), columns=["id", "value", "calls", "cost"])
+        long = df[["id", "failure"]].merge(usage[["id", "value"]], on="id")
+    else:
+        column = {"method": "policy", "hops": "calls", "dataset": "dataset"}[by]
+        long = df[["id", "failure"]].assign(value=df[column].fillna("").astype(str))
+    values = sorted(set(long["value"]), key=lambda v: (len(v), v) if by == "hops" else (0, v))
     rows = []
     for kind in KINDS:
-        of_kind = df[df["failure"] == kind]
+        of_kind = long[long["failure"] == kind]
         if of_kind.empty:
             continue
-        counts = of_kind["policy"].value_counts()
-        rows.append({KIND_COLUMN: f"{kind}: {KIND_TEXT[kind]}", TOTAL: len(of_kind),
-                     **{method_name(m): int(counts.get(m, 0)) for m in methods}})
-    return pd.DataFrame(rows, columns=[KIND_COLUMN, TOTAL, *map(method_name, methods)]), methods, len(df)
+        counts = of_kind["value"].value_counts()
+        rows.append({KIND_COLUMN: f"{kind}: {KIND_TEXT[kind]}", TOTAL: int(of_kind["id"].nunique()),
+                     **{_head(by, v): int(counts.get(v, 0)) for v in values}})
+    return pd.DataFrame(rows, columns=[KIND_COLUMN, TOTAL, *(_head(by, v) for v in values)]), values, len(df)
 
 
-def cell_filter(table: pd.DataFrame, methods: list[str], row: int, col: int) -> tuple[str, str] | None:
-    """The (failure kind, method label) a clicked breakdown cell stands for; the total column means any method."""
+def _head(by: str, value: str) -> str:
+    if by == "method":
+        return method_name(value)
+    if by == "hops":
+        return f"{value} call(s)"
+    return value or "(none)"
+
+
+def cell_filter(table: pd.DataFrame, values: list[str], row: int, col: int) -> tuple[str, str] | None:
+    """The (failure kind, column value) a clicked breakdown cell stands for; the total column means any value."""
     if not 0 <= row < len(table) or col < 0:
         return None
     kind = str(table.iloc[row][KIND_COLUMN]).split(":", 1)[0]
     if kind not in KINDS:
         return None
-    method = methods[col - 2] if 2 <= col < len(methods) + 2 else ""
-    return kind, method
+    value = values[col - 2] if 2 <= col < len(values) + 2 else ""
+    return kind, value
 
 
 def diff_table(d: RunDiff) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from storage.models import LABELS
 from storage.summary import MIN_PREFIX, distinct_values, full_session_id, usage_by_model
 
 from . import charts
-from .analysis import breakdown, cell_filter, method_name
+from .analysis import BY, breakdown, cell_filter, method_name
 from .captions import captions
 from .graph import graph_html, graph_of
 from .render import err_text, esc, money, rules_details, session_messages, shorten
@@ -343,7 +343,8 @@ def build(store: TraceStore) -> dict[str, Any]:
                              min_width=160, elem_id="rs-f-method")
         correct = gr.Radio(["any", "correct", "wrong"], value="any", label="Correct", min_width=200)
         failure = gr.Dropdown([""] + list(KINDS), value="", label="Why wrong", min_width=130, elem_id="rs-f-failure")
-        model = gr.Dropdown([""] + values["models"], value="", label="Model used", allow_custom_value=True, min_width=140)
+        model = gr.Dropdown([""] + values["models"], value="", label="Model used", allow_custom_value=True,
+                            min_width=140, elem_id="rs-f-model")
         status = gr.Dropdown(STATUSES, value="", label="Status", min_width=120)
     with gr.Row():
         label = gr.Dropdown([""] + list(LABELS), value="", label="Label", min_width=140)
@@ -367,7 +368,9 @@ def build(store: TraceStore) -> dict[str, Any]:
     ids = gr.State([])
     with gr.Accordion("Why the wrong answers are wrong — suggested kinds; click a count to list those sessions",
                       open=True, elem_id="rs-breakdown-box"):
-        bd_info = gr.Markdown(elem_id="rs-breakdown-info")
+        with gr.Row():
+            bd_by = gr.Radio(list(BY), value="method", label="Break down by", elem_id="rs-breakdown-by", scale=1)
+            bd_info = gr.Markdown(elem_id="rs-breakdown-info")
         bd_table = gr.Dataframe(interactive=False, elem_id="rs-breakdown", datatype="str", wrap=True)
         bd_methods = gr.State([])
     with gr.Accordion("Summary of the filtered set", open=False):
@@ -420,12 +423,12 @@ def build(store: TraceStore) -> dict[str, Any]:
                calls]
 
     def do_search(*vals):
-        *fv, sort_v, page_v = vals
+        *fv, sort_v, page_v, by = vals
         try:
             f = make_filter(*fv)
             tbl, page_ids, msg = page(store, f, sort_v, page_number(page_v))
             figs = summary(store, f)
-            bd, bd_m, n_wrong = breakdown(store, f)
+            bd, bd_m, n_wrong = breakdown(store, f, by or "method")
         except (ValueError, KeyError, StoreError) as e:
             gr.Warning(err_text(e))
             return (gr.update(), gr.update(), f"⚠ {esc(err_text(e))}", *(gr.update(),) * 6)
@@ -433,14 +436,17 @@ def build(store: TraceStore) -> dict[str, Any]:
                   if n_wrong else "No wrong sessions in this set.")
         return tbl, page_ids, msg, *figs, bd, bd_m, bd_msg
 
-    def do_cell(bd: pd.DataFrame, bd_m: list[str], evt: gr.SelectData):
-        """A breakdown count clicked: the Explorer lists those sessions (wrong, that kind, that method)."""
+    def do_cell(bd: pd.DataFrame, bd_m: list[str], by: str, evt: gr.SelectData):
+        """A breakdown count clicked: the Explorer lists those sessions (wrong, that kind, that column's value)."""
         row, col = (evt.index if isinstance(evt.index, (list, tuple)) else (evt.index, 0))
         picked = cell_filter(pd.DataFrame(bd), bd_m or [], int(row), int(col))
         if picked is None:
-            return (gr.update(),) * 4
-        kind, meth = picked
-        return "wrong", kind, meth, 1
+            return (gr.update(),) * 7
+        kind, value = picked
+        keep = gr.update()
+        sets = {"method": (value, keep, keep, keep), "model": (keep, value, keep, keep),
+                "hops": (keep, keep, value, keep), "dataset": (keep, keep, keep, value)}[by or "method"]
+        return ("wrong", kind, *sets, 1) if value else ("wrong", kind, keep, keep, keep, keep, 1)
 
     def do_open(sid: str, k_val: float | None = None, lesson_on: bool = False):
         try:
@@ -513,6 +519,7 @@ def build(store: TraceStore) -> dict[str, Any]:
             return None
 
     outs = [table, ids, info, s1, s2, s3, bd_table, bd_methods, bd_info]
+    search_in = filters + [sort, page_no, bd_by]
 
     def do_bulk(lab: str, note: str, *fv):
         try:
@@ -525,7 +532,7 @@ def build(store: TraceStore) -> dict[str, Any]:
             return f"⚠ {esc(err_text(e))}"
         return f"labelled **{n}** session(s) **{esc(lab)}**"
     bulk_btn.click(do_bulk, [bulk_label, bulk_note, *filters], bulk_msg, api_name=False).then(
-        do_search, filters + [sort, page_no], outs, api_name=False)
+        do_search, search_in, outs, api_name=False)
 
     def turn(page_v: Any, delta: int) -> int:
         try:
@@ -533,14 +540,14 @@ def build(store: TraceStore) -> dict[str, Any]:
         except ValueError:
             return 1
     page_prev.click(lambda v: turn(v, -1), page_no, page_no, api_name=False).then(
-        do_search, filters + [sort, page_no], outs, api_name=False)
+        do_search, search_in, outs, api_name=False)
     page_next.click(lambda v: turn(v, +1), page_no, page_no, api_name=False).then(
-        do_search, filters + [sort, page_no], outs, api_name=False)
+        do_search, search_in, outs, api_name=False)
     # a choice made in a drop-down or the radio updates the table and its count at once (page 1 again);
     # `.input` fires on a person's choice only, not when a breakdown click sets the filters itself
     for choice in (dataset, method, correct, failure, model, status, label, run_id, sort):
         choice.input(lambda: 1, None, page_no, api_name=False).then(
-            do_search, filters + [sort, page_no], outs, api_name=False)
+            do_search, search_in, outs, api_name=False)
 
     def do_examples(*vals):
         try:
@@ -550,14 +557,15 @@ def build(store: TraceStore) -> dict[str, Any]:
             return (gr.update(),) * len(outs)
         gr.Info(msg)
         return do_search(*vals)
-    examples.click(do_examples, filters + [sort, page_no], outs, api_name="load_examples")
-    search.click(do_search, filters + [sort, page_no], outs, api_name="search")
-    text.submit(do_search, filters + [sort, page_no], outs, api_name=False)
+    examples.click(do_examples, search_in, outs, api_name="load_examples")
+    search.click(do_search, search_in, outs, api_name="search")
+    text.submit(do_search, search_in, outs, api_name=False)
     for box in (a_min, a_max, c_min, c_max, calls):  # Enter in any box runs the search
-        box.submit(do_search, filters + [sort, page_no], outs, api_name=False)
+        box.submit(do_search, search_in, outs, api_name=False)
     to_table = "() => { const t = document.getElementById('rs-page-info'); if (t) t.scrollIntoView({block: 'start'}); }"
-    bd_table.select(do_cell, [bd_table, bd_methods], [correct, failure, method, page_no], api_name=False).then(
-        do_search, filters + [sort, page_no], outs, api_name=False).then(None, None, None, js=to_table)
+    bd_table.select(do_cell, [bd_table, bd_methods, bd_by], [correct, failure, method, model, calls, dataset, page_no],
+                    api_name=False).then(do_search, search_in, outs, api_name=False).then(None, None, None, js=to_table)
+    bd_by.input(do_search, search_in, outs, api_name=False)
     open_outs = [current, header, k, chat, r_graph, p1, p2, p3, ann_table, caption]
     step_outs = [chat, r_graph, p1, p2, p3, caption]
     scroll = "() => { const h = document.getElementById('rs-replay-header'); if (h) h.scrollIntoView({block: 'start'}); }"
@@ -581,4 +589,4 @@ def build(store: TraceStore) -> dict[str, Any]:
     exp_jsonl.click(lambda *v: do_export("jsonl", *v), filters, exp_file, api_name=False)
     exp_csv.click(lambda *v: do_export("csv", *v), filters, exp_file, api_name=False)
     return {"open_id": open_id, "open_outs": open_outs, "do_open": lambda sid: do_open(sid, None, False),
-            "do_search": do_search, "search_inputs": filters + [sort, page_no], "search_outs": outs}
+            "do_search": do_search, "search_inputs": search_in, "search_outs": outs}
