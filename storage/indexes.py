@@ -36,10 +36,9 @@ from .connection import StoreError
 from .migrations import FTS_TABLE, MAX_MODEL_BITS, pool_hash
 from .models import ModelBitRow, ModelUsageRow, PoolRow, SessionRow
 
-# A text filter matching at least this many sessions is searched by scanning (LIKE) instead of
-# through the text index: its matches are then common enough that a page is found after a short
-# walk and the capped count stops early, while fetching that many index matches costs more.
-DENSE_TEXT = 20_000
+# A text filter matching at least this many sessions is "common": pages come from its newest this-many matches
+# (which hold the first hundred pages) and its count from the text index, capped; fewer are all fetched.
+DENSE_TEXT = 5_000
 SPARSE_TEXT = 1_000  # below this many matches, a text filter starts from the matching sessions' ids
 # A literal, not a bound parameter, so that SQLite can use the partial index ix_sessions_running.
 IS_RUNNING = SessionRow.status == literal_column("'running'")
@@ -106,6 +105,9 @@ class TextMatch:
     cond: ColumnElement[bool]
     common: bool = False
     count: Callable[[int], int] | None = None  # common only: matches counted through the index, up to a cap
+    # common only: the newest DENSE_TEXT matches (by the order they finished in) and the running ones, for the first
+    # pages in newest-first order, which they hold (the caller falls back to `cond` when they come up short)
+    newest: ColumnElement[bool] | None = None
 
 
 def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool) -> TextMatch:
@@ -115,8 +117,9 @@ def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool
       * fewer than SPARSE_TEXT: their session ids, so the query starts from those rows;
       * fewer than DENSE_TEXT: their index rowids, tested against sessions.text_rowid while
         walking the list index (fetching that many ids, then rows, costs more);
-      * more: LIKE, as without the index: the matches are then common enough that a page is
-        found after a short walk and the capped count stops early (bench/store.py).
+      * more: LIKE for an exact answer; beside it, the newest DENSE_TEXT matches, which hold the first pages in
+        newest-first order whether the matches are spread out or bunched in the past (a walk down the list index
+        with LIKE would read every newer session first); counted in the index (bench/store.py).
     Running sessions are not in the index yet; they are few and searched with LIKE.
     """
     S = SessionRow
@@ -124,15 +127,17 @@ def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool
     if not (has_index and len(needle) >= 3):
         return TextMatch(cond)
     match = {"q": _phrase(needle)}
-    rowids = conn.execute(text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q LIMIT :n"),
-                          {**match, "n": DENSE_TEXT}).scalars().all()
+    rowids = conn.execute(text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q ORDER BY rowid DESC "
+                               "LIMIT :n"), {**match, "n": DENSE_TEXT}).scalars().all()
     running = conn.execute(select(S.id).where(IS_RUNNING, cond)).scalars().all()
     if len(rowids) >= DENSE_TEXT:
         def count(cap: int) -> int:
             found = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q "
                                       "LIMIT :n)"), {**match, "n": cap}).scalar_one()
             return min(cap, int(found) + len(running))
-        return TextMatch(cond, common=True, count=count)
+        newest = in_json(S.text_rowid, rowids)
+        return TextMatch(cond, common=True, count=count,
+                         newest=or_(newest, in_json(S.id, running)) if running else newest)
     if len(rowids) >= SPARSE_TEXT:  # ix_sessions_text_rowid makes a count of these cost what they number
         rows = in_json(S.text_rowid, rowids)
         return TextMatch(or_(rows, in_json(S.id, running)) if running else rows)

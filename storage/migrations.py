@@ -169,8 +169,9 @@ def _v7_failure_kind(conn: Connection) -> None:
 
 def _v8_indexes_for_analysis(conn: Connection) -> None:
     """v8: the list indexes also hold method (policy), failure kind and calls, so the analyst's filters are answered
-    from the index like the others; and an index on sessions.text_rowid, so counting a text filter's matches costs
-    what they number. A list index whose columns differ is rebuilt (a minute or so at a million sessions)."""
+    from the index like the others; list indexes led by failure kind and by eval run, so a rare kind or one run is
+    found among its own sessions; an index on sessions.text_rowid, so a text filter's matches reach their sessions
+    without a walk. An index whose columns differ is rebuilt (a minute or two at a million sessions)."""
     have = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("sessions")}
     for ix in SessionRow.__table__.indexes:
         want = [c.name for c in ix.columns]

@@ -95,8 +95,12 @@ class SessionRow(Base):
                       # (and counted) among its own sessions, not by a pass over every session
                       Index("ix_sessions_failure_list", "failure", *(c for c in LIST_INDEX_COLUMNS if c != "failure"),
                             sqlite_where=text("failure IS NOT NULL"), postgresql_where=text("failure IS NOT NULL")),
+                      # and led by the eval run, over eval sessions only: a run is a few hundred of a million
+                      Index("ix_sessions_run_list", "run_id", *(c for c in LIST_INDEX_COLUMNS if c != "run_id"),
+                            sqlite_where=text("run_id IS NOT NULL"), postgresql_where=text("run_id IS NOT NULL")),
                       # a text filter's matches (index rowids) → their sessions, without walking the list index
-                      Index("ix_sessions_text_rowid", "text_rowid"),
+                      # (with the order's columns, so a page of them is sorted without reading their rows)
+                      Index("ix_sessions_text_rowid", "text_rowid", "created_at", "id"),
                       Index("ix_sessions_running", "id", sqlite_where=text("status = 'running'"),
                             postgresql_where=text("status = 'running'")))
 

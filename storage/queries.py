@@ -5,6 +5,7 @@ index and read no table rows (but for a LIKE text search), whatever the mix of f
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
 
@@ -69,6 +70,8 @@ class Plan:
     common_text: bool = False
     text_alone: bool = False
     text_count: Callable[[int], int] | None = None
+    newest: ColumnElement[bool] | None = None  # a common word's newest matches (and running ones)
+    others: ColumnElement[bool] | None = None  # the filters other than the text
 
 
 def where(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index: bool
@@ -109,20 +112,18 @@ def plan(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index:
         conds.append(S.cost_usd <= f.cost_max)
     if f.model:
         conds.append(model_cond(conn, f.model))
-    common, text_count = False, None
-    if f.text:
-        tm = text_cond(conn, f.text, is_sqlite=is_sqlite, has_index=has_text_index)
+    tm = text_cond(conn, f.text, is_sqlite=is_sqlite, has_index=has_text_index) if f.text else None
+    if tm is not None:
         conds.append(tm.cond)
-        common, text_count = tm.common, tm.count
     if f.label:
         conds.append(S.id.in_(select(AnnotationRow.session_id).where(AnnotationRow.label == f.label)))
     if f.ids is not None:
         conds.append(S.id.in_(f.ids))
-    return Plan(and_(*conds) if conds else None, common_text=common, text_alone=common and len(conds) == 1,
-                text_count=text_count)
-
-
-COUNT_WINDOW = 20_000  # a common word with other filters is counted among this many newest sessions (shown "N+")
+    if tm is None or not tm.common:
+        return Plan(and_(*conds) if conds else None)
+    rest = [c for c in conds if c is not tm.cond]
+    return Plan(and_(*conds), common_text=True, text_alone=not rest, text_count=tm.count, newest=tm.newest,
+                others=and_(*rest) if rest else None)
 
 
 def list_page(conn: Connection, p: Plan, *, sort: str, desc: bool, page: int, page_size: int,
@@ -130,9 +131,10 @@ def list_page(conn: Connection, p: Plan, *, sort: str, desc: bool, page: int, pa
     """One page in the given order and the (capped) count of matching sessions.
 
     The page walks the list index in order and stops after one page. The count is what could grow with the store:
-    it stops at `count_limit` matches; a text filter on a common word (the text index holds more than DENSE_TEXT
-    matches) is not counted by reading its matches at all — alone it is known to pass the cap; with other filters
-    it is counted among the newest COUNT_WINDOW sessions, a lower bound shown as "N+"."""
+    it stops at `count_limit` matches. A common word (the text index holds DENSE_TEXT matches or more) is never
+    looked for by reading every newer session: its first pages, newest first, come from its newest DENSE_TEXT
+    matches; alone it is counted in the text index (up to the cap), and with other filters among those newest
+    matches — a lower bound, shown as "N+"."""
     S = SessionRow
     cond = p.cond
     cols = [getattr(S, c) for c in LIST_COLUMNS]
@@ -147,19 +149,40 @@ def list_page(conn: Connection, p: Plan, *, sort: str, desc: bool, page: int, pa
     ids = ids.order_by(*ordering).limit(page_size).offset(page * page_size)
     if count_limit is not None:
         matching = matching.limit(count_limit)
-    rows = conn.execute(select(*cols).where(S.id.in_(ids)).order_by(*ordering)).all()
+    rows: list[Any] = []
+    if p.newest is not None and sort == "created_at" and desc:  # a common word: from its newest matches
+        near = conn.execute(select(S.id).where(p.newest)).scalars().all()
+        page_ids = [r[0] for r in _from_ids(conn, near, p.others, "sessions.id", "ORDER BY sessions.created_at DESC, "
+                                            f"sessions.id LIMIT {int(page_size)} OFFSET {int(page * page_size)}")]
+        rows = conn.execute(select(*cols).where(S.id.in_(page_ids)).order_by(*ordering)).all() if page_ids else []
+    if len(rows) < page_size:  # not a common word, another order, or past the newest matches: the exact walk
+        rows = conn.execute(select(*cols).where(S.id.in_(ids)).order_by(*ordering)).all()
     import pandas as pd
     df = pd.DataFrame([r._mapping for r in rows], columns=list(LIST_COLUMNS))
     if p.common_text and count_limit is not None:
         if p.text_alone and p.text_count is not None:  # counted in the text index, up to the cap
             total = p.text_count(count_limit)
             return Page(df, total, total >= count_limit)
-        window = select(S.id).order_by(S.created_at.desc()).limit(COUNT_WINDOW)
-        seen = int(conn.execute(select(func.count()).select_from(S).where(S.id.in_(window), cond)).scalar_one())
-        more = conn.execute(select(S.id).order_by(S.created_at.desc()).offset(COUNT_WINDOW).limit(1)).first()
-        return Page(df, min(seen, count_limit), seen >= count_limit or more is not None)
+        # with other filters: counted among the word's newest matches, a lower bound (the word has more)
+        near = conn.execute(select(S.id).where(p.newest)).scalars().all()
+        seen = int(_from_ids(conn, near, p.others, "count(*)").scalar_one())
+        return Page(df, min(seen, count_limit), True)
     total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
     return Page(df, total, count_limit is not None and total >= count_limit)
+
+
+def _from_ids(conn: Connection, ids: list[str], cond: ColumnElement[bool] | None, what: str, tail: str = "") -> Any:
+    """`SELECT what` over the sessions with these ids that meet `cond`, the ids driving the plan (SQLite only).
+
+    CROSS JOIN keeps SQLite's planner from walking an index the other filters favour and testing each of its
+    sessions for membership (a pass over most of the store): the few candidate ids are looked up by key instead."""
+    sql = f"SELECT {what} FROM json_each(?) AS j CROSS JOIN sessions ON sessions.id = j.value"
+    params: list[Any] = [json.dumps(ids)]
+    if cond is not None:
+        compiled = cond.compile(conn)
+        sql += f" WHERE {compiled.string}"
+        params += [compiled.params[k] for k in (compiled.positiontup or [])]
+    return conn.exec_driver_sql(f"{sql} {tail}", tuple(params))
 
 
 def iter_rows(read: Callable[[], ContextManager[Connection]], cond: ColumnElement[bool] | None,

@@ -346,7 +346,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
             indexes = {r[0] for r in c.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL")}
             assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running",
-                               "ix_sessions_text_rowid", "ix_sessions_failure_list"}
+                               "ix_sessions_text_rowid", "ix_sessions_failure_list", "ix_sessions_run_list"}
             rows = dict(c.exec_driver_sql("SELECT id, text_rowid FROM sessions").all())
             assert rows == {"v1": 9, "v2": 7}
             bits = dict(c.exec_driver_sql("SELECT model, bit FROM model_bits").all())
