@@ -40,7 +40,7 @@ STATUSES = ["", "done", "running", "stopped", "error", "interrupted"]
 TABLE_COLUMNS = ["when", "method", "question", "answer", "gold", "EM", "why wrong", "$", "calls", "α", "dataset",
                  "status", "id"]
 # fixed shares of the table's width, so long questions wrap instead of pushing the answer and gold off screen
-TABLE_WIDTHS = ["8%", "10%", "22%", "11%", "10%", "3%", "8%", "6%", "4%", "3%", "6%", "4%", "5%"]
+TABLE_WIDTHS = ["7%", "9%", "20%", "10%", "9%", "3%", "8%", "6%", "5%", "3%", "8%", "5%", "7%"]
 
 
 def _num(value: Any, field: str) -> float | None:
