@@ -17,7 +17,9 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Text,
     bindparam,
+    cast,
     column,
     exists,
     false,
@@ -108,6 +110,15 @@ class TextMatch:
     # common only: the newest DENSE_TEXT matches (by the order they finished in) and the running ones, for the first
     # pages in newest-first order, which they hold (the caller falls back to `cond` when they come up short)
     newest: ColumnElement[bool] | None = None
+
+
+def gold_like(needle: str, is_sqlite: bool) -> ColumnElement[bool]:
+    """`needle` in one of the gold answers, ignoring case: a LIKE over the JSON text of the list (the needle written
+    as JSON writes it, so a quote in it matches a quote in a gold answer)."""
+    escaped = json.dumps(needle)[1:-1]  # as the JSON column stores it (ASCII, \uXXXX beyond)
+    pattern = "%" + escaped.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    col = cast(SessionRow.gold, Text)
+    return col.like(pattern, escape="\\") if is_sqlite else col.ilike(pattern, escape="\\")
 
 
 def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool) -> TextMatch:

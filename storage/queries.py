@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
 
 from sqlalchemy import ColumnElement, Connection, and_, func, literal, or_, select
 
-from .indexes import model_cond, text_cond
+from .indexes import gold_like, model_cond, text_cond
 from .models import AnnotationRow, SessionRow
 
 if TYPE_CHECKING:  # pandas is imported when a page is built: the CLI's store commands start faster
@@ -42,6 +42,7 @@ class SessionFilter:
     policy: str | None = None            # the method: a router policy or a baseline label (evaluation.methods)
     failure: str | None = None           # a suggested failure kind (router_core.failures.KINDS)
     calls: int | None = None             # candidate calls made (hops): exactly this many
+    gold: str | None = None              # text in one of the gold answers
 
 
 @dataclass
@@ -102,6 +103,8 @@ def plan(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index:
         conds.append(S.failure == f.failure)
     if f.calls is not None:
         conds.append(S.calls == f.calls)
+    if f.gold:  # the gold answers are stored as a JSON list: search its text (quotes and backslashes as JSON writes)
+        conds.append(gold_like(f.gold, is_sqlite))
     if f.alpha_min is not None:
         conds.append(S.alpha >= f.alpha_min)
     if f.alpha_max is not None:

@@ -92,6 +92,10 @@ def test_round_trip_filters_and_rollups_on_postgres(pg):
     assert list(df["id"]) == ["p2"]
     pg.annotate("p2", "candidate_wrong", "note")
     assert list(pg.list_sessions(SessionFilter(label="candidate_wrong")).rows["id"]) == ["p2"]
+    assert list(pg.list_sessions(SessionFilter(gold="herbert")).rows["id"]) == ["p2"]  # the analyst's filters
+    p2 = pg.get_session("p2")
+    assert p2["failure"] and list(pg.list_sessions(SessionFilter(failure=p2["failure"])).rows["id"]) == ["p2"]
+    assert list(pg.list_sessions(SessionFilter(policy=p2["policy"], calls=p2["calls"])).rows["id"]) == ["p2"]
     assert pg.delete("p1") and pg.list_sessions().total == 1
 
 

@@ -37,10 +37,10 @@ SORTS = {"newest": ("created_at", True), "oldest": ("created_at", False), "cost 
          "EM ↑": ("em", False), "latency ↓": ("latency_s", True), "calls ↓": ("calls", True)}
 STATUSES = ["", "done", "running", "stopped", "error", "interrupted"]
 # what an analyst reads first comes first (answer, gold, EM, why wrong and $ fit at 1440 px); status and id last
-TABLE_COLUMNS = ["when", "method", "question", "answer", "gold", "EM", "why wrong", "$", "calls", "α", "dataset",
-                 "status", "id"]
+TABLE_COLUMNS = ["when", "method", "question", "answer", "gold", "EM", "F1", "why wrong", "$", "calls", "α",
+                 "dataset", "status", "id"]
 # fixed shares of the table's width, so long questions wrap instead of pushing the answer and gold off screen
-TABLE_WIDTHS = ["7%", "9%", "20%", "10%", "9%", "3%", "8%", "6%", "5%", "3%", "8%", "5%", "7%"]
+TABLE_WIDTHS = ["7%", "9%", "19%", "10%", "9%", "3%", "4%", "8%", "6%", "4%", "3%", "7%", "5%", "6%"]
 
 
 def _num(value: Any, field: str) -> float | None:
@@ -83,11 +83,11 @@ def _plain(value: Any, field: str, limit: int = 500) -> str:
 def make_filter(text: str = "", dataset: str = "", correct: str = "any", model: str = "", alpha_min: Any = None,
                 alpha_max: Any = None, cost_min: Any = None, cost_max: Any = None, status: str = "",
                 label: str = "", run_id: str = "", method: str = "", failure: str = "",
-                calls: Any = None) -> SessionFilter:
+                calls: Any = None, gold: str = "") -> SessionFilter:
     """Form values → SessionFilter; a bad value raises ValueError naming the field."""
     text, dataset, model = _plain(text, "text"), _plain(dataset, "dataset"), _plain(model, "model used")
     label, run_id, status = _plain(label, "label"), _plain(run_id, "eval run"), _plain(status, "status")
-    method, failure = _plain(method, "method"), _plain(failure, "why wrong")
+    method, failure, gold = _plain(method, "method"), _plain(failure, "why wrong"), _plain(gold, "gold")
     n_calls = _num(calls, "calls")
     if n_calls is not None and (n_calls != int(n_calls) or not 0 <= n_calls <= 1000):
         raise ValueError(f"calls: {calls} is not a number of calls (0, 1, 2, …)")
@@ -96,7 +96,7 @@ def make_filter(text: str = "", dataset: str = "", correct: str = "any", model: 
                       alpha_min=_num(alpha_min, "α min"), alpha_max=_num(alpha_max, "α max"),
                       cost_min=_num(cost_min, "$ min"), cost_max=_num(cost_max, "$ max"),
                       status=status or None, label=label or None, run_id=(run_id or "").strip() or None,
-                      policy=method or None, failure=failure or None,
+                      policy=method or None, failure=failure or None, gold=(gold or "").strip() or None,
                       calls=None if n_calls is None else int(n_calls))
     if f.failure and f.failure not in KINDS:
         raise ValueError(f"why wrong: '{f.failure}' is not one of {', '.join(KINDS)}")
@@ -136,6 +136,7 @@ def table_of(df: pd.DataFrame, labels: dict[str, list[str]] | None = None) -> pd
         "answer": df["answer"].fillna("").map(lambda a: shorten(a, 40)),
         "gold": df["gold"].map(lambda g: shorten(" | ".join(g or []), 40)),
         "EM": df["em"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
+        "F1": df["f1"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
         "why wrong": [why_wrong(f, labels.get(i)) for f, i in zip(df["failure"], df["id"])],
         "$": df["cost_usd"].map(money), "calls": df["calls"], "α": df["alpha"].map(lambda v: f"{v:g}"),
         "dataset": df["dataset"].fillna(""), "status": df["status"], "id": df["id"].str.slice(0, 12)})
@@ -354,6 +355,7 @@ def build(store: TraceStore) -> dict[str, Any]:
         c_min = gr.Textbox(label="$ min", placeholder="any", min_width=90, elem_id="rs-f-cmin")
         c_max = gr.Textbox(label="$ max", placeholder="any", min_width=90, elem_id="rs-f-cmax")
         calls = gr.Textbox(label="Calls", placeholder="any", min_width=70, elem_id="rs-f-calls")
+        gold_box = gr.Textbox(label="Gold has", placeholder="any", min_width=100, elem_id="rs-f-gold")
         run_id = gr.Dropdown([""] + values["run_ids"], value="", label="Eval run", allow_custom_value=True, min_width=140)
         sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
         page_prev = gr.Button("◀", size="sm", min_width=40, elem_id="rs-page-prev")
@@ -420,7 +422,7 @@ def build(store: TraceStore) -> dict[str, Any]:
         ann_table = gr.Dataframe(headers=["when", "step", "label", "note"], interactive=False, datatype="str",
                                  elem_id="rs-ann-table")
     filters = [text, dataset, correct, model, a_min, a_max, c_min, c_max, status, label, run_id, method, failure,
-               calls]
+               calls, gold_box]
 
     def do_search(*vals):
         *fv, sort_v, page_v, by = vals
@@ -560,7 +562,7 @@ def build(store: TraceStore) -> dict[str, Any]:
     examples.click(do_examples, search_in, outs, api_name="load_examples")
     search.click(do_search, search_in, outs, api_name="search")
     text.submit(do_search, search_in, outs, api_name=False)
-    for box in (a_min, a_max, c_min, c_max, calls):  # Enter in any box runs the search
+    for box in (a_min, a_max, c_min, c_max, calls, gold_box):  # Enter in any box runs the search
         box.submit(do_search, search_in, outs, api_name=False)
     to_table = "() => { const t = document.getElementById('rs-page-info'); if (t) t.scrollIntoView({block: 'start'}); }"
     bd_table.select(do_cell, [bd_table, bd_methods, bd_by], [correct, failure, method, model, calls, dataset, page_no],
