@@ -136,7 +136,8 @@ def list_page(conn: Connection, p: Plan, *, sort: str, desc: bool, page: int, pa
     The page walks the list index in order and stops after one page. The count is what could grow with the store:
     it stops at `count_limit` matches. A common word (the text index holds DENSE_TEXT matches or more) is never
     looked for by reading every newer session: its first pages, newest first, come from its newest DENSE_TEXT
-    matches; alone it is counted in the text index (up to the cap), and with other filters among those newest
+    matches (the newest to finish: the same as newest-created unless a session ran while thousands of newer matches
+    finished); alone it is counted in the text index (up to the cap), and with other filters among those newest
     matches — a lower bound, shown as "N+"."""
     S = SessionRow
     cond = p.cond
