@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DataError, IntegrityError, OperationalError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+MMAP_BYTES = 4 << 30  # SQLite caps it where the address space is smaller
 
 
 class StoreError(RuntimeError):
@@ -133,6 +134,9 @@ class Database:
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA cache_size = -32768")  # 32 MiB, on demand: the list index of 100k sessions stays cached
+        # reads map the file instead of copying each page in: a page of sessions looked up by key (a label, text
+        # matches) reads rows all over a large store (address space only; the OS caches the file once)
+        cur.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         cur.close()
 
     def _read_only_engine(self) -> Any:
@@ -158,6 +162,7 @@ class Database:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout = 30000")
         cur.execute("PRAGMA query_only = ON")
+        cur.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         cur.close()
 
     @staticmethod

@@ -10,7 +10,7 @@ Pool snapshots are stored once per distinct content (sessions refer to them by h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import (
@@ -101,15 +101,19 @@ def like(needle: str, is_sqlite: bool) -> ColumnElement[bool]:
 
 @dataclass
 class TextMatch:
-    """A text filter's condition, and whether the text index found it common (DENSE_TEXT matches or more): a page is
-    then found after a short walk, but an exact count would read every match, so the caller bounds it."""
+    """A text filter: its condition, and the keys of what it matches when the text index could say.
+
+    `ids` (a few matches: their session ids) or `rowids` (more: their text-index rowids, looked up through
+    ix_sessions_text_rowid) let a page start from the matching sessions instead of walking the list index. For a
+    common word (DENSE_TEXT matches or more) `rowids` are only its newest DENSE_TEXT matches (`common`): they hold
+    the first pages newest first, and `count` counts all matches in the index, up to a cap."""
 
     cond: ColumnElement[bool]
+    ids: list[str] | None = None
+    rowids: list[int] | None = None
+    running: list[str] = field(default_factory=list)  # running sessions that match (not in the index yet)
     common: bool = False
-    count: Callable[[int], int] | None = None  # common only: matches counted through the index, up to a cap
-    # common only: the newest DENSE_TEXT matches (by the order they finished in) and the running ones, for the first
-    # pages in newest-first order, which they hold (the caller falls back to `cond` when they come up short)
-    newest: ColumnElement[bool] | None = None
+    count: Callable[[int], int] | None = None
 
 
 def gold_like(needle: str, is_sqlite: bool) -> ColumnElement[bool]:
@@ -126,8 +130,7 @@ def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool
 
     The index is asked once, here, and its answer bound into the query, by how many match:
       * fewer than SPARSE_TEXT: their session ids, so the query starts from those rows;
-      * fewer than DENSE_TEXT: their index rowids, tested against sessions.text_rowid while
-        walking the list index (fetching that many ids, then rows, costs more);
+      * fewer than DENSE_TEXT: their index rowids, which reach their sessions through ix_sessions_text_rowid;
       * more: LIKE for an exact answer; beside it, the newest DENSE_TEXT matches, which hold the first pages in
         newest-first order whether the matches are spread out or bunched in the past (a walk down the list index
         with LIKE would read every newer session first); counted in the index (bench/store.py).
@@ -140,20 +143,19 @@ def text_cond(conn: Connection, needle: str, *, is_sqlite: bool, has_index: bool
     match = {"q": _phrase(needle)}
     rowids = conn.execute(text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q ORDER BY rowid DESC "
                                "LIMIT :n"), {**match, "n": DENSE_TEXT}).scalars().all()
-    running = conn.execute(select(S.id).where(IS_RUNNING, cond)).scalars().all()
+    running = list(conn.execute(select(S.id).where(IS_RUNNING, cond)).scalars().all())
     if len(rowids) >= DENSE_TEXT:
         def count(cap: int) -> int:
             found = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q "
                                       "LIMIT :n)"), {**match, "n": cap}).scalar_one()
             return min(cap, int(found) + len(running))
-        newest = in_json(S.text_rowid, rowids)
-        return TextMatch(cond, common=True, count=count,
-                         newest=or_(newest, in_json(S.id, running)) if running else newest)
+        return TextMatch(cond, rowids=list(rowids), running=running, common=True, count=count)
     if len(rowids) >= SPARSE_TEXT:  # ix_sessions_text_rowid makes a count of these cost what they number
         rows = in_json(S.text_rowid, rowids)
-        return TextMatch(or_(rows, in_json(S.id, running)) if running else rows)
-    ids = conn.execute(text(f"SELECT id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q"), match).scalars().all()
-    return TextMatch(in_json(S.id, [*ids, *running]))
+        return TextMatch(or_(rows, in_json(S.id, running)) if running else rows, rowids=list(rowids),
+                         running=running)
+    ids = [*conn.execute(text(f"SELECT id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q"), match).scalars(), *running]
+    return TextMatch(in_json(S.id, ids), ids=ids)
 
 
 def in_json(col: Any, values: list[Any]) -> ColumnElement[bool]:

@@ -167,11 +167,12 @@ def _v7_failure_kind(conn: Connection) -> None:
         last = ids[-1]
 
 
-def _v8_indexes_for_analysis(conn: Connection) -> None:
+def _indexes_as_declared(conn: Connection) -> None:
     """v8: the list indexes also hold method (policy), failure kind and calls, so the analyst's filters are answered
     from the index like the others; list indexes led by failure kind and by eval run, so a rare kind or one run is
     found among its own sessions; an index on sessions.text_rowid, so a text filter's matches reach their sessions
-    without a walk. An index whose columns differ is rebuilt (a minute or two at a million sessions)."""
+    without a walk. v9: that index holds every list column, so the other filters are tested on it too.
+    An index whose columns differ from models.py is rebuilt (a minute or two at a million sessions)."""
     have = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("sessions")}
     for ix in SessionRow.__table__.indexes:
         want = [c.name for c in ix.columns]
@@ -188,6 +189,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "steps.extra for Step fields without a column", _v5_step_extra),
     (6, "sessions.settings: the run settings a session ran with", _v6_session_settings),
     (7, "sessions.failure: the suggested failure kind of a wrong session", _v7_failure_kind),
-    (8, "method, failure kind and calls in the list indexes; an index on text_rowid", _v8_indexes_for_analysis),
+    (8, "method, failure kind and calls in the list indexes; an index on text_rowid", _indexes_as_declared),
+    (9, "the text_rowid index holds every list column", _indexes_as_declared),
 ]
 LATEST = 1 + len(MIGRATIONS)

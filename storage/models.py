@@ -98,9 +98,10 @@ class SessionRow(Base):
                       # and led by the eval run, over eval sessions only: a run is a few hundred of a million
                       Index("ix_sessions_run_list", "run_id", *(c for c in LIST_INDEX_COLUMNS if c != "run_id"),
                             sqlite_where=text("run_id IS NOT NULL"), postgresql_where=text("run_id IS NOT NULL")),
-                      # a text filter's matches (index rowids) → their sessions, without walking the list index
-                      # (with the order's columns, so a page of them is sorted without reading their rows)
-                      Index("ix_sessions_text_rowid", "text_rowid", "created_at", "id"),
+                      # a text filter's matches (index rowids) → their sessions, without walking the list index;
+                      # with every list column, so other filters and the order are tested without reading a row
+                      Index("ix_sessions_text_rowid", "text_rowid",
+                            *(c for c in LIST_INDEX_COLUMNS if c != "text_rowid")),
                       Index("ix_sessions_running", "id", sqlite_where=text("status = 'running'"),
                             postgresql_where=text("status = 'running'")))
 

@@ -142,6 +142,14 @@ def api_routes(studio: Studio, args: argparse.Namespace, *, login: bool = False,
                   wait_s=QUEUE_WAIT_S if wait is None else number(wait, "--max-queue-wait", 0, 3600))
 
 
+def settle_heap() -> None:
+    """Move everything built at startup (modules, the page) out of the garbage collector's scans: its full passes
+    otherwise add ~50 ms pauses to one request in a few (measured on Explorer pages over a million sessions)."""
+    import gc
+    gc.collect()
+    gc.freeze()
+
+
 def serve_api(args: argparse.Namespace) -> int:
     """`app.py serve-api`: the OpenAI-compatible API alone (no page), on uvicorn."""
     import fastapi
@@ -153,6 +161,7 @@ def serve_api(args: argparse.Namespace) -> int:
     print(f"· storing sessions in {studio.store.where}", flush=True)
     print(f"· API on http://{args.host}:{args.port}/v1 (model ids router:<policy>:<alpha>)", flush=True)
     studio.warm_up()
+    settle_heap()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -181,6 +190,7 @@ def serve(args: argparse.Namespace) -> int:
     api = api_routes(studio, args, login=bool(auth), exposed=share or not is_loopback(args.host))
     demo = build(studio)
     studio.warm_up()  # models load in the background; the page shows the engine log
+    settle_heap()
     launch(demo, api=api, server_name=args.host, server_port=args.port, auth=auth,
            share=share, prevent_thread_lock=False)
     return 0
