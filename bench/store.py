@@ -11,11 +11,12 @@ and measures:
   * the database size (file + -wal).
 ALL DATA ARE SYNTHETIC: questions, answers, datasets ("synthetic-*"), pool and model names are
 generated here and say so. Goals: filtered page <= 100 ms p95, session load <= 20 ms p95.
-Usage: python bench/store.py [--sessions N] [--live N] [--reps N] [--db PATH] [--keep] [--seed S]
-                             [--reuse] [--out PATH]
---reuse measures the queries again on a store kept by an earlier run (--db PATH --keep), without
-rebuilding it; only a full build of 100,000 sessions or more writes bench/results/store.json
-unless --out names a file.
+Usage: python bench/store.py [--sessions N] [--live N] [--reps N] [--db PATH|URL] [--keep] [--seed S]
+                             [--reuse [--sizes]] [--out PATH]
+--db also takes a PostgreSQL URL (an empty database; kept afterwards). --reuse measures the queries
+again on a store kept by an earlier run (--db PATH --keep), without rebuilding it (--sizes: and where
+its bytes go); only a full build of 100,000 sessions or more writes bench/results/store.json
+(store_postgres.json for PostgreSQL) unless --out names a file. A build reports where the bytes go.
 """
 from __future__ import annotations
 
@@ -342,19 +343,55 @@ def query_bench(store: TraceStore, ids: list[str], costs: list[float], reps: int
 
 # ---------------------------------------------------------------------- main
 
-def db_size_mb(path: Path) -> float:
+def is_url(db: str | None) -> bool:
+    return bool(db) and "://" in str(db)
+
+
+def db_size_mb(store: TraceStore, path: Path | None) -> float:
+    """The SQLite file and its WAL, or the PostgreSQL database's size."""
+    if path is None:
+        with store.read() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one()) / 1e6
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()) / 1e6
+
+
+def sizes_by_object(store: TraceStore, sessions: int) -> dict[str, Any]:
+    """Where the bytes go: each table and index (SQLite's dbstat, or PostgreSQL's relation sizes), in MB, and bytes
+    per session in all (pages in use; a SQLite file also keeps freed pages until VACUUM)."""
+    with store.read() as conn:
+        if store.is_sqlite:
+            rows = conn.exec_driver_sql("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").all()
+        else:
+            rows = conn.exec_driver_sql("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relnamespace = "
+                                        "'public'::regnamespace AND relkind IN ('r', 'i')").all()
+    by = {name: round(int(b) / 1e6, 1) for name, b in sorted(rows, key=lambda r: -int(r[1])) if int(b) >= 1e5}
+    total = sum(int(b) for _, b in rows)
+    return {"by_object_mb": by, "total_mb": round(total / 1e6, 1),
+            "bytes_per_session": round(total / max(1, sessions))}
+
+
+def print_sizes(sz: dict[str, Any]) -> None:
+    print(f"\nwhere the {sz['total_mb']:,.1f} MB go ({sz['bytes_per_session']:,} bytes a session):")
+    for name, mb in sz["by_object_mb"].items():
+        print(f"  {name:<42}{mb:>10,.1f} MB {100 * mb / sz['total_mb']:>5.1f} %")
+
+
+def backend(store: TraceStore) -> str:
+    if store.is_sqlite:
+        return f"SQLite {sqlite3.sqlite_version}"
+    with store.read() as conn:
+        return "PostgreSQL " + str(conn.exec_driver_sql("SHOW server_version").scalar_one()).split()[0]
 
 
 FULL_RUN = 100_000   # the scale the published figures are for
 
 
-def write_results(res: dict[str, Any], out: str | None, *, full: bool) -> None:
+def write_results(res: dict[str, Any], out: str | None, *, full: bool, name: str = "store.json") -> None:
     """Only a full build replaces the published results; smaller or partial runs need an explicit --out."""
     if out is None and not full:
         print("results not written (not a full build; pass --out PATH to keep them)")
         return
-    path = Path(out) if out else ROOT / "bench" / "results" / "store.json"
+    path = Path(out) if out else ROOT / "bench" / "results" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=2))
     print(f"wrote {path}")
@@ -375,28 +412,33 @@ def print_queries(q: dict[str, Any], reps: int) -> None:
 
 def reuse(args: argparse.Namespace) -> None:
     """Query figures only, on a kept store (opening it also upgrades an older schema, as the app would)."""
-    path = Path(args.db).expanduser().resolve()
-    if not path.exists():
+    url = is_url(args.db)
+    path = None if url else Path(args.db).expanduser().resolve()
+    if path is not None and not path.exists():
         sys.exit(f"{path}: no such store; build one first with --db {args.db} --keep")
     t0 = time.perf_counter()
-    store = TraceStore(str(path))
+    store = TraceStore(args.db if url else str(path))
     opened_s = time.perf_counter() - t0
     try:
         with store.engine.connect() as conn:
             rows = conn.execute(select(SessionRow.id, SessionRow.cost_usd).order_by(SessionRow.created_at)).all()
         ids, costs = [r[0] for r in rows], [r[1] for r in rows]
-        print(f"SYNTHETIC data: reusing {len(ids):,} sessions in {path} (opened in {opened_s:.1f} s, "
-              f"schema v{store.schema_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs)")
+        print(f"SYNTHETIC data: reusing {len(ids):,} sessions in {store.where} (opened in {opened_s:.1f} s, "
+              f"schema v{store.schema_version()}, {backend(store)}, {os.cpu_count()} CPUs)")
+        engine = backend(store)
         q = query_bench(store, ids, costs, args.reps, args.seed)
+        sz = sizes_by_object(store, len(ids)) if args.sizes else None
     finally:
         store.close()
-    res = {"data": "synthetic", "sessions": len(ids), "reused": True, "queries": q, "reps": args.reps,
+    res = {"data": "synthetic", "sessions": len(ids), "reused": True, "queries": q, "reps": args.reps, "size": sz,
            "goals": {"filtered_page_p95_ms": GOAL_PAGE_P95_MS, "session_load_p95_ms": GOAL_LOAD_P95_MS},
            "pass": {"filtered_page": q["filtered_page"]["p95_ms"] <= GOAL_PAGE_P95_MS,
                     "session_load": q["session_load"]["p95_ms"] <= GOAL_LOAD_P95_MS},
-           "sqlite": sqlite3.sqlite_version, "seed": args.seed, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+           "backend": engine, "seed": args.seed, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print()
     print_queries(q, args.reps)
+    if sz:
+        print_sizes(sz)
     write_results(res, args.out, full=False)
 
 
@@ -406,11 +448,14 @@ def main() -> None:
     ap.add_argument("--live", type=int, default=2_000, help="of which written through the live path")
     ap.add_argument("--reps", type=int, default=200, help="repetitions per query measurement")
     ap.add_argument("--batch", type=int, default=5_000, help="sessions per bulk transaction")
-    ap.add_argument("--db", default=None, help="SQLite file to create (must not exist; default: a temp file)")
+    ap.add_argument("--db", default=None, help="SQLite file to create (must not exist; default: a temp file), or a "
+                                               "PostgreSQL URL of an empty database (kept afterwards)")
     ap.add_argument("--keep", action="store_true", help="keep the database file at the end")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--reuse", action="store_true",
                     help="only measure the queries, on the store an earlier run kept at --db (implies --keep)")
+    ap.add_argument("--sizes", action="store_true", help="with --reuse: also say where the bytes go (a full read "
+                                                         "of the store: about a minute at a million sessions)")
     ap.add_argument("--out", default=None, help="results JSON (default: bench/results/store.json, written only "
                                                 "by a full build of at least 100,000 sessions)")
     args = ap.parse_args()
@@ -422,15 +467,22 @@ def main() -> None:
     n, live = args.sessions, min(args.live, args.sessions)
     if live < 1 or args.reps < 1:
         ap.error("--sessions, --live and --reps must be at least 1")
-    if args.db:
-        path = Path(args.db).expanduser().resolve()
-        if path.exists():
-            sys.exit(f"{path}: already exists; the benchmark builds a fresh store")
+    path: Path | None = None
+    if is_url(args.db):  # a PostgreSQL database (or any SQLAlchemy URL): it must hold no sessions yet
+        store = TraceStore(args.db)
+        if store.list_sessions(page_size=1).total:
+            store.close()
+            sys.exit(f"{store.where}: already holds sessions; the benchmark builds a fresh store (use --reuse)")
     else:
-        path = Path(tempfile.mkdtemp(prefix="bench_store_")) / "traces.sqlite"
-    print(f"SYNTHETIC data: {n:,} sessions x {len(STEPS)} steps in {path}  (SQLite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs)")
-    store = TraceStore(str(path))
+        if args.db:
+            path = Path(args.db).expanduser().resolve()
+            if path.exists():
+                sys.exit(f"{path}: already exists; the benchmark builds a fresh store")
+        else:
+            path = Path(tempfile.mkdtemp(prefix="bench_store_")) / "traces.sqlite"
+        store = TraceStore(str(path))
+    engine = backend(store)
+    print(f"SYNTHETIC data: {n:,} sessions x {len(STEPS)} steps in {store.where}  ({engine}, {os.cpu_count()} CPUs)")
     gen = Generator(args.seed)
     ids: list[str] = []
     costs: list[float] = []
@@ -441,10 +493,11 @@ def main() -> None:
             if bulk else (0.0, 0.0)
         lw = live_write(store, gen, bulk, live, ids, costs)
         q = query_bench(store, ids, costs, args.reps, args.seed)
-        size = db_size_mb(path)
+        size = db_size_mb(store, path)
+        sz = sizes_by_object(store, n)
     finally:
         store.close()
-        if not args.keep:
+        if path is not None and not args.keep:
             for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 p.unlink(missing_ok=True)
             if not args.db:
@@ -455,18 +508,18 @@ def main() -> None:
         "bulk_fill": {"sessions": bulk, "sessions_per_s_db": round(bulk / db_s, 1) if db_s else None,
                       "sessions_per_s_wall": round(bulk / wall_s, 1) if wall_s else None,
                       "batch": args.batch, "db_s": round(db_s, 2), "wall_s": round(wall_s, 2)},
-        "queries": q, "reps": args.reps, "db_mb": round(size, 1),
+        "queries": q, "reps": args.reps, "db_mb": round(size, 1), "size": sz,
         "goals": {"filtered_page_p95_ms": GOAL_PAGE_P95_MS, "session_load_p95_ms": GOAL_LOAD_P95_MS},
         "pass": {"filtered_page": q["filtered_page"]["p95_ms"] <= GOAL_PAGE_P95_MS,
                  "session_load": q["session_load"]["p95_ms"] <= GOAL_LOAD_P95_MS},
-        "sqlite": sqlite3.sqlite_version, "python": platform.python_version(), "cpus": os.cpu_count(),
+        "backend": engine, "python": platform.python_version(), "cpus": os.cpu_count(),
         "seed": args.seed, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
     def line(name: str, value: str, goal: str = "", ok: bool | None = None) -> None:
         print(f"{name:<44}{value:>16}   {goal:<12}{'' if ok is None else ('PASS' if ok else 'MISS')}")
 
-    print(f"\nStore benchmark, SYNTHETIC data: {n:,} sessions, {n * len(STEPS):,} steps, {size:.1f} MB (db + wal)")
+    print(f"\nStore benchmark, SYNTHETIC data: {n:,} sessions, {n * len(STEPS):,} steps, {size:.1f} MB ({'db + wal' if path else 'database'})")
     line("figure", "value", "goal", None)
     line("live write: steps/s (1 commit per step)", f"{lw['steps_per_s']:,.0f}")
     line("live write: sessions/s (start+6 steps+finish)", f"{lw['sessions_per_s']:,.1f}")
@@ -484,9 +537,10 @@ def main() -> None:
     for k, v in q["per_filter"].items():
         line(f"  {k}", f"{v['p50_ms']:.1f} / {v['p95_ms']:.1f} ms", "p50 / p95",
              None if k == "none" else v["p95_ms"] <= GOAL_PAGE_P95_MS)
-    write_results(res, args.out, full=n >= FULL_RUN)
-    if args.keep:
-        print(f"kept {path}")
+    print_sizes(sz)
+    write_results(res, args.out, full=n >= FULL_RUN, name="store.json" if path is not None else "store_postgres.json")
+    if args.keep or path is None:
+        print(f"kept {store.where}")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,9 @@ def like(needle: str, is_sqlite: bool) -> ColumnElement[bool]:
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if is_sqlite:  # SQLite's LIKE already ignores (ASCII) case, as its lower() does: skip ilike's lower()
         return or_(S.question.like(pattern, escape="\\"), func.coalesce(S.answer, "").like(pattern, escape="\\"))
-    return or_(S.question.ilike(pattern, escape="\\"), func.coalesce(S.answer, "").ilike(pattern, escape="\\"))
+    # '' written out, so the expression is the one the trigram index is built on (migrations.create_trigram_indexes)
+    answer = func.coalesce(S.answer, literal_column("''"))
+    return or_(S.question.ilike(pattern, escape="\\"), answer.ilike(pattern, escape="\\"))
 
 
 @dataclass

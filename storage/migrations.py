@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any, Callable
 
 from sqlalchemy import Connection, bindparam, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from .models import AnnotationRow, Base, ModelBitRow, SessionRow
 
 FTS_TABLE = "sessions_fts"
+log = logging.getLogger(__name__)
 
 
 def pool_hash(snapshot: dict[str, Any]) -> str:
@@ -22,12 +25,14 @@ def pool_hash(snapshot: dict[str, Any]) -> str:
 
 
 def create_text_index(conn: Connection) -> bool:
-    """SQLite only: a trigram FTS5 table for substring search over question and answer.
+    """SQLite: a trigram FTS5 table for substring search over question and answer (PostgreSQL: trigram indexes).
 
     Rows are written when a session reaches its final status (the answer is known then), so
     no update trigger is needed; running sessions are searched with LIKE. Returns False
     where this SQLite lacks FTS5 trigram, and the store falls back to LIKE.
     """
+    if conn.dialect.name == "postgresql":
+        return create_trigram_indexes(conn)
     if conn.dialect.name != "sqlite":
         return False
     try:
@@ -36,6 +41,29 @@ def create_text_index(conn: Connection) -> bool:
     except Exception:
         return False
     return True
+
+
+def create_trigram_indexes(conn: Connection) -> bool:
+    """PostgreSQL: trigram GIN indexes (pg_trgm) under the text filter's ILIKE on question and answer, so a rare word
+    is found without reading every session. pg_trgm is a trusted extension (a database owner may create it); where it
+    cannot be created the filter still works, by a scan. Returns whether the indexes exist."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_sessions_question_trgm ON sessions "
+                                 "USING gin (question gin_trgm_ops)")
+            conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_sessions_answer_trgm ON sessions "
+                                 "USING gin ((coalesce(answer, '')) gin_trgm_ops)")
+    except SQLAlchemyError as e:
+        log.warning("text filter without trigram indexes (pg_trgm unavailable: %s); it scans the sessions", e)
+        return False
+    return True
+
+
+def _v11_postgres_trigrams(conn: Connection) -> None:
+    """v11 (PostgreSQL): the trigram indexes of `create_trigram_indexes` on an existing database."""
+    if conn.dialect.name == "postgresql":
+        create_trigram_indexes(conn)
 
 
 def _v2_usage_and_runs(conn: Connection) -> None:
@@ -181,6 +209,24 @@ def _indexes_as_declared(conn: Connection) -> None:
         ix.create(conn, checkfirst=True)
 
 
+def _v10_usage_without_rowid(conn: Connection) -> None:
+    """v10 (SQLite): session_models becomes a WITHOUT ROWID table, kept in its primary-key tree alone (a rowid table
+    holds every row twice over: the table and its key's index). Copied once (seconds at a million sessions)."""
+    if conn.dialect.name != "sqlite":
+        return
+    sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'session_models'"
+                               ).scalar() or ""
+    if "WITHOUT ROWID" in sql.upper():
+        return
+    from .models import ModelUsageRow
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_session_models_model")
+    conn.exec_driver_sql("ALTER TABLE session_models RENAME TO session_models_v9")
+    ModelUsageRow.__table__.create(conn)
+    cols = ", ".join(c.name for c in ModelUsageRow.__table__.columns)
+    conn.exec_driver_sql(f"INSERT INTO session_models ({cols}) SELECT {cols} FROM session_models_v9")
+    conn.exec_driver_sql("DROP TABLE session_models_v9")
+
+
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
@@ -191,5 +237,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "sessions.failure: the suggested failure kind of a wrong session", _v7_failure_kind),
     (8, "method, failure kind and calls in the list indexes; an index on text_rowid", _indexes_as_declared),
     (9, "the text_rowid index holds every list column", _indexes_as_declared),
+    (10, "session_models without a rowid (one copy of each row, not two)", _v10_usage_without_rowid),
+    (11, "PostgreSQL: trigram indexes under the text filter", _v11_postgres_trigrams),
 ]
 LATEST = 1 + len(MIGRATIONS)

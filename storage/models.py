@@ -177,7 +177,8 @@ class ModelUsageRow(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
-    __table_args__ = (Index("ix_session_models_model", "model", "session_id"),)
+    # WITHOUT ROWID (SQLite): the rows live in their primary-key tree, not in a table plus a copy of the key
+    __table_args__ = (Index("ix_session_models_model", "model", "session_id"), {"sqlite_with_rowid": False})
 
 
 class ModelBitRow(Base):

@@ -143,10 +143,9 @@ def plan(conn: Connection, f: SessionFilter, *, is_sqlite: bool, has_text_index:
             set_conds.append(tm.cond)
     if f.label:
         labelled = select(AnnotationRow.session_id).where(AnnotationRow.label == f.label)
-        few = [r[0] for r in conn.exec_driver_sql("SELECT DISTINCT session_id FROM annotations WHERE label = ? LIMIT ?",
-                                                  (f.label, ID_KEYS + 1)).all()] if is_sqlite else None
-        if few is not None and len(few) <= ID_KEYS:
-            conds.append(in_json(S.id, few))
+        few = [r[0] for r in conn.execute(labelled.distinct().limit(ID_KEYS + 1)).all()]
+        if len(few) <= ID_KEYS:  # (PostgreSQL finds a list of ids by key too, and knows how many it has)
+            conds.append(in_json(S.id, few) if is_sqlite else S.id.in_(few))
             id_sets.append(few)
             set_conds.append(conds[-1])
         else:  # labelled on more sessions than a page should start from: tested per session

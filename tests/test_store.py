@@ -272,6 +272,9 @@ def test_a_file_from_an_older_version_is_migrated(tmp_path):
     with TraceStore(str(path)) as s:
         assert s.schema_version() == LATEST
         assert s.model_usage("old") == {"A": {"calls": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": 0.003}}
+        with s.read() as conn:  # v10: the per-model rows were copied into a table without a rowid
+            assert "WITHOUT ROWID" in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'session_models'").scalar().upper()
         pg = s.list_sessions(SessionFilter(model="A"))
         df = pg.rows
         assert list(df["id"]) == ["old"] and df["run_id"].isna().all()
@@ -338,7 +341,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 9
+        assert s.schema_version() == LATEST == 11
         with s.engine.connect() as c:
             assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
             # v7: the wrong session's failure kind computed from its stored steps; the right one has none

@@ -135,3 +135,26 @@ def test_concurrent_writers_on_postgres(pg):
     page = pg.list_sessions(page_size=100)
     df, total = page.rows, page.total
     assert total == 60 and set(df["n_steps"]) == {4}
+
+
+def test_the_text_filter_is_answered_by_trigram_indexes_on_postgres(pg):
+    """A word in a question or an answer is found through pg_trgm GIN indexes, not by reading every session: the
+    filter's expressions are the ones the indexes are built on (checked with sequential scans off, as the planner
+    would choose on a large table)."""
+    write(pg, "t1", question="Which river flows through Budapest?", gold=["Danube"])
+    write(pg, "t2", question="who wrote Dune?", gold=["Frank Herbert"])
+    from sqlalchemy import func, select
+
+    from storage import queries
+    from storage.models import SessionRow
+    with pg.read() as conn:
+        names = set(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'sessions'").scalars())
+        assert {"ix_sessions_question_trgm", "ix_sessions_answer_trgm"} <= names
+        cond = queries.plan(conn, SessionFilter(text="budapest"), is_sqlite=False, has_text_index=False).cond
+        sql = str(select(func.count()).select_from(SessionRow).where(cond).compile(
+            conn, compile_kwargs={"literal_binds": True}))
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql).scalars())
+    assert "ix_sessions_question_trgm" in plan and "ix_sessions_answer_trgm" in plan, plan
+    assert pg.list_sessions(SessionFilter(text="BUDAPEST")).ids == ["t1"]
+    assert pg.list_sessions(SessionFilter(text="50%")).ids == []  # wildcards are literal

@@ -33,18 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import (
-    CacheHint,
-    Completion,
-    Engine,
-    EngineError,
-    OnText,
-    Stopped,
-    TextCollector,
-    common_prefix_len,
-    scored_positions,
-    shared_prefix_len,
-)
+from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, common_prefix_len,
+                   scored_positions, shared_prefix_len)
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:

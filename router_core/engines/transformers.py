@@ -12,17 +12,8 @@ import threading
 import time
 from typing import Sequence
 
-from .base import (
-    CacheHint,
-    Completion,
-    Engine,
-    EngineError,
-    OnText,
-    Stopped,
-    TextCollector,
-    scored_positions,
-    shared_prefix_len,
-)
+from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, scored_positions,
+                   shared_prefix_len)
 
 
 class TransformersEngine(Engine):
