@@ -10,7 +10,10 @@ from .curves import pareto_frontier
 from .methods import Method, family
 from .report import Report
 
-LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=380, font=dict(size=11))
+# legends below the plot: beside it they take the plot's width at 1024 px and cut their own names short
+# titles short, a second line in <sup>: three charts share a row, ~340 px each at 1024 px
+LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=60, b=10), height=380, font=dict(size=11),
+              showlegend=True, legend=dict(orientation="h", y=-0.2, yanchor="top"))
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac")
 
 
@@ -27,16 +30,17 @@ def em_vs_cost(rep: Report) -> go.Figure:
     for i, (fam, g) in enumerate(t.groupby("family", sort=False)):
         colour = PALETTE[i % len(PALETTE)]
         labels = [f"{_e(m)} · α {a:g}" if not Method.parse(m).is_baseline else _e(m) for m, a in zip(g["method"], g["α"])]
-        fig.add_trace(go.Scatter(x=g["$/query"], y=g["EM"], mode="markers", name=_e(fam), marker=dict(size=9, color=colour),
-                                 hovertext=[f"{lbl}<br>EM {e:.3f} · ${c:.2e}/query" for lbl, e, c in
-                                            zip(labels, g["EM"], g["$/query"])], hoverinfo="text", legendgroup=fam))
-        front = pareto_frontier(list(zip(g["$/query"], g["EM"])))
+        micro = [c * 1e6 for c in g["$/query"]]  # µ$: the pool's prices make a query cost millionths of a dollar
+        fig.add_trace(go.Scatter(x=micro, y=g["EM"], mode="markers", name=_e(fam), marker=dict(size=9, color=colour),
+                                 hovertext=[f"{lbl}<br>EM {e:.3f} · {c:.3g} µ$ a query" for lbl, e, c in
+                                            zip(labels, g["EM"], micro)], hoverinfo="text", legendgroup=fam))
+        front = pareto_frontier(list(zip(micro, g["EM"])))
         if len(front) > 1:
             fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines",
                                      line=dict(color=colour, width=1.5, dash="dot"), showlegend=False,
                                      hoverinfo="skip", legendgroup=fam))
-    fig.update_layout(title="Exact match vs $ per query (dotted: Pareto frontier of each method)", **LAYOUT)
-    fig.update_xaxes(title="$ per query", tickformat=".1e")
+    fig.update_layout(title="EM vs cost<br><sup>dotted: each method's best trade-offs</sup>", **LAYOUT)
+    fig.update_xaxes(title="µ$ per query", rangemode="tozero")
     fig.update_yaxes(title="EM", range=[0, 1])
     return fig
 
@@ -55,8 +59,11 @@ def usage_vs_alpha(rep: Report) -> go.Figure:
     for i, model in enumerate(sorted(u["model"].unique())):
         s = shares.xs(model, level="model")
         xs = [f"{_e(p)} · α {a:g}" for p, a in s.index]
-        fig.add_trace(go.Bar(x=xs, y=list(s.values), name=_e(model), marker_color=PALETTE[i % len(PALETTE)]))
-    fig.update_layout(title="Model usage share of the router's calls vs α", barmode="stack", **LAYOUT)
+        # each segment names its model: with one model the bar is 100 % and a legend alone is easy to miss
+        fig.add_trace(go.Bar(x=xs, y=list(s.values), name=_e(model), marker_color=PALETTE[i % len(PALETTE)],
+                             text=[_e(model)] * len(xs), textposition="inside", insidetextanchor="middle"))
+    fig.update_layout(title="Calls by model<br><sup>share of the router's calls, per α</sup>", barmode="stack",
+                      **LAYOUT)
     fig.update_yaxes(range=[0, 1], title="share of calls")
     return fig
 

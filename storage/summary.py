@@ -41,6 +41,14 @@ def distinct_values(store: TraceStore) -> dict[str, list[str]]:
             "policies": sorted(policies)}
 
 
+def newest_run(store: TraceStore) -> str | None:
+    """The eval run of the newest eval session (the list index walked newest first, to the first one)."""
+    S = SessionRow
+    with store.read() as conn:
+        return conn.execute(select(S.run_id).where(S.run_id.is_not(None)).order_by(S.created_at.desc()).limit(1)
+                            ).scalar()
+
+
 def ids_with_prefix(store: TraceStore, prefix: str, limit: int = 2) -> list[str]:
     """Session ids starting with `prefix` (the explorer table shows 12 characters); a range scan on the key."""
     S = SessionRow

@@ -39,9 +39,9 @@ def test_a_persons_label_wins_over_the_suggested_kind_and_bulk_labels_reach_the_
     f = make_filter(correct="wrong", method="baseline/largest")
     assert store.annotate_many(store.list_sessions(f).ids + ["not-a-session"], "candidate_wrong", "Rome again") == 3
     tbl, ids, _ = page(store, f, "newest", 0)
-    assert set(tbl["why wrong"]) == {"✎ candidate_wrong"}
+    assert set(tbl["why wrong"]) == {"✎ candidate wrong"}  # the label in words
     tbl, _, _ = page(store, make_filter(correct="wrong", method="preset-a"), "newest", 0)
-    assert set(tbl["why wrong"]) == {"wrong_fact"}  # not labelled: the suggestion shows
+    assert set(tbl["why wrong"]) == {"wrong fact"}  # not labelled: the suggestion shows, in words
     assert store.labels_of(ids) == {i: ["candidate_wrong"] for i in ids}
     with pytest.raises(ValueError, match="label must be one of"):
         store.annotate_many(ids, "nonsense")

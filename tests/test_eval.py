@@ -94,6 +94,12 @@ def test_report_numbers_by_hand(tmp_path):
     # the router's curve: points (share 0.5, EM 0.5) plus the end points (0, weak) and (1, strong)
     assert rep.curves["router"]["CPT(50%)"] == pytest.approx(0.5)
     assert "| router | 0.5 |" in markdown(rep)
+    from evaluation.figures import em_vs_cost, usage_vs_alpha
+    fig = em_vs_cost(rep)  # cost in µ$ (not 1.5e-5), on an axis that says so
+    assert fig.layout.xaxis.title.text == "µ$ per query" and fig.layout.xaxis.tickformat is None
+    assert sorted(x for tr in fig.data if tr.mode == "markers" for x in tr.x) == pytest.approx([1, 2.5, 4])
+    usage = usage_vs_alpha(rep)  # each segment names its model, and the legend shows even with one model
+    assert {tr.text[0] for tr in usage.data} == {strong, weak} and usage.layout.showlegend is True
     store.close()
 
 

@@ -4,7 +4,7 @@ failure breakdown and lands on exactly those sessions, reads answer, gold, EM an
 from __future__ import annotations
 
 import pytest
-from support.browser import MARKS, new_page
+from support.browser import MARKS, new_page, plot_misfits
 from support.servers import served_studio
 from test_diff import add
 
@@ -71,7 +71,7 @@ def test_filter_wrong_by_method_and_dataset_then_a_breakdown_cell_lists_those_se
         page.wait_for_function("document.querySelector('#rs-page-info').innerText.includes('of 2')")
         table = page.inner_text("#rs-table")
         assert table.count("router (preset-b)") == 2 and "Rhine" in table and "Lucas" in table
-        assert page.locator("#rs-f-failure input").input_value() == "wrong_fact"
+        assert page.locator("#rs-f-failure input").input_value() == "wrong fact"  # words, the kind behind them
         assert page.locator("#rs-page-info").bounding_box()["y"] < 900  # scrolled to the sessions it lists
         # the same counts by the model called: a cell sets the Model filter instead
         page.get_by_role("radio", name="any").check()
@@ -83,6 +83,24 @@ def test_filter_wrong_by_method_and_dataset_then_a_breakdown_cell_lists_those_se
         row.locator(".body-cell").nth(2).click()
         page.wait_for_function("document.querySelector('#rs-page-info').innerText.includes('of 8')")
         assert page.locator("#rs-f-model input").input_value() == "Qwen2.5-0.5B"
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("width, height", [(1440, 900), (1024, 768)])
+def test_evaluations_tab_opens_on_the_newest_run_with_charts_that_fit(app, browser, width, height):
+    """Opened, the tab shows the newest run at once (not a blank form); each chart fits its box and the window."""
+    url, _ = app
+    ctx, page = new_page(browser, width, height)
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name="Evaluations").click()
+        page.wait_for_selector("#rs-e-msg :text('finished sessions')")
+        assert page.locator("#rs-e-runs").inner_text().count("B") >= 1  # run B is the newest
+        page.wait_for_function("() => document.querySelectorAll('#rs-e-table table tbody tr').length > 0")
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 3")
+        page.wait_for_timeout(500)  # plotly's own resize after the column settles
+        assert plot_misfits(page) == []
     finally:
         ctx.close()
 

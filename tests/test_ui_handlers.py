@@ -84,6 +84,7 @@ def test_charts_follow_the_steps(store):
     ch = charts.choices(s1)
     after = [tr for tr in ch.data if tr.name.startswith("after")][0]
     assert after.y[0] > after.y[1]  # SmolLM2 wins after the α penalty
+    assert not any(tr.showlegend for tr in ch.data) and "grey: before α" in ch.layout.title.text
     assert charts.choices([]).layout.annotations[0].text.startswith("No scored")
 
 
@@ -91,12 +92,27 @@ def test_choice_rows_each_have_their_own_axes_and_title(store):
     steps = store.load_steps(write_session(store, "Q?", alpha=0.8))
     scored = [s for s in steps if s.kind == "route"][:1] * 3  # three decisions: three stacked rows
     fig = charts.choices(scored)
-    assert [a.text for a in fig.layout.annotations] == [f"step {s.index}: picked {s.choice.chosen}" for s in scored]
+    assert [a.text for a in fig.layout.annotations] == [f"step {s.index}: α chose {s.choice.chosen} · sent"
+                                                        for s in scored]
     assert [(t.xaxis, t.yaxis) for t in fig.data] == [("x", "y")] * 2 + [("x2", "y2")] * 2 + [("x3", "y3")] * 2
     rows = [fig.layout.yaxis.domain, fig.layout.yaxis2.domain, fig.layout.yaxis3.domain]
     assert all(0 <= lo < hi <= 1 for lo, hi in rows) and rows[0][0] > rows[1][1] > rows[1][0] > rows[2][1]
     assert fig.layout.xaxis.matches == fig.layout.xaxis2.matches == "x3" and fig.layout.xaxis3.matches is None
     assert fig.layout.yaxis3.range == (0, 1) and fig.layout.template.layout.paper_bgcolor == "white"
+
+
+def test_a_choice_title_says_what_alpha_chose_and_what_was_sent():
+    """A repeat sent one rung up, or not sent at all, is named as such: the title never contradicts the graph."""
+    from router_core.step import Choice, Step
+    ch = Choice(models=["Small", "Mid"], logprobs=[-0.1, -2.4], probs_before=[0.9, 0.1], probs_after=[0.95, 0.05],
+                norm_costs=[0.0, 1.0], alpha=0.5, kappa=3.0, chosen="Small", policy_choice="Small")
+    sent_up = Step("s", 3, "route", request_model="Mid", call_started_at=1.0, choice=ch, flags=["repeat_climbed"])
+    repeat = Step("s", 5, "route", request_model="Small", choice=ch, flags=["repeated_query"])
+    plain = Step("s", 1, "route", request_model="Small", call_started_at=1.0, choice=ch)
+    titles = [a.text for a in charts.choices([plain, sent_up, repeat]).layout.annotations]
+    assert titles[0] == "step 1: α chose Small · sent"
+    assert titles[1].startswith("step 3: α chose Small · sent to Mid (") and "repeat_climbed" not in titles[1]
+    assert titles[2].startswith("step 5: α chose Small · not sent (") and "a repeat" in titles[2]
 
 
 def test_explorer_page_summary_and_export(store, tmp_path):

@@ -47,8 +47,8 @@ def build(studio: Studio) -> gr.Blocks:
                 ex = explorer.build(studio.store)
             with gr.Tab("Compare", id="compare"):
                 pick = compare.build(studio.store, compare_ids)
-            with gr.Tab("Evaluations", id="evals"):
-                evals.build(studio.store, tabs, ex)
+            with gr.Tab("Evaluations", id="evals") as evals_tab:
+                evals.build(studio.store, tabs, ex, evals_tab)
             with gr.Tab("Models", id="models"):
                 models_tab.build(studio, model_edits)
 

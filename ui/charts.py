@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from router_core.step import Step
 
 from .render import esc, money
+from .rules import flags_text
 
 ROUTER = "router"
 KIND_COLOURS = {"think": "#8e9aaf", "route": "#4c78a8", "answer": "#54a24b", "error": "#e45756", "call": "#f58518"}
@@ -144,6 +145,20 @@ def _stacked_rows(titles: Sequence[str], spacing: float) -> dict:
     return layout
 
 
+def choice_title(s: Step) -> str:
+    """What α chose at a route step and what was sent, in plain words (names and flags escaped: stored text): a rule
+    may send the call elsewhere (a repeat asked one rung up) or not at all, and the title must not contradict the
+    graph."""
+    assert s.choice is not None
+    head = f"step {s.index}: α chose {esc(s.choice.chosen)}"
+    why = f" ({esc(flags_text(s.flags))})" if s.flags else ""
+    if not s.sent:
+        return f"{head} · not sent{why}"
+    if s.request_model and s.request_model != s.choice.chosen:
+        return f"{head} · sent to {esc(s.request_model)}{why}"
+    return f"{head} · sent"
+
+
 def choices(steps: Sequence[Step]) -> go.Figure:
     """For each scored route decision: P(model) before and after the α adjustment."""
     scored = [s for s in steps if s.kind == "route" and s.choice is not None]
@@ -151,26 +166,24 @@ def choices(steps: Sequence[Step]) -> go.Figure:
         return empty("Model choice before / after α", "No scored route decision yet "
                                                        "(free-running policies on unscoring engines have none).")
     # one row per decision (not one column each): titles and model names stay readable for long sessions
-    layout = _stacked_rows([f"step {s.index}: picked {esc(s.choice.chosen)}" for s in scored],
-                           spacing=0.32 / max(1, len(scored)))
+    layout = _stacked_rows([choice_title(s) for s in scored], spacing=0.32 / max(1, len(scored)))
     traces = []
     for row, s in enumerate(scored, start=1):
         c = s.choice
         names = [esc(m) for m in c.models]
         axes = dict(xaxis="x" if row == 1 else f"x{row}", yaxis="y" if row == 1 else f"y{row}")
-        traces.append(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac",
-                             showlegend=row == 1, legendgroup="before",
+        traces.append(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac", showlegend=False,
                              hovertext=[f"{n}: p={p:.3f} (log p {lp:.2f})" for n, p, lp in
                                         zip(names, c.probs_before, c.logprobs)], hoverinfo="text", **axes))
         traces.append(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}",
-                             marker_color=[colour(m) for m in c.models],
-                             showlegend=row == 1, legendgroup="after",
+                             marker_color=[colour(m) for m in c.models], showlegend=False,
                              marker_line=dict(width=[3 if m == c.chosen else 0 for m in c.models], color="#222"),
                              hovertext=[f"{n}: p={p:.3f} · normalised cost {nc:.2f}" for n, p, nc in
                                         zip(names, c.probs_after, c.norm_costs)], hoverinfo="text", **axes))
     fig = go.Figure(data=traces, layout=layout)
-    fig.update_layout(title="Model choice before / after α (outlined = chosen)", barmode="group",
-                      **{**LAYOUT, "height": 150 + 110 * len(scored)})
+    # the key in the title, not a legend: the "after" bars wear each model's colour, which no one swatch shows
+    fig.update_layout(title="Model choice · grey: before α · coloured: after α · outlined: α's pick", barmode="group",
+                      **{**LAYOUT, "height": 150 + 110 * len(scored), "margin": dict(l=10, r=10, t=70, b=10)})
     fig.update_yaxes(range=[0, 1], nticks=3)
     return fig
 

@@ -10,10 +10,11 @@ from evaluation.figures import all_figures
 from evaluation.paper import SOURCE, TABLE1
 from evaluation.report import COLUMNS, Report, build_report
 from storage import StoreError, TraceStore
-from storage.summary import distinct_values
+from storage.summary import distinct_values, newest_run
 
 from .analysis import DIFF_COLUMNS, diff_view
 from .render import err_text, esc, money
+from .rules import words
 
 ITEM_COLUMNS = ["dataset", "item", "method", "α", "EM", "why wrong", "$", "calls", "answer", "gold", "question",
                 "session"]
@@ -66,7 +67,7 @@ def items_table(rep: Report, method: str | None) -> tuple[pd.DataFrame, list[str
     df = df.sort_values(["dataset", "item_id", "policy", "alpha"])
     out = pd.DataFrame({"dataset": df["dataset"], "item": df["item_id"], "method": df["policy"],
                         "α": df["alpha"].map(lambda v: f"{v:g}"), "EM": df["em"].map(lambda v: f"{v:.0f}"),
-                        "why wrong": df["failure"].fillna(""), "$": df["cost_usd"].map(money), "calls": df["calls"],
+                        "why wrong": df["failure"].fillna("").map(words), "$": df["cost_usd"].map(money), "calls": df["calls"],
                         "answer": df["answer"].fillna(""), "gold": df["gold"].map(lambda g: " | ".join(g or [])),
                         "question": df["question"].str.slice(0, 100), "session": df["id"].str.slice(0, 12)},
                        columns=ITEM_COLUMNS)
@@ -78,7 +79,8 @@ EMPTY = ("No evaluation run in this store yet. Make one from a terminal, for exa
          "(every question × method × α is stored as a session; the same command resumes), then press ↻.")
 
 
-def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
+def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Tab | None = None) -> None:
+    """The Evaluations tab; opened (`tab` selected) with no run picked, it shows the newest run at once."""
     run_ids = distinct_values(store)["run_ids"]
     gr.Markdown("Eval runs stored by `python app.py eval …`. Pick one or more runs; click an item row to open its "
                 "replay in the Explorer.")
@@ -146,7 +148,7 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
         methods = sorted(rep.sessions["policy"].unique())
         tbl, sids = items_table(rep, m if m in methods else None)
         return (f"{len(rep.sessions)} finished sessions", gr.update(visible=True), results_table(rep),
-                curves_markdown(rep), decomposition_table(rep), dataset_table(rep), rep.failures.astype(str), *figs,
+                curves_markdown(rep), decomposition_table(rep), dataset_table(rep), rep.failures.astype(str).rename(columns=words), *figs,
                 gr.update(choices=[""] + methods), tbl, sids)
 
     def do_open(sids: list[str], evt: gr.SelectData):
@@ -163,5 +165,15 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any]) -> None:
         return (gr.update(choices=found), ("" if found else EMPTY), gr.update(choices=[""] + found),
                 gr.update(choices=[""] + found))
     refresh.click(do_refresh, None, [runs, msg, run_a, run_b], api_name=False)
+    def on_open(picked: list[str], m: str):
+        """First visit: the newest run, shown (a tab that opens blank looks broken); later visits keep the pick."""
+        if picked:
+            return (gr.update(),) * (len(outs) + 1)
+        newest = newest_run(store)
+        if newest is None:
+            return (gr.update(), EMPTY, *(gr.update(),) * (len(outs) - 1))
+        return (gr.update(choices=distinct_values(store)["run_ids"], value=[newest]), *do_show([newest], m))
+    if tab is not None:
+        tab.select(on_open, [runs, method], [runs, *outs], api_name=False)
     items.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
         explorer["do_open"], explorer["open_id"], explorer["open_outs"], api_name=False)

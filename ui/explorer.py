@@ -26,6 +26,7 @@ from .analysis import BY, breakdown, cell_filter, method_name
 from .captions import captions
 from .graph import graph_html, graph_of
 from .render import err_text, esc, money, rules_details, session_messages, shorten
+from .rules import word_choices, words
 from .terminal import when
 from .widgets import steps_and_charts
 
@@ -121,8 +122,8 @@ def parse_step(value: str | None) -> int | None:
 def why_wrong(failure: Any, labels: list[str] | None) -> str:
     """The table's "why wrong": a person's label wins over the suggested kind (marked ✎ so the two never mix)."""
     if labels:
-        return "✎ " + ", ".join(dict.fromkeys(labels))
-    return "" if failure is None or (isinstance(failure, float) and math.isnan(failure)) else str(failure)
+        return "✎ " + ", ".join(words(lbl) for lbl in dict.fromkeys(labels))
+    return "" if failure is None or (isinstance(failure, float) and math.isnan(failure)) else words(str(failure))
 
 
 def table_of(df: pd.DataFrame, labels: dict[str, list[str]] | None = None) -> pd.DataFrame:
@@ -343,12 +344,12 @@ def build(store: TraceStore) -> dict[str, Any]:
         method = gr.Dropdown([""] + values["policies"], value="", label="Method", allow_custom_value=True,
                              min_width=160, elem_id="rs-f-method")
         correct = gr.Radio(["any", "correct", "wrong"], value="any", label="Correct", min_width=200)
-        failure = gr.Dropdown([""] + list(KINDS), value="", label="Why wrong", min_width=130, elem_id="rs-f-failure")
+        failure = gr.Dropdown(word_choices(KINDS, blank=True), value="", label="Why wrong", min_width=130, elem_id="rs-f-failure")
         model = gr.Dropdown([""] + values["models"], value="", label="Model used", allow_custom_value=True,
                             min_width=140, elem_id="rs-f-model")
         status = gr.Dropdown(STATUSES, value="", label="Status", min_width=120)
     with gr.Row():
-        label = gr.Dropdown([""] + list(LABELS), value="", label="Label", min_width=140)
+        label = gr.Dropdown(word_choices(LABELS, blank=True), value="", label="Label", min_width=140)
         # Text boxes, not gr.Number: an empty box must mean "no bound", and Number sends 0.
         a_min = gr.Textbox(label="α min", placeholder="any", min_width=90, elem_id="rs-f-amin")
         a_max = gr.Textbox(label="α max", placeholder="any", min_width=90, elem_id="rs-f-amax")
@@ -385,7 +386,7 @@ def build(store: TraceStore) -> dict[str, Any]:
         exp_file = gr.File(label="Download", interactive=False, height=80)
     with gr.Accordion("Label the filtered set", open=False):
         with gr.Row():
-            bulk_label = gr.Dropdown(list(LABELS), value=LABELS[0], label="Label", elem_id="rs-bulk-label",
+            bulk_label = gr.Dropdown(word_choices(LABELS), value=LABELS[0], label="Label", elem_id="rs-bulk-label",
                                      min_width=160)
             bulk_note = gr.Textbox(label="Note", elem_id="rs-bulk-note", min_width=240, scale=3)
             bulk_btn = gr.Button(f"Label every matching session (up to {BULK_MAX:,})", elem_id="rs-bulk-save",
@@ -413,7 +414,7 @@ def build(store: TraceStore) -> dict[str, Any]:
     chat, p1, p2, p3 = steps_and_charts("Replay", "rs-replay-chat", ("rs-r-timeline", "rs-r-cost", "rs-r-choice"))
     with gr.Accordion("Annotate", open=True):
         with gr.Row():
-            ann_label = gr.Dropdown(list(LABELS), value=LABELS[0], label="Label", elem_id="rs-ann-label", min_width=160)
+            ann_label = gr.Dropdown(word_choices(LABELS), value=LABELS[0], label="Label", elem_id="rs-ann-label", min_width=160)
             ann_step = gr.Textbox(label="Step (empty = whole session)", placeholder="whole session",
                                   elem_id="rs-ann-step", min_width=120)
             ann_note = gr.Textbox(label="Note", elem_id="rs-ann-note", min_width=240, scale=3)

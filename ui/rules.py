@@ -45,6 +45,16 @@ def flag_words(flag: str) -> tuple[str, str]:
     return flag.replace("_", " "), flag
 
 
+def words(identifier: str) -> str:
+    """A stored identifier (a failure kind, an annotation label) as words: `wrong_fact` → `wrong fact`."""
+    return identifier.replace("_", " ")
+
+
+def word_choices(identifiers: Sequence[str], blank: bool = False) -> list[tuple[str, str]]:
+    """Drop-down choices that show words and give back the identifier."""
+    return ([("", "")] if blank else []) + [(words(i), i) for i in identifiers]
+
+
 def flags_text(flags: Sequence[str]) -> str:
     """Flags as plain words, for titles and the terminal."""
     return ", ".join(flag_words(f)[0] for f in flags)

@@ -30,3 +30,44 @@ def new_page(browser: Any, width: int = 1280, height: int = 900) -> tuple[Any, A
     page = ctx.new_page()
     page.set_default_timeout(60_000)
     return ctx, page
+
+
+# Each visible plotly chart: its drawn width against its own box and the window, and its title's box against the
+# chart's first row title (annotations), measured in the page as a presenter sees it.
+_PLOT_GEOMETRY = """() => {
+  const out = [];
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const box = plot.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0 || plot.offsetParent === null) continue;
+    const svg = plot.querySelector('svg.main-svg');
+    if (!svg) continue;
+    const drawn = svg.getBoundingClientRect();
+    const holder = plot.parentElement.getBoundingClientRect();
+    const title = plot.querySelector('.g-gtitle text');
+    const notes = [...plot.querySelectorAll('.annotation-text')].map(a => a.getBoundingClientRect());
+    const t = title ? title.getBoundingClientRect() : null;
+    out.push({title: title ? title.textContent : '', drawn: [drawn.left, drawn.right], holder: [holder.left, holder.right],
+              window: window.innerWidth, titleBox: t ? [t.left, t.top, t.right, t.bottom] : null,
+              notes: notes.map(n => [n.left, n.top, n.right, n.bottom])});
+  }
+  return out;
+}"""
+
+
+def plot_misfits(page: Any) -> list[str]:
+    """What is wrong with the visible charts' geometry, in words (empty when every chart fits its box and the window,
+    and no chart title overlaps a row title)."""
+    bad = []
+    for p in page.evaluate(_PLOT_GEOMETRY):
+        name = p["title"][:40] or "untitled chart"
+        if p["drawn"][1] > p["holder"][1] + 2 or p["drawn"][0] < p["holder"][0] - 2:
+            bad.append(f"{name}: drawn {p['drawn']} outside its box {p['holder']}")
+        if p["drawn"][1] > p["window"] + 1:
+            bad.append(f"{name}: runs past the window ({p['drawn'][1]:.0f} > {p['window']})")
+        t = p["titleBox"]
+        for n in p["notes"] if t else []:
+            if n[0] < t[2] and t[0] < n[2] and n[1] < t[3] and t[1] < n[3]:
+                bad.append(f"{name}: title overlaps a row title")
+        if t and t[2] > p["holder"][1] + 2:
+            bad.append(f"{name}: title cut at the right ({t[2]:.0f} > {p['holder'][1]:.0f})")
+    return bad
