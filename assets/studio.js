@@ -5,6 +5,28 @@
 //    outlines it for two seconds.
 // 2. Lesson mode: ← and → step back and forward (they click the replay's Back / Forward buttons)
 //    when the lesson checkbox is on and the focus is not in a text field.
+// 3. Charts fit their box: a plotly chart drawn while its tab was hidden has no width to measure and takes
+//    plotly's default (700 px) — wider than a 480 px column. Each chart is watched; when its box changes size
+//    (its tab shown, the window resized, a column settled) it is redrawn to that size.
+(function () {
+  var watched = new WeakSet();
+  var sizes = new ResizeObserver(function (entries) {
+    entries.forEach(function (entry) {
+      var el = entry.target;
+      if (entry.contentRect.width > 0 && window.Plotly && el._fullLayout &&
+          Math.abs(el._fullLayout.width - entry.contentRect.width) > 1) {
+        window.Plotly.Plots.resize(el);
+      }
+    });
+  });
+  function watch() {
+    document.querySelectorAll(".js-plotly-plot").forEach(function (el) {
+      if (!watched.has(el)) { watched.add(el); sizes.observe(el); }
+    });
+  }
+  new MutationObserver(watch).observe(document.documentElement, {childList: true, subtree: true});
+  watch();
+})();
 (function () {
   function select(target, step) {
     var anchor = document.getElementById("rs-" + target + "-step-" + step);

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.browser import MARKS, new_page
+from support.browser import MARKS, new_page, plot_misfits
 from support.fake_engine import FakeEngine, fake_pool, fake_provider, routes_then_answers
 from support.servers import served_studio
 from support.ui_fixtures import PAYLOADS
@@ -178,5 +178,57 @@ def test_the_exported_page_works_offline_and_runs_no_payload(app, browser, tmp_p
             assert page.evaluate("() => window.__pwned") is None
         assert dialogs == []
         assert all(u.startswith("file://") for u in requests), [u for u in requests if not u.startswith("file:")]
+    finally:
+        ctx.close()
+
+
+SIZES = [(1440, 900), (1024, 768)]
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_presenter_sees_status_and_charts_that_fit_after_a_run(app, browser, width, height):
+    """As a presenter's projector shows it: after Run, the status is in the first viewport, and each chart tab,
+    drawn while hidden, fits its box and the window once shown."""
+    url, _ = app
+    ctx, page = new_page(browser, width, height)
+    try:
+        page.goto(url)
+        page.wait_for_selector("#rs-run")
+        page.fill("#rs-question textarea", Q)
+        page.click("#rs-run")
+        page.wait_for_selector("#rs-status .rs-summary", timeout=60_000)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        box = page.locator("#rs-status").bounding_box()
+        assert box is not None and box["y"] + min(box["height"], 40) <= height, (box, height)
+        assert page.locator("#rs-chat button[aria-label='Clear']").count() == 0 or \
+            not page.locator("#rs-chat button[aria-label='Clear']").first.is_visible()  # no wiping the steps
+        live = page.locator("#rs-chat").locator("xpath=ancestor::div[contains(@class, 'row')][1]")
+        for name in ("Cost", "Choice before / after α", "Timeline"):
+            live.get_by_role("tab", name=name).click()
+            page.wait_for_timeout(400)  # the redraw to the box's size
+            assert plot_misfits(page) == [], name
+        page.fill("#rs-sweep-alphas textarea", "0, 2")  # a bad sweep: its error where the presenter looks
+        page.click("#rs-sweep-run")
+        page.wait_for_selector("#rs-status .rs-bad")
+        page.evaluate("() => window.scrollTo(0, 0)")
+        box = page.locator("#rs-status .rs-bad").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, box
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_the_exported_page_charts_fit(app, browser, tmp_path, width, height):
+    url, store = app
+    from ui.export_html import session_page
+    sid = store.list_sessions().ids[0]
+    page_file = tmp_path / "session.html"
+    page_file.write_text(session_page(*store.load_session(sid)), encoding="utf-8")
+    ctx, page = new_page(browser, width, height)
+    try:
+        page.goto(page_file.as_uri())
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 3")
+        page.wait_for_timeout(400)
+        assert plot_misfits(page) == []
     finally:
         ctx.close()

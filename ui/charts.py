@@ -141,7 +141,7 @@ def _stacked_rows(titles: Sequence[str], spacing: float) -> dict:
         layout[f"yaxis{sx}"] = dict(domain=[max(0.0, top - height), min(1.0, top)], anchor=f"x{sx}")
         layout[f"xaxis{sx}"] = dict(anchor=f"y{sx}", **({} if i == n else dict(matches=bottom, showticklabels=False)))
         layout["annotations"].append(dict(text=title, x=0.5, y=min(1.0, top), xref="paper", yref="paper",
-                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=16)))
+                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13)))
     return layout
 
 
@@ -182,8 +182,9 @@ def choices(steps: Sequence[Step]) -> go.Figure:
                                         zip(names, c.probs_after, c.norm_costs)], hoverinfo="text", **axes))
     fig = go.Figure(data=traces, layout=layout)
     # the key in the title, not a legend: the "after" bars wear each model's colour, which no one swatch shows
-    fig.update_layout(title="Model choice · grey: before α · coloured: after α · outlined: α's pick", barmode="group",
-                      **{**LAYOUT, "height": 150 + 110 * len(scored), "margin": dict(l=10, r=10, t=70, b=10)})
+    fig.update_layout(title="Model choice before / after α<br><sup>grey: before α · coloured: after α · outlined: "
+                            "α's pick</sup>", barmode="group",
+                      **{**LAYOUT, "height": 160 + 110 * len(scored), "margin": dict(l=10, r=10, t=80, b=10)})
     fig.update_yaxes(range=[0, 1], nticks=3)
     return fig
 

@@ -18,6 +18,7 @@ from . import charts
 from .captions import captions
 from .graph import graph_html, graph_of
 from .render import anchor, describe, esc, html, money, rules_html
+from .rules import words
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}  # no link to plotly.com in the page
 
@@ -44,7 +45,8 @@ def _steps(steps: Sequence[Step], caps: Sequence[str], gold: Sequence[str]) -> s
             body = f"<b>💭 think</b> · step {v.index}<br>{body}"
         items.append(f'<li class="rs-page-step">{anchor("page", s.index)}<div class="rs-caption">{esc(cap)}</div>'
                      f'<div class="rs-page-body">{body}</div></li>')
-    return f'<ol class="rs-page-steps">{"".join(items)}</ol>'
+    # not numbered: each caption already says "Step N" (the step's own index, as the page and the graph say it)
+    return f'<ul class="rs-page-steps">{"".join(items)}</ul>'
 
 
 def session_page(session: dict[str, Any], steps: Sequence[Step], annotations: Sequence[dict[str, Any]] = ()) -> str:
@@ -60,7 +62,8 @@ def session_page(session: dict[str, Any], steps: Sequence[Step], annotations: Se
     notes = ""
     if annotations:
         notes = "<h2>Annotations</h2><ul>" + "".join(
-            f"<li>{esc(a.get('label', ''))}" + (f" (step {a['step_idx']})" if a.get("step_idx") is not None else "")
+            f"<li>{esc(words(str(a.get('label', ''))))}"
+            + (f" (step {a['step_idx']})" if a.get("step_idx") is not None else "")
             + f": {esc(a.get('note') or '')}</li>" for a in annotations) + "</ul>"
     css = CSS_FILE.read_text(encoding="utf-8")
     js = JS_FILE.read_text(encoding="utf-8")
@@ -72,7 +75,7 @@ body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; m
   padding: 0 12px; color: #222; }}
 h1 {{ font-size: 1.4em; }} h2 {{ font-size: 1.15em; margin-top: 1.4em; }}
 table.rs-facts th {{ text-align: left; padding-right: 12px; color: #555; font-weight: 600; }}
-.rs-page-steps {{ padding-left: 1.2em; }} .rs-page-step {{ margin-bottom: 12px; }}
+.rs-page-steps {{ list-style: none; padding-left: 0; }} .rs-page-step {{ margin-bottom: 12px; }}
 .rs-page-body {{ margin-top: 4px; }} .rs-page-charts {{ display: flex; flex-wrap: wrap; gap: 8px; }}
 .rs-page-chart {{ flex: 1 1 360px; min-width: 300px; }}
 {css}

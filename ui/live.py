@@ -185,9 +185,10 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State)
         with gr.Column(scale=2, min_width=300):
             progress = gr.Textbox(label="Engine log", lines=4, max_lines=6, interactive=False, elem_id="rs-log")
             examples = example_questions()
-            if examples:
-                gr.Examples(examples, inputs=[q, gold], label="Examples (single-hop, then multi-hop)",
-                            examples_per_page=6)
+            if examples:  # folded: open, its wrapped questions would push the status below a projector's fold
+                with gr.Accordion("Example questions (single-hop, then multi-hop)", open=False,
+                                  elem_id="rs-examples"):
+                    gr.Examples(examples, inputs=[q, gold], label=None, examples_per_page=6)
     status = gr.HTML(elem_id="rs-status")
     # the decomposition spans the page: on a projector the whole chain of hops is readable at once
     graph = gr.HTML(empty_graph_html(), elem_id="decomposition")

@@ -13,7 +13,8 @@ def steps_and_charts(label: str, chat_id: str, chart_ids: tuple[str, str, str]) 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=340):
             chat = gr.Chatbot(label=label, height=None, max_height=720, autoscroll=False, sanitize_html=True,
-                              latex_delimiters=[], elem_id=chat_id, group_consecutive_messages=False)
+                              latex_delimiters=[], elem_id=chat_id, group_consecutive_messages=False,
+                              buttons=["copy", "copy_all"], elem_classes=["rs-steps"])
         with gr.Column(scale=2, min_width=300):
             with gr.Tabs():
                 with gr.Tab("Timeline"):
