@@ -144,8 +144,9 @@ def test_compare_aligns_turns_and_scores_reward_at_chosen_alpha(store):
     b = write_session(store, "Capital of France?", alpha=0.8, gold=["Paris"])
     html, tbl, fig = compare(store, [a, b[:12]], 0.5)
     assert html.count("<tr><th>turn") == 3 and "Qwen2.5-0.5B" in html and "SmolLM2-135M" in html
-    rewards = list(tbl["reward @ α=0.5"])
+    rewards = list(tbl["reward if α were 0.5"])
     assert rewards[1] > rewards[0]  # both correct; the cheaper route earns more at α = 0.5
+    assert list(tbl["reward at its α"])[0] == 1.0  # right at α 0: the full reward, whatever the slider says
     assert list(tbl["EM"]) == [1.0, 1.0]
     with pytest.raises(ValueError, match="at least two"):
         compare(store, [a], 0.5)

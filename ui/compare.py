@@ -51,11 +51,13 @@ def summary_table(replays: list[Replay], alpha: float, norm: CostNormalizer) -> 
     for r in replays:
         s = r.session
         res = SessionResult.of(r.steps, s["question"], s["alpha"], list(s.get("gold") or []))
-        reward = res.reward(alpha, norm)
+        own, reward = res.reward(float(s["alpha"]), norm), res.reward(alpha, norm)
         models = sorted({st.request_model for st in r.steps if st.kind == "route" and st.request_model})
+        # each run's reward at the α it ran with, and all of them at one α (the slider) to compare like with like
         rows.append({"session": s["id"][:12], "α (run)": s["alpha"], "status": s["status"], "answer": s.get("answer") or "",
                      "EM": s.get("em"), "F1": s.get("f1"), "$": money(s.get("cost_usd") or 0.0), "calls": s.get("calls"),
-                     "models": ", ".join(models), f"reward @ α={alpha:g}": None if reward is None else round(reward, 3)})
+                     "models": ", ".join(models), "reward at its α": None if own is None else round(own, 3),
+                     f"reward if α were {alpha:g}": None if reward is None else round(reward, 3)})
     return pd.DataFrame(rows)
 
 
@@ -82,7 +84,7 @@ def build(store: TraceStore, picked: gr.State) -> gr.Dropdown:
         pick = gr.Dropdown(recent_choices(store), multiselect=True, allow_custom_value=True, label="Sessions",
                            elem_id="rs-compare-pick", scale=4, min_width=260)
         refresh = gr.Button("↻ recent", size="sm", min_width=60)
-        alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="α for the reward", min_width=200, scale=2)
+        alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="α to compare the rewards at", min_width=200, scale=2)
         go_btn = gr.Button("Compare", variant="primary", elem_id="rs-compare-go", min_width=90)
     msg = gr.Markdown()
     aligned = gr.HTML(elem_id="rs-compare-table")

@@ -360,7 +360,8 @@ def build(store: TraceStore) -> dict[str, Any]:
         run_id = gr.Dropdown([""] + values["run_ids"], value="", label="Eval run", allow_custom_value=True, min_width=140)
         sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
         page_prev = gr.Button("◀", size="sm", min_width=40, elem_id="rs-page-prev")
-        page_no = gr.Number(value=1, label="Page", precision=0, minimum=1, min_width=80, elem_id="rs-page-no")
+        # no `minimum`: Gradio would refuse 0 with bare "Error" badges; page_number() says what is wrong instead
+        page_no = gr.Number(value=1, label="Page", precision=0, min_width=80, elem_id="rs-page-no")
         page_next = gr.Button("▶", size="sm", min_width=40, elem_id="rs-page-next")
         search = gr.Button("Search", variant="primary", elem_id="rs-search", min_width=90)
         examples = gr.Button("Load example sessions", elem_id="rs-load-examples", min_width=120,
