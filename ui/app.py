@@ -57,7 +57,7 @@ def build(studio: Studio) -> gr.Blocks:
             sid = (request.query_params.get("session") or "").strip() if request else ""
             if not sid:
                 return (gr.update(), gr.update(), *[gr.update() for _ in ex["open_outs"]])
-            return (gr.Tabs(selected="explorer"), sid, *ex["do_open"](sid))
+            return (gr.Tabs(selected="explorer"), sid, *ex["do_open"](sid, False))
 
         demo.load(on_load, None, [tabs, ex["open_id"], *ex["open_outs"]], api_name=False)
         # An empty timeline drawn once the page is interactive: the browser loads plotly.js (about 2 s on a

@@ -176,4 +176,4 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Ta
     if tab is not None:
         tab.select(on_open, [runs, method], [runs, *outs], api_name=False)
     items.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
-        explorer["do_open"], explorer["open_id"], explorer["open_outs"], api_name=False)
+        explorer["do_open"], explorer["open_ins"], explorer["open_outs"], api_name=False)  # lesson mode as ticked

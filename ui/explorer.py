@@ -457,12 +457,12 @@ def build(store: TraceStore) -> dict[str, Any]:
             r = Replay.load(store, sid)
         except (KeyError, ValueError, StoreError) as e:
             return ("", f'<span class="rs-bad">{esc(err_text(e))}</span>', gr.update(), [], gr.update(),
-                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
+                    gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), "")
         n = len(r.steps)
         shown = 0 if lesson_on else n if k_val is None else int(k_val)
         msgs, g, f1, f2, f3 = r.at(shown)
         return (r.session["id"], r.header(), gr.update(maximum=max(n, 1), value=shown), msgs, g, f1, f2, f3,
-                r.annotation_table(), gr.update(value=r.caption(shown), visible=bool(lesson_on)))
+                r.annotation_table(), gr.update(value=r.caption(shown), visible=bool(lesson_on)), "")
 
     def do_step(sid: str, k_val: float, lesson_on: bool):
         if not sid:
@@ -570,7 +570,8 @@ def build(store: TraceStore) -> dict[str, Any]:
     bd_table.select(do_cell, [bd_table, bd_methods, bd_by], [correct, failure, method, model, calls, dataset, page_no],
                     api_name=False).then(do_search, search_in, outs, api_name=False).then(None, None, None, js=to_table)
     bd_by.input(do_search, search_in, outs, api_name=False)
-    open_outs = [current, header, k, chat, r_graph, p1, p2, p3, ann_table, caption]
+    # opening a session also clears the last session's annotation message
+    open_outs = [current, header, k, chat, r_graph, p1, p2, p3, ann_table, caption, ann_msg]
     step_outs = [chat, r_graph, p1, p2, p3, caption]
     scroll = "() => { const h = document.getElementById('rs-replay-header'); if (h) h.scrollIntoView({block: 'start'}); }"
     open_btn.click(do_open, [open_id, gr.State(None), lesson], open_outs, api_name="open_session").then(
@@ -592,5 +593,6 @@ def build(store: TraceStore) -> dict[str, Any]:
     ann_btn.click(do_annotate, [current, ann_label, ann_step, ann_note], [ann_msg, ann_table], api_name="annotate")
     exp_jsonl.click(lambda *v: do_export("jsonl", *v), filters, exp_file, api_name=False)
     exp_csv.click(lambda *v: do_export("csv", *v), filters, exp_file, api_name=False)
-    return {"open_id": open_id, "open_outs": open_outs, "do_open": lambda sid: do_open(sid, None, False),
+    return {"open_id": open_id, "open_outs": open_outs, "open_ins": [open_id, lesson],
+            "do_open": lambda sid, on: do_open(sid, None, on),
             "do_search": do_search, "search_inputs": search_in, "search_outs": outs}
