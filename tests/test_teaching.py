@@ -58,6 +58,17 @@ def test_graph_has_a_node_per_sub_question_a_bridge_and_the_answer():
     assert "1 bridge" in text_of(h) and "α 0.6" in text_of(h)
 
 
+def test_a_bridge_into_a_sub_question_the_rollout_wrote_is_marked_and_not_counted_as_the_routers():
+    steps = two_hop()
+    steps[3].flags = ["comparison_hop"]  # the rollout composed the second sub-question
+    h = graph_html(graph_of(Q, steps, ["England"], 0.0), "live")
+    summary = text_of(h.split('<div class="rs-g-row">')[0])
+    assert "bridge" not in summary.replace("1 into sub-questions the rollout wrote", "") and \
+        "1 into sub-questions the rollout wrote" in summary
+    assert "rs-g-bridge-rollout" in h and "✎ the rollout wrote this sub-question" in text_of(h)
+    assert "comparison_hop" not in text_of(h)  # the flag in words
+
+
 def test_graph_marks_unsent_flagged_and_failed_hops_and_ends():
     steps = two_hop()[:2] + [
         Step("s", 2, "route", query="Who directed Interstellar?", response="(Not asked again)", status="flagged",

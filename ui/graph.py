@@ -16,9 +16,10 @@ from typing import Sequence
 
 from evaluation.decomposition import Bridge, bridges
 from router_core.metrics import exact_match
-from router_core.step import Step
+from router_core.step import COMPOSED_FLAGS, Step
 
 from .render import describe, draft_why, esc, money, shorten
+from .rules import flags_text
 
 REPLY_SHORT = 110
 
@@ -90,6 +91,9 @@ def _hop_html(h: Hop) -> str:
                  f"{esc(draft_why(s.flags))}</div>")
     if v.rollout_note:  # the rollout, not the router, wrote this sub-question or picked its model
         uses += f'<div class="rs-g-uses">✎ {esc(shorten(v.rollout_note, 140))}</div>'
+    elif s.composed:
+        uses += (f'<div class="rs-g-uses">✎ the rollout wrote this sub-question '
+                 f'({esc(flags_text([f for f in s.flags if f in COMPOSED_FLAGS]))})</div>')
 
     sub = (f'<div class="rs-g-node rs-g-sub {state}{unsent}" data-step="{s.index}" tabindex="0" '
            f'title="step {s.index}: click to show it in the step list">'
@@ -111,11 +115,15 @@ def _hop_html(h: Hop) -> str:
     return f'<div class="rs-g-col rs-g-hop">{sub}{rep}</div>'
 
 
-def _link(bridges_between: list[tuple[int, Bridge]]) -> str:
+def _link(bridges_between: list[tuple[int, Bridge]], composed: bool = False) -> str:
+    """The arrow into a hop; a bridge when its sub-question reuses the previous reply (dashed when the rollout, not
+    the router, wrote that sub-question)."""
     if not bridges_between:
         return '<div class="rs-g-link" aria-hidden="true"><span>→</span></div>'
     labels = "".join(f'<div class="rs-g-bridge-label rs-g-b{n % 6}">“{esc(b.span)}”</div>' for n, b in bridges_between)
-    return (f'<div class="rs-g-link rs-g-bridge" title="bridge: the next sub-question reuses what this reply found">'
+    cls, tip = (" rs-g-bridge-rollout", "the rollout wrote the next sub-question from what this reply found") \
+        if composed else ("", "bridge: the next sub-question reuses what this reply found")
+    return (f'<div class="rs-g-link rs-g-bridge{cls}" title="{tip}">'
             f'<svg viewBox="0 0 40 100" preserveAspectRatio="none" aria-hidden="true">'
             f'<path d="M2 82 C 20 82, 20 18, 36 18" /><path d="M30 12 L37 18 L30 24" /></svg>{labels}</div>')
 
@@ -128,7 +136,7 @@ def graph_html(g: Graph, target: str | None = "live") -> str:
     for i, h in enumerate(g.hops):
         prev = g.hops[i - 1].step.index if i else None
         between = [(n, b) for n, b in h.bridges_in if b.from_step == prev]
-        parts.append(_link(between))
+        parts.append(_link(between, h.step.composed))
         parts.append(_hop_html(h))
     parts.append(_link([]))
     if g.answer is not None:
@@ -151,9 +159,13 @@ def graph_html(g: Graph, target: str | None = "live") -> str:
                      '<div class="rs-g-label">answer</div><div class="rs-g-text rs-muted">…</div></div></div>')
     total = sum(h.step.cost_usd for h in g.hops)
     sent = sum(1 for h in g.hops if h.step.sent)
+    composed = {h.step.index for h in g.hops if h.step.composed}
+    own = [b for b in g.bridges if b.to_step not in composed]  # the router's bridges; the rollout's counted apart
+    theirs = len(g.bridges) - len(own)
     summary = (f'<div class="rs-g-summary">{len(g.hops)} sub-question{"s" if len(g.hops) != 1 else ""}, '
                f'{sent} sent · {money(total)} · α {g.alpha:g}'
-               + (f' · {len(g.bridges)} bridge{"s" if len(g.bridges) != 1 else ""}' if g.bridges else "") + "</div>")
+               + (f' · {len(own)} bridge{"s" if len(own) != 1 else ""}' if own else "")
+               + (f' · {theirs} into sub-questions the rollout wrote' if theirs else "") + "</div>")
     attr = f' data-target="{esc(target)}"' if target else ' data-static="1"'
     return (f'<div class="rs-graph"{attr}>{summary}'
             f'<div class="rs-g-row">{"".join(parts)}</div></div>')
