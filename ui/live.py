@@ -171,16 +171,18 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State)
                                   elem_id="rs-gold")
             with gr.Row():
                 policy = gr.Dropdown(studio.policy_names, value=studio.policies.default, label="Router policy",
-                                     min_width=200)
+                                     min_width=200, elem_id="rs-policy")
                 pool = gr.Dropdown(list(studio.pools), value=studio.default_pool, label="Model pool", min_width=160)
-                alpha = gr.Slider(0, 1, value=0.0, step=0.05, label="cost coefficient α", min_width=200,
-                                  elem_id="rs-alpha", info="0 = best answer, 1 = cheapest route")
+            # α on a row of its own: beside the pickers at 1024 px its label and hint wrapped to five lines
+            alpha = gr.Slider(0, 1, value=0.0, step=0.05, label="cost coefficient α", elem_id="rs-alpha",
+                              info="0 = best answer, 1 = cheapest route")
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="rs-run", min_width=80)
                 stop = gr.Button("Stop", variant="stop", elem_id="rs-stop", min_width=80)
-                sweep_alphas = gr.Textbox(value=SWEEP_DEFAULT, label="α sweep", elem_id="rs-sweep-alphas",
-                                          min_width=120, scale=1, container=False)
-                sweep = gr.Button("Run at each α", elem_id="rs-sweep-run", min_width=120)
+            with gr.Row(equal_height=True):
+                sweep_alphas = gr.Textbox(value=SWEEP_DEFAULT, label="α values to sweep", elem_id="rs-sweep-alphas",
+                                          min_width=160, scale=2, placeholder="e.g. 0, 0.5, 1")
+                sweep = gr.Button("Run at each α", elem_id="rs-sweep-run", min_width=140, scale=1)
                 again = gr.Button("Compare these runs", visible=False, elem_id="rs-compare-again", min_width=120)
         with gr.Column(scale=2, min_width=300):
             progress = gr.Textbox(label="Engine log", lines=4, max_lines=6, interactive=False, elem_id="rs-log")
