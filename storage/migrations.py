@@ -199,7 +199,8 @@ def _indexes_as_declared(conn: Connection) -> None:
     """v8: the list indexes also hold method (policy), failure kind and calls, so the analyst's filters are answered
     from the index like the others; list indexes led by failure kind and by eval run, so a rare kind or one run is
     found among its own sessions; an index on sessions.text_rowid, so a text filter's matches reach their sessions
-    without a walk. v9: that index holds every list column, so the other filters are tested on it too.
+    without a walk. v9: that index holds every list column, so the other filters are tested on it too. v12: a list
+    index led by the method.
     An index whose columns differ from models.py is rebuilt (a minute or two at a million sessions)."""
     have = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("sessions")}
     for ix in SessionRow.__table__.indexes:
@@ -239,5 +240,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (9, "the text_rowid index holds every list column", _indexes_as_declared),
     (10, "session_models without a rowid (one copy of each row, not two)", _v10_usage_without_rowid),
     (11, "PostgreSQL: trigram indexes under the text filter", _v11_postgres_trigrams),
+    (12, "a list index led by the method", _indexes_as_declared),
 ]
 LATEST = 1 + len(MIGRATIONS)

@@ -98,6 +98,9 @@ class SessionRow(Base):
                       # and led by the eval run, over eval sessions only: a run is a few hundred of a million
                       Index("ix_sessions_run_list", "run_id", *(c for c in LIST_INDEX_COLUMNS if c != "run_id"),
                             sqlite_where=text("run_id IS NOT NULL"), postgresql_where=text("run_id IS NOT NULL")),
+                      # and led by the method (policy): a baseline is a tenth of an eval run's sessions, found and
+                      # counted among its own, not by a walk that tests the whole store
+                      Index("ix_sessions_method_list", "policy", *(c for c in LIST_INDEX_COLUMNS if c != "policy")),
                       # a text filter's matches (index rowids) → their sessions, without walking the list index;
                       # with every list column, so other filters and the order are tested without reading a row
                       Index("ix_sessions_text_rowid", "text_rowid",

@@ -341,7 +341,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 11
+        assert s.schema_version() == LATEST == 12
         with s.engine.connect() as c:
             assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
             # v7: the wrong session's failure kind computed from its stored steps; the right one has none
@@ -349,7 +349,8 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
             indexes = {r[0] for r in c.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL")}
             assert indexes == {"ix_sessions_list", "ix_sessions_status_list", "ix_sessions_running",
-                               "ix_sessions_text_rowid", "ix_sessions_failure_list", "ix_sessions_run_list"}
+                               "ix_sessions_text_rowid", "ix_sessions_failure_list", "ix_sessions_run_list",
+                               "ix_sessions_method_list"}
             rows = dict(c.exec_driver_sql("SELECT id, text_rowid FROM sessions").all())
             assert rows == {"v1": 9, "v2": 7}
             bits = dict(c.exec_driver_sql("SELECT model, bit FROM model_bits").all())

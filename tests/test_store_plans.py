@@ -188,3 +188,9 @@ def test_a_filter_matching_few_sessions_is_walked_once(varied):
         stop()
     assert pg.total == 0 and pg.ids == []
     assert not any("count(" in s.lower() for s in seen), seen
+
+
+def test_a_method_is_found_among_its_own_sessions(store):
+    """A baseline is a tenth of an eval run: its page and count read its own entries (ix_sessions_method_list)."""
+    assert "ix_sessions_method_list" in plan_of(store, SessionFilter(policy="router"), count=True)
+    assert "ix_sessions_method_list" in plan_of(store, SessionFilter(policy="router", dataset="demo"), count=False)
