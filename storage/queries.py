@@ -1,7 +1,8 @@
 """Reading many sessions: filters, one sorted page with a capped count, and iteration over all.
 
-Every filter column is in ix_sessions_list, so on SQLite a page and its count both walk that one
-index and read no table rows (but for a LIKE text search), whatever the mix of filters.
+Every filter column is in the list indexes (ix_sessions_list and those led by status, method, failure kind, eval
+run), so on SQLite a page and its count walk one index and read no table rows (but for a LIKE text search); a filter
+that names few sessions (a label, ids, words found in the text index) starts from those sessions instead (`plan`).
 """
 from __future__ import annotations
 
