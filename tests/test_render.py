@@ -38,7 +38,7 @@ def test_money_reads_at_the_scale_of_small_models():
 
 def test_route_shows_model_question_reply_cost_and_the_alpha_move():
     v = describe(route())
-    assert v.sent and v.model == "Big" and v.metrics == "30+12 tokens · 3.6 µ$ · call 1.00s"
+    assert v.sent and v.model == "Big" and v.metrics == "30 tokens in, 12 out · 3.6 µ$ · call 1.00s"
     assert "Tiny 0.14→0.70" in v.choice and "α moved the pick from Big to Tiny" in v.choice
     page = html(v)
     assert 'rs-badge">Big<' in page and "sub-question" in page and "Nolan." in page and "3.6 µ$" in page

@@ -232,3 +232,36 @@ def test_the_exported_page_charts_fit(app, browser, tmp_path, width, height):
         assert plot_misfits(page) == []
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_presenter_geometry_on_a_sweep_its_compare_and_a_replay(app, browser, width, height):
+    """The sweep's status in the first viewport; Compare's cost chart and a replay's chart tabs fit their boxes."""
+    url, store = app
+    ctx, page = new_page(browser, width, height)
+    try:
+        page.goto(url)
+        page.wait_for_selector("#rs-run")
+        page.fill("#rs-question textarea", Q)
+        page.fill("#rs-sweep-alphas textarea", "0, 1")
+        page.click("#rs-sweep-run")
+        page.wait_for_function("() => document.querySelector('#rs-status').innerText.includes('swept')",
+                               timeout=120_000)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        box = page.locator("#rs-status").bounding_box()
+        assert box is not None and box["y"] + min(box["height"], 40) <= height, box
+        assert page.locator("#rs-sweep-out .rs-sweep-col").count() == 2
+        page.click("#rs-compare-again")
+        page.wait_for_selector("#rs-compare-table table")
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot svg.main-svg').length > 0")
+        page.wait_for_timeout(500)
+        assert plot_misfits(page) == []
+        page.goto(f"{url}/?session={store.list_sessions().ids[0]}")  # a replay, by its deep link
+        page.wait_for_selector("#rs-replay-header :text('α')")
+        replay = page.locator("#rs-replay-chat").locator("xpath=ancestor::div[contains(@class, 'row')][1]")
+        for name in ("Cost", "Choice before / after α", "Timeline"):
+            replay.get_by_role("tab", name=name).click()
+            page.wait_for_timeout(400)
+            assert plot_misfits(page) == [], name
+    finally:
+        ctx.close()

@@ -74,7 +74,7 @@ def timeline(steps: Sequence[Step], models: Sequence[str] = ()) -> go.Figure:
                                            f"{s.router_output_tokens} router tokens"))
             bars[(model, "call")].append((s.call_started_at - t0, call_end - s.call_started_at,
                                          f"{esc(model)} · step {s.index}<br>{_short(s.query)}<br>"
-                                         f"{s.input_tokens}+{s.output_tokens} tokens · {money(s.cost_usd)} · "
+                                         f"{s.input_tokens} tokens in, {s.output_tokens} out · {money(s.cost_usd)} · "
                                          f"{s.call_latency_s:.2f}s" + (f"<br>error: {_short(s.error)}" if s.error else "")))
             if end > call_end:
                 bars[(ROUTER, "route")].append((call_end - t0, end - call_end, f"{hover_base}: reading the reply"))

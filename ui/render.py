@@ -167,7 +167,7 @@ def describe(s: Step, gold: Sequence[str] = ()) -> StepView:
             note = "the call failed"
         metrics = ""
         if s.sent:
-            metrics = (f"{s.input_tokens}+{s.output_tokens} tokens · {money(s.cost_usd)} · "
+            metrics = (f"{s.input_tokens} tokens in, {s.output_tokens} out · {money(s.cost_usd)} · "
                        f"call {s.call_latency_s:.2f}s")
         return StepView(icon="🔀", label="route", model=s.request_model or s.written_model, sent=s.sent, note=note,
                         query=s.query, reply=s.response, metrics=metrics, choice=choice_summary(s),
