@@ -30,6 +30,15 @@ def statements(store: TraceStore):
     return seen, lambda: event.remove(store.engine, "before_cursor_execute", log)
 
 
+def page_and_statements(store: TraceStore, f: SessionFilter, page_size: int):
+    """One page of `f` and the statements that found it."""
+    seen, stop = statements(store)
+    try:
+        return store.list_sessions(f, page_size=page_size), seen
+    finally:
+        stop()
+
+
 def plan_of(store: TraceStore, f: SessionFilter, count: bool) -> str:
     with store.read() as conn:
         p = queries.plan(conn, f, is_sqlite=True, has_text_index=store.has_text_index)
@@ -147,11 +156,7 @@ def test_a_label_or_a_rare_word_with_other_filters_starts_from_its_sessions(vari
     store, _ = varied
     for f in (SessionFilter(label="wrong_model", status="done"), SessionFilter(text="question 17 ", failure="unsupported"),
               SessionFilter(label="wrong_model", text="question 1")):
-        seen, stop = statements(store)
-        try:
-            pg = store.list_sessions(f, page_size=5)
-        finally:
-            stop()
+        pg, seen = page_and_statements(store, f, 5)
         assert pg.ids == exact(store, f, "created_at", True)[:5]
         keyed = [s for s in seen if "CROSS JOIN sessions ON sessions.id = j.value" in s]
         assert keyed and not any("count(" in s.lower() for s in seen), seen
@@ -161,11 +166,7 @@ def test_text_index_rowids_reach_their_sessions_through_the_covering_index(varie
     store, _ = varied
     monkeypatch.setattr(ix, "SPARSE_TEXT", 1)
     f = SessionFilter(text="question 1", status="done", correct=False)
-    seen, stop = statements(store)
-    try:
-        pg = store.list_sessions(f, page_size=10)
-    finally:
-        stop()
+    pg, seen = page_and_statements(store, f, 10)
     assert pg.ids == exact(store, f, "created_at", True)[:10]
     keyed = [s for s in seen if "INDEXED BY ix_sessions_text_rowid" in s]
     assert keyed, seen
@@ -181,11 +182,7 @@ def test_a_filter_matching_few_sessions_is_walked_once(varied):
     """Fewer matches than a page: the walk that found them also counted them (no second pass to count)."""
     store, _ = varied
     f = SessionFilter(status="error", correct=True)  # never: an error has no EM
-    seen, stop = statements(store)
-    try:
-        pg = store.list_sessions(f, page_size=50)
-    finally:
-        stop()
+    pg, seen = page_and_statements(store, f, 50)
     assert pg.total == 0 and pg.ids == []
     assert not any("count(" in s.lower() for s in seen), seen
 

@@ -185,6 +185,21 @@ def test_the_exported_page_works_offline_and_runs_no_payload(app, browser, tmp_p
 SIZES = [(1440, 900), (1024, 768)]
 
 
+def chart_tabs_fit(page, chat_id: str) -> None:
+    """Show each chart tab beside a step list; each chart, drawn while hidden, must fit its box once shown."""
+    row = page.locator(f"#{chat_id}").locator("xpath=ancestor::div[contains(@class, 'row')][1]")
+    for name in ("Cost", "Choice before / after α", "Timeline"):
+        row.get_by_role("tab", name=name).click()
+        page.wait_for_timeout(400)  # the redraw to the box's size
+        assert plot_misfits(page) == [], name
+
+
+def start(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#rs-run")
+    page.fill("#rs-question textarea", Q)
+
+
 @pytest.mark.parametrize("width, height", SIZES)
 def test_presenter_sees_status_and_charts_that_fit_after_a_run(app, browser, width, height):
     """As a presenter's projector shows it: after Run, the status is in the first viewport, and each chart tab,
@@ -192,9 +207,7 @@ def test_presenter_sees_status_and_charts_that_fit_after_a_run(app, browser, wid
     url, _ = app
     ctx, page = new_page(browser, width, height)
     try:
-        page.goto(url)
-        page.wait_for_selector("#rs-run")
-        page.fill("#rs-question textarea", Q)
+        start(page, url)
         page.click("#rs-run")
         page.wait_for_selector("#rs-status .rs-summary", timeout=60_000)
         page.evaluate("() => window.scrollTo(0, 0)")
@@ -202,11 +215,7 @@ def test_presenter_sees_status_and_charts_that_fit_after_a_run(app, browser, wid
         assert box is not None and box["y"] + min(box["height"], 40) <= height, (box, height)
         assert page.locator("#rs-chat button[aria-label='Clear']").count() == 0 or \
             not page.locator("#rs-chat button[aria-label='Clear']").first.is_visible()  # no wiping the steps
-        live = page.locator("#rs-chat").locator("xpath=ancestor::div[contains(@class, 'row')][1]")
-        for name in ("Cost", "Choice before / after α", "Timeline"):
-            live.get_by_role("tab", name=name).click()
-            page.wait_for_timeout(400)  # the redraw to the box's size
-            assert plot_misfits(page) == [], name
+        chart_tabs_fit(page, "rs-chat")
         page.fill("#rs-sweep-alphas textarea", "0, 2")  # a bad sweep: its error where the presenter looks
         page.click("#rs-sweep-run")
         page.wait_for_selector("#rs-status .rs-bad")
@@ -240,9 +249,7 @@ def test_presenter_geometry_on_a_sweep_its_compare_and_a_replay(app, browser, wi
     url, store = app
     ctx, page = new_page(browser, width, height)
     try:
-        page.goto(url)
-        page.wait_for_selector("#rs-run")
-        page.fill("#rs-question textarea", Q)
+        start(page, url)
         page.fill("#rs-sweep-alphas textarea", "0, 1")
         page.click("#rs-sweep-run")
         page.wait_for_function("() => document.querySelector('#rs-status').innerText.includes('swept')",
@@ -258,10 +265,6 @@ def test_presenter_geometry_on_a_sweep_its_compare_and_a_replay(app, browser, wi
         assert plot_misfits(page) == []
         page.goto(f"{url}/?session={store.list_sessions().ids[0]}")  # a replay, by its deep link
         page.wait_for_selector("#rs-replay-header :text('α')")
-        replay = page.locator("#rs-replay-chat").locator("xpath=ancestor::div[contains(@class, 'row')][1]")
-        for name in ("Cost", "Choice before / after α", "Timeline"):
-            replay.get_by_role("tab", name=name).click()
-            page.wait_for_timeout(400)
-            assert plot_misfits(page) == [], name
+        chart_tabs_fit(page, "rs-replay-chat")
     finally:
         ctx.close()
