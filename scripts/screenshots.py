@@ -1,15 +1,19 @@
 """Retake the README screenshots from a real session on the embedded default (Chromium through Playwright).
 
 Starts the app on a fresh store, asks one two-hop question in the browser and waits for the answer,
-then saves, in docs/screenshots/: live.png (the Live tab after the run), graph.png (its decomposition
-graph), explorer.png (the same session replayed from the store) and lesson.png (the replay in lesson
-mode, two steps in). Nothing here is scripted: what the pictures show is what the router did.
-Usage: python scripts/screenshots.py [--question Q] [--gold G] [--alpha A] [--out DIR]
+then saves, in docs/screenshots/ (a 1440 × 900 window, as a presenter's): live.png (the Live tab after
+the run), graph.png (its decomposition graph), explorer.png (the same session replayed from the store),
+lesson.png (the replay in lesson mode, two steps in), sweep.png (the question swept at α 0 and 1),
+compare.png (those runs side by side), exported.png (the session's standalone page, opened from disk)
+and evaluations.png (a small real eval run: two bundled questions at α 0 and 1 with the largest-model
+baseline, run first by `app.py eval`). Nothing here is scripted: what the pictures show is what the
+router did. Usage: python scripts/screenshots.py [--question Q] [--gold G] [--alpha A] [--out DIR]
 (needs `bash scripts/setup.sh --tests` for Chromium; the policy is the default or $ROUTER_STUDIO_POLICY)
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +31,15 @@ from ui.studio import Studio  # noqa: E402
 QUESTION = "Which country is the birthplace of the director of the film Interstellar?"
 GOLD = "England|United Kingdom"
 RUN_TIMEOUT_MS = 600_000
+WIDTH, HEIGHT = 1440, 900
+
+
+def eval_run(db: Path) -> None:
+    """A small real eval run in the store (for the Evaluations view), through the README's own command."""
+    cmd = [sys.executable, str(ROOT / "app.py"), "eval", "--db", str(db), "--dataset", "multi_hop", "--limit", "2",
+           "--alpha", "0,1", "--baselines", "largest"]
+    print("· " + " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:
@@ -41,6 +54,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        eval_run(Path(tmp) / "traces.sqlite")
         store = TraceStore(str(Path(tmp) / "traces.sqlite"))
         studio = Studio.from_files(store, load_policies(), None)
         print(f"· policy {studio.policies.default}: loading it and reading its instructions", flush=True)
@@ -51,7 +65,7 @@ def main() -> int:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+                ctx = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
                 page = ctx.new_page()
                 page.set_default_timeout(60_000)
                 page.goto(url)
@@ -68,6 +82,14 @@ def main() -> int:
                 page.screenshot(path=str(out / "live.png"), full_page=True)
                 page.locator("#decomposition").screenshot(path=str(out / "graph.png"))
                 sid = store.list_sessions().ids[0]
+                sweep(page, out)
+                exported(ctx, store, sid, out, Path(tmp))
+                page.goto(url)
+                page.wait_for_selector("#rs-run")
+                page.get_by_role("tab", name="Evaluations").click()
+                page.wait_for_selector("#rs-e-table table")
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(out / "evaluations.png"), full_page=True)
                 page.goto(f"{url}/?session={sid}")
                 page.wait_for_selector("#rs-replay-header .rs-summary")
                 page.screenshot(path=str(out / "explorer.png"), full_page=True)
@@ -85,8 +107,36 @@ def main() -> int:
         finally:
             demo.close()
             store.close()
-    print(f"· saved live.png, graph.png, explorer.png, lesson.png in {out}")
+    print(f"· saved live, graph, explorer, lesson, sweep, compare, exported and evaluations .png in {out}")
     return 0
+
+
+def sweep(page, out: Path) -> None:
+    """The question of the run swept at α 0 and 1 on the Live tab, then those two runs in Compare."""
+    page.fill("#rs-sweep-alphas textarea", "0, 1")
+    page.click("#rs-sweep-run")
+    page.wait_for_function("() => document.querySelector('#rs-status').innerText.includes('swept')",
+                           timeout=2 * RUN_TIMEOUT_MS)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(out / "sweep.png"), full_page=True)
+    page.click("#rs-compare-again")
+    page.wait_for_selector("#rs-compare-table table")
+    page.wait_for_timeout(1200)
+    page.screenshot(path=str(out / "compare.png"), full_page=True)
+
+
+def exported(ctx, store: TraceStore, sid: str, out: Path, tmp: Path) -> None:
+    """The session's standalone page, opened from disk as a recipient would."""
+    from ui.export_html import session_page
+    f = tmp / "session.html"
+    f.write_text(session_page(*store.load_session(sid)), encoding="utf-8")
+    page = ctx.new_page()
+    page.goto(f.as_uri())
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 3")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(out / "exported.png"), full_page=True)
+    page.close()
 
 
 if __name__ == "__main__":

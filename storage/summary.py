@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from .models import ModelUsageRow, SessionRow
 from .store import TraceStore
@@ -30,15 +30,25 @@ def usage_by_model(store: TraceStore, session_ids: Sequence[str]) -> dict[str, d
 
 
 def distinct_values(store: TraceStore) -> dict[str, list[str]]:
-    """Datasets, models, run ids and policies (methods) present in the store (for filter drop-downs)."""
+    """Datasets, models, run ids and policies (methods) present in the store (for filter drop-downs; read again
+    whenever the Explorer is shown, so it must stay cheap at a million sessions)."""
     S, U = SessionRow, ModelUsageRow
     with store.read() as conn:
         datasets = [r[0] for r in conn.execute(select(S.dataset).distinct().where(S.dataset.is_not(None)))]
-        models = [r[0] for r in conn.execute(select(U.model).distinct())]
+        models = skip_scan(conn, U.model)
+        # run ids: a plain DISTINCT walks their partial index in order (1,583 seeks took twice as long at 1M)
         runs = [r[0] for r in conn.execute(select(S.run_id).distinct().where(S.run_id.is_not(None)))]
-        policies = [r[0] for r in conn.execute(select(S.policy).distinct())]
-    return {"datasets": sorted(datasets), "models": sorted(models), "run_ids": sorted(runs),
-            "policies": sorted(policies)}
+        policies = skip_scan(conn, S.policy)
+    return {"datasets": sorted(datasets), "models": models, "run_ids": sorted(runs), "policies": policies}
+
+
+def skip_scan(conn: Connection, col: ColumnElement) -> list[str]:
+    """The distinct non-null values of an indexed column, in order, one index seek each (a recursive query: the next
+    value is the least one above the last). A plain DISTINCT reads every row: 0.13 s for the models at a million
+    sessions, where this takes milliseconds. Only for a column with few values that an index leads with."""
+    d = select(func.min(col).label("v")).cte("d", recursive=True)
+    d = d.union_all(select(select(func.min(col)).where(col > d.c.v).scalar_subquery()).where(d.c.v.is_not(None)))
+    return [r[0] for r in conn.execute(select(d.c.v).where(d.c.v.is_not(None)))]
 
 
 def newest_run(store: TraceStore) -> str | None:

@@ -94,7 +94,7 @@ def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
     assert "had answered “1564”, which no reply says, so it asks once more" in html(v)
     assert "had answered “1564”" in text(v) and "answer sent back: no reply holds it" in text(v)
     assert "answer_not_in_replies" not in text(v) + html(v)  # flags in plain words, the identifier in a tooltip only
-    assert "title=\"rollout rule check_answer (run setting check_answer)\"" in html(v)
+    assert "title=\"studio rule check_answer (run setting check_answer)\"" in html(v)
     assert "had answered" not in html(describe(route())) and "had answered" not in text(describe(route()))
     short = describe(route(draft="Budapest", flags=["answer_one_hop_short"]))
     for shown in (html(short), text(short)):
@@ -105,7 +105,7 @@ def test_a_hop_taken_instead_of_an_answer_shows_the_answer_it_replaces():
 @pytest.mark.parametrize("payload", ["Who directed the film that won Best Picture in 1998?", PAYLOADS[0]])
 def test_a_sub_question_the_rollout_sent_in_place_of_the_routers_shows_what_the_router_wrote(payload):
     v = describe(route(flags=["fact_hop"], written_query=payload))
-    note = f"the router wrote “{payload}”, the whole question again; the rollout asked for the first fact instead"
+    note = f"the router wrote “{payload}”, the whole question again; the studio asked for the first fact instead"
     assert v.rollout_note == note and note in html(v) and note in text(v)
     assert "<script" not in html_raw(v)
     assert describe(route()).rollout_note == "" and "the rollout" not in html(describe(route()))
@@ -118,9 +118,9 @@ def test_a_thought_the_rollout_began_shows_its_lead_apart_and_the_caption_says_s
     s = Step("s", 0, "think", text="The first fact I need is the director of Interstellar.",
              lead="The first fact I need is")
     out = html_raw(describe(s))
-    assert out.startswith('<span class="rs-lead" title="these first words were written by the rollout')
+    assert out.startswith('<span class="rs-lead" title="these first words were written by the studio')
     assert out.endswith(">The first fact I need is</span> the director of Interstellar.")
-    assert "the rollout began it with “The first fact I need is”" in caption(s, alpha=0.0, prices=Prices.of(None))
+    assert "the studio began it with “The first fact I need is”" in caption(s, alpha=0.0, prices=Prices.of(None))
     plain = Step("s", 0, "think", text="I need the director first.")
     assert "rs-lead" not in html_raw(describe(plain)) and "rollout" not in caption(plain, alpha=0.0,
                                                                                    prices=Prices.of(None))

@@ -191,3 +191,17 @@ def test_a_method_is_found_among_its_own_sessions(store):
     """A baseline is a tenth of an eval run: its page and count read its own entries (ix_sessions_method_list)."""
     assert "ix_sessions_method_list" in plan_of(store, SessionFilter(policy="router"), count=True)
     assert "ix_sessions_method_list" in plan_of(store, SessionFilter(policy="router", dataset="demo"), count=False)
+
+
+def test_the_pickers_skip_scan_gives_what_distinct_gives(varied):
+    """The filter drop-downs read models and methods by seeking each next value in their index: the same lists as a
+    plain DISTINCT (sorted, no NULL)."""
+    from storage.models import ModelUsageRow
+    from storage.summary import distinct_values, skip_scan
+    store, _ = varied
+    with store.read() as conn:
+        for col in (ModelUsageRow.model, SessionRow.policy):
+            plain = sorted(v for v in conn.execute(select(col).distinct()).scalars() if v is not None)
+            assert skip_scan(conn, col) == plain and len(plain) > 1, col
+    v = distinct_values(store)
+    assert v["models"] and v["policies"] and v["run_ids"] == sorted(v["run_ids"])

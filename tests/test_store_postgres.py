@@ -96,6 +96,9 @@ def test_round_trip_filters_and_rollups_on_postgres(pg):
     p2 = pg.get_session("p2")
     assert p2["failure"] and list(pg.list_sessions(SessionFilter(failure=p2["failure"])).rows["id"]) == ["p2"]
     assert list(pg.list_sessions(SessionFilter(policy=p2["policy"], calls=p2["calls"])).rows["id"]) == ["p2"]
+    from storage.summary import distinct_values
+    v = distinct_values(pg)  # the pickers' recursive seek runs on PostgreSQL too
+    assert v["datasets"] == ["geo"] and set(v["models"]) >= {"A", "B"} and v["policies"] == sorted(v["policies"])
     assert pg.delete("p1") and pg.list_sessions().total == 1
 
 

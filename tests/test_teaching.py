@@ -63,9 +63,9 @@ def test_a_bridge_into_a_sub_question_the_rollout_wrote_is_marked_and_not_counte
     steps[3].flags = ["comparison_hop"]  # the rollout composed the second sub-question
     h = graph_html(graph_of(Q, steps, ["England"], 0.0), "live")
     summary = text_of(h.split('<div class="rs-g-row">')[0])
-    assert "bridge" not in summary.replace("1 into sub-questions the rollout wrote", "") and \
-        "1 into sub-questions the rollout wrote" in summary
-    assert "rs-g-bridge-rollout" in h and "✎ the rollout wrote this sub-question" in text_of(h)
+    assert "bridge" not in summary.replace("1 into sub-questions the studio wrote", "") and \
+        "1 into sub-questions the studio wrote" in summary
+    assert "rs-g-bridge-rollout" in h and "✎ the studio wrote this sub-question" in text_of(h)
     assert "comparison_hop" not in text_of(h)  # the flag in words
 
 
@@ -117,14 +117,14 @@ def test_a_think_block_written_in_place_of_a_whole_question_sub_question_says_so
     s.flags = ["restated_rewritten"]
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
     assert ("asked the whole question again after replies were read, so it was not sent: the router says what the "
-            "replies found") in cap and "(the rollout began it with “What I know so far:”)" in cap
+            "replies found") in cap and "(the studio began it with “What I know so far:”)" in cap
     s.text = s.lead = "First I need to find the director of the film Interstellar."
     s.flags = ["assumed_rewritten"]
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q)
     assert ("named something the question does not: it had filled in the fact the question hides (“the director of "
             "the film Interstellar”) from memory, so it was not sent") in cap
     # written whole by the rollout: not credited to the router
-    assert cap.startswith("Step 1: the rollout writes this think block for the router — “First I need to find the "
+    assert cap.startswith("Step 1: the studio writes this think block for the router — “First I need to find the "
                           "director of the film Interstellar.”.")
     s.text += " Then where he was born."
     assert caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()), question=Q).startswith(
@@ -165,7 +165,7 @@ def test_a_comparison_hop_says_the_rollout_wrote_it_and_why():
              query="Lake Baikal is 1,642 meters deep. Lake Tanganyika is 1,470 meters deep. Which lake is deeper?",
              response="Lake Baikal.", decision={"search": 0.3, "answer": 0.7}, call_started_at=1.0, call_ended_at=2.0)
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
-    assert "was ready to answer (70 % sure); the rollout first asks the comparison itself" in cap
+    assert "was ready to answer (70 % sure); the studio first asks the comparison itself" in cap
     assert "30 % sure it needed help" not in cap and "It asked Big: “Lake Baikal is 1,642 meters deep." in cap
     s.flags = []
     assert "30 % sure it needed help" in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
@@ -178,7 +178,7 @@ def test_a_fact_hop_quotes_the_whole_question_the_router_wrote_and_says_the_roll
              call_ended_at=2.0)
     cap = caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
     assert f"The router asked the whole question again (“{Q}”) after the think block that names the first fact; " \
-           "the rollout asks for that fact instead" in cap
+           "the studio asks for that fact instead" in cap
     assert "It asked Big: “What is the name of the director of the film Interstellar?”" in cap
     s.flags = []
     assert "asked the whole question again" not in caption(s, alpha=0.0, prices=Prices.of(POOL.snapshot()))
@@ -263,6 +263,45 @@ def test_captions_for_every_kind_read_from_the_numbers():
         Step("s", 9, "error", status="flagged", flags=["format:no_answer"]), alpha=0, prices=Prices({}, {}))
     # any pool: a snapshot without prices still captions (no saving claimed)
     assert "saving" not in caption(steps[1], alpha=0.6, prices=Prices({}, {}))
+
+
+def test_no_caption_names_the_rollout():
+    """A student meets "the studio" (the rules around the router), never the jargon "rollout", whichever rule
+    acted: each flag a caption explains, on a think block and on a route step."""
+    from router_core.step import COMPOSED_FLAGS
+    prices = Prices.of(POOL.snapshot())
+    flags = ["whole_question_rewritten", "assumed_rewritten", "choice_split_rewritten", "restated_rewritten",
+             "answer_one_hop_short", "repeat_climbed", "repeated_query", *COMPOSED_FLAGS]
+    caps = []
+    for f in flags:
+        think = Step("s", 2, "think", text="What I know so far: the director is Nolan.", flags=[f])
+        route = Step("s", 3, "route", query="Where was Nolan born?", written_query="Who directed it and where?",
+                     request_model="Mid", written_model="Mid", response="London.", flags=[f], draft="Nolan",
+                     decision={"answer": 0.7, "search": 0.3})
+        caps += [caption(x, alpha=0.3, prices=prices, steps=[think, route], question=Q) for x in (think, route)]
+    lead = Step("s", 0, "think", text="The first fact I need is the director.", lead="The first fact I need is")
+    caps.append(caption(lead, alpha=0.0, prices=prices))
+    assert any("the studio" in c for c in caps)
+    assert [c for c in caps if "rollout" in c.lower()] == []
+
+
+def test_a_bridge_from_a_reply_further_back_names_its_source_and_asks_for_an_arc():
+    """The comparison hop reuses the reply just before it and one two hops back: the far bridge's label names its
+    step, and the row lists it (integers only) for the page's script to draw from that reply."""
+    q = "Who was born first, Alan Turing or Kurt Gödel?"
+    steps = [Step("s", 1, "route", query="When was Alan Turing born?", request_model="Tiny", written_model="Tiny",
+                  response="Alan Turing was born on 23 June 1912.", call_started_at=1.0, call_ended_at=2.0),
+             Step("s", 3, "route", query="When was Kurt Gödel born?", request_model="Tiny", written_model="Tiny",
+                  response="Kurt Gödel was born on 28 April 1906.", call_started_at=3.0, call_ended_at=4.0),
+             Step("s", 5, "route", query="Turing: 23 June 1912; Gödel: 28 April 1906. Who was born first?",
+                  request_model="Mid", written_model="Mid", response="Gödel.", flags=["comparison_hop"],
+                  call_started_at=5.0, call_ended_at=6.0)]
+    h = graph_html(graph_of(q, steps))
+    assert 'data-arcs="1-5-0"' in h
+    far = re.search(r'<div class="rs-g-bridge-label rs-g-far[^"]*">(.*?)</div>', h).group(1)
+    assert "23 june 1912" in far and "from step 1" in far
+    # the bridge from the reply just before is the link's own curve, not an arc
+    assert "3-5" not in re.search(r'data-arcs="([^"]*)"', h).group(1)
 
 
 def _stored(store: TraceStore, question: str = Q, alpha: float = 0.5) -> str:

@@ -18,7 +18,8 @@ from ui.studio import Studio
 
 pytestmark = MARKS
 Q = "Which country is the birthplace of the director of the film Interstellar?"
-GUIDED = Policy(name="scripted-router", engine="llamacpp", model="fake:policy", mode="guided")
+# named as the longest shipped preset: its name must fit the policy drop-down at 1024 px
+GUIDED = Policy(name="prompted-qwen2.5-1.5b-teach", engine="llamacpp", model="fake:policy", mode="guided")
 
 
 class Paced(FakeEngine):
@@ -208,6 +209,14 @@ def test_presenter_sees_status_and_charts_that_fit_after_a_run(app, browser, wid
     ctx, page = new_page(browser, width, height)
     try:
         start(page, url)
+        fits = page.evaluate("""() => [...document.querySelectorAll('#rs-policy input')].map(i => {
+            const cs = getComputedStyle(i), pen = document.createElement('canvas').getContext('2d');
+            pen.font = cs.font;
+            const textEnd = i.getBoundingClientRect().left + parseFloat(cs.paddingLeft) + pen.measureText(i.value).width;
+            return [i.value, i.scrollWidth <= i.clientWidth,
+                    textEnd <= i.parentElement.querySelector('.icon-wrap').getBoundingClientRect().left];
+        })""")
+        assert fits == [[GUIDED.name, True, True]], fits  # the policy's whole name, clear of the drop-down arrow
         page.click("#rs-run")
         page.wait_for_selector("#rs-status .rs-summary", timeout=60_000)
         page.evaluate("() => window.scrollTo(0, 0)")
@@ -268,3 +277,109 @@ def test_presenter_geometry_on_a_sweep_its_compare_and_a_replay(app, browser, wi
         chart_tabs_fit(page, "rs-replay-chat")
     finally:
         ctx.close()
+
+
+ARC_ENDS = """() => {
+  const row = document.querySelector('#decomposition-replay .rs-g-row[data-arcs]');
+  const path = row && row.querySelector('svg.rs-g-arcs path');
+  if (!path) return null;
+  const nums = path.getAttribute('d').match(/-?[0-9.]+/g).map(Number);
+  const svg = row.querySelector('svg.rs-g-arcs').getBoundingClientRect();
+  const rect = sel => { const r = row.querySelector(sel).getBoundingClientRect();
+                        return {left: r.left - svg.left, right: r.right - svg.left, top: r.top - svg.top,
+                                bottom: r.bottom - svg.top}; };
+  return {x0: nums[0], y0: nums[1], lane: nums[2], x1: nums[5], y1: nums[4], src: rect('.rs-g-reply[data-step="1"]'),
+          dst: rect('.rs-g-sub[data-step="5"]'), dstReply: rect('.rs-g-reply[data-step="5"]')};
+}"""
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_a_bridge_from_two_hops_back_is_drawn_from_its_reply(app, browser, width, height):
+    """A comparison hop carries facts from the reply just before it and from one two hops back: the far one gets an
+    arc that starts at the bottom of its own reply and ends at the sub-question's left edge, and the label before
+    that sub-question names its source step. A session link lands on the replay, not the filters above it."""
+    from support.ui_fixtures import write_comparison_session
+    url, store = app
+    sid = write_comparison_session(store)
+    ctx, page = new_page(browser, width, height)
+    try:
+        page.goto(f"{url}/?session={sid}")
+        page.wait_for_selector("#decomposition-replay svg.rs-g-arcs path")
+        page.wait_for_timeout(500)  # the scroll after the replay is drawn
+        header = page.locator("#rs-replay-header").bounding_box()
+        assert header is not None and 0 <= header["y"] < height, header
+        assert "from step 1" in page.locator("#decomposition-replay .rs-g-far").inner_text()
+        a = page.evaluate(ARC_ENDS)
+        assert a is not None
+        assert a["src"]["left"] < a["x0"] < a["src"]["right"] and abs(a["y0"] - a["src"]["bottom"]) <= 1, a
+        assert abs(a["x1"] - a["dst"]["left"]) <= 2 and a["dst"]["top"] < a["y1"] < a["dst"]["bottom"], a
+        assert a["lane"] > a["src"]["bottom"] and a["lane"] > a["dstReply"]["bottom"], a  # below every card
+    finally:
+        ctx.close()
+
+
+def test_the_explorer_pickers_list_what_the_store_holds_now(app, browser):
+    """The page was built before any session ran; a run on the Live tab, then the Explorer tab: "Model used" and
+    "Method" offer what that run used (they listed the models of startup only)."""
+    url, store = app
+    ctx, page = new_page(browser, 1440, 900)
+    try:
+        start(page, url)
+        page.click("#rs-run")
+        page.wait_for_selector("#rs-status .rs-summary", timeout=60_000)
+        used = {m for s in store.load_steps(store.list_sessions().ids[0]) if s.sent for m in [s.request_model]}
+        page.get_by_role("tab", name="Explorer").click()
+        page.wait_for_timeout(800)
+        for box, want in (("#rs-f-model", used), ("#rs-f-method", {GUIDED.name})):
+            page.click(f"{box} input")
+            page.wait_for_selector("[role=listbox] [role=option]")
+            offered = set(page.locator("[role=listbox] [role=option]").all_inner_texts())
+            assert want and {w.strip() for w in want} <= {o.strip() for o in offered}, (box, want, offered)
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(200)
+    finally:
+        ctx.close()
+
+
+def three_hops(prompt: str, stop) -> str:
+    """The third sub-question carries a fact from the first reply and one from the second."""
+    hops = prompt.count(" </information>\n")
+    if "</think>" in stop:
+        return "The next fact.</think>"
+    if "</search>" in stop:
+        return [" Who directed the film Interstellar? </search>",
+                " What year was the film Interstellar released? </search>",
+                " Where was Christopher Nolan born in 2014? </search>"][min(hops, 2)]
+    return " England </answer>"
+
+
+def three_replies(question: str) -> str:
+    if "directed" in question:
+        return "Interstellar was directed by Christopher Nolan."
+    return "Interstellar was released in 2014." if "year" in question else "Nolan was born in London, England."
+
+
+def test_a_live_run_draws_the_arc_of_a_bridge_from_two_hops_back(browser, tmp_path):
+    """The live graph is updated in place as hops land; the arc from the first reply appears once the third
+    sub-question carries its fact (it was missing when only a size change redrew arcs)."""
+    store = TraceStore(str(tmp_path / "live.sqlite"))
+    pool = fake_pool()
+    policy = Paced(three_hops, scores=routes_then_answers(3, {"Tiny": -2.0, "Mid": -1.2, "Big": -0.4}))
+    studio = Studio(store=store, policies=PolicyBook(default=GUIDED.name, policies=[GUIDED]),
+                    pools={pool.name: pool}, default_pool=pool.name,
+                    engines=fake_provider(policy, default=FakeEngine(reply=three_replies)))
+    with served_studio(studio) as url:
+        ctx, page = new_page(browser, 1440, 900)
+        try:
+            start(page, url)
+            page.click("#rs-run")
+            page.wait_for_selector("#rs-status .rs-summary", timeout=60_000)
+            page.wait_for_selector("#decomposition .rs-g-row[data-arcs] svg.rs-g-arcs path")
+            d = page.evaluate("() => document.querySelector('#decomposition svg.rs-g-arcs path').getAttribute('d')")
+            src = page.locator('#decomposition .rs-g-reply[data-step="1"]').bounding_box()
+            svg = page.locator("#decomposition svg.rs-g-arcs").bounding_box()
+            x0 = float(d.split()[0][1:]) + svg["x"]
+            assert src["x"] < x0 < src["x"] + src["width"], (d, src, svg)
+        finally:
+            ctx.close()
+    store.close()

@@ -43,7 +43,7 @@ def build(studio: Studio) -> gr.Blocks:
         with gr.Tabs(selected="live") as tabs:
             with gr.Tab("Live", id="live"):
                 live_timeline = live.build(studio, compare_ids, tabs, model_edits)
-            with gr.Tab("Explorer", id="explorer"):
+            with gr.Tab("Explorer", id="explorer") as explorer_tab:
                 ex = explorer.build(studio.store)
             with gr.Tab("Compare", id="compare"):
                 pick = compare.build(studio.store, compare_ids)
@@ -59,7 +59,10 @@ def build(studio: Studio) -> gr.Blocks:
                 return (gr.update(), gr.update(), *[gr.update() for _ in ex["open_outs"]])
             return (gr.Tabs(selected="explorer"), sid, *ex["do_open"](sid, False))
 
-        demo.load(on_load, None, [tabs, ex["open_id"], *ex["open_outs"]], api_name=False)
+        # a link to a session (the Live summary's) lands on its replay, not on the filters above it
+        demo.load(on_load, None, [tabs, ex["open_id"], *ex["open_outs"]], api_name=False).then(
+            None, None, None, js=f"() => {{ if (new URLSearchParams(location.search).get('session')) "
+                                f"({ex['scroll_to_replay']})(); }}")
         # An empty timeline drawn once the page is interactive: the browser loads plotly.js (about 2 s on a
         # slow CPU) while the visitor reads, not when the first step or replay must be drawn (a replay opened
         # in a fresh page took 2.9 s, 0.65 s with plotly loaded). An initial value would delay the Run button.
@@ -71,6 +74,7 @@ def build(studio: Studio) -> gr.Blocks:
         demo.load(ex["do_search"], ex["search_inputs"], ex["search_outs"], api_name=False, show_progress="hidden")
         demo.load(lambda: gr.update(choices=compare.recent_choices(studio.store)), None, pick, api_name=False,
                   show_progress="hidden")
+        explorer_tab.select(ex["pickers"], None, ex["picker_outs"], api_name=False, show_progress="hidden")
     return demo
 
 

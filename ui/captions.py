@@ -55,7 +55,7 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
         if not s.text.strip():
             return f"Step {s.index}: the router wrote an empty thought."
         lead = s.split_lead()[0]
-        told = f" (the rollout began it with {_quote(lead, 60)})" if lead else ""
+        told = f" (the studio began it with {_quote(lead, 60)})" if lead else ""
         why = ""
         if "whole_question_rewritten" in s.flags:
             fact = hidden_fact(question)
@@ -75,11 +75,11 @@ def caption(s: Step, *, alpha: float, prices: Prices, gold: Sequence[str] = (), 
             why = (" Its sub-question asked the whole question again after replies were read, so it was not sent: "
                    "the router says what the replies found, then writes the sub-question again to carry it.")
         elif "answer_one_hop_short" in s.flags:
-            why = (f" The router was about to answer, but from {draft_why(s.flags)}: the rollout wrote why, and "
+            why = (f" The router was about to answer, but from {draft_why(s.flags)}: the studio wrote why, and "
                    "the router decides again whether to ask or to answer.")
         if rollout_only(s):
             # the page shows the lead apart; "the router thinks" would credit it with words it did not write
-            return f"Step {s.index}: the rollout writes this think block for the router — {_quote(s.text, 140)}.{why}"
+            return f"Step {s.index}: the studio writes this think block for the router — {_quote(s.text, 140)}.{why}"
         return f"Step {s.index}: the router thinks before acting — {_quote(s.text, 140)}{told}.{why}"
     if s.kind == "route":
         return _route_caption(s, alpha, prices, _decomposes(s, steps, question))
@@ -140,13 +140,13 @@ def _route_caption(s: Step, alpha: float, prices: Prices, decomposes: str = "") 
     elif "comparison_hop" in s.flags:
         sure = f" ({pct(s.decision['answer'])} sure)" if s.decision and "answer" in s.decision else ""
         parts.append(f"The router had read a fact about each of the two things and was ready to answer{sure}; the "
-                     "rollout first asks the comparison itself, with those facts written into the sub-question, "
+                     "studio first asks the comparison itself, with those facts written into the sub-question, "
                      "because a small router picks the one it read about last about half the time.")
     elif s.decision and "search" in s.decision:
         parts.append(f"The router was {pct(s.decision['search'])} sure it needed help.")
     if "fact_hop" in s.flags:
         parts.append(f"The router asked the whole question again ({_quote(s.written_query or '', 100)}) after the "
-                     "think block that names the first fact; the rollout asks for that fact instead, so one model "
+                     "think block that names the first fact; the studio asks for that fact instead, so one model "
                      "does not answer the whole question in one hop from memory.")
     c = s.choice
     if c is not None and c.models:

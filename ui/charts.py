@@ -8,7 +8,6 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
 
 from router_core.step import Step
 
@@ -207,16 +206,20 @@ def cost_vs_correct(df: pd.DataFrame) -> go.Figure:
 
 
 def model_share(usage: dict[str, dict[str, float]]) -> go.Figure:
-    """Share of candidate calls (and of dollars) by model."""
+    """Share of candidate calls (and of dollars) by model: two donuts, each named in its hole (titles above them
+    were overlapped by the labels of small slices), percentages inside the slices."""
     if not usage:
         return empty("Model usage share", "No candidate calls in these sessions.")
     models = list(usage)
     colours = model_colours(models)
-    fig = make_subplots(rows=1, cols=2, specs=[[{"type": "domain"}, {"type": "domain"}]],
-                        subplot_titles=["calls", "dollars"])
-    for col, key in ((1, "calls"), (2, "cost_usd")):
-        fig.add_trace(go.Pie(labels=[esc(m) for m in models], values=[usage[m][key] for m in models], hole=0.45,
-                             marker_colors=[colours[m] for m in models], sort=False, textinfo="percent"), 1, col)
+    fig = go.Figure()
+    for (x0, x1), key, name in (((0.0, 0.46), "calls", "calls"), ((0.54, 1.0), "cost_usd", "dollars")):
+        fig.add_trace(go.Pie(labels=[esc(m) for m in models], values=[usage[m][key] for m in models], hole=0.5,
+                             marker_colors=[colours[m] for m in models], sort=False, textinfo="percent",
+                             textposition="inside", insidetextorientation="horizontal", name=name,
+                             domain=dict(x=[x0, x1], y=[0.0, 1.0])))
+        fig.add_annotation(text=name, x=(x0 + x1) / 2, y=0.5, xref="paper", yref="paper", showarrow=False,
+                           font=dict(size=12))
     fig.update_layout(title="Model usage share", **LAYOUT)
     return fig
 

@@ -83,7 +83,7 @@ def build(store: TraceStore, picked: gr.State) -> gr.Dropdown:
     with gr.Row():
         pick = gr.Dropdown(recent_choices(store), multiselect=True, allow_custom_value=True, label="Sessions",
                            elem_id="rs-compare-pick", scale=4, min_width=260)
-        refresh = gr.Button("↻ recent", size="sm", min_width=60)
+        refresh = gr.Button("↻ Refresh list", size="sm", min_width=110)
         alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="α to compare the rewards at", min_width=200, scale=2)
         go_btn = gr.Button("Compare", variant="primary", elem_id="rs-compare-go", min_width=90)
     msg = gr.Markdown()

@@ -76,7 +76,7 @@ def items_table(rep: Report, method: str | None) -> tuple[pd.DataFrame, list[str
 
 EMPTY = ("No evaluation run in this store yet. Make one from a terminal, for example\n\n"
          "`python app.py eval --dataset bundled --alpha 0,0.5,1 --baselines all`\n\n"
-         "(every question × method × α is stored as a session; the same command resumes), then press ↻.")
+         "(every question × method × α is stored as a session; the same command resumes), then press “↻ Refresh runs”.")
 
 
 def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Tab | None = None) -> None:
@@ -87,7 +87,7 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Ta
     with gr.Row():
         runs = gr.Dropdown(run_ids, multiselect=True, label="Eval runs", scale=4,
                            elem_id="rs-e-runs", allow_custom_value=True)
-        refresh = gr.Button("↻", size="sm", min_width=40)
+        refresh = gr.Button("↻ Refresh runs", size="sm", min_width=110)
         show = gr.Button("Show", variant="primary", elem_id="rs-e-show", min_width=80)
     msg = gr.Markdown("" if run_ids else EMPTY, elem_id="rs-e-msg")
     # the result blocks appear once a run is shown (empty tables with numbered headers help nobody)
@@ -95,7 +95,7 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Ta
         table = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-table")
         curves = gr.Markdown()
         gr.Markdown("**Decomposition** of the router's sessions: think quality (share of the router's think blocks "
-                    "with a real thought; one the rollout wrote whole is left out), chain rate (share of sessions "
+                    "with a real thought; one the studio wrote whole is left out), chain rate (share of sessions "
                     "where a later sub-question reuses what an earlier reply found; then over the questions that "
                     "are not choice questions), choice split (choice questions, '…, A or B?', whose two things were "
                     "each asked about on their own: a comparison decomposes side by side), repeat rate (sessions "

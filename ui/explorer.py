@@ -359,10 +359,10 @@ def build(store: TraceStore) -> dict[str, Any]:
         gold_box = gr.Textbox(label="Gold has", placeholder="any", min_width=100, elem_id="rs-f-gold")
         run_id = gr.Dropdown([""] + values["run_ids"], value="", label="Eval run", allow_custom_value=True, min_width=140)
         sort = gr.Dropdown(list(SORTS), value="newest", label="Sort", min_width=110)
-        page_prev = gr.Button("◀", size="sm", min_width=40, elem_id="rs-page-prev")
+        page_prev = gr.Button("◀ Prev", size="sm", min_width=70, elem_id="rs-page-prev")
         # no `minimum`: Gradio would refuse 0 with bare "Error" badges; page_number() says what is wrong instead
         page_no = gr.Number(value=1, label="Page", precision=0, min_width=80, elem_id="rs-page-no")
-        page_next = gr.Button("▶", size="sm", min_width=40, elem_id="rs-page-next")
+        page_next = gr.Button("Next ▶", size="sm", min_width=70, elem_id="rs-page-next")
         search = gr.Button("Search", variant="primary", elem_id="rs-search", min_width=90)
         examples = gr.Button("Load example sessions", elem_id="rs-load-examples", min_width=120,
                              visible=EXAMPLES_FILE.exists())
@@ -406,7 +406,8 @@ def build(store: TraceStore) -> dict[str, Any]:
         lesson = gr.Checkbox(label="Lesson mode (one step at a time, ← →)", value=False, elem_id="rs-lesson",
                              min_width=160)
         prev_btn = gr.Button("◀ Back", elem_id="rs-prev", size="sm", min_width=60)
-        k = gr.Slider(0, 1, value=0, step=1, label="Steps shown", elem_id="rs-step", min_width=200)
+        # a count beside steps numbered from 0 ("Steps shown 1" next to "Step 0") read as an off-by-one
+        k = gr.Slider(0, 1, value=0, step=1, label="Steps shown (from step 0)", elem_id="rs-step", min_width=200)
         next_btn = gr.Button("Forward ▶", elem_id="rs-next", size="sm", min_width=60)
         all_btn = gr.Button("Show all", size="sm", min_width=60)
     caption = gr.HTML(visible=False, elem_id="rs-caption")
@@ -593,6 +594,13 @@ def build(store: TraceStore) -> dict[str, Any]:
     ann_btn.click(do_annotate, [current, ann_label, ann_step, ann_note], [ann_msg, ann_table], api_name="annotate")
     exp_jsonl.click(lambda *v: do_export("jsonl", *v), filters, exp_file, api_name=False)
     exp_csv.click(lambda *v: do_export("csv", *v), filters, exp_file, api_name=False)
+    def pickers() -> tuple[Any, ...]:
+        """The drop-downs' choices as the store holds them now (built once at startup, they went stale: "Model
+        used" offered one model after runs had used three)."""
+        v = distinct_values(store)
+        return tuple(gr.update(choices=[""] + v[k]) for k in ("datasets", "policies", "models", "run_ids"))
+
     return {"open_id": open_id, "open_outs": open_outs, "open_ins": [open_id, lesson],
+            "pickers": pickers, "picker_outs": [dataset, method, model, run_id], "scroll_to_replay": scroll,
             "do_open": lambda sid, on: do_open(sid, None, on),
             "do_search": do_search, "search_inputs": search_in, "search_outs": outs}

@@ -86,7 +86,7 @@ table.rs-facts th {{ text-align: left; padding-right: 12px; color: #555; font-we
 {_facts(session, res)}
 <h2>How the question was decomposed</h2>
 <div id="decomposition">{graph_html(graph_of(question, steps, gold, alpha), target="page")}</div>
-<h2>Rules of the rollout</h2>
+<h2>Rules the studio applied around the router</h2>
 {rules_html(session, steps)}
 <h2>Step by step</h2>
 {_steps(steps, captions(steps, session), gold)}

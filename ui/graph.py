@@ -92,7 +92,7 @@ def _hop_html(h: Hop) -> str:
     if v.rollout_note:  # the rollout, not the router, wrote this sub-question or picked its model
         uses += f'<div class="rs-g-uses">✎ {esc(shorten(v.rollout_note, 140))}</div>'
     elif s.composed:
-        uses += (f'<div class="rs-g-uses">✎ the rollout wrote this sub-question '
+        uses += (f'<div class="rs-g-uses">✎ the studio wrote this sub-question '
                  f'({esc(flags_text([f for f in s.flags if f in COMPOSED_FLAGS]))})</div>')
 
     sub = (f'<div class="rs-g-node rs-g-sub {state}{unsent}" data-step="{s.index}" tabindex="0" '
@@ -115,17 +115,22 @@ def _hop_html(h: Hop) -> str:
     return f'<div class="rs-g-col rs-g-hop">{sub}{rep}</div>'
 
 
-def _link(bridges_between: list[tuple[int, Bridge]], composed: bool = False) -> str:
-    """The arrow into a hop; a bridge when its sub-question reuses the previous reply (dashed when the rollout, not
-    the router, wrote that sub-question)."""
+def _link(bridges_between: list[tuple[int, Bridge]], composed: bool = False,
+          far: Sequence[tuple[int, Bridge]] = ()) -> str:
+    """The arrow into a hop; a bridge when its sub-question reuses the previous reply (dashed when the studio, not
+    the router, wrote that sub-question). Bridges from replies further back (`far`) are labelled here with their
+    source step; the page's script draws their arcs from that reply (assets/studio.js)."""
+    far_labels = "".join(f'<div class="rs-g-bridge-label rs-g-far rs-g-b{n % 6}">“{esc(b.span)}” '
+                         f'<span class="rs-muted">from step {b.from_step}</span></div>' for n, b in far)
     if not bridges_between:
-        return '<div class="rs-g-link" aria-hidden="true"><span>→</span></div>'
+        cls = " rs-g-link-far" if far else ""
+        return f'<div class="rs-g-link{cls}"><span aria-hidden="true">→</span>{far_labels}</div>'
     labels = "".join(f'<div class="rs-g-bridge-label rs-g-b{n % 6}">“{esc(b.span)}”</div>' for n, b in bridges_between)
-    cls, tip = (" rs-g-bridge-rollout", "the rollout wrote the next sub-question from what this reply found") \
+    cls, tip = (" rs-g-bridge-rollout", "the studio wrote the next sub-question from what this reply found") \
         if composed else ("", "bridge: the next sub-question reuses what this reply found")
     return (f'<div class="rs-g-link rs-g-bridge{cls}" title="{tip}">'
             f'<svg viewBox="0 0 40 100" preserveAspectRatio="none" aria-hidden="true">'
-            f'<path d="M2 82 C 20 82, 20 18, 36 18" /><path d="M30 12 L37 18 L30 24" /></svg>{labels}</div>')
+            f'<path d="M2 82 C 20 82, 20 18, 36 18" /><path d="M30 12 L37 18 L30 24" /></svg>{labels}{far_labels}</div>')
 
 
 def graph_html(g: Graph, target: str | None = "live") -> str:
@@ -133,10 +138,13 @@ def graph_html(g: Graph, target: str | None = "live") -> str:
     a graph with no step list beside it (its nodes are then not clickable)."""
     parts = [f'<div class="rs-g-col rs-g-q"><div class="rs-g-node rs-g-question"><div class="rs-g-label">question</div>'
              f'<div class="rs-g-text">{esc(g.question)}</div></div></div>']
+    arcs: list[str] = []  # "from-to-number" of each bridge from a reply that is not the one just before
     for i, h in enumerate(g.hops):
         prev = g.hops[i - 1].step.index if i else None
         between = [(n, b) for n, b in h.bridges_in if b.from_step == prev]
-        parts.append(_link(between, h.step.composed))
+        far = [(n, b) for n, b in h.bridges_in if b.from_step != prev]
+        arcs += [f"{b.from_step}-{b.to_step}-{n % 6}" for n, b in far]
+        parts.append(_link(between, h.step.composed, far))
         parts.append(_hop_html(h))
     parts.append(_link([]))
     if g.answer is not None:
@@ -165,10 +173,12 @@ def graph_html(g: Graph, target: str | None = "live") -> str:
     summary = (f'<div class="rs-g-summary">{len(g.hops)} sub-question{"s" if len(g.hops) != 1 else ""}, '
                f'{sent} sent · {money(total)} · α {g.alpha:g}'
                + (f' · {len(own)} bridge{"s" if len(own) != 1 else ""}' if own else "")
-               + (f' · {theirs} into sub-questions the rollout wrote' if theirs else "") + "</div>")
+               + (f' · {theirs} into sub-questions the studio wrote' if theirs else "") + "</div>")
     attr = f' data-target="{esc(target)}"' if target else ' data-static="1"'
+    # the arcs run below the cards, one lane each (integers only: nothing from the model reaches the attribute)
+    row = (f' data-arcs="{" ".join(arcs)}" style="padding-bottom: {14 + 10 * len(arcs)}px"' if arcs else "")
     return (f'<div class="rs-graph"{attr}>{summary}'
-            f'<div class="rs-g-row">{"".join(parts)}</div></div>')
+            f'<div class="rs-g-row"{row}>{"".join(parts)}</div></div>')
 
 
 def empty_graph_html(message: str = "The decomposition appears here as the router works.") -> str:

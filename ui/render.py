@@ -25,7 +25,7 @@ _SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'
                        **{c: f"&#{ord(c)};" for c in "[]()*_`#|~!\\{}$=:"}})
 LONG_REPLY = 400  # characters; longer replies are folded behind a <details> toggle
 COMPACT_TEXT = 160
-LEAD_NOTE = "these first words were written by the rollout (a run setting); the router continued them"
+LEAD_NOTE = "these first words were written by the studio (a run setting); the router continued them"
 DRAFT_NOTE = "the router had answered “{draft}”, {why}, so it asks once more"
 
 
@@ -53,7 +53,7 @@ def rules_details(session: dict[str, Any], steps: Sequence[Step]) -> str:
     if not rules:
         return ""
     n = sum(1 for r in rules if r["steps"])
-    return (f'<details class="rs-rules-box"><summary>rollout rules: {n} of {len(rules)} acted</summary>'
+    return (f'<details class="rs-rules-box"><summary>studio rules: {n} of {len(rules)} acted</summary>'
             f"{rules_html(session, steps)}</details>")
 
 
@@ -63,7 +63,7 @@ def rules_html(session: dict[str, Any], steps: Sequence[Step]) -> str:
     if not rules:
         why = ("none was on: the router decided every step itself" if session.get("settings")
                else "which rules were on was not recorded for this session")
-        return f'<p class="rs-muted">No rollout rule acted in this session ({why}).</p>'
+        return f'<p class="rs-muted">No studio rule acted in this session ({why}).</p>'
     rules.sort(key=lambda r: not r["steps"])
     items = []
     for r in rules:
@@ -134,7 +134,7 @@ def rollout_note(s: Step) -> str:
     question asked again (fact_hop), the model a repeat went to instead of α's pick (repeat_climbed)."""
     notes = []
     if "fact_hop" in s.flags and s.written_query:
-        notes.append(f"the router wrote “{s.written_query}”, the whole question again; the rollout asked for the "
+        notes.append(f"the router wrote “{s.written_query}”, the whole question again; the studio asked for the "
                      "first fact instead")
     if "repeat_climbed" in s.flags and s.choice:
         notes.append(f"a repeat: sent one rung up the price ladder, not to {s.choice.chosen} where α sent it")

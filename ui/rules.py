@@ -34,7 +34,7 @@ def flag_words(flag: str) -> tuple[str, str]:
     """(a few plain words, the tooltip naming the rule or setting behind them) for one step flag."""
     if flag in BY_FLAG:
         iv = BY_FLAG[flag]
-        return iv.label, f"rollout rule {iv.name} (run setting {', '.join(iv.switched_by)})"
+        return iv.label, f"studio rule {iv.name} (run setting {', '.join(iv.switched_by)})"
     if flag in OTHER_FLAGS:
         return OTHER_FLAGS[flag]
     if flag.startswith("format:"):

@@ -23,4 +23,4 @@ ASSUMED_LEAD = Intervention(
     point="rewrite", fire=fire, flag="assumed_rewritten", once="first_hop_rewritten",
     settings={"lead": "assumed_lead"}, defaults={"lead": "First I need to find {fact}."},
     caption="The router's first sub-question skipped a fact the question hides and filled it in from memory; the "
-            "rollout started a think block that names that fact, and the router wrote the sub-question again.")
+            "studio started a think block that names that fact, and the router wrote the sub-question again.")

@@ -30,4 +30,4 @@ CHECK_ASKED_FOR = Intervention(
     point="send_back", fire=fire, flag="answer_one_hop_short", once="answer_sent_back",
     settings={"on": "check_asked_for"},
     caption="The router answered from a reply to a sub-question that asks for something else, one hop short; "
-            "the rollout wrote why, and the router decided again.")
+            "the studio wrote why, and the router decided again.")

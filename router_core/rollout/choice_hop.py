@@ -38,4 +38,4 @@ CHOICE_HOP = Intervention(
     label="comparison asked with the facts read",
     point="compose", fire=fire, flag="comparison_hop", settings={"on": "choice_hop"},
     needs=("choice_answer",),
-    caption="The rollout asked a model the comparison itself, with the facts the replies gave about both things.")
+    caption="The studio asked a model the comparison itself, with the facts the replies gave about both things.")

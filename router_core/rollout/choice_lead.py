@@ -20,4 +20,4 @@ CHOICE_LEAD = Intervention(
     label="think block that compares the two things", flag="choice_compared",
     point="answer_think", fire=fire, settings={"lead": "choice_lead"},
     defaults={"lead": "Comparing {a} and {b}:"}, needs=("choice_answer",), once="choice_lead",
-    caption="Before the answer, the rollout started a think block that sets the two things side by side.")
+    caption="Before the answer, the studio started a think block that sets the two things side by side.")

@@ -26,5 +26,5 @@ CHOICE_SPLIT_LEAD = Intervention(
     point="rewrite", fire=fire, flag="choice_split_rewritten", once="first_hop_rewritten",
     settings={"lead": "choice_split_lead"}, needs=("choice_answer",),
     defaults={"lead": "First I need one fact about {a}, then the same fact about {b}. For {a}, I need"},
-    caption="The router's first sub-question asked about both things at once (or neither); the rollout started a "
+    caption="The router's first sub-question asked about both things at once (or neither); the studio started a "
             "think block so it asks about one thing at a time.")

@@ -26,5 +26,5 @@ FACT_QUESTION = Intervention(
     label="asked for the first fact instead",
     point="swap", fire=fire, flag="fact_hop", settings={"question": "fact_question"},
     defaults={"question": "What is the name of {fact}?"},
-    caption="The router asked the whole question again right after naming the first fact to find; the rollout "
+    caption="The router asked the whole question again right after naming the first fact to find; the studio "
             "asked for that fact instead, and the router wrote the next sub-question itself.")

@@ -22,5 +22,5 @@ RESTATED_LEAD = Intervention(
     label="sub-question written again after summing up the replies",
     point="rewrite", fire=fire, flag="restated_rewritten", once="restated_rewritten",
     settings={"lead": "restated_lead"}, defaults={"lead": "What I know so far:"},
-    caption="The router asked the whole question again after reading a reply; the rollout started a think block "
+    caption="The router asked the whole question again after reading a reply; the studio started a think block "
             "that sums up what the replies found, and the router wrote the sub-question again.")

@@ -11,7 +11,7 @@ def fire(ro: Rollout, cfg) -> str | None:
 
 THINK_LEAD = Intervention(
     name="think_lead",
-    label="think block begun by the rollout", flag="think_led",
+    label="think block begun by the studio", flag="think_led",
     point="think", fire=fire,
     settings={"first": "think_lead_first", "later": "think_lead"}, switches=("think_lead_first", "think_lead"),
-    caption="The rollout wrote the first words of the router's think block; the router went on from them.")
+    caption="The studio wrote the first words of the router's think block; the router went on from them.")

@@ -23,5 +23,5 @@ WHOLE_QUESTION_LEAD = Intervention(
     point="rewrite", fire=fire, flag="whole_question_rewritten",
     once="first_hop_rewritten", settings={"lead": "whole_question_lead"},
     defaults={"lead": "First I need to find {fact}."},
-    caption="The router's first sub-question asked the whole question at once; the rollout started a think block "
+    caption="The router's first sub-question asked the whole question at once; the studio started a think block "
             "that names the first fact to find, and the router wrote the sub-question again.")

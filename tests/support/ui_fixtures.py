@@ -72,3 +72,37 @@ def write_session(store: TraceStore, question: str, *, alpha: float = 0.0, turns
                       engine="llamacpp", pool=pool.snapshot(), gold=gold or [], run_id=run_id, dataset=dataset):
         pass
     return sid
+
+
+def write_comparison_session(store: TraceStore) -> str:
+    """A choice question taken one thing at a time, then the comparison asked with both facts written in: its last
+    sub-question bridges from the reply just before it and from one two hops back (drawn as an arc)."""
+    pool = load_pool()
+    small, mid = pool.names[0], pool.names[1]
+    sid = uuid.uuid4().hex
+    t = time.time()
+    hops = [("When was Alan Turing born?", "Alan Turing was born on 23 June 1912 in London.", small, ()),
+            ("When was Kurt Gödel born?", "Kurt Gödel was born on 28 April 1906 in Brno.", small, ()),
+            ("Alan Turing was born on 23 June 1912 and Kurt Gödel was born on 28 April 1906. Who was born first?",
+             "Kurt Gödel was born first.", mid, ("comparison_hop",))]
+
+    def steps():
+        nonlocal t
+        idx = 0
+        for turn, (query, reply, model, flags) in enumerate(hops):
+            yield Step(sid, idx, "think", text=f"I need fact {turn + 1}.", started_at=t, ended_at=t + 0.3, turn=turn)
+            idx += 1
+            spec = pool.get(model)
+            yield Step(sid, idx, "route", text=f"{model}: {query}", request_model=model, written_model=model,
+                       query=query, response=reply, input_tokens=40, output_tokens=12, flags=list(flags),
+                       cost_usd=spec.call_cost(40, 12), started_at=t + 0.3, call_started_at=t + 0.4,
+                       call_ended_at=t + 0.9, ended_at=t + 1.0, turn=turn + 1)
+            idx += 1
+            t += 1.0
+        yield Step(sid, idx, "answer", text="Kurt Gödel", started_at=t, ended_at=t + 0.2, turn=len(hops))
+
+    question = "Who was born first, Alan Turing or Kurt Gödel?"
+    for _ in recorded(store, steps(), session_id=sid, question=question, alpha=0.0, policy="fixture-policy",
+                      engine="llamacpp", pool=pool.snapshot(), gold=["Kurt Gödel"]):
+        pass
+    return sid
