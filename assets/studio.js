@@ -39,7 +39,8 @@
     if (old) old.remove();
     var spec = (row.getAttribute("data-arcs") || "").trim();
     var box = row.getBoundingClientRect();
-    if (!spec || !box.width || getComputedStyle(row).flexDirection === "column") return;
+    if (!spec || getComputedStyle(row).flexDirection === "column") return true;  // nothing to draw
+    if (!box.width) return false;  // hidden: drawn once shown
     var svg = document.createElementNS(NS, "svg");
     svg.setAttribute("class", "rs-g-arcs");
     svg.setAttribute("aria-hidden", "true");
@@ -65,6 +66,7 @@
       svg.appendChild(path);
     });
     row.appendChild(svg);
+    return true;
   }
   // what an arc depends on: the row's arcs and its cards' places. The page updates a graph in place (a live run
   // adds hops to the same row), so every change of the document is checked against it; drawing changes nothing
@@ -80,8 +82,7 @@
   function update(row) {
     var sig = signature(row);
     if (row._rsArcs === sig) return;
-    row._rsArcs = sig;
-    draw(row);
+    row._rsArcs = draw(row) ? sig : null;  // not drawn while hidden: tried again at the next change
   }
   var sizes = new ResizeObserver(function (entries) { entries.forEach(function (e) { update(e.target); }); });
   var pending = false;
