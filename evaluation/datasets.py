@@ -55,6 +55,7 @@ class _Record:
     where: str      # "file line 7" / "file row 3"
     number: int     # line or row number, used for generated ids
     stem: str       # file stem, the prefix of generated ids
+    error: str = "" # a line that is not a JSON object (read leniently: reported and skipped, not raised)
 
 
 def _fail(where: str, msg: str) -> DatasetError:
@@ -197,7 +198,7 @@ def _detect(first: _Record) -> str:
 
 # ---------------------------------------------------------------- containers
 
-def _read_jsonl(path: Path, name: str) -> Iterator[_Record]:
+def _read_jsonl(path: Path, name: str, lenient: bool = False) -> Iterator[_Record]:
     try:
         with path.open(encoding="utf-8-sig") as fh:
             for n, line in enumerate(fh, 1):
@@ -207,9 +208,15 @@ def _read_jsonl(path: Path, name: str) -> Iterator[_Record]:
                 try:
                     data = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise _fail(where, f"not valid JSON ({e.msg} at column {e.colno})") from None
+                    if not lenient:
+                        raise _fail(where, f"not valid JSON ({e.msg} at column {e.colno})") from None
+                    yield _Record({}, where, n, path.stem, f"not valid JSON ({e.msg} at column {e.colno})")
+                    continue
                 if not isinstance(data, dict):
-                    raise _fail(where, f"expected a JSON object, got {type(data).__name__}")
+                    if not lenient:
+                        raise _fail(where, f"expected a JSON object, got {type(data).__name__}")
+                    yield _Record({}, where, n, path.stem, f"expected a JSON object, got {type(data).__name__}")
+                    continue
                 yield _Record(data, where, n, path.stem)
     except UnicodeDecodeError as e:
         raise DatasetError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
@@ -270,7 +277,7 @@ def _read_parquet(path: Path, name: str) -> Iterator[_Record]:
         raise DatasetError(f"{name}: not a readable parquet file ({e})") from None
 
 
-_READERS: dict[str, Callable[[Path, str], Iterator[_Record]]] = {
+_READERS: dict[str, Callable[..., Iterator[_Record]]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
     "parquet": _read_parquet,
@@ -307,8 +314,11 @@ def _make_item(rec: _Record, schema: str, container: str, name: str | None) -> I
 
 
 def load_dataset(path: str | Path, fmt: str = "auto", limit: int | None = None,
-                 name: str | None = None) -> list[Item]:
+                 name: str | None = None, on_bad: Callable[[str], None] | None = None) -> list[Item]:
     """Load a question set into `Item`s, validating every record read.
+
+    With `on_bad`, a bad record is reported to it (its message names the file and line or row) and skipped
+    instead of ending the load: for long public files where one broken line should not cost the rest.
 
     `fmt` is one of FORMATS ("auto" detects the schema from the first record's fields);
     the container always follows the extension. `limit` stops after that many items
@@ -329,14 +339,24 @@ def load_dataset(path: str | Path, fmt: str = "auto", limit: int | None = None,
     items: list[Item] = []
     first_seen: dict[str, str] = {}
     any_record = False
-    for rec in _READERS[container](p, label):
+    reader = _READERS[container]
+    records = reader(p, label, True) if on_bad is not None and container == "jsonl" else reader(p, label)
+    for rec in records:
         any_record = True
         if limit is not None and len(items) >= limit:
             break
-        schema = schema or _detect(rec)
-        item = _make_item(rec, schema, container, name)
-        if item.id in first_seen:
-            raise _fail(rec.where, f"field 'id': duplicate id '{item.id}' (first used at {first_seen[item.id]})")
+        try:
+            if rec.error:
+                raise _fail(rec.where, rec.error)
+            schema = schema or _detect(rec)
+            item = _make_item(rec, schema, container, name)
+            if item.id in first_seen:
+                raise _fail(rec.where, f"field 'id': duplicate id '{item.id}' (first used at {first_seen[item.id]})")
+        except DatasetError as e:
+            if on_bad is None:
+                raise
+            on_bad(str(e))
+            continue
         first_seen[item.id] = rec.where.removeprefix(label + " ")
         items.append(item)
     if not any_record:

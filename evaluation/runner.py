@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from evaluation.calibrate import quality_for
 from evaluation.datasets import Item
 from evaluation.single_round import cheapest, largest, run_single
 from router_core.choice import parse_alphas as choice_alphas
@@ -193,7 +194,8 @@ class EvalRunner:
                             sid)
 
     def _run_router(self, task: Task) -> str:
-        router = Router(self.policy, self.pool, engines=self.engines, config=self.config)
+        router = Router(self.policy, self.pool, engines=self.engines, config=self.config,
+                        quality=quality_for(self.policy, self.config, self.pool))
         sid = uuid.uuid4().hex
         return self._record(task, router.run(task.item.question, task.alpha, session_id=sid, stop_event=self.stop), sid)
 

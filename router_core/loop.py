@@ -14,6 +14,7 @@ the session with an `error` step.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from .paths import CANDIDATE_TEMPLATE
 from .policy import Policy, RunConfig, recorded_settings
 from .pool import ModelSpec, Pool
 from .protocol import Template, neutralise, truncate_words
+from .quality import QualityEstimator
 from .rollout.free import free
 from .rollout.guided import Guided
 from .rollout.state import Rollout
@@ -52,13 +54,17 @@ class Router:
 
     def __init__(self, policy: Policy, pool: Pool, *, engines: EngineProvider | None = None,
                  template: Template | None = None, config: RunConfig | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, quality: QualityEstimator | None = None) -> None:
         self.policy = policy
         self.pool = pool
+        self.quality = quality  # per-hop quality estimates for this pool (used when the run's `quality` is on)
         self.progress = progress
         self._engines = engines or (lambda spec: get_engine(spec, self.progress))
         self.template = template or Template.load(policy.template)
         self.config = config or policy.run_config()
+        if self.config.quality and (quality is None or policy.mode != "guided"):
+            # no labels for this pool (or a free rollout): the sessions run, and are recorded, without the term
+            self.config = dataclasses.replace(self.config, quality=False)
         self.candidate_template = Template.read_candidate(self.config.candidate_template or CANDIDATE_TEMPLATE)
 
     # ------------------------------------------------------------------ helpers
@@ -103,6 +109,21 @@ class Router:
         costs = self.pool.norm_costs()
         return adjust(names, lps, [costs[n] for n in names], alpha, self.config.kappa,
                       score_seconds=time.perf_counter() - t0)
+
+    def uses_quality(self) -> bool:
+        return self.config.quality and self.quality is not None
+
+    def _with_quality(self, prior: Choice, query: str, alpha: float) -> Choice:
+        """The choice again, now that the sub-question is written: the router's scores, the quality estimate of
+        each model for this sub-question and the price penalty at α (router_core/choice.py)."""
+        t0 = time.perf_counter()
+        if self.quality is None or not query:  # nothing to estimate for: the penalty alone (an empty one is flagged)
+            return adjust(prior.models, prior.logprobs, prior.norm_costs, alpha, self.config.kappa,
+                          score_seconds=prior.score_seconds)
+        q = self.quality.estimate(query, prior.models)
+        return adjust(prior.models, prior.logprobs, prior.norm_costs, alpha, self.config.kappa,
+                      score_seconds=prior.score_seconds + time.perf_counter() - t0, quality=q,
+                      prior_weight=self.config.prior_weight, quality_weight=self.config.quality_weight)
 
     def call_candidate(self, step: Step, spec: ModelSpec, query: str,
                        on_text: Callable[[str], None] | None = None,

@@ -19,6 +19,7 @@ DIRECT_TEMPLATE = TEMPLATES / "direct.txt"
 CSS_FILE = ASSETS / "studio.css"
 JS_FILE = ASSETS / "studio.js"
 EXAMPLES_FILE = ASSETS / "examples" / "sessions.jsonl"
+CALIBRATION_DIR = ASSETS / "calibration"  # per-pool quality labels (app.py calibrate)
 
 
 def resolve(path: str | Path) -> Path:

@@ -81,6 +81,12 @@ class RunConfig:
     candidate_template: str = ""      # the instruction candidates get ("" = assets/templates/candidate.txt)
     reply_max_tokens: int = 600       # replies are cut to this many tokens before insertion
     kappa: float = DEFAULT_KAPPA      # strength of the α cost penalty, in nats at α = 1
+    quality: bool = False             # guided: add the per-hop quality estimate to the model choice (the pool's
+                                      # labels from `app.py calibrate`, router_core/quality.py); the sub-question is
+                                      # then written before the model is chosen, after the router's own pick. Off
+                                      # for trained checkpoints, whose name choice was trained to know quality
+    prior_weight: float = 1.0         # with quality: weight of the router's log-probability of a name
+    quality_weight: float = 0.0       # with quality: weight of the estimate (in nats per unit of probability)
     score_forced_tokens: bool = False  # the router's choices (model name, <search> or <answer>, one of two things)
                                       # score every token of each option; off: only the tokens where an option
                                       # parts from another, as constrained decoding among the options would (the

@@ -38,6 +38,7 @@ MAX_INDEX = 10 ** 6         # step index and turn
 # route flags of a sub-question the rollout wrote, not the router: a choice question's comparison with the facts
 # read (comparison_hop), the question for the first fact a question hides (fact_hop)
 COMPOSED_FLAGS: frozenset[str] = frozenset({"comparison_hop", "fact_hop"})
+QUALITY_FIELDS = ("quality", "prior_weight", "quality_weight")  # Choice fields stored only with a quality estimate
 
 
 class StepError(ValueError):
@@ -53,8 +54,12 @@ class Choice:
     """A scored model choice at a route decision, before and after the cost adjustment.
 
     `logprobs` are the policy's log p(name | context); `probs_before` is their softmax
-    over the pool; `probs_after` the softmax of logprob − κ·α·ĉ. The chosen model is the
-    arg-max of `probs_after`, so at α = 0 it is the policy's own (sequence-level) choice.
+    over the pool; `probs_after` the softmax of the utility
+    prior_weight·logprob + quality_weight·q − κ·α·ĉ. The chosen model is the arg-max of
+    `probs_after`; without a quality estimate (`quality` None, the default, and for trained
+    checkpoints) that is logprob − κ·α·ĉ, so at α = 0 it is the policy's own choice.
+    `quality` holds q(model | this sub-question) from router_core.quality, None for a model
+    that was not calibrated (its utility used a neutral value, see `terms`).
     """
 
     models: list[str]
@@ -67,9 +72,28 @@ class Choice:
     chosen: str
     policy_choice: str
     score_seconds: float = field(default=0.0, metadata=_range(0.0, 1e7))
+    quality: list[float | None] | None = field(default=None, metadata=_range(0.0, 1.0))
+    prior_weight: float = field(default=1.0, metadata=_range(0.0, 1e3))
+    quality_weight: float = field(default=0.0, metadata=_range(0.0, 1e3))
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        d = _plain(self)
+        if self.quality is None:  # a choice without the quality term stores what it always stored
+            for k in QUALITY_FIELDS:
+                d.pop(k, None)
+        return d
+
+    def terms(self) -> list[dict[str, float | bool]]:
+        """Per model, the three terms of its utility: the router's prior, the quality estimate and the price
+        penalty (`calibrated` False where the estimate was the neutral stand-in)."""
+        q = self.quality or [None] * len(self.models)
+        known = [v for v in q if v is not None]
+        fill = sum(known) / len(known) if known else 0.5
+        return [{"prior": self.prior_weight * lp,
+                 "quality": self.quality_weight * (fill if v is None else v) if self.quality is not None else 0.0,
+                 "estimate": fill if v is None else v, "calibrated": v is not None,
+                 "penalty": self.kappa * self.alpha * c}
+                for lp, v, c in zip(self.logprobs, q, self.norm_costs)]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Choice":
@@ -82,7 +106,7 @@ class Choice:
         n = len(c.models)
         if n == 0:
             raise StepError(f"{where}.models: must not be empty")
-        for name in ("logprobs", "probs_before", "probs_after", "norm_costs"):
+        for name in ("logprobs", "probs_before", "probs_after", "norm_costs") + (("quality",) if c.quality else ()):
             if len(getattr(c, name)) != n:
                 raise StepError(f"{where}.{name}: has {len(getattr(c, name))} values for {n} models")
         for name in ("chosen", "policy_choice"):

@@ -189,6 +189,13 @@ class Tracer:
                           "router.choice.probs_after": list(c.probs_after), "router.choice.alpha": c.alpha,
                           "router.choice.chosen": c.chosen, "router.choice.policy_choice": c.policy_choice,
                           "router.choice.norm_costs": list(c.norm_costs)})
+            if c.quality is not None:  # the three terms of each candidate's utility (router_core/choice.py)
+                t = c.terms()
+                attrs.update({"router.choice.prior_term": [x["prior"] for x in t],
+                              "router.choice.quality_term": [x["quality"] for x in t],
+                              "router.choice.price_penalty": [x["penalty"] for x in t],
+                              "router.choice.quality_estimate": [x["estimate"] for x in t],
+                              "router.choice.calibrated": [bool(x["calibrated"]) for x in t]})
         chain = self._span(f"route → {model}", s.started_at, sid, f"step-{s.index}", root, attrs)
         # the router writing the sub-question
         write_end = s.call_started_at or s.ended_at or s.started_at

@@ -200,3 +200,41 @@ def test_span_status_follows_the_step_a_stop_is_not_an_error_a_failure_is(collec
     stopped, failed = sorted(by_trace.values(), key=lambda d: "router error" in d)
     assert stopped["router session"] == 1 and stopped["router stopped"] == 1  # OK: a stop is not a failure
     assert failed["router session"] == 2 and failed["router error"] == 2  # ERROR, with the message
+
+
+def test_a_choice_with_the_quality_term_sends_its_three_terms(collector, tmp_path):
+    """With the run's `quality` on, the sub-question is written after the router's own pick (Big) and the model is
+    chosen after it: every model is expected to answer it, so at α 0.5 the price sends it to Tiny. The route span
+    carries each candidate's prior, quality and price-penalty terms; the step says Tiny in its protocol text."""
+    import numpy as np
+
+    from router_core.quality import Label, Labels, QualityEstimator
+    labels = Labels({"pool": "fake-three"}, [Label("a", "Who directed Alien?", m, 1.0) for m in ("Tiny", "Mid")]
+                    + [Label("a", "Who directed Alien?", "Big", 1.0)])
+    est = QualityEstimator(labels, lambda texts: np.ones((len(texts), 4), dtype=np.float32), k=1, shrink=0.0)
+    policy = FakeEngine(script, scores=routes_then_answers(1, {"Tiny": -2.0, "Mid": -1.0, "Big": -0.3}))
+    cfg = GUIDED.run_config({"quality": True, "prior_weight": 0.5, "quality_weight": 8.0})
+    r = Router(GUIDED, fake_pool(), engines=fake_provider(policy, default=FakeEngine(reply="Christopher Nolan.")),
+               config=cfg, quality=est)
+    tracer = otlp.configure(collector.url)
+    try:
+        with TraceStore(str(tmp_path / "q.sqlite")) as store:
+            steps = list(recorded(store, r.run(Q, 0.5, session_id="q1"), session_id="q1", question=Q, alpha=0.5,
+                                  policy=GUIDED.name, engine="llamacpp", pool=fake_pool().snapshot(),
+                                  settings=r.settings()))
+            stored = store.load_steps("q1")
+        assert tracer.flush(10)
+    finally:
+        otlp.shutdown()
+    route = next(s for s in steps if s.kind == "route")
+    assert route.choice.policy_choice == "Big" and route.choice.chosen == "Tiny" == route.request_model
+    assert route.text == f"<search> Tiny: {route.query} </search>"
+    query_prompt = next(p for p in policy.prompts() if p.rstrip().endswith("<search> Big:"))
+    assert query_prompt  # the sub-question was written after the router's own pick, before α chose
+    assert any("<search> Tiny: " + route.query in p for p in policy.prompts())  # the router reads what was sent
+    assert next(s for s in stored if s.kind == "route").choice == route.choice
+    span = next(s for s in collector.spans if s["name"] == "route → Tiny")["attrs"]
+    assert span["router.choice.quality_estimate"] == pytest.approx([1.0, 1.0, 1.0])
+    assert span["router.choice.calibrated"] == [True, True, True]
+    assert span["router.choice.prior_term"] == pytest.approx([-1.0, -0.5, -0.15])
+    assert span["router.choice.price_penalty"] == pytest.approx([0.0, 8 * 0.5 * (0.10 - 0.02) / 0.28, 4.0])

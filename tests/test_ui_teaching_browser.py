@@ -383,3 +383,44 @@ def test_a_live_run_draws_the_arc_of_a_bridge_from_two_hops_back(browser, tmp_pa
         finally:
             ctx.close()
     store.close()
+
+
+def test_the_choice_chart_shows_the_three_terms_of_a_quality_choice(app, browser):
+    """A stored session whose choice used the quality estimate: its replay's Choice chart names each model's
+    expected share right on the bar, and the three terms in the tooltip; the header says how the model was chosen."""
+    import numpy as np
+
+    from router_core.choice import adjust
+    from router_core.step import Step
+    from storage.recorder import recorded
+    url, store = app
+    names, costs = ["Tiny", "Mid", "Big"], [0.0, 0.3, 1.0]
+    c = adjust(names, [np.log(0.1), np.log(0.05), np.log(0.85)], costs, 0.8, quality=[0.2, 0.71, None],
+               prior_weight=0.5, quality_weight=8.0)
+    sid = "quality-choice-session"
+    steps = [Step(sid, 0, "think", text="I need the capital first.", started_at=1.0, ended_at=2.0),
+             Step(sid, 1, "route", query="What is the capital of Hungary?", request_model=c.chosen,
+                  written_model=c.chosen, response="Budapest.", choice=c, started_at=2.0, call_started_at=2.5,
+                  call_ended_at=3.0, ended_at=3.0, turn=1),
+             Step(sid, 2, "answer", text="Budapest", started_at=3.0, ended_at=3.5, turn=1)]
+    for _ in recorded(store, iter(steps), session_id=sid, question="What is the capital of Hungary?", alpha=0.8,
+                      policy=GUIDED.name, engine="llamacpp", pool=fake_pool().snapshot(),
+                      settings={"interventions": [], "run": {"quality": True, "prior_weight": 0.5,
+                                                             "quality_weight": 8.0}}):
+        pass
+    ctx, page = new_page(browser, 1440, 900)
+    try:
+        page.goto(f"{url}/?session={sid}")
+        page.wait_for_selector("#rs-replay-header :text('model choice')")
+        row = page.locator("#rs-replay-chat").locator("xpath=ancestor::div[contains(@class, 'row')][1]")
+        row.get_by_role("tab", name="Choice before / after α").click()
+        page.wait_for_timeout(600)
+        texts = page.evaluate("() => [...document.querySelectorAll('#rs-r-choice .js-plotly-plot text.bartext')]"
+                              ".map(t => t.textContent)")
+        assert {"q 0.20", "q 0.71", "q ?"} <= set(texts), texts
+        hover = page.evaluate("() => document.querySelector('#rs-r-choice .js-plotly-plot').data"
+                              ".map(t => (t.hovertext || []).join(' | ')).join(' || ')")
+        assert "prior" in hover and "quality" in hover and "price penalty" in hover and "not calibrated" in hover
+        assert plot_misfits(page) == []
+    finally:
+        ctx.close()

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from evaluation.decomposition import bridges, rollout_only
 from router_core.asked_for import about_alone, choices, hidden_fact
 from router_core.metrics import exact_match
-from router_core.step import Step
+from router_core.step import Choice, Step
 
 from .render import draft_why, money, shorten
 from .rules import flags_text
@@ -149,7 +149,9 @@ def _route_caption(s: Step, alpha: float, prices: Prices, decomposes: str = "") 
                      "think block that names the first fact; the studio asks for that fact instead, so one model "
                      "does not answer the whole question in one hop from memory.")
     c = s.choice
-    if c is not None and c.models:
+    if c is not None and c.models and c.quality is not None:
+        parts.append(quality_sentence(s, c))
+    elif c is not None and c.models:
         pref = c.policy_choice
         p_pref = c.probs_before[c.models.index(pref)] if pref in c.models else 0.0
         if c.chosen == pref:
@@ -184,6 +186,29 @@ def _route_caption(s: Step, alpha: float, prices: Prices, decomposes: str = "") 
         parts.append(f"{model} replied in {s.call_latency_s:.1f} s with {s.output_tokens} tokens "
                      f"({money(s.cost_usd)}): {_quote(s.response)}.")
     return f"Step {s.index}: " + " ".join(parts)
+
+
+def quality_sentence(s: Step, c: Choice) -> str:
+    """How the three terms of the choice (router_core/choice.py) picked the model: the router's own preference,
+    each model's expected accuracy on this sub-question, and whether the price penalty at α moved the pick."""
+    t = c.terms()
+    at0 = max(range(len(c.models)), key=lambda i: (t[i]["prior"] + t[i]["quality"], -c.norm_costs[i], -i))
+    best, chosen = c.models[at0], c.models.index(c.chosen)
+    est = ", ".join(f"{m} {x['estimate']:.2f}" + ("" if x["calibrated"] else " (not calibrated)")
+                    for m, x in zip(c.models, t))
+    out = [f"Expected share right on this sub-question (from similar training questions): {est}."]
+    if best != c.policy_choice:
+        p = c.probs_before[c.models.index(c.policy_choice)]
+        out.append(f"The router itself preferred {c.policy_choice} (p {p:.2f}); with the expected accuracy {best} "
+                   "came first.")
+    if c.chosen != best:
+        out.append(f"At α {c.alpha:g} the price penalty outweighed {best}'s higher expected accuracy "
+                   f"({t[at0]['estimate']:.2f}): {c.chosen} expected {t[chosen]['estimate']:.2f} correct, for less.")
+    elif c.alpha > 0:
+        out.append(f"At α {c.alpha:g} the price penalty did not change that: {c.chosen} it is.")
+    else:
+        out.append(f"{c.chosen} it is.")
+    return " ".join(out)
 
 
 def captions(steps: Sequence[Step], session: dict[str, Any]) -> list[str]:

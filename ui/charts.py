@@ -167,6 +167,7 @@ def choices(steps: Sequence[Step]) -> go.Figure:
     # one row per decision (not one column each): titles and model names stay readable for long sessions
     layout = _stacked_rows([choice_title(s) for s in scored], spacing=0.32 / max(1, len(scored)))
     traces = []
+    quality_shown = False
     for row, s in enumerate(scored, start=1):
         c = s.choice
         names = [esc(m) for m in c.models]
@@ -174,15 +175,26 @@ def choices(steps: Sequence[Step]) -> go.Figure:
         traces.append(go.Bar(x=names, y=c.probs_before, name="before α", marker_color="#bab0ac", showlegend=False,
                              hovertext=[f"{n}: p={p:.3f} (log p {lp:.2f})" for n, p, lp in
                                         zip(names, c.probs_before, c.logprobs)], hoverinfo="text", **axes))
+        hover = [f"{n}: p={p:.3f} · normalised cost {nc:.2f}" for n, p, nc in zip(names, c.probs_after, c.norm_costs)]
+        text = None
+        if c.quality is not None:  # the utility's three terms per model: on the bar, q; in the tooltip, all three
+            t = c.terms()
+            quality_shown = True
+            text = [f"q {x['estimate']:.2f}" if x["calibrated"] else "q ?" for x in t]
+            hover = [f"{n}: p={p:.3f}<br>prior {x['prior']:+.2f} · quality {x['quality']:+.2f} · price penalty "
+                     f"{-x['penalty']:+.2f}<br>expected share right {x['estimate']:.2f}"
+                     + ("" if x["calibrated"] else " (not calibrated: neutral)")
+                     for n, p, x in zip(names, c.probs_after, t)]
         traces.append(go.Bar(x=names, y=c.probs_after, name=f"after α={c.alpha:g}",
                              marker_color=[colour(m) for m in c.models], showlegend=False,
                              marker_line=dict(width=[3 if m == c.chosen else 0 for m in c.models], color="#222"),
-                             hovertext=[f"{n}: p={p:.3f} · normalised cost {nc:.2f}" for n, p, nc in
-                                        zip(names, c.probs_after, c.norm_costs)], hoverinfo="text", **axes))
+                             text=text, textposition="outside", cliponaxis=False,
+                             hovertext=hover, hoverinfo="text", **axes))
     fig = go.Figure(data=traces, layout=layout)
     # the key in the title, not a legend: the "after" bars wear each model's colour, which no one swatch shows
-    fig.update_layout(title="Model choice before / after α<br><sup>grey: before α · coloured: after α · outlined: "
-                            "α's pick</sup>", barmode="group",
+    key = ("grey: router's own p · colour: with q and price at α · q: share right"
+           if quality_shown else "grey: before α · coloured: after α · outlined: α's pick")
+    fig.update_layout(title=f"Model choice before / after α<br><sup>{key}</sup>", barmode="group",
                       **{**LAYOUT, "height": 160 + 110 * len(scored), "margin": dict(l=10, r=10, t=80, b=10)})
     fig.update_yaxes(range=[0, 1], nticks=3)
     return fig

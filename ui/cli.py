@@ -21,7 +21,7 @@ from typing import Any, Callable
 from router_core.question import QUESTION_MAX_CHARS, question_problem  # one rule for the page, the API and the CLI
 
 COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report",
-            "diff")
+            "diff", "calibrate")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
     "template": None, "max_turns": None, "db": None, "otlp": None,
@@ -185,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the method to compare (default: each run's router policy); twice: run A's, then run B's")
     df.add_argument("--alpha", default=None, help="compare one α only (default: every α both runs have)")
     df.add_argument("--json", action="store_true", help="print one JSON object with `gained` and `lost` lists")
+    cal = sub.add_parser("calibrate", parents=[router],
+                         help="label the pool's models for the per-hop quality estimate: each question asked of "
+                              "each model once, scored against its gold answers; resumable")
+    cal.add_argument("--dataset", action="append", required=True,
+                     help="question file or set name as for eval: a public train or dev split (test splits are "
+                          "refused); bad lines are named and skipped (repeatable)")
+    cal.add_argument("--data-dir", default=None, metavar="DIR", help="data folder for --dataset NAME[/SPLIT]")
+    cal.add_argument("--limit", default=None, help="first N questions of each file")
+    cal.add_argument("--out", default=None, metavar="FILE",
+                     help="labels file (default assets/calibration/<pool name>.jsonl: the one the app reads)")
     return root
 
 
@@ -259,10 +269,12 @@ def policy_from(args: argparse.Namespace):
 
 
 def router_from(args: argparse.Namespace, progress: Callable[[str], None] | None = None):
+    from evaluation.calibrate import quality_for
     from router_core.loop import Router
     from router_core.pool import load_pool
     _, policy = policy_from(args)
-    return Router(policy, load_pool(args.pool), config=policy.run_config(overrides(args)), progress=progress)
+    pool, cfg = load_pool(args.pool), policy.run_config(overrides(args))
+    return Router(policy, pool, config=cfg, progress=progress, quality=quality_for(policy, cfg, pool))
 
 
 # ---------------------------------------------------------------------- commands
@@ -483,8 +495,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if (rep.errors or rep.conflicting) else 0
 
 
-def datasets_from(names: list[str], limit: int | None, data_dir: str | None = None):
-    """Items of each --dataset: a bundled set, a file, or a benchmark by name from the data folder."""
+def datasets_from(names: list[str], limit: int | None, data_dir: str | None = None,
+                  on_bad: Callable[[str], None] | None = None):
+    """Items of each --dataset: a bundled set, a file, or a benchmark by name from the data folder (`on_bad`:
+    report and skip bad records instead of stopping at the first)."""
     from evaluation.datasets import EVALUATION_SETS, bundled_datasets, data_folder, load_dataset, named_set
     bundled = bundled_datasets()
     paths: list[tuple[Path, str | None]] = []
@@ -503,8 +517,54 @@ def datasets_from(names: list[str], limit: int | None, data_dir: str | None = No
         if not p.exists():
             raise CliError(f"--dataset: no file {p} (or a bundled set: {', '.join(['bundled', *bundled])}, or a "
                            "benchmark by name from the data folder)")
-        items += load_dataset(p, limit=limit, name=name)
+        items += load_dataset(p, limit=limit, name=name, on_bad=on_bad)
     return items
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from evaluation.calibrate import calibrate
+    from router_core.pool import load_pool
+    from router_core.quality import labels_path
+
+    limit = integer(args.limit, "--limit", 1, 10 ** 7) if args.limit is not None else None
+    for n in args.dataset:
+        if "test" in Path(n).stem.lower() or n.rstrip("/").lower().endswith("/test"):
+            raise CliError(f"--dataset: '{n}' looks like a test split; calibrate on train or dev splits only "
+                           "(test splits are for reporting)")
+    bad: list[str] = []
+    items = datasets_from(args.dataset, limit, args.data_dir, on_bad=bad.append)
+    for msg in bad:
+        print(f"skipped: {msg}", file=sys.stderr)
+    if not items:
+        raise CliError("--dataset: no usable question in " + ", ".join(args.dataset))
+    _, policy = policy_from(args)
+    pool = load_pool(args.pool)
+    out = Path(args.out) if args.out else labels_path(pool.name)
+    print(f"calibrating pool {pool.name} ({', '.join(pool.names)}) on {len(items)} question(s)"
+          f"{f', {len(bad)} bad line(s) skipped' if bad else ''}; labels in {out}", file=sys.stderr)
+    bar = tqdm(total=1, unit="call", dynamic_ncols=True, file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.set_description(what[:40])
+        bar.update(done - bar.n)
+
+    try:
+        summary = calibrate(policy, pool, items, out, dataset=",".join(args.dataset), progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: the labels so far are in {out}; run the same command to resume", file=sys.stderr)
+        return 130
+    bar.close()
+    for f in summary.failed[:20]:
+        print(f"failed: {f}", file=sys.stderr)
+    print(f"{summary.asked} call(s), {summary.skipped} already labelled, {len(summary.failed)} failed, "
+          f"{summary.seconds:.0f}s", file=sys.stderr)
+    for m, (rate, n) in summary.rates().items():
+        print(f"{m}: {rate:.2f} correct over {n} question(s)")
+    return 1 if summary.failed else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -614,7 +674,7 @@ def cmd_serve_api(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve, "serve-api": cmd_serve_api, "ask": cmd_ask, "sweep": cmd_sweep, "sessions": cmd_sessions, "export": cmd_export,
     "export-html": cmd_export_html, "import": cmd_import, "eval": cmd_eval, "report": cmd_report,
-    "diff": cmd_diff}
+    "diff": cmd_diff, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

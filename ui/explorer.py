@@ -25,7 +25,7 @@ from . import charts
 from .analysis import BY, breakdown, cell_filter, method_name
 from .captions import captions
 from .graph import graph_html, graph_of
-from .render import err_text, esc, money, rules_details, session_messages, shorten
+from .render import choice_line, err_text, esc, money, rules_details, session_messages, shorten
 from .rules import word_choices, words
 from .terminal import when
 from .widgets import steps_and_charts
@@ -314,7 +314,7 @@ class Replay:
         return (f'<div class="rs-summary"><b>{esc(s["question"])}</b><br>answer {esc(s.get("answer") or "(none)")} · '
                 f"gold {esc(gold)} · EM {em} · {money(s.get('cost_usd') or 0)} · {s.get('calls')} call(s) · "
                 f"α {s['alpha']:g} · {esc(s['status'])} · policy {esc(s['policy'])} · pool {esc(s['pool_name'])} · "
-                f"<code>{esc(s['id'])}</code>{self._why()}{rules_details(s, self.steps)}</div>")
+                f"<code>{esc(s['id'])}</code>{self._why()}{choice_line(s)}{rules_details(s, self.steps)}</div>")
 
     def _why(self) -> str:
         """Why it is wrong: the suggested kind, and apart from it the labels people gave (which win)."""
@@ -322,10 +322,10 @@ class Replay:
         labels = list(dict.fromkeys(a["label"] for a in self.annotations))
         out = ""
         if kind:
-            out += f"<br>why wrong (suggested): <b>{esc(kind)}</b> — {esc(KIND_TEXT.get(kind, ''))}"
+            out += f"<br>why wrong (suggested): <b>{esc(words(kind))}</b> — {esc(KIND_TEXT.get(kind, ''))}"
         if labels:
             over = " (over the suggestion)" if kind else ""
-            out += f"<br>labelled by a person: <b>{esc(', '.join(labels))}</b>{over}"
+            out += f"<br>labelled by a person: <b>{esc(', '.join(words(x) for x in labels))}</b>{over}"
         return out
 
     def annotation_table(self) -> pd.DataFrame:

@@ -47,6 +47,17 @@ def flags_html(flags: Sequence[str]) -> str:
                      for words, tip in map(flag_words, flags))
 
 
+def choice_line(session: dict[str, Any]) -> str:
+    """How the session chose its models, when it used the per-hop quality estimate (a run setting, stored with the
+    session): the three terms, with their weights."""
+    run = (session.get("settings") or {}).get("run") or {}
+    if not run.get("quality"):
+        return ""
+    return (f'<br><span class="rs-muted" title="run settings quality, prior_weight, quality_weight">model choice: '
+            f"the router's preference × {float(run.get('prior_weight', 1.0)):g} + expected share right on the "
+            f"sub-question × {float(run.get('quality_weight', 0.0)):g} − price × κ·α</span>")
+
+
 def rules_details(session: dict[str, Any], steps: Sequence[Step]) -> str:
     """The rules of a session folded under one line that counts those that acted (replay header)."""
     rules = rules_used(session, steps)

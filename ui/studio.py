@@ -164,9 +164,11 @@ class Studio:
         return [*(edits or []), {"pool": pool_name, "action": "remove", "name": name}]
 
     def router(self, policy: str | None, pool: str | None, edits: list[dict[str, Any]] | None = None) -> Router:
+        from evaluation.calibrate import quality_for
         pol = self.policy(policy)
-        return Router(pol, self.apply_edits(pool, edits), engines=self.engines,
-                      config=pol.run_config(self.overrides), progress=self.note)
+        cfg, models = pol.run_config(self.overrides), self.apply_edits(pool, edits)
+        return Router(pol, models, engines=self.engines, config=cfg, progress=self.note,
+                      quality=quality_for(pol, cfg, models))
 
     def note(self, message: str) -> None:
         if self.echo:

@@ -188,8 +188,12 @@ class Guided:
         if uncarried is not None:
             _carry(step, uncarried)
         before_search = ro.transcript
-        step.choice = rt._choose(self.engine, ro.prompt + ro.transcript + "<search> ", self.alpha, ro.cache)
-        spec = rt.pool.get(step.choice.chosen)
+        # with the quality term, the sub-question is written after the router's own pick (α-free) and the model is
+        # chosen once it is known: what α changes is who answers, never what is asked
+        quality = rt.uses_quality()
+        step.choice = rt._choose(self.engine, ro.prompt + ro.transcript + "<search> ", 0.0 if quality else self.alpha,
+                                 ro.cache)
+        spec = rt.pool.get(step.choice.policy_choice if quality else step.choice.chosen)
         step.request_model = step.written_model = spec.name
         ro.transcript += f"<search> {spec.name}:"
         query = self.write_query(step, spec, composer, composed)
@@ -208,6 +212,13 @@ class Guided:
                 step.query, step.text = query, _search(spec, query)
         else:
             self.rewrite = False
+        if quality:
+            step.choice = rt._with_quality(step.choice, query, self.alpha)
+            if step.choice.chosen != spec.name:
+                spec = rt.pool.get(step.choice.chosen)
+                step.request_model = step.written_model = spec.name
+                step.text = _search(spec, query)
+                ro.transcript = before_search + f"<search> {spec.name}:"
         ro.transcript += f" {query} </search>\n"
         return (yield from self.send(step, spec, query, before_search))
 
