@@ -34,11 +34,16 @@ class CalibrationSummary:
     asked: int = 0            # calls made this run
     skipped: int = 0          # (question, model) pairs already labelled
     failed: list[str] = field(default_factory=list)   # "<id> <model>: <error>" for calls that failed
+    answer_in_question: list[str] = field(default_factory=list)  # ids left out: a gold answer is in the question
     seconds: float = 0.0
     correct: dict[str, list[float]] = field(default_factory=dict)  # per model, this file's labels
 
     def rates(self) -> dict[str, tuple[float, int]]:
         return {m: (sum(v) / len(v), len(v)) for m, v in self.correct.items() if v}
+
+
+def answer_in_question(it: Item) -> bool:
+    return any(found_in(g, [it.question]) for g in it.golds)
 
 
 def template_digest(router: Router) -> str:
@@ -67,6 +72,10 @@ def calibrate(policy: Policy, pool: Pool, items: Sequence[Item], out: str | Path
         done = have.done()
         for x in have.items:
             summary.correct.setdefault(x.model, []).append(x.correct)
+    # a question that holds its own answer ("Who was the dog in Marley and Me?" → Marley) says nothing of a model:
+    # a reply that repeats the question would count as right
+    summary.answer_in_question = [it.id for it in items if answer_in_question(it)]
+    items = [it for it in items if it.id not in set(summary.answer_in_question)]
     todo = [(it, spec) for it in items for spec in pool.models if (it.id, spec.name) not in done]
     summary.skipped = len(items) * len(pool.models) - len(todo)
     t0 = time.perf_counter()

@@ -111,7 +111,11 @@ def default_run_id(items: Sequence[Item], policy: Policy, pool: Pool, overrides:
     starts a new run instead of resuming one made with the old behaviour."""
     h = hashlib.sha256()
     h.update(json.dumps(overrides or {}, sort_keys=True).encode())
-    h.update(json.dumps(asdict(policy.run_config(overrides)), sort_keys=True, default=str).encode())
+    cfg = asdict(policy.run_config(overrides))
+    if not cfg.get("quality"):  # settings added with the quality term: a run without it keeps the id it had before
+        for k in ("quality", "prior_weight", "quality_weight"):
+            cfg.pop(k, None)
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
     h.update(json.dumps([[i.dataset, i.id, i.question, i.golds] for i in items], ensure_ascii=False).encode())
     h.update(policy.model_dump_json().encode())
     h.update(json.dumps(pool.snapshot(), sort_keys=True).encode())

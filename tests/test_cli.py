@@ -56,3 +56,25 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     assert p.returncode == 2 and "--alpha: 1.5 is outside [0, 1]" in p.stderr
     p = run("ask", "q", "--policy", "nope")
     assert p.returncode == 2 and "no policy named 'nope'" in p.stderr
+
+
+def test_calibrate_labels_the_local_pool_resumes_and_refuses_a_test_split(tmp_path):
+    """`app.py calibrate` on the shipped models: one good question and two bad lines (named, skipped), each model
+    asked once; the same command again asks nothing; a test split is refused before anything runs."""
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"id": "q1", "question": "What is the capital of France?", "golden_answers": ["Paris"]})
+                    + "\n{oops\n" + json.dumps({"id": "q2", "golden_answers": ["x"]}) + "\n", encoding="utf-8")
+    out = tmp_path / "labels.jsonl"
+    p = run("calibrate", "--dataset", str(data), "--out", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "line 2: not valid JSON" in p.stderr and "line 3" in p.stderr and "2 bad line(s) skipped" in p.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines[0]["kind"] == "router-studio-calibration" and lines[0]["pool"] == "local"
+    assert sorted(x["model"] for x in lines[1:]) == ["Qwen2.5-0.5B", "Qwen2.5-1.5B", "SmolLM2-135M"]
+    assert all(x["id"] == "q1" and x["correct"] in (0.0, 1.0) and x["reply"] for x in lines[1:])
+    again = run("calibrate", "--dataset", str(data), "--out", str(out))
+    assert again.returncode == 0 and "0 call(s), 3 already labelled" in again.stderr
+    test_split = tmp_path / "test.jsonl"
+    test_split.write_text(data.read_text())
+    p = run("calibrate", "--dataset", str(test_split), "--out", str(tmp_path / "t.jsonl"))
+    assert p.returncode == 2 and "looks like a test split" in p.stderr and not (tmp_path / "t.jsonl").exists()

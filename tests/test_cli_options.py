@@ -101,3 +101,16 @@ def test_the_entry_point_itself_and_an_invalid_utf8_question():
     p = subprocess.run([sys.executable, "app.py", "ask", b"caf\xe9?"], cwd=ROOT, capture_output=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 2 and b"not valid UTF-8" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_set_gives_run_settings_and_names_a_bad_one(run):
+    from ui.cli import overrides
+    assert overrides(parse(["ask", "Q", "--set", "quality=true", "--set", "quality_weight=8", "--max-turns", "2"])) \
+        == {"quality": True, "quality_weight": 8, "max_turns": 2}
+    assert overrides(parse(["ask", "Q"])) is None
+    for bad, needle in ((["--set", "quality"], "--set: expected KEY=VALUE"),
+                        (["--set", "bogus=1"], "unknown run setting(s) bogus"),
+                        (["--set", "quality=yes"], "quality: must be true or false"),
+                        (["--set", "quality_weight=-3"], "quality_weight: must be a number ≥ 0")):
+        r = run("ask", "Q", *bad)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)

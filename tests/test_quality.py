@@ -222,3 +222,13 @@ def test_apgr_is_the_area_under_the_best_gap_recovered_so_far():
     assert frontier.apgr([(10.0, 0.6), (0.0, 0.2)], weak, strong) == pytest.approx(0.0)  # a switch: none early
     assert frontier.apgr([(2.5, 0.4), (5.0, 0.6)], weak, strong) == pytest.approx(0.25 * 0.5 + 0.5 * 1.0)
     assert frontier.apgr([(1.0, 0.3)], weak, (10.0, 0.2)) is None  # no gap to recover
+
+
+def test_a_question_that_holds_its_answer_is_left_out_of_calibration(tmp_path):
+    from evaluation.datasets import Item
+    items = [Item("m", "Who was the dog in Marley and Me?", ["Marley"], "t"),
+             Item("p", "What is the capital of France?", ["Paris"], "t")]
+    echo = FakeEngine(reply=lambda q: f"{q} Paris.")  # repeats the question: right on both, by echo alone
+    s = calibrate(POLICY, fake_pool(), items, tmp_path / "l.jsonl", engines=fake_provider(FakeEngine(), default=echo))
+    assert s.answer_in_question == ["m"] and s.asked == 3
+    assert {x.id for x in read_labels(tmp_path / "l.jsonl").items} == {"p"}

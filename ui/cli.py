@@ -24,7 +24,7 @@ COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-
             "diff", "calibrate")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
-    "template": None, "max_turns": None, "db": None, "otlp": None,
+    "template": None, "max_turns": None, "settings": None, "db": None, "otlp": None,
     "host": "127.0.0.1", "port": 7860, "auth": None, "share": False, "allow_model_edits": False,
     "allow_key_env": None, "allow_endpoint": None, "api_token_env": None, "max_concurrent_sessions": None,
     "max_queue_wait": None,
@@ -58,6 +58,9 @@ def _router_options() -> argparse.ArgumentParser:
     g.add_argument("--template", default=SUPPRESS, metavar="FILE", help="router prompt template file")
     g.add_argument("--max-turns", default=SUPPRESS, metavar="N",
                    help="route turns before the forced answer (default: the policy's, 4)")
+    g.add_argument("--set", dest="settings", action="append", default=SUPPRESS, metavar="KEY=VALUE",
+                   help="a run setting of the preset for this command, e.g. quality=true (repeatable; the names are "
+                        "RunConfig's in router_core/policy.py)")
     return p
 
 
@@ -255,9 +258,17 @@ def text_arg(value: str, what: str, max_chars: int = QUESTION_MAX_CHARS) -> str:
 # ---------------------------------------------------------------------- building from options
 
 def overrides(args: argparse.Namespace) -> dict[str, Any] | None:
-    if args.max_turns is None:
-        return None
-    return {"max_turns": integer(args.max_turns, "--max-turns", 0, 64)}
+    """Run settings given on the command line (--max-turns, --set KEY=VALUE); the preset checks their names."""
+    from router_core.policy import setting_from_text
+    out: dict[str, Any] = {}
+    for kv in args.settings or []:
+        key, sep, value = kv.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--set: expected KEY=VALUE, got '{kv[:40]}'")
+        out[key.strip()] = setting_from_text(value.strip())
+    if args.max_turns is not None:
+        out["max_turns"] = integer(args.max_turns, "--max-turns", 0, 64)
+    return out or None
 
 
 def policy_from(args: argparse.Namespace):
@@ -560,6 +571,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     bar.close()
     for f in summary.failed[:20]:
         print(f"failed: {f}", file=sys.stderr)
+    if summary.answer_in_question:
+        print(f"left out {len(summary.answer_in_question)} question(s) whose gold answer is in the question: "
+              + ", ".join(summary.answer_in_question[:10]), file=sys.stderr)
     print(f"{summary.asked} call(s), {summary.skipped} already labelled, {len(summary.failed)} failed, "
           f"{summary.seconds:.0f}s", file=sys.stderr)
     for m, (rate, n) in summary.rates().items():
