@@ -37,7 +37,7 @@ WIDTH, HEIGHT = 1440, 900
 def eval_run(db: Path) -> None:
     """A small real eval run in the store (for the Evaluations view), through the README's own command."""
     cmd = [sys.executable, str(ROOT / "app.py"), "eval", "--db", str(db), "--dataset", "multi_hop", "--limit", "2",
-           "--alpha", "0,1", "--baselines", "largest"]
+           "--alpha", "0,1", "--baselines", "largest", "--report-dir", str(db.parent / "report")]
     print("· " + " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
@@ -101,6 +101,7 @@ def main() -> int:
                     page.keyboard.press("ArrowRight")
                     page.wait_for_function(f"() => document.querySelector('#rs-caption').innerText"
                                            f".includes('Step {n}')")
+                page.wait_for_timeout(1500)  # the charts of the step shown finish drawing (not the pending grey)
                 page.screenshot(path=str(out / "lesson.png"), full_page=False)
                 ctx.close()
                 browser.close()

@@ -25,7 +25,7 @@ def test_breakdown_counts_wrong_sessions_by_kind_and_method_and_a_cell_names_its
     assert n == 5 and methods == ["baseline/largest", "preset-a"]
     assert list(table.columns) == ["why wrong", TOTAL, "largest", "router (preset-a)"]
     row = table.iloc[0]
-    assert row["why wrong"].startswith("wrong_fact:") and (row[TOTAL], row["largest"], row["router (preset-a)"]) == \
+    assert row["why wrong"].startswith("wrong fact:") and (row[TOTAL], row["largest"], row["router (preset-a)"]) == \
         (5, 3, 2)
     assert cell_filter(table, methods, 0, 3) == ("wrong_fact", "preset-a")
     assert cell_filter(table, methods, 0, 1) == ("wrong_fact", "")  # the total: any method

@@ -55,14 +55,15 @@ def test_filter_wrong_by_method_and_dataset_then_a_breakdown_cell_lists_those_se
             box = head.bounding_box()
             assert box and box["x"] + box["width"] <= 1440, (name, box)
         # the breakdown: every wrong baseline answer here is "Rome", which its reply states (wrong_fact)
-        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong_fact").first
+        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong fact:").first
         cells = row.locator(".body-cell")
         assert cells.nth(1).inner_text().strip() == "4"
+        assert "wrong_fact" not in page.locator("#rs-breakdown").inner_text()  # kinds in words, not identifiers
         page.get_by_role("radio", name="any").check()  # widen the set again: the cell must carry its own filters
         _pick(page, "rs-f-method", "")
         page.click("#rs-search")
         page.wait_for_function("document.querySelector('#rs-page-info').innerText.includes('of 13')")
-        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong_fact").first
+        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong fact:").first
         heads = [h.strip() for h in page.locator("#rs-breakdown th").all_inner_texts()]
         col = heads.index("router (preset-b)")
         want = store.list_sessions(SessionFilter(correct=False, failure="wrong_fact", policy="preset-b")).total
@@ -79,7 +80,7 @@ def test_filter_wrong_by_method_and_dataset_then_a_breakdown_cell_lists_those_se
         _pick(page, "rs-f-method", "")
         page.get_by_role("radio", name="model").check()
         page.wait_for_selector("#rs-breakdown th :text('Qwen2.5-0.5B')")
-        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong_fact").first
+        row = page.locator("#rs-breakdown .virtual-row", has_text="wrong fact:").first
         row.locator(".body-cell").nth(2).click()
         page.wait_for_function("document.querySelector('#rs-page-info').innerText.includes('of 8')")
         assert page.locator("#rs-f-model input").input_value() == "Qwen2.5-0.5B"

@@ -13,6 +13,7 @@ from storage import SessionFilter, TraceStore
 from storage.summary import usage_rows_of
 
 from .render import shorten
+from .rules import words
 
 BREAKDOWN_MAX = 5000  # the breakdown counts at most this many of the matching sessions (the newest)
 KIND_COLUMN = "why wrong"
@@ -51,7 +52,7 @@ def breakdown(store: TraceStore, f: SessionFilter, by: str = "method") -> tuple[
         if of_kind.empty:
             continue
         counts = of_kind["value"].value_counts()
-        rows.append({KIND_COLUMN: f"{kind}: {KIND_TEXT[kind]}", TOTAL: int(of_kind["id"].nunique()),
+        rows.append({KIND_COLUMN: f"{words(kind)}: {KIND_TEXT[kind]}", TOTAL: int(of_kind["id"].nunique()),
                      **{_head(by, v): int(counts.get(v, 0)) for v in values}})
     return pd.DataFrame(rows, columns=[KIND_COLUMN, TOTAL, *(_head(by, v) for v in values)]), values, len(df)
 
@@ -68,8 +69,8 @@ def cell_filter(table: pd.DataFrame, values: list[str], row: int, col: int) -> t
     """The (failure kind, column value) a clicked breakdown cell stands for; the total column means any value."""
     if not 0 <= row < len(table) or col < 0:
         return None
-    kind = str(table.iloc[row][KIND_COLUMN]).split(":", 1)[0]
-    if kind not in KINDS:
+    kind = {words(k): k for k in KINDS}.get(str(table.iloc[row][KIND_COLUMN]).split(":", 1)[0])
+    if kind is None:
         return None
     value = values[col - 2] if 2 <= col < len(values) + 2 else ""
     return kind, value
