@@ -106,7 +106,8 @@ class Choice:
         n = len(c.models)
         if n == 0:
             raise StepError(f"{where}.models: must not be empty")
-        for name in ("logprobs", "probs_before", "probs_after", "norm_costs") + (("quality",) if c.quality else ()):
+        per_model = ("logprobs", "probs_before", "probs_after", "norm_costs")
+        for name in per_model + (("quality",) if c.quality is not None else ()):
             if len(getattr(c, name)) != n:
                 raise StepError(f"{where}.{name}: has {len(getattr(c, name))} values for {n} models")
         for name in ("chosen", "policy_choice"):

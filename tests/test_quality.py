@@ -232,3 +232,14 @@ def test_a_question_that_holds_its_answer_is_left_out_of_calibration(tmp_path):
     s = calibrate(POLICY, fake_pool(), items, tmp_path / "l.jsonl", engines=fake_provider(FakeEngine(), default=echo))
     assert s.answer_in_question == ["m"] and s.asked == 3
     assert {x.id for x in read_labels(tmp_path / "l.jsonl").items} == {"p"}
+
+
+def test_a_stored_choice_with_a_wrong_number_of_estimates_is_refused():
+    from router_core.choice import adjust
+    from router_core.step import Choice, StepError
+    d = adjust(["A", "B"], [-0.1, -2.0], [0.0, 1.0], 0.5, quality=[0.5, 0.4], quality_weight=2.0).to_dict()
+    for bad in ([], [0.5], [0.5, 0.4, 0.3]):
+        with pytest.raises(StepError, match="quality: has"):
+            Choice.parse({**d, "quality": bad})
+    with pytest.raises(StepError, match=r"quality\[0\]"):
+        Choice.parse({**d, "quality": [1.5, 0.4]})
