@@ -75,7 +75,8 @@ def calibrate(policy: Policy, pool: Pool, items: Sequence[Item], out: str | Path
     # a question that holds its own answer ("Who was the dog in Marley and Me?" → Marley) says nothing of a model:
     # a reply that repeats the question would count as right
     summary.answer_in_question = [it.id for it in items if answer_in_question(it)]
-    items = [it for it in items if it.id not in set(summary.answer_in_question)]
+    left_out = set(summary.answer_in_question)
+    items = [it for it in items if it.id not in left_out]
     todo = [(it, spec) for it in items for spec in pool.models if (it.id, spec.name) not in done]
     summary.skipped = len(items) * len(pool.models) - len(todo)
     t0 = time.perf_counter()

@@ -598,7 +598,7 @@ def build(store: TraceStore) -> dict[str, Any]:
         """The drop-downs' choices as the store holds them now (built once at startup, they went stale: "Model
         used" offered one model after runs had used three)."""
         v = distinct_values(store)
-        return tuple(gr.update(choices=[""] + v[k]) for k in ("datasets", "policies", "models", "run_ids"))
+        return tuple(gr.update(choices=[""] + v[key]) for key in ("datasets", "policies", "models", "run_ids"))
 
     return {"open_id": open_id, "open_outs": open_outs, "open_ins": [open_id, lesson],
             "pickers": pickers, "picker_outs": [dataset, method, model, run_id], "scroll_to_replay": scroll,
