@@ -48,15 +48,19 @@ def reply(question: str) -> str:
     return "Christopher Nolan was born in London, England."
 
 
+def scripted_studio(store: TraceStore, router_script, candidate_reply, routes: int) -> Studio:
+    """The studio on the paced scripted router (`routes` replies read before it answers) and scripted candidates."""
+    pool = fake_pool()
+    policy = Paced(router_script, scores=routes_then_answers(routes, {"Tiny": -2.0, "Mid": -1.2, "Big": -0.4}))
+    return Studio(store=store, policies=PolicyBook(default=GUIDED.name, policies=[GUIDED]),
+                  pools={pool.name: pool}, default_pool=pool.name,
+                  engines=fake_provider(policy, default=FakeEngine(reply=candidate_reply)))
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     store = TraceStore(str(tmp_path_factory.mktemp("teach") / "t.sqlite"))
-    pool = fake_pool()
-    policy = Paced(script, scores=routes_then_answers(2, {"Tiny": -2.0, "Mid": -1.2, "Big": -0.4}))
-    studio = Studio(store=store, policies=PolicyBook(default=GUIDED.name, policies=[GUIDED]),
-                    pools={pool.name: pool}, default_pool=pool.name,
-                    engines=fake_provider(policy, default=FakeEngine(reply=reply)))
-    with served_studio(studio) as url:
+    with served_studio(scripted_studio(store, script, reply, 2)) as url:
         yield url, store
     store.close()
 
@@ -363,12 +367,7 @@ def test_a_live_run_draws_the_arc_of_a_bridge_from_two_hops_back(browser, tmp_pa
     """The live graph is updated in place as hops land; the arc from the first reply appears once the third
     sub-question carries its fact (it was missing when only a size change redrew arcs)."""
     store = TraceStore(str(tmp_path / "live.sqlite"))
-    pool = fake_pool()
-    policy = Paced(three_hops, scores=routes_then_answers(3, {"Tiny": -2.0, "Mid": -1.2, "Big": -0.4}))
-    studio = Studio(store=store, policies=PolicyBook(default=GUIDED.name, policies=[GUIDED]),
-                    pools={pool.name: pool}, default_pool=pool.name,
-                    engines=fake_provider(policy, default=FakeEngine(reply=three_replies)))
-    with served_studio(studio) as url:
+    with served_studio(scripted_studio(store, three_hops, three_replies, 3)) as url:
         ctx, page = new_page(browser, 1440, 900)
         try:
             start(page, url)
