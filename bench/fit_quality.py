@@ -6,10 +6,15 @@ question's own labels left out (leave-one-out kNN, as a new hop would be estimat
 right. The prior is scored as the guided rollout scores it, after a short think block that says the question is to
 be looked up (a proxy for the router's own think block: generating one per question would cost 300 router runs).
 
-For every (w_p, w_q) on a grid it replays the choice at each α of the grid and scores it with Router-R1's reward for
-one hop, (1 − α)·correct + α·(1 − ĉ): accuracy traded against normalised cost as α says. The best pair by the mean
-reward over α wins, among pairs whose α = 0 accuracy is no lower than the router's own prior alone (the quality term
-may not cost accuracy where price does not count). Prints the grid and the chosen point; writes JSON.
+For every (w_p, w_q) on a grid it replays the choice at 21 α from 0 to 1 and scores the curve the slider would walk
+by RouteLLM's APGR: the area under the share of the cheapest → largest accuracy gap recovered, over mean normalised
+cost (a router that hands the cheap model the hops it answers as well scores near 1, a random mix 0.5, a switch
+that flips every hop at once near 0). The best pair by APGR wins, among pairs whose α = 0 accuracy is no lower than
+the router's own prior alone (the quality term may not cost accuracy where price does not count). Router-R1's
+one-hop reward, (1 − α)·correct + α·(1 − ĉ), is printed beside it: with these small models' accuracy near the floor
+on public questions it favours the cheapest model at every α > 0, so it cannot choose weights for a slider (the
+first fit used it and sent every hop to the cheapest model from α 0.2). Prints the grid and the chosen point;
+writes JSON.
 
 Usage: python bench/fit_quality.py [--labels assets/calibration/local.jsonl] [--out bench/results/quality_fit.json]
 Priors are cached in bench/results/quality_priors.json (resumable; --rescore to score again).
@@ -27,12 +32,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from evaluation.curves import apgr_reached  # noqa: E402
 from router_core.choice import DEFAULT_KAPPA, adjust  # noqa: E402
 from router_core.quality import QualityEstimator, labels_path, read_labels  # noqa: E402
 
-ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)   # shown
+FIT_ALPHAS = tuple(round(i / 20, 2) for i in range(21))  # scored
 PRIOR_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
-QUALITY_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+QUALITY_WEIGHTS = (0.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0)
 THINK = "I need to look this up: {q}"
 
 
@@ -64,10 +71,11 @@ def score_priors(questions: dict[str, str], cache_file: Path, rescore: bool) -> 
     return have
 
 
-def replay(names, costs, priors, qhat, y, w_p: float, w_q: float) -> dict[float, tuple[float, float, float]]:
+def replay(names, costs, priors, qhat, y, w_p: float, w_q: float,
+           alphas: tuple[float, ...] = FIT_ALPHAS) -> dict[float, tuple[float, float, float]]:
     """Per α: (accuracy, mean normalised cost, mean reward) of the choice with these weights."""
     out = {}
-    for a in ALPHAS:
+    for a in alphas:
         acc = cost = rew = 0.0
         for lp, q, row in zip(priors, qhat, y):
             c = adjust(names, lp, costs, a, DEFAULT_KAPPA, quality=q, prior_weight=w_p, quality_weight=w_q)
@@ -108,6 +116,11 @@ def main() -> int:
     y = [[by_q[k][m] for m in names] for k in ids]
     priors = [priors_all[k] for k in ids]
     rates = {m: float(np.mean([row[i] for row in y])) for i, m in enumerate(names)}
+    weak, strong = rates[names[costs.index(min(costs))]], rates[names[costs.index(max(costs))]]
+
+    def curve_score(r: dict[float, tuple[float, float, float]]) -> float:
+        return apgr_reached([(c, acc) for acc, c, _ in r.values()], weak, strong)
+
     base = replay(names, costs, priors, qhat, y, 1.0, 0.0)
     grid = []
     for w_p in PRIOR_WEIGHTS:
@@ -115,23 +128,31 @@ def main() -> int:
             if w_p == 0 and w_q == 0:
                 continue
             r = replay(names, costs, priors, qhat, y, w_p, w_q)
-            grid.append({"prior_weight": w_p, "quality_weight": w_q, "mean_reward": float(np.mean([v[2] for v in
-                                                                                                   r.values()])),
-                         "acc": {str(a): v[0] for a, v in r.items()}, "cost": {str(a): v[1] for a, v in r.items()},
+            shown = replay(names, costs, priors, qhat, y, w_p, w_q, ALPHAS)
+            grid.append({"prior_weight": w_p, "quality_weight": w_q, "APGR": curve_score(r),
+                         "mean_reward": float(np.mean([v[2] for v in shown.values()])),
+                         "acc": {str(a): v[0] for a, v in shown.items()},
+                         "cost": {str(a): v[1] for a, v in shown.items()},
                          "levels": len({round(v[1], 4) for v in r.values()})})
     ok = [g for g in grid if g["acc"]["0.0"] >= base[0.0][0]]
-    best = max(ok, key=lambda g: g["mean_reward"])
+    best = max(ok, key=lambda g: g["APGR"])
+    shown_base = {a: base[a] for a in ALPHAS}
     print(f"{len(ids)} questions · share right: " + ", ".join(f"{m} {r:.2f}" for m, r in rates.items()))
-    print(f"{'w_p':>5} {'w_q':>5} {'reward':>7}  " + "  ".join(f"α{a:g} acc/cost" for a in ALPHAS))
-    print(f"{'prior':>11} {np.mean([v[2] for v in base.values()]):7.3f}  "
+    print(f"{'w_p':>5} {'w_q':>5} {'APGR':>5} {'levels':>6} {'reward':>7}  "
+          + "  ".join(f"α{a:g} acc/cost" for a in ALPHAS))
+    print(f"{'prior':>11} {curve_score(base):5.3f} {len({round(v[1], 4) for v in base.values()}):6d} "
+          f"{np.mean([v[2] for v in shown_base.values()]):7.3f}  "
           + "  ".join(f"{base[a][0]:.2f}/{base[a][1]:.2f}" for a in ALPHAS))
-    for g in sorted(grid, key=lambda g: -g["mean_reward"])[:12]:
+    for g in sorted(grid, key=lambda g: -g["APGR"])[:12]:
         mark = " ←" if g is best else ""
-        print(f"{g['prior_weight']:5g} {g['quality_weight']:5g} {g['mean_reward']:7.3f}  "
+        print(f"{g['prior_weight']:5g} {g['quality_weight']:5g} {g['APGR']:5.3f} {g['levels']:6d} "
+              f"{g['mean_reward']:7.3f}  "
               + "  ".join(f"{g['acc'][str(a)]:.2f}/{g['cost'][str(a)]:.2f}" for a in ALPHAS) + mark)
     Path(args.out).write_text(json.dumps({
         "labels": args.labels, "questions": len(ids), "rates": rates, "alphas": list(ALPHAS), "kappa": DEFAULT_KAPPA,
-        "prior_only": {str(a): {"acc": v[0], "cost": v[1], "reward": v[2]} for a, v in base.items()},
+        "fit_alphas": list(FIT_ALPHAS), "objective": "APGR (best PGR reached at or below each mean normalised cost)",
+        "prior_only": {str(a): {"acc": v[0], "cost": v[1], "reward": v[2]} for a, v in shown_base.items()},
+        "prior_only_APGR": curve_score(base),
         "best": best, "grid": grid, "think_proxy": THINK}, indent=1))
     print(f"best: prior_weight {best['prior_weight']:g}, quality_weight {best['quality_weight']:g} → {args.out}")
     return 0

@@ -86,6 +86,24 @@ def apgr(points: Iterable[Sequence[float]], q_weak: float, q_strong: float,
     return sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(curve, curve[1:]))
 
 
+def apgr_reached(points: Iterable[Sequence[float]], q_weak: float, q_strong: float) -> float:
+    """APGR without assuming the points can be mixed: the area under the best PGR reached at or below each x.
+
+    A slider offers only the settings it has, so between measured points the curve stays at the best one already
+    reached, and (0, 0) is added; x outside [0, 1] (a multi-round router may spend more than the strong model
+    asked once) is clipped to it. A switch that moves every call at once from the weak to the strong model scores
+    near 0 here (the trapezoid of `apgr` would give it 0.5); random mixing at many shares scores 0.5.
+    """
+    clipped = [(min(max(float(p[0]), 0.0), 1.0), p[1]) for p in points]
+    curve = pgr_curve(clipped, q_weak, q_strong)
+    pts = [(0.0, 0.0)] + curve + [(1.0, max(y for _, y in curve))]
+    area, best = 0.0, 0.0
+    for (xa, ya), (xb, _) in zip(pts, pts[1:]):
+        best = max(best, ya)
+        area += (xb - xa) * best
+    return area
+
+
 def cpt(points: Iterable[Sequence[float]], q_weak: float, q_strong: float, target: float,
         add_endpoints: bool = False) -> float | None:
     """Call-performance threshold: the least strong-call share reaching PGR >= `target`.

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from evaluation.curves import apgr, cpt, pareto_frontier, pgr, pgr_curve
+from evaluation.curves import apgr, apgr_reached, cpt, pareto_frontier, pgr, pgr_curve
 
 # Hand computation. Weak model quality 0.4, strong 0.8, so PGR(q) = (q - 0.4) / 0.4.
 #   share  quality  PGR
@@ -122,3 +122,14 @@ def test_pareto_edge_cases():
     assert pareto_frontier([(1, 0.9), (2, 0.5), (3, 0.1)]) == [(1, 0.9)]
     with pytest.raises(ValueError):
         pareto_frontier([(1, math.nan)])
+
+
+def test_apgr_reached_holds_the_best_gap_recovered_so_far():
+    """The slider's APGR: no mixing between measured points, so a switch scores 0 where the trapezoid gives 0.5."""
+    assert apgr_reached([(0.5, 0.6)], 0.2, 0.6) == pytest.approx(0.5)   # all the gap at half the cost
+    assert apgr_reached([(1.0, 0.6), (0.0, 0.2)], 0.2, 0.6) == pytest.approx(0.0)  # a switch: none early
+    assert apgr([(1.0, 0.6), (0.0, 0.2)], 0.2, 0.6) == pytest.approx(0.5)
+    assert apgr_reached([(0.25, 0.4), (0.5, 0.6)], 0.2, 0.6) == pytest.approx(0.25 * 0.5 + 0.5 * 1.0)
+    assert apgr_reached([(1.7, 0.6), (-0.1, 0.4)], 0.2, 0.6) == pytest.approx(0.5)  # clipped into [0, 1]
+    with pytest.raises(ValueError, match="no quality gap"):
+        apgr_reached([(0.1, 0.3)], 0.2, 0.2)
