@@ -104,16 +104,21 @@ _LOCK = threading.Lock()
 
 def estimator_for(pool: Pool, folder: Path | None = None) -> QualityEstimator | None:
     """The quality estimator of a pool from its labels file (router_core.quality.labels_path), with the shipped
-    MiniLM as the embedder; one per file version per process (its questions are embedded once, on first use).
+    MiniLM as the embedder; one per file version per process (its questions are embedded on first use, and the
+    vectors kept in the cache folder, so once per machine for each labels file).
     None when the pool has no labels: its choices then run without the quality term and say so."""
     from evaluation.embed import get_embedder
+    from router_core.engines.weights import cache_dir
     p = labels_path(pool.name, folder)
     if not p.is_file():
         return None
     key = (str(p), p.stat().st_mtime)
     with _LOCK:
         if key not in _ESTIMATORS:
-            _ESTIMATORS[key] = QualityEstimator(read_labels(p), get_embedder().encode, source=str(p))
+            emb = get_embedder()
+            digest = hashlib.sha256(p.read_bytes() + emb.model.encode()).hexdigest()[:16]
+            vectors = cache_dir().parent / "quality" / f"{p.stem}-{digest}.npy"  # embedded once per machine
+            _ESTIMATORS[key] = QualityEstimator(read_labels(p), emb.encode, source=str(p), vectors=vectors)
         return _ESTIMATORS[key]
 
 

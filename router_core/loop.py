@@ -78,9 +78,12 @@ class Router:
 
     def warm(self) -> Engine:
         """Load the policy and compute the instruction part of its prompt (the same for every question with
-        this pool and template), so the first question pays only for itself."""
+        this pool and template), so the first question pays only for itself; with the quality term on, embed the
+        labelled questions too (about 10 s on two cores, paid by the first route otherwise)."""
         engine = self.policy_engine()
         engine.warm(engine.prompt_head(self.template.head(self._models(), self.pool.dearest().name)))
+        if self.uses_quality():
+            self.quality.prepare()
         return engine
 
     def _models(self) -> list[tuple[str, str]]:

@@ -113,11 +113,14 @@ def append_label(path: str | Path, header: dict[str, Any], label: Label) -> None
 class QualityEstimator:
     """q(model | sub-question) for the models of a pool, from the labels of that pool.
 
-    Thread-safe; the labelled questions are embedded on the first estimate (or `prepare()`)."""
+    Thread-safe; the labelled questions are embedded on the first estimate (or `prepare()`). `vectors`: a .npy
+    file to keep those vectors in between processes (its name must change with the labels and the embedder; the
+    caller picks it): read when it holds one row per labelled question, else written after embedding."""
 
     def __init__(self, labels: Labels, encode: Encode, *, k: int = DEFAULT_K, shrink: float = SHRINK,
-                 source: str = ""):
+                 source: str = "", vectors: Path | None = None):
         self.labels, self.encode, self.k, self.shrink, self.source = labels, encode, k, shrink, source
+        self.vectors = vectors
         self._lock = threading.Lock()
         self._ready = False
         self._questions: list[str] = []
@@ -145,9 +148,29 @@ class QualityEstimator:
                             y[order[x.id]] = x.correct
                     self._y[m] = y
                     self._rate[m] = float(np.nanmean(y))
-                self._vecs = _unit(self.encode(self._questions)) if self._questions else np.zeros((0, 1))
+                self._vecs = self._embed_labelled() if self._questions else np.zeros((0, 1))
                 self._ready = True
         return self
+
+    def _embed_labelled(self) -> np.ndarray:
+        if self.vectors is not None and self.vectors.is_file():
+            try:
+                kept = np.load(self.vectors, allow_pickle=False)
+                if kept.ndim == 2 and kept.shape[0] == len(self._questions):
+                    return _unit(kept)
+            except (OSError, ValueError):
+                pass  # unreadable: embed again and write it anew
+        vecs = _unit(self.encode(self._questions))
+        if self.vectors is not None:
+            try:
+                self.vectors.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.vectors.with_name(self.vectors.name + f".{threading.get_ident()}.tmp")
+                with tmp.open("wb") as fh:
+                    np.save(fh, vecs, allow_pickle=False)
+                tmp.replace(self.vectors)
+            except OSError:
+                pass  # a read-only cache costs the next process one embedding, nothing else
+        return vecs
 
     def rate(self, model: str) -> float | None:
         """The model's overall share correct on the labelled questions (None: no labels)."""

@@ -211,17 +211,38 @@ def test_a_run_with_quality_on_but_no_labels_runs_and_records_without_it():
     assert not r.uses_quality() and r.settings()["run"].get("quality") is None and cfg.quality
 
 
-def test_apgr_is_the_area_under_the_best_gap_recovered_so_far():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("frontier", Path(__file__).parent.parent / "bench" / "alpha_frontier.py")
-    frontier = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(frontier)
-    weak, strong = (0.0, 0.2), (10.0, 0.6)
-    assert frontier.apgr([(5.0, 0.6)], weak, strong) == pytest.approx(0.5)   # all the gap at half the cost
-    assert frontier.apgr([(10.0, 0.6), (0.0, 0.2)], weak, strong) == pytest.approx(0.0)  # a switch: none early
-    assert frontier.apgr([(2.5, 0.4), (5.0, 0.6)], weak, strong) == pytest.approx(0.25 * 0.5 + 0.5 * 1.0)
-    assert frontier.apgr([(1.0, 0.3)], weak, (10.0, 0.2)) is None  # no gap to recover
+def test_warming_a_router_with_the_term_on_embeds_the_labelled_questions_once():
+    from router_core.loop import Router
+    seen: list[int] = []
+    est = estimator()
+    est.encode = lambda texts: (seen.append(len(texts)), bag(texts))[1]
+    cfg = POLICY.run_config({"quality": True, "quality_weight": 8.0})
+    Router(POLICY, fake_pool(), engines=fake_provider(FakeEngine()), config=cfg, quality=est).warm()
+    assert seen == [6]  # the six labelled questions, before any route
+    est.estimate("What is the capital of Hungary?", ["Tiny"])
+    assert seen == [6, 1]  # a route embeds its sub-question only
+    off = estimator()
+    Router(POLICY, fake_pool(), engines=fake_provider(FakeEngine()), quality=off).warm()
+    assert not off._ready  # the term off: nothing embedded
+
+
+def test_the_labelled_vectors_are_kept_between_processes_and_rebuilt_when_they_do_not_fit(tmp_path):
+    seen: list[int] = []
+
+    def counted() -> QualityEstimator:
+        est = estimator()
+        est.encode = lambda texts: (seen.append(len(texts)), bag(texts))[1]
+        est.vectors = tmp_path / "cache" / "local-abc.npy"
+        return est
+    first = counted().estimate("What is the capital of Hungary?", ["Tiny", "Big"])
+    assert seen == [6, 1] and (tmp_path / "cache" / "local-abc.npy").is_file()
+    assert counted().estimate("What is the capital of Hungary?", ["Tiny", "Big"]) == pytest.approx(first)
+    assert seen == [6, 1, 1]  # the second process embeds its sub-question only
+    np.save(tmp_path / "cache" / "local-abc.npy", np.ones((2, 3), dtype=np.float32))  # rows for another file
+    counted().prepare()
+    (tmp_path / "cache" / "local-abc.npy").write_bytes(b"not an array")
+    counted().prepare()
+    assert seen == [6, 1, 1, 6, 6]
 
 
 def test_a_question_that_holds_its_answer_is_left_out_of_calibration(tmp_path):
