@@ -6,10 +6,15 @@ the values bench/fit_quality.py chose, read from its JSON). Both run over the sa
 set and public multi-hop *train* questions (MuSiQue train, shipped in assets/questions/public). Each session is
 stored (one eval run per side, resumable with the same --db), with the cheapest-only and largest-only baselines
 for RouteLLM's APGR: the area under the performance-gap-recovered curve, PGR = (EM − EM_cheapest)/(EM_largest −
-EM_cheapest), over the cost axis scaled from the cheapest's cost (0) to the largest's (1).
+EM_cheapest), over the cost axis scaled from the cheapest's cost (0) to the largest's (1), the curve held at the best
+PGR reached at or below each cost (`evaluation.curves.apgr_reached`: a slider cannot mix its settings). Greedy calls
+repeated across α (a session repeats another's calls up to its first differing choice) are replayed from memory
+(`router_core.engines.memo`), so a sweep computes each distinct path once; these sessions' latencies are therefore
+not measurements and are not reported.
 
-Usage: python bench/alpha_frontier.py [--limit-bundled N] [--limit-public N] [--alpha 0,0.1,...] [--db FILE]
-       [--out docs/results/alpha_frontier.json] [--fit bench/results/quality_fit.json]
+Usage: python bench/alpha_frontier.py [--bundled multi_hop|dev] [--limit-bundled N] [--limit-public N]
+       [--alpha 0,0.1,...] [--also W_P,W_Q ...] [--db FILE] [--out docs/results/alpha_frontier.json]
+       [--fit bench/results/quality_fit.json] [--plot-only]
 Goals it checks (issue 26): every tier answers some hop; ≥ 4 distinct cost levels; at some α the mean cost is ≤ 50 %
 of α 0's with EM within 0.05 of α 0's on the multi-hop set; α 0's EM not below "before"'s.
 """
@@ -61,50 +66,78 @@ def side(store: TraceStore, run_id: str, policy_label: str, alphas: list[float],
     return out
 
 
+def _points(rows: list[tuple[str, dict]]) -> list[tuple[float, float, str]]:
+    """(µ$ a query, EM, label) per distinct point: α values that landed on the same point share one label."""
+    out: list[tuple[float, float, list[str]]] = []
+    for a, r in rows:
+        x, y = r["usd_per_query"] * 1e6, r["EM"]
+        if out and abs(out[-1][0] - x) < 0.005 and abs(out[-1][1] - y) < 1e-9:
+            out[-1][2].append(a)
+        else:
+            out.append((x, y, [a]))
+    return [(x, y, "α " + (f"{al[0]}–{al[-1]}" if len(al) > 1 else al[0])) for x, y, al in out]
+
+
 def figure(result: dict):
-    """EM against $ a query at each α, before and after, with the cheapest- and largest-only points."""
+    """EM against $ a query at each α, each side, on all the questions and on the bundled set alone, with the
+    cheapest- and largest-only points."""
     import plotly.graph_objects as go
-    fig = go.Figure()
-    for label, colour in (("before", "#9d755d"), ("after", "#4c78a8")):
-        rows = [(a, r) for a, r in result["sides"][label].items() if a != "summary" and r["n"]]
-        s = result["sides"][label].get("summary", {})
-        name = f"{label}: {'prior − κ·α·price' if label == 'before' else 'prior + quality − κ·α·price'}"
-        if s.get("APGR") is not None:
-            name += f" (APGR {s['APGR']:.2f})"
-        fig.add_trace(go.Scatter(x=[r["usd_per_query"] * 1e6 for _, r in rows], y=[r["EM"] for _, r in rows],
-                                 mode="lines+markers+text", text=[f"α {a}" for a, _ in rows], name=name,
-                                 textposition="top center" if label == "after" else "bottom center",
-                                 line=dict(color=colour, shape="linear"), marker=dict(size=8)))
-    b = result["baselines"]
-    for key, symbol in (("cheapest", "square"), ("largest", "diamond")):
-        if b.get(key):
-            fig.add_trace(go.Scatter(x=[b[key][0] * 1e6], y=[b[key][1]], mode="markers",
-                                     name=f"{b[key + '_model']} alone", marker=dict(size=11, symbol=symbol)))
-    fig.update_layout(template="plotly_white", width=900, height=520, font=dict(size=13),
-                      title=f"The α frontier: {result['questions']} questions ({', '.join(result['sets'])})",
-                      xaxis_title="µ$ a query (log)", yaxis_title="EM", xaxis_type="log",
-                      legend=dict(orientation="h", y=-0.18, yanchor="top"), margin=dict(l=60, r=20, t=60, b=10))
+    from plotly.subplots import make_subplots
+    goal = result["sets"][0] if result["sets"] else ""
+    panels = [("all", f"all {result['questions']} questions ({', '.join(result['sets'])})")]
+    if len(result["sets"]) > 1:
+        panels.append((goal, f"the bundled set alone ({goal})"))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels], horizontal_spacing=0.08)
+    colours = ("#9d755d", "#4c78a8", "#54a24b", "#e45756")
+    for col, (key, _) in enumerate(panels, 1):
+        for i, (label, side_rows) in enumerate(result["sides"].items()):
+            rows = [(a, r if key == "all" else {**r["by_set"][key], "n": r["n"]})
+                    for a, r in side_rows.items() if a != "summary" and r["n"]]
+            pts = _points(rows)
+            s = side_rows.get("summary", {})
+            name = label + (f" (APGR {s['APGR']:.2f})" if s.get("APGR") is not None else "")
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers+text",
+                                     text=[p[2] for p in pts], name=name, legendgroup=label, showlegend=col == 1,
+                                     textposition="top left" if i % 2 else "bottom right",
+                                     line=dict(color=colours[i % len(colours)]), marker=dict(size=8)),
+                          row=1, col=col)
+        if key == "all":
+            b = result["baselines"]
+            for k, symbol in (("cheapest", "square"), ("largest", "diamond")):
+                if b.get(k):
+                    fig.add_trace(go.Scatter(x=[b[k][0] * 1e6], y=[b[k][1]], mode="markers",
+                                             name=f"{b[k + '_model']} asked once",
+                                             marker=dict(size=11, symbol=symbol)), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="µ$ a query (log)", row=1, col=col)
+        fig.update_yaxes(title_text="EM", row=1, col=col)
+    fig.update_layout(template="plotly_white", width=1100, height=520, font=dict(size=12),
+                      title="The α frontier: before = prior − κ·α·price, after = prior + quality − κ·α·price",
+                      legend=dict(orientation="h", y=-0.18, yanchor="top"), margin=dict(l=60, r=20, t=80, b=10))
     return fig
 
 
-def write_figure(result: dict, html_out: Path, png_out: Path | None) -> None:
-    """The figure as HTML (plotly inline, opens offline) and, where Chromium is installed, as a PNG for the README."""
-    html_out.write_text(figure(result).to_html(include_plotlyjs=True, full_html=True), encoding="utf-8")
-    if png_out is None:
-        return
+def write_figure(result: dict, png_out: Path) -> None:
+    """The figure as a PNG for the README, drawn by Chromium where it is installed; else an HTML page beside it
+    (plotly inline, about 5 MB, opens offline)."""
+    import tempfile
+    page_html = figure(result).to_html(include_plotlyjs=True, full_html=True)
     try:
         sys.path.insert(0, str(ROOT / "tests"))
         from playwright.sync_api import sync_playwright
         from support.browser import ARGS, CHROMIUM
-        with sync_playwright() as p:
+        with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+            page_file = Path(tmp) / "frontier.html"
+            page_file.write_text(page_html, encoding="utf-8")
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 920, "height": 540})
-            page.goto(html_out.resolve().as_uri())
+            page = browser.new_page(viewport={"width": 1120, "height": 540})
+            page.goto(page_file.as_uri())
             page.wait_for_selector(".main-svg")
             page.screenshot(path=str(png_out))
             browser.close()
-    except Exception as e:  # no Chromium here: the HTML stands alone
-        print(f"· no PNG ({type(e).__name__}: {e})", file=sys.stderr)
+    except Exception as e:  # no Chromium here: the page stands alone
+        html_out = png_out.with_suffix(".html")
+        html_out.write_text(page_html, encoding="utf-8")
+        print(f"· no PNG ({type(e).__name__}: {e}); the figure is in {html_out}", file=sys.stderr)
 
 
 def baseline(store: TraceStore, run_id: str, label: str) -> tuple[float, float] | None:
@@ -114,44 +147,60 @@ def baseline(store: TraceStore, run_id: str, label: str) -> tuple[float, float] 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit-bundled", type=int, default=None, help="first N bundled multi-hop questions")
+    ap.add_argument("--bundled", default="multi_hop", help="the bundled set (multi_hop; dev for the dev-set check)")
+    ap.add_argument("--limit-bundled", type=int, default=None, help="first N bundled questions")
     ap.add_argument("--limit-public", type=int, default=30, help="first N MuSiQue train questions")
     ap.add_argument("--alpha", default=ALPHAS)
     ap.add_argument("--policy", default=None)
     ap.add_argument("--fit", default=str(ROOT / "bench" / "results" / "quality_fit.json"))
     ap.add_argument("--db", default=str(ROOT / "bench" / "results" / "alpha_frontier.sqlite"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "alpha_frontier.json"))
+    ap.add_argument("--also", action="append", default=[], metavar="W_P,W_Q",
+                    help="another 'after' side with these weights (repeatable), e.g. --also 0.25,16")
     ap.add_argument("--plot-only", action="store_true", help="draw the figure from --out's JSON, run nothing")
     args = ap.parse_args()
     out = Path(args.out)
-    html_out, png_out = out.with_suffix(".html"), out.with_suffix(".png")
+    png_out = out.with_suffix(".png")
     if args.plot_only:
-        write_figure(json.loads(out.read_text()), html_out, png_out)
-        print(f"→ {html_out}, {png_out}")
+        write_figure(json.loads(out.read_text()), png_out)
+        print(f"→ {png_out}")
         return 0
     alphas = parse_alphas(args.alpha)
-    items = load_dataset(bundled_datasets()["multi_hop"], limit=args.limit_bundled)
+    if args.bundled not in bundled_datasets():
+        ap.error(f"--bundled {args.bundled}: not a bundled set (known: {', '.join(bundled_datasets())})")
+    items = load_dataset(bundled_datasets()[args.bundled], limit=args.limit_bundled)
     bundled_name = items[0].dataset if items else ""
-    name, path = named_set("musique/train", data_folder(None))
-    items += load_dataset(path, limit=args.limit_public, name=name)
+    if args.limit_public:
+        name, path = named_set("musique/train", data_folder(None))
+        items += load_dataset(path, limit=args.limit_public, name=name)
     fit = json.loads(Path(args.fit).read_text())["best"]
     after = {"quality": True, "prior_weight": fit["prior_weight"], "quality_weight": fit["quality_weight"]}
+    sides: list[tuple[str, dict | None, list[str]]] = [("before", None, ["cheapest", "largest"]), ("after", after, [])]
+    for text in args.also:
+        try:
+            w_p, w_q = (float(x) for x in text.split(","))
+        except ValueError:
+            ap.error(f"--also {text}: give two numbers, the prior and quality weights, e.g. 0.25,16")
+        sides.append((f"after {w_p:g},{w_q:g}", {**after, "prior_weight": w_p, "quality_weight": w_q}, []))
     policy, pool = load_policies().get(args.policy), load_pool()
     tiers = [m.name for m in sorted(pool.models, key=lambda m: m.price_out)]
     result = {"questions": len(items), "sets": sorted({it.dataset for it in items}), "alphas": alphas,
-              "policy": policy.name, "after_settings": after, "sides": {}}
+              "policy": policy.name, "after_settings": after,
+              "side_settings": {label: o for label, o, _ in sides}, "sides": {}}
     t_start = time.perf_counter()
     engines = memoized(get_engine)
     with TraceStore(args.db) as store:
-        for label, overrides, baselines in (("before", None, ["cheapest", "largest"]), ("after", after, [])):
-            run_id = f"frontier-{label}"
+        for label, overrides, baselines in sides:
+            run_id = f"frontier-{label.replace(' ', '-')}"
             runner = EvalRunner(store, policy, pool, run_id=run_id, alphas=alphas, baselines=baselines,
                                 overrides=overrides, engines=engines)
             t0 = time.perf_counter()
 
             def progress(phase: str, done: int, total: int, label=label, t0=t0) -> None:
-                print(f"\r{label}: {done}/{total} sessions, {time.perf_counter() - t0:.0f} s", end="",
-                      file=sys.stderr, flush=True)
+                if sys.stderr.isatty() or done == total or done % 20 == 0:
+                    end = "" if sys.stderr.isatty() else "\n"
+                    print(f"\r{label}: {done}/{total} sessions, {time.perf_counter() - t0:.0f} s", end=end,
+                          file=sys.stderr, flush=True)
             runner.run(items, progress)
             print(file=sys.stderr)
             result["sides"][label] = side(store, run_id, policy.name, alphas, tiers)
@@ -163,20 +212,20 @@ def main() -> int:
     memo = [e for e in engines.engines.values()]
     result["memo"] = {"calls_computed": sum(e.misses for e in memo), "calls_replayed": sum(e.hits for e in memo)}
     print(f"{len(items)} questions ({', '.join(result['sets'])}); cheapest-only {weak}, largest-only {strong}")
-    print(f"{'α':>4} | {'before EM':>9} {'F1':>5} {'µ$/q':>6} calls/tier | {'after EM':>9} {'F1':>5} {'µ$/q':>6} "
-          "calls/tier")
+    labels = [label for label, _, _ in sides]
+    cell = (lambda r: f"{r['EM']:5.3f} {r['F1']:4.2f} {r['usd_per_query'] * 1e6:6.2f} "
+                      f"{'/'.join(str(r['calls_per_tier'][m]) for m in tiers):>10}")
+    print(f"{'α':>4} | " + " | ".join(f"{lb + ': EM   F1   µ$/q calls/tier':<32}" for lb in labels))
     for a in alphas:
-        b, f = result["sides"]["before"][f"{a:g}"], result["sides"]["after"][f"{a:g}"]
-        cell = (lambda r: f"{r['EM']:9.3f} {r['F1']:5.2f} {r['usd_per_query'] * 1e6:6.2f} "
-                          f"{'/'.join(str(r['calls_per_tier'][m]) for m in tiers)}")
-        print(f"{a:4g} | {cell(b)} | {cell(f)}")
+        print(f"{a:4g} | " + " | ".join(f"{cell(result['sides'][lb][f'{a:g}']):<32}" for lb in labels))
     for name in result["sets"]:
-        print(f"{name}: EM / µ$ a query, before → after: " + "; ".join(
-            f"α {a:g} {result['sides']['before'][f'{a:g}']['by_set'][name]['EM']:.3f}/"
-            f"{result['sides']['before'][f'{a:g}']['by_set'][name]['usd_per_query'] * 1e6:.2f} → "
-            f"{result['sides']['after'][f'{a:g}']['by_set'][name]['EM']:.3f}/"
-            f"{result['sides']['after'][f'{a:g}']['by_set'][name]['usd_per_query'] * 1e6:.2f}" for a in alphas))
-    for label in ("before", "after"):
+        for lb in labels[1:]:
+            print(f"{name}: EM / µ$ a query, before → {lb}: " + "; ".join(
+                f"α {a:g} {result['sides']['before'][f'{a:g}']['by_set'][name]['EM']:.3f}/"
+                f"{result['sides']['before'][f'{a:g}']['by_set'][name]['usd_per_query'] * 1e6:.2f} → "
+                f"{result['sides'][lb][f'{a:g}']['by_set'][name]['EM']:.3f}/"
+                f"{result['sides'][lb][f'{a:g}']['by_set'][name]['usd_per_query'] * 1e6:.2f}" for a in alphas))
+    for label in labels:
         rows = result["sides"][label]
         pts = [(r["usd_per_query"], r["EM"]) for r in rows.values() if r["n"]]
         a0 = rows[f"{alphas[0]:g}"]
@@ -195,14 +244,15 @@ def main() -> int:
         print(f"{label}: APGR {s['APGR'] if s['APGR'] is None else round(s['APGR'], 3)}, {s['cost_levels']} cost "
               f"levels, tiers used {', '.join(s['tiers_used'])} "
               f"(by the choice itself: {', '.join(s['tiers_chosen'])}), "
-              "α at ≤ 50 % cost within 0.05 EM: "
+              f"α at ≤ 50 % cost within 0.05 EM on {goal_set or 'all'}: "
               f"{', '.join(s['alphas_at_half_cost_within_0.05_EM']) or 'none'}")
-    print(f"α 0 EM: before {result['sides']['before'][f'{alphas[0]:g}']['EM']:.3f}, "
-          f"after {result['sides']['after'][f'{alphas[0]:g}']['EM']:.3f}; {result['seconds'] / 60:.0f} min")
+    print("α 0 EM: " + ", ".join(f"{lb} {result['sides'][lb][f'{alphas[0]:g}']['EM']:.3f}" for lb in labels)
+          + f"; {result['seconds'] / 60:.0f} min; calls computed {result['memo']['calls_computed']}, replayed "
+            f"{result['memo']['calls_replayed']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str))
-    write_figure(result, html_out, png_out)
-    print(f"→ {out}, {html_out.name}, {png_out.name} (sessions in {args.db})")
+    write_figure(result, png_out)
+    print(f"→ {out}, {png_out.name} (sessions in {args.db})")
     return 0
 
 

@@ -1,0 +1,39 @@
+"""bench/alpha_frontier.py's own logic: points that coincide share a label, and the figure has a panel per view."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+def frontier():
+    path = Path(__file__).parent.parent / "bench" / "alpha_frontier.py"
+    spec = importlib.util.spec_from_file_location("frontier", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(em: float, usd: float) -> dict:
+    """A side's row at one α: the bundled set's EM is `em`, MuSiQue's 0, so the mean over both is em / 2."""
+    return {"n": 2, "EM": em / 2, "F1": em / 2, "usd_per_query": usd, "calls_per_tier": {}, "chosen_per_tier": {},
+            "by_set": {"multi_hop": {"n": 1, "EM": em, "usd_per_query": usd},
+                       "musique/train": {"n": 1, "EM": 0.0, "usd_per_query": usd}}}
+
+
+def test_alphas_on_one_point_share_a_label_and_the_figure_has_both_views():
+    f = frontier()
+    rows = [("0", _row(0.8, 3e-5)), ("0.1", _row(0.8, 3e-5)), ("0.2", _row(0.6, 1e-5)), ("1", _row(0.5, 4e-6))]
+    assert [p[2] for p in f._points(rows)] == ["α 0–0.1", "α 0.2", "α 1"]
+    result = {"questions": 2, "sets": ["multi_hop", "musique/train"],
+              "sides": {"before": dict(rows, summary={"APGR": 0.87}), "after": dict(rows)},
+              "baselines": {"cheapest": [2e-6, 0.03], "largest": [1.4e-5, 0.4], "cheapest_model": "S",
+                            "largest_model": "L"}}
+    fig = f.figure(result)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("all 2 questions") and titles[1] == "the bundled set alone (multi_hop)"
+    names = [t.name for t in fig.data]
+    assert "before (APGR 0.87)" in names and "L asked once" in names
+    bundled = [t for t in fig.data if t.name == "after" and t.xaxis == "x2"][0]
+    assert list(bundled.y) == [0.8, 0.6, 0.5]  # the bundled set's own EM, not the mean over both sets
+    overall = [t for t in fig.data if t.name == "after" and t.xaxis == "x"][0]
+    assert list(overall.y) == [0.4, 0.3, 0.25]
