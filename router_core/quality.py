@@ -14,7 +14,9 @@ the model's average rather than a guess from one neighbour. A model of the pool 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,14 +164,15 @@ class QualityEstimator:
                 pass  # unreadable: embed again and write it anew
         vecs = _unit(self.encode(self._questions))
         if self.vectors is not None:
+            tmp = self.vectors.with_name(f"{self.vectors.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             try:
                 self.vectors.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.vectors.with_name(self.vectors.name + f".{threading.get_ident()}.tmp")
                 with tmp.open("wb") as fh:
                     np.save(fh, vecs, allow_pickle=False)
-                tmp.replace(self.vectors)
-            except OSError:
-                pass  # a read-only cache costs the next process one embedding, nothing else
+                tmp.replace(self.vectors)  # whole or not at all: a reader never sees half a file
+            except OSError:  # a read-only cache costs the next process one embedding, nothing else
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
         return vecs
 
     def rate(self, model: str) -> float | None:
