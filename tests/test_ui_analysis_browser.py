@@ -102,6 +102,23 @@ def test_evaluations_tab_opens_on_the_newest_run_with_charts_that_fit(app, brows
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 3")
         page.wait_for_timeout(500)  # plotly's own resize after the column settles
         assert plot_misfits(page) == []
+        # every table header breaks between words, never inside one ("wron g", "grounde d")
+        split = page.evaluate("""() => {
+          const out = [];
+          const shown = [...document.querySelectorAll('[id^="rs-e-"] th')].filter(th => th.offsetParent !== null);
+          for (const th of shown) {
+            const walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+            for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+              for (const m of n.data.matchAll(/\\S+/g)) {
+                const r = document.createRange();
+                r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+                const lines = new Set([...r.getClientRects()].filter(b => b.width > 0).map(b => Math.round(b.top)));
+                if (lines.size > 1) out.push(m[0]);
+              }
+            }
+          }
+          return [shown.length, out]; }""")
+        assert split[0] > 20 and split[1] == [], split
     finally:
         ctx.close()
 
