@@ -218,13 +218,13 @@ def main() -> int:
     print(f"{'α':>4} | " + " | ".join(f"{lb + ': EM   F1   µ$/q calls/tier':<32}" for lb in labels))
     for a in alphas:
         print(f"{a:4g} | " + " | ".join(f"{cell(result['sides'][lb][f'{a:g}']):<32}" for lb in labels))
+    def on_set(lb: str, a: float, name: str) -> str:
+        r = result["sides"][lb][f"{a:g}"]["by_set"][name]
+        return f"{r['EM']:.3f}/{r['usd_per_query'] * 1e6:.2f}"
     for name in result["sets"]:
         for lb in labels[1:]:
             print(f"{name}: EM / µ$ a query, before → {lb}: " + "; ".join(
-                f"α {a:g} {result['sides']['before'][f'{a:g}']['by_set'][name]['EM']:.3f}/"
-                f"{result['sides']['before'][f'{a:g}']['by_set'][name]['usd_per_query'] * 1e6:.2f} → "
-                f"{result['sides'][lb][f'{a:g}']['by_set'][name]['EM']:.3f}/"
-                f"{result['sides'][lb][f'{a:g}']['by_set'][name]['usd_per_query'] * 1e6:.2f}" for a in alphas))
+                f"α {a:g} {on_set('before', a, name)} → {on_set(lb, a, name)}" for a in alphas))
     for label in labels:
         rows = result["sides"][label]
         pts = [(r["usd_per_query"], r["EM"]) for r in rows.values() if r["n"]]
@@ -237,8 +237,8 @@ def main() -> int:
             "APGR": apgr_reached([((c - weak[0]) / (strong[0] - weak[0]), e) for c, e in pts], weak[1], strong[1])
             if weak and strong and strong[0] > weak[0] and strong[1] != weak[1] else None,
             "cost_levels": len({round(c * 1e6, 2) for c, _ in pts}),  # to 0.01 µ$ a query
-            "tiers_used": [m for m in tiers if any(r["calls_per_tier"][m] for r in rows.values() if "n" in r)],
-            "tiers_chosen": [m for m in tiers if any(r["chosen_per_tier"][m] for r in rows.values() if "n" in r)],
+            "tiers_used": [m for m in tiers if any(r["calls_per_tier"][m] for r in rows.values())],
+            "tiers_chosen": [m for m in tiers if any(r["chosen_per_tier"][m] for r in rows.values())],
             "alphas_at_half_cost_within_0.05_EM": cheap_ok}
         s = result["sides"][label]["summary"]
         print(f"{label}: APGR {s['APGR'] if s['APGR'] is None else round(s['APGR'], 3)}, {s['cost_levels']} cost "

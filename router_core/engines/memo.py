@@ -87,14 +87,14 @@ class MemoEngine(Engine):
 
 def memoized(provider: Callable[..., Engine]) -> Callable[..., Engine]:
     """Wrap an engine provider (spec → engine) so each engine it returns is wrapped once in a `MemoEngine`."""
-    wrapped: dict[int, MemoEngine] = {}
+    wrapped: dict[Engine, MemoEngine] = {}  # keyed by the engine itself (identity), which the dict keeps alive
     lock = threading.Lock()
 
     def get(spec) -> Engine:
         inner = provider(spec)
         with lock:
-            if id(inner) not in wrapped:
-                wrapped[id(inner)] = MemoEngine(inner)
-            return wrapped[id(inner)]
+            if inner not in wrapped:
+                wrapped[inner] = MemoEngine(inner)
+            return wrapped[inner]
     get.engines = wrapped  # type: ignore[attr-defined]
     return get
