@@ -78,6 +78,73 @@ def _points(rows: list[tuple[str, dict]]) -> list[tuple[float, float, str]]:
     return [(x, y, "α " + (f"{al[0]}–{al[-1]}" if len(al) > 1 else al[0])) for x, y, al in out]
 
 
+def _panel_labels(sides: list[list[tuple[float, float, str]]], names: list[str] | None = None, near_x: float = 0.12,
+                  near_y: float = 0.05) -> list[list[str]]:
+    """One label per crowd of points: points closer than `near_x` of the panel's width (x on a log scale; a label is
+    about a tenth of it wide) and `near_y` of its height are labelled once, on the first of them, with their sides'
+    α labels joined, each after its side's name where the crowd holds more than one side ("before α 0 / after
+    α 0–0.3, α 0.5"), so texts that would print over each other print once."""
+    import math
+    flat = [(si, pi, math.log10(max(x, 1e-12)), y) for si, pts in enumerate(sides) for pi, (x, y, _) in enumerate(pts)]
+    if not flat:
+        return [[] for _ in sides]
+    span_x = (max(f[2] for f in flat) - min(f[2] for f in flat)) or 1.0
+    span_y = (max(f[3] for f in flat) - min(f[3] for f in flat)) or 1.0
+    texts = [["" for _ in pts] for pts in sides]
+    names = names or [str(i) for i in range(len(sides))]
+    placed: list[tuple[float, float, int, int, dict[int, list[str]]]] = []  # (x, y, side, index, side → labels)
+    for si, pi, x, y in flat:
+        label = sides[si][pi][2]
+        home = next((p for p in placed if abs(p[0] - x) / span_x < near_x and abs(p[1] - y) / span_y < near_y), None)
+        if home is None:
+            placed.append((x, y, si, pi, {si: [label]}))
+        else:
+            home[4].setdefault(si, []).append(label)
+    for _, _, si, pi, by_side in placed:
+        if len(by_side) == 1:
+            texts[si][pi] = ", ".join(by_side[si])
+        else:
+            texts[si][pi] = " / ".join(f"{names[k]} " + ", ".join(v) for k, v in sorted(by_side.items()))
+    return texts
+
+
+def _places(sides: list[list[tuple[float, float, str]]], texts: list[list[str]], width: float,
+            height: float, others: list[tuple[float, float]] = ()) -> list[list[str]]:
+    """Where each label goes, beside its point: the first of four corners (the side's own first) whose box, sized
+    from the text at 12 px type, stays inside the panel (`width` × `height` px; `others`, the unlabelled points,
+    widen its axes) and clear of the labels already placed; the side's own corner when none is."""
+    import math
+    pts = [(si, pi, math.log10(max(x, 1e-12)), y) for si, side in enumerate(sides) for pi, (x, y, _) in enumerate(side)]
+    places = [["bottom right"] * len(side) for side in sides]
+    if not pts:
+        return places
+    xs = [p[2] for p in pts] + [math.log10(max(x, 1e-12)) for x, _ in others]
+    ys = [p[3] for p in pts] + [y for _, y in others]
+    lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+    pad_x, pad_y = 0.05 * ((hi_x - lo_x) or 1.0), 0.05 * ((hi_y - lo_y) or 1.0)  # plotly's autorange margin
+    boxes: list[tuple[float, float, float, float]] = []
+    for si, pi, lx, y in pts:
+        px = (lx - lo_x + pad_x) / (hi_x - lo_x + 2 * pad_x) * width
+        py = (y - lo_y + pad_y) / (hi_y - lo_y + 2 * pad_y) * height
+        w, h = 6.5 * len(texts[si][pi]), 14.0
+        own = ("top left", "bottom right")[si % 2 == 0]
+        choice = own
+        for corner in (own, "bottom left", "top right", "top left", "bottom right"):
+            x0 = px + 5 if corner.endswith("right") else px - 5 - w
+            y0 = py + 4 if corner.startswith("top") else py - 4 - h
+            box = (x0, y0, x0 + w, y0 + h)
+            inside = box[0] >= 0 and box[2] <= width and box[1] >= -20 and box[3] <= height + 20
+            if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+                choice = corner
+                break
+        if texts[si][pi]:
+            x0 = px + 5 if choice.endswith("right") else px - 5 - w
+            y0 = py + 4 if choice.startswith("top") else py - 4 - h
+            boxes.append((x0, y0, x0 + w, y0 + h))
+        places[si][pi] = choice
+    return places
+
+
 def figure(result: dict):
     """EM against $ a query at each α, each side, on all the questions and on the bundled set alone, with the
     cheapest- and largest-only points."""
@@ -90,19 +157,23 @@ def figure(result: dict):
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels], horizontal_spacing=0.08)
     colours = ("#9d755d", "#4c78a8", "#54a24b", "#e45756")
     for col, (key, _) in enumerate(panels, 1):
+        side_pts = [_points([(a, r if key == "all" else {**r["by_set"][key], "n": r["n"]})
+                             for a, r in side_rows.items() if a != "summary" and r["n"]])
+                    for side_rows in result["sides"].values()]
+        side_text = _panel_labels(side_pts, list(result["sides"]))
+        b = result["baselines"]
+        others = [(b[k][0] * 1e6, b[k][1]) for k in ("cheapest", "largest") if key == "all" and b.get(k)]
+        side_place = _places(side_pts, side_text, 1020 * (0.46 if len(panels) > 1 else 1.0), 330, others)
         for i, (label, side_rows) in enumerate(result["sides"].items()):
-            rows = [(a, r if key == "all" else {**r["by_set"][key], "n": r["n"]})
-                    for a, r in side_rows.items() if a != "summary" and r["n"]]
-            pts = _points(rows)
+            pts = side_pts[i]
             s = side_rows.get("summary", {})
             name = label + (f" (APGR {s['APGR']:.2f})" if s.get("APGR") is not None else "")
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers+text",
-                                     text=[p[2] for p in pts], name=name, legendgroup=label, showlegend=col == 1,
-                                     textposition="top left" if i % 2 else "bottom right",
+                                     text=side_text[i], name=name, legendgroup=label, showlegend=col == 1,
+                                     textposition=side_place[i],
                                      line=dict(color=colours[i % len(colours)]), marker=dict(size=8)),
                           row=1, col=col)
         if key == "all":
-            b = result["baselines"]
             for k, symbol in (("cheapest", "square"), ("largest", "diamond")):
                 if b.get(k):
                     fig.add_trace(go.Scatter(x=[b[k][0] * 1e6], y=[b[k][1]], mode="markers",

@@ -37,3 +37,15 @@ def test_alphas_on_one_point_share_a_label_and_the_figure_has_both_views():
     assert list(bundled.y) == [0.8, 0.6, 0.5]  # the bundled set's own EM, not the mean over both sets
     overall = [t for t in fig.data if t.name == "after" and t.xaxis == "x"][0]
     assert list(overall.y) == [0.4, 0.3, 0.25]
+
+
+def test_labels_that_would_print_over_each_other_print_once():
+    f = frontier()
+    before = [(33.5, 0.80, "α 0–0.3"), (4.18, 0.40, "α 0.7–1"), (4.42, 0.40, "α 0.5"), (21.0, 0.69, "α 0.1")]
+    after = [(33.5, 0.80, "α 0–0.5"), (4.85, 0.40, "α 1"), (13.5, 0.64, "α 0.7")]
+    text = f._panel_labels([before, after], ["before", "after"])
+    # the shared top point and the crowd at 4–5 µ$ are labelled once, with every α that landed there and its side
+    assert text[0] == ["before α 0–0.3 / after α 0–0.5", "before α 0.7–1, α 0.5 / after α 1", "", "α 0.1"]
+    assert text[1] == ["", "", "α 0.7"]
+    # points far apart keep their own labels, on every side
+    assert f._panel_labels([[(1.0, 0.1, "α 1")], [(30.0, 0.9, "α 0")]]) == [["α 1"], ["α 0"]]
