@@ -130,19 +130,22 @@ def _places(sides: list[list[tuple[float, float, str]]], texts: list[list[str]],
         own = ("top left", "bottom right")[si % 2 == 0]
         choice = own
         for corner in (own, "bottom left", "top right", "top left", "bottom right"):
-            x0 = px + 5 if corner.endswith("right") else px - 5 - w
-            y0 = py + 4 if corner.startswith("top") else py - 4 - h
-            box = (x0, y0, x0 + w, y0 + h)
+            box = _box(px, py, w, h, corner)
             inside = box[0] >= 0 and box[2] <= width and box[1] >= -20 and box[3] <= height + 20
             if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
                 choice = corner
                 break
         if texts[si][pi]:
-            x0 = px + 5 if choice.endswith("right") else px - 5 - w
-            y0 = py + 4 if choice.startswith("top") else py - 4 - h
-            boxes.append((x0, y0, x0 + w, y0 + h))
+            boxes.append(_box(px, py, w, h, choice))
         places[si][pi] = choice
     return places
+
+
+def _box(px: float, py: float, w: float, h: float, corner: str) -> tuple[float, float, float, float]:
+    """A label's box (x0, y0, x1, y1; y up) when it sits at `corner` of the point (px, py)."""
+    x0 = px + 5 if corner.endswith("right") else px - 5 - w
+    y0 = py + 4 if corner.startswith("top") else py - 4 - h
+    return x0, y0, x0 + w, y0 + h
 
 
 def figure(result: dict):

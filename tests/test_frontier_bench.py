@@ -49,3 +49,14 @@ def test_labels_that_would_print_over_each_other_print_once():
     assert text[1] == ["", "", "α 0.7"]
     # points far apart keep their own labels, on every side
     assert f._panel_labels([[(1.0, 0.1, "α 1")], [(30.0, 0.9, "α 0")]]) == [["α 1"], ["α 0"]]
+
+
+def test_a_label_goes_where_it_fits():
+    f = frontier()
+    # a point at the panel's right edge puts its label to its left, not past the edge
+    one = [[(1.0, 0.1, "α 1"), (30.0, 0.9, "α 0")]]
+    assert f._places(one, [["α 1", "α 0"]], 400, 300)[0][1].endswith("left")
+    # sides 0 and 2 start from the same corner; their labels of points at one spot still take different ones
+    three = [[(1.0, 0.1, "α 1"), (10.0, 0.5, "α 0.5"), (30.0, 0.9, "α 0")], [], [(10.0, 0.5, "α 0.3")]]
+    places = f._places(three, [["α 1", "α 0.5", "α 0"], [], ["α 0.3"]], 400, 300)
+    assert places[0][1] == "bottom right" and places[2][0] != "bottom right"
