@@ -61,8 +61,7 @@ def score_replies(labels, cache_file: Path) -> dict[str, dict]:
         return have
     router = Router(load_policies().get(None), load_pool())
     specs = {s.name: s for s in router.pool.models}
-    words = max(20, int(router.config.candidate_max_tokens * 0.7))
-    head = router.candidate_template.replace("{{MAX_WORDS}}", str(words))
+    head = router.candidate_head()  # the prompt each labelled reply was written under
     t0 = time.perf_counter()
     for n, x in enumerate(todo, 1):
         engine = router._engines(spec_of_model(specs[x.model]))

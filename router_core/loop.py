@@ -128,6 +128,11 @@ class Router:
                       score_seconds=prior.score_seconds + time.perf_counter() - t0, quality=q,
                       prior_weight=self.config.prior_weight, quality_weight=self.config.quality_weight)
 
+    def candidate_head(self) -> str:
+        """The candidate template with its word limit filled in; `{{QUESTION}}` is left for the sub-question."""
+        words = max(20, int(self.config.candidate_max_tokens * 0.7))
+        return self.candidate_template.replace("{{MAX_WORDS}}", str(words))
+
     def call_candidate(self, step: Step, spec: ModelSpec, query: str,
                        on_text: Callable[[str], None] | None = None,
                        stop_event: threading.Event | None = None) -> str:
@@ -140,8 +145,7 @@ class Router:
             on_text = _watched(on_text, stop_event)
         try:
             engine = self._engines(spec_of_model(spec))
-            words = max(20, int(self.config.candidate_max_tokens * 0.7))
-            head = self.candidate_template.replace("{{MAX_WORDS}}", str(words))
+            head = self.candidate_head()
             content = head.replace("{{QUESTION}}", query)
             # the instruction before the sub-question is the same for every call: computed once
             c = engine.chat([{"role": "user", "content": content}], max_tokens=self.config.candidate_max_tokens,
