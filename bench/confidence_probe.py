@@ -98,12 +98,9 @@ def main() -> int:
         by.setdefault(x.id, {})[x.model] = x
     qids = [q for q, d in by.items() if all(m in d for m in names)]
 
-    # the kNN estimate, each question's own labels left out of its neighbours (as bench/fit_quality.py does)
-    from evaluation.calibrate import estimator_for
-    est: QualityEstimator | None = estimator_for(pool)
-    if est is None:
-        raise SystemExit(f"no labels for pool '{pool.name}'")
-    est.prepare()
+    # the kNN estimate of --labels, each question's own labels left out of its neighbours (as bench/fit_quality.py)
+    from evaluation.embed import get_embedder
+    est = QualityEstimator(labels, get_embedder().encode).prepare()
     order = pool.names  # the choice's order (priors are cached in it)
     knn = {q: est.estimate(by[q][names[0]].question, order, exclude=by[q][names[0]].question) for q in qids}
     priors = json.loads(Path(args.priors).read_text())
