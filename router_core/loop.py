@@ -46,7 +46,7 @@ def spec_of_policy(p: Policy) -> EngineSpec:
     # role "router": the policy gets its own engine instance even when a candidate names the same
     # weights, so a candidate call never evicts the router's cached transcript
     return EngineSpec(engine=p.engine, model=p.model, gguf_file=p.gguf_file, base_url=p.base_url, role="router",
-                      api_key_env=p.api_key_env)
+                      api_key_env=p.api_key_env, adapter=p.adapter_path())
 
 
 class Router:
@@ -183,7 +183,7 @@ class Router:
         try:
             engine = self.policy_engine()
             models, example = self._models(), self.pool.dearest().name
-            user = self.template.fill(question, models, example)
+            user = self.template.fill(question, models, example, alpha=alpha)
             ro.prompt = engine.chat_prompt([{"role": "user", "content": user}])
             # everything before the question is the same for every question with this pool and template
             ro.cache = CacheHint(prefix=engine.prompt_head(self.template.head(models, example)), session=sid)

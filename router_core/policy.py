@@ -165,6 +165,7 @@ class Policy(BaseModel):
     gguf_file: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    adapter: str | None = None        # a GGUF LoRA adapter (llamacpp) trained on `model` by `app.py train`
     # the rules of the guided rollout this preset turns on, by name, each alone or with its own settings
     # (`- whole_question_lead: {lead: "…"}`); router_core/rollout/registry.py lists them
     interventions: list[str | dict[str, dict[str, Any] | None]] = Field(default_factory=list)
@@ -172,6 +173,11 @@ class Policy(BaseModel):
 
     def run_config(self, overrides: dict[str, Any] | None = None) -> RunConfig:
         return RunConfig().merged(intervention_settings(self.interventions)).merged(self.run).merged(overrides)
+
+    def adapter_path(self) -> str | None:
+        """The adapter file, resolved like templates (relative to the project unless absolute)."""
+        from .paths import resolve
+        return str(resolve(self.adapter)) if self.adapter else None
 
     def old_keys(self) -> list[str]:
         """Run settings this preset writes under `run:` that now belong to an intervention."""

@@ -16,7 +16,7 @@ from .paths import resolve
 
 TAGS: tuple[str, ...] = ("think", "search", "information", "answer")
 
-_PLACEHOLDERS = ("{{MODELS}}", "{{DESCRIPTIONS}}", "{{QUESTION}}")
+_PLACEHOLDERS = ("{{MODELS}}", "{{QUESTION}}")  # required; {{DESCRIPTIONS}}, {{EXAMPLE_MODEL}}, {{ALPHA}} optional
 
 
 class TemplateError(ValueError):
@@ -25,8 +25,10 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True)
 class Template:
-    """A router prompt template; `{{MODELS}}`, `{{DESCRIPTIONS}}`, `{{QUESTION}}` are filled in, and
-    `{{EXAMPLE_MODEL}}` (optional, for worked examples) with the name the caller gives: a worked example
+    """A router prompt template; `{{MODELS}}` and `{{QUESTION}}` are filled in, and where the template has them
+    `{{DESCRIPTIONS}}`, `{{ALPHA}}` (the session's cost coefficient: a policy trained on several α reads the one it
+    must serve from its prompt, so one adapter serves the whole slider) and `{{EXAMPLE_MODEL}}` (for worked
+    examples) with the name the caller gives: a worked example
     that writes a placeholder such as "Model-Name" teaches the router to write that placeholder, leaving
     the pool's real names a tiny share of its probability (median e^-7.5 measured), where the choice is noise."""
 
@@ -58,18 +60,30 @@ class Template:
         return text
 
     def head(self, models: Sequence[tuple[str, str]], example_model: str = "Model-Name") -> str:
-        """The filled prompt up to where the question goes: the same for every question."""
-        return self.fill("\x00", models, example_model).split("\x00", 1)[0]
+        """The filled prompt up to where the question (or α) goes: the same for every question and α."""
+        cut = Template(self.text.replace("{{ALPHA}}", "\x00"), self.path)
+        return cut.fill("\x00", models, example_model).split("\x00", 1)[0]
 
-    def fill(self, question: str, models: Sequence[tuple[str, str]], example_model: str = "Model-Name") -> str:
-        """Fill in the candidate list (name, description), the worked example's model and the question."""
+    def fill(self, question: str, models: Sequence[tuple[str, str]], example_model: str = "Model-Name",
+             alpha: float | None = None) -> str:
+        """Fill in the candidate list (name, description), the worked example's model, α and the question."""
         names = ", ".join(f"[{n}]" for n, _ in models)
         descs = "\n".join(f"- {n} — {' '.join(d.split())}" for n, d in models)
         # QUESTION last, so text in a question can never be mistaken for a placeholder.
         return (self.text.replace("{{MODELS}}", names)
                 .replace("{{DESCRIPTIONS}}", descs)
                 .replace("{{EXAMPLE_MODEL}}", example_model)
+                .replace("{{ALPHA}}", format_alpha(alpha or 0.0))
                 .replace("{{QUESTION}}", question.strip()))
+
+    @property
+    def states_alpha(self) -> bool:
+        return "{{ALPHA}}" in self.text
+
+
+def format_alpha(alpha: float) -> str:
+    """α as a prompt states it: two decimals at most (the slider's resolution), no trailing zeros."""
+    return f"{round(float(alpha), 2):g}"
 
 
 # ---------------------------------------------------------------- neutralising

@@ -47,7 +47,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # The project's own packages, importable from anywhere (bench/, tests/) without sys.path edits.
-if ! (cd / && "$ROOT/.venv/bin/python" -c "import router_core, storage, ui, evaluation" 2>/dev/null); then
+if ! (cd / && "$ROOT/.venv/bin/python" -c "import router_core, storage, ui, evaluation, training" 2>/dev/null); then
   echo "setup: installing this project (editable, no dependencies)"
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true
 fi

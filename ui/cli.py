@@ -21,7 +21,7 @@ from typing import Any, Callable
 from router_core.question import QUESTION_MAX_CHARS, question_problem  # one rule for the page, the API and the CLI
 
 COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report",
-            "diff", "calibrate")
+            "diff", "calibrate", "collect", "train")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
     "template": None, "max_turns": None, "settings": None, "db": None, "otlp": None,
@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--limit", default=None, help="first N questions of each file")
     cal.add_argument("--out", default=None, metavar="FILE",
                      help="labels file (default assets/calibration/<pool name>.jsonl: the one the app reads)")
+    from .train_cli import add_parsers
+    add_parsers(sub, router, store)
     return root
 
 
@@ -688,7 +690,13 @@ def cmd_serve_api(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve, "serve-api": cmd_serve_api, "ask": cmd_ask, "sweep": cmd_sweep, "sessions": cmd_sessions, "export": cmd_export,
     "export-html": cmd_export_html, "import": cmd_import, "eval": cmd_eval, "report": cmd_report,
-    "diff": cmd_diff, "calibrate": cmd_calibrate}
+    "diff": cmd_diff, "calibrate": cmd_calibrate,
+    "collect": lambda a: _train_cli().cmd_collect(a), "train": lambda a: _train_cli().cmd_train(a)}
+
+
+def _train_cli():
+    from . import train_cli
+    return train_cli
 
 
 def main(argv: list[str] | None = None) -> int:

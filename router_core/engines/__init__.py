@@ -27,6 +27,7 @@ class EngineSpec:
     api_key_env: str | None = None
     timeout_s: float = 60.0
     role: str = ""              # "router": a separate instance from candidates that load the same weights
+    adapter: str | None = None  # a GGUF LoRA adapter on top of the weights (llamacpp), checked against them by hash
 
 
 _cache: dict[EngineSpec, Engine] = {}
@@ -36,7 +37,15 @@ _load_locks: dict[EngineSpec, threading.Lock] = {}
 
 def _llamacpp(spec: EngineSpec, path: str) -> Engine:
     from .llamacpp import LlamaCppEngine
-    return LlamaCppEngine(path)
+    lora = None
+    if spec.adapter:
+        from .adapters import AdapterError, check_adapter
+        from .weights import weights_sha256
+        try:
+            lora = check_adapter(spec.adapter, path, weights_sha256(spec.model, path)).path
+        except AdapterError as e:
+            raise EngineError(str(e)) from None
+    return LlamaCppEngine(path, lora_path=lora)
 
 
 def _transformers(spec: EngineSpec, path: str) -> Engine:
@@ -69,6 +78,9 @@ REGISTRY: dict[str, tuple[Callable[[EngineSpec, str], Engine], bool]] = {
 def _build(spec: EngineSpec, progress: Callable[[str], None] | None) -> Engine:
     if spec.engine not in REGISTRY:
         raise EngineError(f"unknown engine '{spec.engine}' (known: {', '.join(REGISTRY)})")
+    if spec.adapter and spec.engine != "llamacpp":
+        raise EngineError(f"model '{spec.model}': a GGUF LoRA adapter ({spec.adapter}) loads with engine 'llamacpp' "
+                          f"only, not '{spec.engine}'")
     build, local = REGISTRY[spec.engine]
     path = resolve_model_path(spec.model, progress) if local else spec.model
     if progress and local:

@@ -57,7 +57,7 @@ class LlamaCppEngine(Engine):
     name = "llamacpp"
 
     def __init__(self, model_path: str, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, lora_path: str | None = None) -> None:
         super().__init__()
         try:
             import llama_cpp
@@ -71,9 +71,11 @@ class LlamaCppEngine(Engine):
         t0 = time.perf_counter()
         try:
             self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 2,
-                             n_batch=512, logits_all=False, verbose=False, seed=seed)
+                             n_batch=512, logits_all=False, verbose=False, seed=seed, lora_path=lora_path)
         except Exception as e:  # llama.cpp raises ValueError for unreadable files
-            raise EngineError(f"{model_path}: llama.cpp could not load the model ({e})") from e
+            what = f" with the adapter {lora_path}" if lora_path else ""
+            raise EngineError(f"{model_path}: llama.cpp could not load the model{what} ({e})") from e
+        self.lora_path = lora_path
         self.load_seconds = time.perf_counter() - t0
         self.model_path = model_path
         meta = self.llm.metadata

@@ -283,3 +283,15 @@ def resolve_model_path(model: str, progress=None) -> str:
             return str(shipped_dir(model, progress))
         return str(resolve_shipped(model, progress))
     return model
+
+
+def weights_sha256(model: str, path: str | Path) -> str:
+    """sha256 of the weights file a model resolves to: a shipped model's is known (and was checked when it was
+    joined); any other file is hashed (an adapter names its base by this hash)."""
+    key = model.removeprefix(SHIPPED_PREFIX)
+    if model.startswith(SHIPPED_PREFIX) and key in SHIPPED:
+        return SHIPPED[key].sha256
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: not a weights file (an adapter needs its base as one GGUF file)")
+    return sha256_file(p)
