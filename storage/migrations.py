@@ -14,7 +14,8 @@ from typing import Any, Callable
 from sqlalchemy import Connection, bindparam, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .models import AnnotationRow, Base, ModelBitRow, SessionRow
+from .models import (AnnotationRow, Base, ModelBitRow, SessionRow, TrainingPointRow, TrainingRunRow,
+                     TrainingTrajectoryRow)
 
 FTS_TABLE = "sessions_fts"
 log = logging.getLogger(__name__)
@@ -229,6 +230,11 @@ def _v10_usage_without_rowid(conn: Connection) -> None:
 
 
 # (version, description, upgrade from version-1). Version 1 is the first released schema.
+def _v13_training(conn: Connection) -> None:
+    for table in (TrainingRunRow, TrainingPointRow, TrainingTrajectoryRow):
+        table.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "per-model usage table and eval run ids", _v2_usage_and_runs),
     (3, "pool snapshots by hash, filter indexes, trigram text index", _v3_pools_indexes_text),
@@ -241,5 +247,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (10, "session_models without a rowid (one copy of each row, not two)", _v10_usage_without_rowid),
     (11, "PostgreSQL: trigram indexes under the text filter", _v11_postgres_trigrams),
     (12, "a list index led by the method", _indexes_as_declared),
+    (13, "training runs: their steps and the trajectories kept or dropped", _v13_training),
 ]
 LATEST = 1 + len(MIGRATIONS)

@@ -207,3 +207,62 @@ class AnnotationRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_annotations_label_session", "label", "session_id"),)
+
+
+class TrainingRunRow(Base):
+    """One `app.py train` run: what it trains on and with, its status as it goes, and its card once done."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20))        # running | done | error | interrupted
+    base: Mapped[str] = mapped_column(String(500))
+    out_dir: Mapped[str | None] = mapped_column(Text)
+    source_runs: Mapped[list[Any]] = mapped_column(JSON, default=list)   # the eval runs trained on
+    alphas: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    max_steps: Mapped[int | None] = mapped_column(Integer)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class TrainingPointRow(Base):
+    """One optimizer step of a training run: the curves the Training tab draws."""
+
+    __tablename__ = "training_points"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[float] = mapped_column(Float)
+    loss: Mapped[float] = mapped_column(Float)
+    learning_rate: Mapped[float] = mapped_column(Float)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class TrainingTrajectoryRow(Base):
+    """A trajectory (a stored session) at one training α: kept or dropped, why, and its reward's terms there."""
+
+    __tablename__ = "training_trajectories"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alpha: Mapped[float] = mapped_column(Float, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    kept: Mapped[bool] = mapped_column()
+    reward: Mapped[float] = mapped_column(Float)
+    em: Mapped[float] = mapped_column(Float)
+    r_cost: Mapped[float] = mapped_column(Float)
+    format_ok: Mapped[bool] = mapped_column()
+    raw_cost: Mapped[float] = mapped_column(Float)
+    source_alpha: Mapped[float] = mapped_column(Float)     # the α the session ran at
+    dataset: Mapped[str | None] = mapped_column(String(200))
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    models: Mapped[list[Any]] = mapped_column(JSON, default=list)

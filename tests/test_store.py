@@ -341,7 +341,7 @@ def test_a_v3_file_gets_the_v4_list_index_model_bits_and_text_rowids_and_v5_step
     con.executescript(V3_SCHEMA)
     con.close()
     with TraceStore(str(path)) as s:
-        assert s.schema_version() == LATEST == 12
+        assert s.schema_version() == LATEST == 13
         with s.engine.connect() as c:
             assert "extra" in {r[1] for r in c.exec_driver_sql("PRAGMA table_info(steps)")}
             # v7: the wrong session's failure kind computed from its stored steps; the right one has none

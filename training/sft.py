@@ -218,6 +218,12 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
         shutil.rmtree(ckpt)
     ckpt.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"data_hash": digest, "examples": len(examples)}))
+    finished = ckpt / "finished.json"
+    if resume and finished.is_file() and (out / "peft" / "adapter_model.safetensors").is_file():
+        done = TrainResult(**json.loads(finished.read_text()))  # trained to the end before: nothing left to do
+        if progress:
+            progress(f"already trained to step {done.steps} on this data ({finished}); exporting again")
+        return done
 
     set_seed(cfg.seed)
     tok, model, _ = load_base(cfg.base, cfg.dtype, progress)
@@ -273,13 +279,15 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
     model.save_pretrained(str(peft_dir))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     trained = sum(sum(1 for x in r["labels"] if x != -100) for r in rows)
-    return TrainResult(out_dir=str(out), steps=trainer.state.global_step, epochs=float(trainer.state.epoch or 0.0),
+    result = TrainResult(out_dir=str(out), steps=trainer.state.global_step, epochs=float(trainer.state.epoch or 0.0),
                        examples=len(rows), tokens=counter.tokens,
                        trained_tokens=int(trained * (trainer.state.epoch or 0.0)), seconds=seconds,
                        tokens_per_s=counter.tokens / seconds if seconds > 0 else 0.0,
                        loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None,
                        log=list(trainer.state.log_history), resumed_from=resume, device=device, bf16=bf16,
                        peft_dir=str(peft_dir))
+    finished.write_text(json.dumps(asdict(result)))
+    return result
 
 
 def _bar(total: int, show: bool):

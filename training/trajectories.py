@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
@@ -208,16 +209,37 @@ def select(trajectories: Sequence[Trajectory], alphas: Sequence[float], *, min_r
 # ---------------------------------------------------------------------------------------------- training text
 
 Segment = tuple[str, bool]  # (text, trained on): the policy's own words are trained on, replies are not
+THINK_MODES = ("first-sentence", "whole")
 
 
-def protocol_segments(steps: Sequence[Step]) -> list[Segment]:
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“'‘(])")
+
+
+def first_sentence(text: str, min_words: int = 4) -> str:
+    """The first sentence of a think block (the first two when the first is a few words): the plan or the fact
+    carried forward. The teacher's second sentence mostly restates the next sub-question ("I still need the country
+    where X was born."), which the search right after it says anyway."""
+    parts = _SENTENCE_END.split(text.strip())
+    out = parts[0]
+    if len(out.split()) < min_words and len(parts) > 1:
+        out = f"{out} {parts[1]}"
+    return out
+
+
+def protocol_segments(steps: Sequence[Step], *, think: str = "first-sentence") -> list[Segment]:
     """The session as the plain protocol, exactly as the free rollout lays a transcript out (router_core/rollout/
-    free.py): the policy writes up to `</search>` / `</answer>`; the rollout adds a newline and the reply block."""
+    free.py): the policy writes up to `</search>` / `</answer>`; the rollout adds a newline and the reply block.
+    `think`: "first-sentence" keeps each think block's first sentence (fewer words for the student to write: the
+    session's speed is mostly the router's tokens), "whole" keeps it all."""
+    if think not in THINK_MODES:
+        raise ValueError(f"think: '{think}' is not one of {', '.join(THINK_MODES)}")
     segs: list[Segment] = []
     pending_think: str | None = None
     for s in steps:
         if s.kind == "think":
             text = " ".join(neutralise(s.text).split())
+            if think == "first-sentence":
+                text = first_sentence(text)
             pending_think = text or pending_think  # of two think blocks in a row, the last is kept
         elif s.kind == "route":
             if not s.sent or not s.request_model or not s.query:
@@ -254,13 +276,13 @@ class Example:
         return d
 
 
-def examples_from(decisions: Iterable[Decision]) -> list[Example]:
+def examples_from(decisions: Iterable[Decision], think: str = "first-sentence") -> list[Example]:
     out = []
     for d in decisions:
         if not d.kept:
             continue
         t = d.trajectory
-        out.append(Example(question=t.question, alpha=d.alpha, segments=protocol_segments(t.steps),
+        out.append(Example(question=t.question, alpha=d.alpha, segments=protocol_segments(t.steps, think=think),
                            session_id=t.session_id, dataset=t.dataset, item_id=t.item_id, reward=d.terms.reward,
                            models=t.models))
     return out

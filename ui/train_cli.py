@@ -52,6 +52,9 @@ def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentPa
     tr.add_argument("--save-steps", default="10", help="checkpoint every N optimizer steps (default 10)")
     tr.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16"],
                     help="auto: bf16 autocast where the processor has it (faster here), else fp32")
+    tr.add_argument("--think", default="first-sentence", choices=["first-sentence", "whole"],
+                    help="how much of each teacher think block the student learns to write (default its first "
+                         "sentence: fewer router tokens per session)")
     tr.add_argument("--restart", action="store_true", help="drop checkpoints made on other data and start over")
     tr.add_argument("--select-only", action="store_true",
                     help="print what would be kept and dropped, by reason and α, and stop")
@@ -140,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("adapters") / name)
     with TraceStore(args.db) as store:
         if args.select_only:
-            trajs, decisions, examples = prepare(store, args.run, alphas, min_reward)
+            trajs, decisions, examples = prepare(store, args.run, alphas, min_reward, args.think)
             print(f"{len(trajs)} trajectories of {len({t.key for t in trajs})} questions; {len(examples)} examples")
             for a, s in selection_summary(decisions).items():
                 print(f"α {a}: kept {s['kept']} of {s['trajectories']} (mean reward {s['kept_reward_mean']}); "
@@ -148,8 +151,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             print("reasons: " + "; ".join(f"{k} = {v}" for k, v in REASONS.items()))
             return 0
         resolve_model_path(cfg.base)  # a missing or corrupt base fails here, before anything is read
-        outcome = run_training(store, args.run, pool, cfg, alphas=alphas, min_reward=min_reward, out_dir=out,
-                               name=name, restart=args.restart, progress=lambda m: print(m, file=sys.stderr))
+        try:
+            outcome = run_training(store, args.run, pool, cfg, alphas=alphas, min_reward=min_reward, out_dir=out,
+                                   name=name, restart=args.restart, progress=lambda m: print(m, file=sys.stderr),
+                                   think=args.think)
+        except KeyboardInterrupt:
+            print(f"interrupted: checkpoints are in {out / 'checkpoints'}; run the same command to resume",
+                  file=sys.stderr)
+            return 130
     t = outcome.card["training"]
     print(f"adapter {outcome.adapter} ({outcome.adapter.stat().st_size / 1e6:.1f} MB); card "
           f"{', '.join(str(f) for f in outcome.files[1:])}")

@@ -1,0 +1,118 @@
+"""Training runs in the trace store: `app.py train` writes its selection, each optimizer step and its card as it goes,
+so the Training tab follows a run started from the terminal while it runs, and shows it whole afterwards.
+
+Plain dicts in, plain dicts out: the store knows nothing of how a trajectory was chosen (training/ does).
+A run left `running` by a process that died is shown `interrupted` (the same rule as sessions: same host, that pid
+gone or reused).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Iterable
+
+from sqlalchemy import delete, insert, select, update
+
+from .models import TrainingPointRow, TrainingRunRow, TrainingTrajectoryRow
+from .store import TraceStore, _proc_start
+
+RUN_STATUSES = ("running", "done", "error", "interrupted")
+TRAJECTORY_FIELDS = ("session_id", "alpha", "reason", "kept", "reward", "em", "r_cost", "format_ok", "raw_cost",
+                     "source_alpha", "dataset", "item_id", "question", "answer", "models")
+
+
+def start_run(store: TraceStore, *, run_id: str, name: str, base: str, out_dir: str | None, source_runs: list[str],
+              alphas: list[float], config: dict[str, Any], max_steps: int | None = None) -> str:
+    """A new run row (or the same id started again: a resumed run keeps its points and selection)."""
+    now = time.time()
+    with store._tx() as conn:
+        held = conn.execute(select(TrainingRunRow.id).where(TrainingRunRow.id == run_id)).first()
+        values = dict(name=name, updated_at=now, status="running", base=base, out_dir=out_dir,
+                      source_runs=list(source_runs), alphas=[float(a) for a in alphas], config=config,
+                      max_steps=max_steps, error=None, host=socket.gethostname(), pid=os.getpid())
+        if held:
+            conn.execute(update(TrainingRunRow).where(TrainingRunRow.id == run_id).values(**values))
+        else:
+            conn.execute(insert(TrainingRunRow).values(id=run_id, created_at=now, **values))
+    return run_id
+
+
+def record_selection(store: TraceStore, run_id: str, rows: Iterable[dict[str, Any]]) -> int:
+    """The trajectories at each training α, kept or dropped (replaces what the run held: the same selection)."""
+    data = [{"run_id": run_id, **{k: r[k] for k in TRAJECTORY_FIELDS}} for r in rows]
+    with store._tx() as conn:
+        conn.execute(delete(TrainingTrajectoryRow).where(TrainingTrajectoryRow.run_id == run_id))
+        if data:
+            conn.execute(insert(TrainingTrajectoryRow), data)
+    return len(data)
+
+
+def add_point(store: TraceStore, run_id: str, point: dict[str, Any], max_steps: int | None = None) -> None:
+    """One optimizer step (a resumed run may write a step again: the later write wins)."""
+    row = {k: point[k] for k in ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")}
+    with store._tx() as conn:
+        conn.execute(delete(TrainingPointRow).where(TrainingPointRow.run_id == run_id,
+                                                    TrainingPointRow.step == row["step"]))
+        conn.execute(insert(TrainingPointRow).values(run_id=run_id, **row))
+        extra = {"max_steps": max_steps} if max_steps else {}
+        conn.execute(update(TrainingRunRow).where(TrainingRunRow.id == run_id).values(updated_at=time.time(),
+                                                                                         **extra))
+
+
+def finish_run(store: TraceStore, run_id: str, *, status: str, card: dict[str, Any] | None = None,
+               error: str | None = None) -> None:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"status: '{status}' is not one of {', '.join(RUN_STATUSES)}")
+    with store._tx() as conn:
+        conn.execute(update(TrainingRunRow).where(TrainingRunRow.id == run_id).values(
+            status=status, card=card, error=error, updated_at=time.time()))
+
+
+def _alive(host: str | None, pid: int | None) -> bool:
+    if host != socket.gethostname():
+        return True  # another machine's run: trust its status
+    return pid is not None and _proc_start(pid) is not None
+
+
+def list_runs(store: TraceStore) -> list[dict[str, Any]]:
+    """Every training run, newest first, with its last step; a dead writer's `running` reads `interrupted`."""
+    with store.read() as conn:
+        runs = [dict(r._mapping) for r in conn.execute(select(TrainingRunRow).order_by(
+            TrainingRunRow.created_at.desc()))]
+        last = {r.run_id: dict(r._mapping) for r in conn.execute(
+            select(TrainingPointRow).order_by(TrainingPointRow.run_id, TrainingPointRow.step))}
+    for r in runs:
+        if r["status"] == "running" and not _alive(r["host"], r["pid"]):
+            r["status"] = "interrupted"
+        r["last"] = last.get(r["id"])
+    return runs
+
+
+def get_run(store: TraceStore, run_id: str) -> dict[str, Any]:
+    for r in list_runs(store):
+        if r["id"] == run_id:
+            return r
+    raise KeyError(f"no training run '{run_id}' in {store.where}")
+
+
+def points(store: TraceStore, run_id: str) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(TrainingPointRow).where(TrainingPointRow.run_id == run_id).order_by(TrainingPointRow.step))]
+
+
+def trajectories(store: TraceStore, run_id: str, *, kept: bool | None = None, reason: str | None = None,
+                 alpha: float | None = None, dataset: str | None = None) -> list[dict[str, Any]]:
+    T = TrainingTrajectoryRow
+    q = select(T).where(T.run_id == run_id)
+    if kept is not None:
+        q = q.where(T.kept == kept)
+    if reason:
+        q = q.where(T.reason == reason)
+    if alpha is not None:
+        q = q.where(T.alpha == float(alpha))
+    if dataset:
+        q = q.where(T.dataset == dataset)
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(q.order_by(T.alpha, T.dataset, T.item_id, T.session_id))]
