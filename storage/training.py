@@ -116,3 +116,12 @@ def trajectories(store: TraceStore, run_id: str, *, kept: bool | None = None, re
         q = q.where(T.dataset == dataset)
     with store.read() as conn:
         return [dict(r._mapping) for r in conn.execute(q.order_by(T.alpha, T.dataset, T.item_id, T.session_id))]
+
+
+def of_session(store: TraceStore, session_id: str) -> list[dict[str, Any]]:
+    """What training runs did with one stored session (kept or dropped at each α), with each run's name."""
+    T, R = TrainingTrajectoryRow, TrainingRunRow
+    with store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(T, R.name.label("run_name")).join(R, R.id == T.run_id).where(T.session_id == session_id)
+            .order_by(R.created_at, T.alpha))]

@@ -1,4 +1,4 @@
-"""The Gradio app: Live, Explorer, Compare, Evaluations and Models tabs over one Studio.
+"""The Gradio app: Live, Explorer, Compare, Evaluations, Training and Models tabs over one Studio.
 
 `build()` makes the Blocks; `launch()` applies the queue limits and CSS the app always runs
 with (tests launch through it too); `serve()` is `python app.py`.
@@ -16,7 +16,7 @@ from router_core.paths import CSS_FILE as CSS_PATH
 from router_core.paths import JS_FILE
 from storage import TraceStore
 
-from . import charts, compare, evals, explorer, live, models_tab
+from . import charts, compare, evals, explorer, live, models_tab, training_tab
 from .admission import Admission
 from .render import esc
 from .studio import Studio
@@ -49,6 +49,8 @@ def build(studio: Studio) -> gr.Blocks:
                 pick = compare.build(studio.store, compare_ids)
             with gr.Tab("Evaluations", id="evals") as evals_tab:
                 evals.build(studio.store, tabs, ex, evals_tab)
+            with gr.Tab("Training", id="training") as train_tab:
+                training_tab.build(studio, tabs, ex, compare_ids, train_tab)
             with gr.Tab("Models", id="models"):
                 models_tab.build(studio, model_edits)
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from router_core.question import QUESTION_MAX_CHARS, question_problem  # one rule for the page, the API and the CLI
 
 COMMANDS = ("serve", "serve-api", "ask", "sweep", "sessions", "export", "export-html", "import", "eval", "report",
-            "diff", "calibrate", "collect", "train")
+            "diff", "calibrate", "collect", "train", "export-training")
 DEFAULTS: dict[str, Any] = {
     "alpha": None, "pool": None, "policy": None, "policies": None, "policy_model": None, "policy_engine": None,
     "template": None, "max_turns": None, "settings": None, "db": None, "otlp": None,
@@ -691,7 +691,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve, "serve-api": cmd_serve_api, "ask": cmd_ask, "sweep": cmd_sweep, "sessions": cmd_sessions, "export": cmd_export,
     "export-html": cmd_export_html, "import": cmd_import, "eval": cmd_eval, "report": cmd_report,
     "diff": cmd_diff, "calibrate": cmd_calibrate,
-    "collect": lambda a: _train_cli().cmd_collect(a), "train": lambda a: _train_cli().cmd_train(a)}
+    "collect": lambda a: _train_cli().cmd_collect(a), "train": lambda a: _train_cli().cmd_train(a),
+    "export-training": lambda a: _train_cli().cmd_export_training(a)}
 
 
 def _train_cli():

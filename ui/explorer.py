@@ -6,7 +6,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from storage import SessionFilter, StoreError, TraceStore
 from storage.files import write_new_file
 from storage.models import LABELS
 from storage.summary import MIN_PREFIX, distinct_values, full_session_id, usage_by_model
+from storage.training import of_session as training_of_session
 
 from . import charts
 from .analysis import BY, breakdown, cell_filter, method_name
@@ -28,6 +29,7 @@ from .graph import graph_html, graph_of
 from .render import choice_line, err_text, esc, money, rules_details, session_messages, shorten
 from .rules import word_choices, words
 from .terminal import when
+from .training_view import reward_terms
 from .widgets import steps_and_charts
 
 PAGE_SIZE = 25
@@ -272,6 +274,7 @@ class Replay:
     session: dict[str, Any]
     steps: list[Step]
     annotations: list[dict[str, Any]]
+    training: list[dict[str, Any]] = field(default_factory=list)  # what training runs did with it (kept/dropped)
 
     @classmethod
     def load(cls, store: TraceStore, session_id: str) -> "Replay":
@@ -283,7 +286,7 @@ class Replay:
             s, steps, ann = store.load_session(sid)
         except KeyError as e:
             raise KeyError(visitor_text(store, e)) from None
-        return cls(s, steps, ann)
+        return cls(s, steps, ann, training_of_session(store, sid))
 
     @property
     def models(self) -> list[str]:
@@ -314,7 +317,13 @@ class Replay:
         return (f'<div class="rs-summary"><b>{esc(s["question"])}</b><br>answer {esc(s.get("answer") or "(none)")} · '
                 f"gold {esc(gold)} · EM {em} · {money(s.get('cost_usd') or 0)} · {s.get('calls')} call(s) · "
                 f"α {s['alpha']:g} · {esc(s['status'])} · policy {esc(s['policy'])} · pool {esc(s['pool_name'])} · "
-                f"<code>{esc(s['id'])}</code>{self._why()}{choice_line(s)}{rules_details(s, self.steps)}</div>")
+                f"<code>{esc(s['id'])}</code>{self._why()}{choice_line(s)}{self._trained()}"
+                f"{rules_details(s, self.steps)}</div>")
+
+    def _trained(self) -> str:
+        """A trajectory of a training run: kept or dropped at each training α, with its reward's terms."""
+        return "".join(f'<br><span class="rs-trained">training run <b>{esc(t["run_name"])}</b>: '
+                       f"{esc(reward_terms(t))}</span>" for t in self.training)
 
     def _why(self) -> str:
         """Why it is wrong: the suggested kind, and apart from it the labels people gave (which win)."""

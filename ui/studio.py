@@ -60,6 +60,8 @@ class Studio:
     pool_files: dict[str, str] = field(default_factory=dict)  # assets/pools file stem → pool name
     _stops: dict[str, threading.Event] = field(default_factory=dict)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    # policies made while the app runs (a training run's student, and the same base before training)
+    extra_policies: dict[str, Policy] = field(default_factory=dict)
 
     @classmethod
     def from_files(cls, store: TraceStore, policies: PolicyBook, pool_path: str | None,
@@ -86,7 +88,14 @@ class Studio:
         return [p.name for p in self.policies.policies]
 
     def policy(self, name: str | None) -> Policy:
+        if name and name in self.extra_policies:
+            return self.extra_policies[name]
         return self.policies.get(name)
+
+    def add_policy(self, policy: Policy) -> str:
+        """A policy not in the presets file (the Training tab's before/after), runnable by name from now on."""
+        self.extra_policies[policy.name] = policy
+        return policy.name
 
     def pool(self, name: str | None) -> Pool:
         name = name or self.default_pool

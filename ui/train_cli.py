@@ -58,6 +58,11 @@ def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentPa
     tr.add_argument("--restart", action="store_true", help="drop checkpoints made on other data and start over")
     tr.add_argument("--select-only", action="store_true",
                     help="print what would be kept and dropped, by reason and α, and stop")
+    et = sub.add_parser("export-training", parents=[store],
+                        help="a stored training run as one HTML page that opens offline (the Training tab's view)")
+    et.add_argument("--run", required=True, metavar="TRAINING_RUN_ID",
+                    help="the training run's id (the Training tab and `app.py train` name it: train-…)")
+    et.add_argument("--out", required=True, help="the .html file to write (a new regular file)")
 
 
 def _alphas(text: str, flag: str) -> list[float]:
@@ -164,4 +169,22 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{', '.join(str(f) for f in outcome.files[1:])}")
     print(f"{t['steps']} steps, loss {t['loss_first']:.3f} → {t['loss_last']:.3f}, {t['seconds'] / 60:.1f} min, "
           f"{t['tokens_per_s']:.1f} tokens/s")
+    return 0
+
+
+def cmd_export_training(args: argparse.Namespace) -> int:
+    from storage import TraceStore
+    from storage import training as stored
+    from storage.files import write_new_file
+    from ui.export_training import training_page
+
+    with TraceStore(args.db) as store:
+        try:
+            run = stored.get_run(store, args.run)
+        except KeyError as e:
+            known = ", ".join(r["id"] for r in stored.list_runs(store)[:10]) or "none stored"
+            raise CliError(f"--run: {e.args[0]} (known: {known})") from None
+        html = training_page(run, stored.points(store, args.run), stored.trajectories(store, args.run))
+    _, path = write_new_file(args.out, lambda f: f.write(html))
+    print(f"training run {run['name']} → {path}")
     return 0

@@ -106,3 +106,36 @@ def write_comparison_session(store: TraceStore) -> str:
                       engine="llamacpp", pool=pool.snapshot(), gold=["Kurt Gödel"]):
         pass
     return sid
+
+
+LOSSES = (2.1, 1.7, 1.2, 0.9, 0.75, 0.62)
+
+
+def write_training_run(store: TraceStore, *, name: str = "fixture-run", status: str = "done") -> str:
+    """A training run over stored teacher sessions (two questions at α 0 and 1: right and dear, right and cheap,
+    wrong), selected by the real rejection sampling, with a stored loss curve: what `app.py train` writes."""
+    from storage import training as stored
+    from training.pipeline import decision_rows
+    from training.trajectories import load_trajectories, normalizer_for, select
+    run = "fixture-collect"
+    for alpha, answer in ((0.0, "Paris"), (1.0, "Paris")):
+        write_session(store, "What is the capital of the country where the Eiffel Tower stands?", alpha=alpha,
+                      answer=answer, gold=["Paris"], run_id=run, dataset="train_two_hop")
+    for alpha, answer in ((0.0, "Vienna"), (1.0, "Rome")):
+        write_session(store, "In which city was the composer of the opera Carmen born?", alpha=alpha,
+                      answer=answer, gold=["Paris"], run_id=run, dataset="train_two_hop")
+    # a hostile reply the router answered with: shown as text everywhere, never run
+    write_session(store, "Who painted the Night Watch?", alpha=0.0, answer=PAYLOADS[0], reply=PAYLOADS[1],
+                  gold=["Rembrandt"], run_id=run, dataset="train_two_hop")
+    trajs = load_trajectories(store, [run])
+    ds = select(trajs, [0.0, 0.5, 1.0], norm=normalizer_for(trajs))
+    rid = f"train-{name}"
+    stored.start_run(store, run_id=rid, name=name, base="shipped:smollm2-135m-instruct", out_dir=None,
+                     source_runs=[run], alphas=[0.0, 0.5, 1.0], config={"rank": 8, "learning_rate": 2e-4})
+    stored.record_selection(store, rid, decision_rows(ds))
+    for i, loss in enumerate(LOSSES, 1):
+        stored.add_point(store, rid, {"step": i, "epoch": i / 3, "loss": loss, "learning_rate": 2e-4 * (1 - i / 7),
+                                      "tokens": 300 * i, "seconds": 10.0 * i}, max_steps=len(LOSSES))
+    if status != "running":
+        stored.finish_run(store, rid, status=status)
+    return rid

@@ -1,0 +1,51 @@
+"""The Training tab's figures are the stored run's figures: the curves' points, the counts by reason at each α, the
+kept ones' rewards, the trajectory table and the words a presenter reads (ui/training_view.py, no browser)."""
+from __future__ import annotations
+
+from collections import Counter
+
+from support.ui_fixtures import LOSSES, write_training_run
+
+from storage import TraceStore
+from storage import training as stored
+from ui import training_view as view
+
+
+def test_the_views_read_exactly_the_stored_run(tmp_path):
+    with TraceStore(str(tmp_path / "t.sqlite")) as store:
+        rid = write_training_run(store)
+        run, pts, trajs = stored.get_run(store, rid), stored.points(store, rid), stored.trajectories(store, rid)
+    fig = view.curves(pts)
+    assert list(fig.data[0].y) == list(LOSSES) and list(fig.data[0].x) == list(range(1, 7))
+    assert list(fig.data[1].y) == [p["learning_rate"] for p in pts]
+    # counts by reason: one bar trace per reason, one bar per α, the heights the stored selection's counts
+    want = Counter((t["alpha"], t["reason"]) for t in trajs)
+    bars = view.reasons_chart(trajs)
+    got = {(float(x.split()[1]), k): y for tr in bars.data for x, y in zip(tr.x, tr.y)
+           for k in view.REASON_WORDS if view.REASON_WORDS[k] == tr.name}
+    assert {k: v for k, v in got.items() if v} == dict(want)
+    # the selection itself: α 0 keeps the dear right one, α 1 the cheap right one, the wrong ones are dropped
+    kept = {(t["alpha"], t["source_alpha"]) for t in trajs if t["kept"]}
+    assert kept == {(0.0, 0.0), (0.5, 1.0), (1.0, 1.0)}
+    assert sum(1 for t in trajs if t["reason"] == "wrong") == 3 * 3
+    tbl, ids = view.trajectory_table(trajs)
+    assert len(tbl) == len(trajs) == 15 and ids == [t["session_id"] for t in trajs]
+    assert set(tbl["kept?"]) == {"✓ kept", "dropped"} and "wrong answer" in set(tbl["why"])
+    assert len(view.TRAJECTORY_WIDTHS) == len(view.TRAJECTORY_COLUMNS)
+    # words: the status line, the counts in words, a dropped trajectory's reason and a kept one's reward terms
+    assert view.status_line(run).startswith("✓") and "step 6 of 6" in view.status_line(run)
+    words = view.reasons_words(trajs)
+    assert "**α 0**: 1 kept; 3 wrong answer; 1 another one scored higher (kept: mean reward 1.00)" in words
+    assert "**α 1**: 1 kept; 3 wrong answer; 1 too dear at its α" in words
+    wrong = next(t for t in trajs if t["reason"] == "wrong")
+    assert "is wrong (exact match 0)" in view.reward_terms(wrong)
+    k = next(t for t in trajs if t["kept"] and t["alpha"] == 0.5)
+    assert f"= (1 − α) + α · R_cost = 0.50 + 0.5 · {k['r_cost']:.2f}" in view.reward_terms(k)
+
+
+def test_a_running_run_says_how_far_and_how_long_is_left(tmp_path):
+    with TraceStore(str(tmp_path / "t.sqlite")) as store:
+        rid = write_training_run(store, status="running")
+        run = stored.get_run(store, rid)
+    line = view.status_line(run)
+    assert line.startswith("⏳") and "step 6 of 6" in line and "tokens/s" in line
