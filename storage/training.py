@@ -125,3 +125,54 @@ def of_session(store: TraceStore, session_id: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(
             select(T, R.name.label("run_name")).join(R, R.id == T.run_id).where(T.session_id == session_id)
             .order_by(R.created_at, T.alpha))]
+
+
+# ---------------------------------------------------------------------------------------------- a run as a file
+
+BUNDLE_FORMAT = "router-studio-training-run/1"
+_RUN_FIELDS = ("id", "name", "created_at", "updated_at", "status", "base", "source_runs", "alphas", "config",
+               "max_steps", "card", "error")
+
+
+def export_run(store: TraceStore, run_id: str) -> dict[str, Any]:
+    """A finished run as plain JSON (its row, curve and selection; no host, pid or local folder): shipped beside an
+    adapter so a fresh store can show how it was trained. Its sessions travel as the store's JSONL export."""
+    r = get_run(store, run_id)
+    return {"format": BUNDLE_FORMAT, "run": {k: r[k] for k in _RUN_FIELDS},
+            "points": [{k: p[k] for k in ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")}
+                       for p in points(store, run_id)],
+            "trajectories": [{k: t[k] for k in TRAJECTORY_FIELDS} for t in trajectories(store, run_id)]}
+
+
+def import_run(store: TraceStore, data: Any, *, out_dir: str | None = None, where: str = "training run") -> str:
+    """Store an exported run (again: the same id is replaced whole). ValueError names the first bad field."""
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{where}: not a training run export (format must be '{BUNDLE_FORMAT}')")
+    run = data.get("run")
+    if not isinstance(run, dict) or any(k not in run for k in _RUN_FIELDS):
+        missing = [k for k in _RUN_FIELDS if not isinstance(run, dict) or k not in run]
+        raise ValueError(f"{where}: run: missing field(s) {', '.join(missing)}")
+    if run["status"] not in RUN_STATUSES:
+        raise ValueError(f"{where}: run.status: '{run['status']}' is not one of {', '.join(RUN_STATUSES)}")
+    pts, trajs = data.get("points"), data.get("trajectories")
+    for name, rows, fields in (("points", pts, ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")),
+                               ("trajectories", trajs, TRAJECTORY_FIELDS)):
+        if not isinstance(rows, list):
+            raise ValueError(f"{where}: {name} must be a list")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or any(k not in row for k in fields):
+                raise ValueError(f"{where}: {name}[{i}]: missing field(s) "
+                                 f"{', '.join(k for k in fields if not isinstance(row, dict) or k not in row)}")
+    rid = str(run["id"])
+    with store._tx() as conn:
+        conn.execute(delete(TrainingRunRow).where(TrainingRunRow.id == rid))
+        conn.execute(delete(TrainingPointRow).where(TrainingPointRow.run_id == rid))
+        conn.execute(delete(TrainingTrajectoryRow).where(TrainingTrajectoryRow.run_id == rid))
+        conn.execute(insert(TrainingRunRow).values(**{k: run[k] for k in _RUN_FIELDS}, out_dir=out_dir, host=None,
+                                                   pid=None))
+        if pts:
+            conn.execute(insert(TrainingPointRow), [{"run_id": rid, **p} for p in pts])
+        if trajs:
+            conn.execute(insert(TrainingTrajectoryRow), [{"run_id": rid, **{k: t[k] for k in TRAJECTORY_FIELDS}}
+                                                         for t in trajs])
+    return rid

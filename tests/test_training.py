@@ -376,3 +376,39 @@ def test_a_training_run_is_stored_as_it_goes_and_a_dead_writer_reads_interrupted
             conn.execute(update(TrainingRunRow).where(TrainingRunRow.id == "train-y").values(pid=2 ** 22 + 7))
         assert stored.get_run(st, "train-y")["status"] == "interrupted"
         assert [r["id"] for r in stored.list_runs(st)] == ["train-y", "train-x"]
+
+
+@pytest.mark.model
+@pytest.mark.browser
+def test_before_and_after_opens_in_compare_for_a_question_of_the_run(toy, browser):
+    """The Training tab's before/after on the toy run: the base (no adapter) and the trained policy each answer a
+    question of the run (run now: none is stored), and Compare shows the two sessions side by side."""
+    import os
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("/usr/bin/chromium missing")
+    from support.browser import new_page
+    from support.servers import served_studio
+
+    from router_core.policy import load_policies
+    from storage import TraceStore
+    from storage import training as stored
+    from ui.studio import Studio
+    store = TraceStore(toy["db"])
+    studio = Studio.from_files(store, load_policies(), str(toy["pool_file"]))
+    try:
+        with served_studio(studio) as url:
+            ctx, page = new_page(browser, 1440, 900)
+            page.goto(url)
+            page.get_by_role("tab", name="Training").click()
+            page.wait_for_function("() => document.querySelector('#rs-t-status').innerText.includes('toy')")
+            page.get_by_text("Before and after").click()
+            page.click("#rs-t-ba-go")
+            page.wait_for_selector("#rs-compare-table table", timeout=180_000)
+            run = stored.list_runs(store)[0]
+            names = [f"trained:{run['name']}", f"trained:{run['name']} (before training)"]
+            held = {r["policy"] for r in store.iter_sessions() if r["policy"] in names}
+            assert held == set(names)  # both ran, stored under their own names
+            assert len(page.locator("#rs-compare-summary tbody tr").all()) == 2
+            ctx.close()
+    finally:
+        store.close()

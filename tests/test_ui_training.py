@@ -49,3 +49,33 @@ def test_a_running_run_says_how_far_and_how_long_is_left(tmp_path):
         run = stored.get_run(store, rid)
     line = view.status_line(run)
     assert line.startswith("⏳") and "step 6 of 6" in line and "tokens/s" in line
+
+
+def test_a_run_travels_as_files_and_loads_into_a_fresh_store(tmp_path):
+    """How the shipped adapter's run reaches a fresh clone: its row, curve and selection, and its sessions."""
+    import json
+
+    import pytest
+
+    from training.bundle import RUN_FILE, SESSIONS_FILE, load_bundle, write_bundle
+    with TraceStore(str(tmp_path / "a.sqlite")) as a:
+        rid = write_training_run(a)
+        files = write_bundle(a, rid, tmp_path / "bundle")
+        want_run, want_pts, want_traj = stored.get_run(a, rid), stored.points(a, rid), stored.trajectories(a, rid)
+    assert [f.name for f in files] == [RUN_FILE, SESSIONS_FILE]
+    with TraceStore(str(tmp_path / "b.sqlite")) as b:
+        got, report = load_bundle(b, tmp_path / "bundle")
+        assert got == rid and report.startswith("imported 5")  # the five fixture sessions
+        run = stored.get_run(b, rid)
+        assert {k: run[k] for k in ("name", "status", "alphas", "max_steps")} == \
+            {k: want_run[k] for k in ("name", "status", "alphas", "max_steps")}
+        assert stored.points(b, rid) == want_pts and stored.trajectories(b, rid) == want_traj
+        assert run["out_dir"] == str((tmp_path / "bundle").resolve())  # before/after finds the adapter there
+        assert b.load_steps(want_traj[0]["session_id"])  # a click replays it
+        assert load_bundle(b, tmp_path / "bundle")[1].startswith("imported 0")  # again: nothing twice
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / RUN_FILE).write_text(json.dumps({"format": "router-studio-training-run/1", "run": {"id": "x"}}))
+    (bad / SESSIONS_FILE).write_text("")
+    with TraceStore(str(tmp_path / "c.sqlite")) as c, pytest.raises(ValueError, match="run: missing field"):
+        load_bundle(c, bad)

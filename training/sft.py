@@ -251,12 +251,20 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
     t0 = time.perf_counter()
     bar = _bar(total, show_bar)
 
+    said = [0.0]
+
     class Progress(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
             if logs and "loss" in logs:
                 elapsed = time.perf_counter() - t0
                 tps = counter.tokens / elapsed if elapsed > 0 else 0.0
                 bar.set_postfix_str(f"loss {logs['loss']:.3f} · {tps:.0f} tok/s")
+                if bar.disable and show_bar and (time.monotonic() - said[0] > 30 or state.global_step >= total):
+                    said[0] = time.monotonic()  # not a terminal (a log file, CI): a line now and then
+                    done = state.global_step - (start_step or 0)
+                    left = elapsed / done * (total - state.global_step) if done else 0.0
+                    print(f"training: step {state.global_step}/{total}, loss {logs['loss']:.3f}, {tps:.0f} tokens/s, "
+                          f"about {left / 60:.0f} min left", file=sys.stderr, flush=True)
                 if on_step:
                     on_step({"step": state.global_step, "max_steps": state.max_steps, "loss": float(logs["loss"]),
                              "learning_rate": float(logs.get("learning_rate", 0.0)), "tokens": counter.tokens,
@@ -268,8 +276,9 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=_collator(tok.pad_token_id, counter),
                       callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)  # the bar above says it in one line
+    start_step = int(Path(resume).name.split("-")[1]) if resume else 0
     if resume:
-        bar.update(int(Path(resume).name.split("-")[1]))
+        bar.update(start_step)
         if progress:
             progress(f"resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)

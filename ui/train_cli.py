@@ -62,7 +62,11 @@ def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentPa
                         help="a stored training run as one HTML page that opens offline (the Training tab's view)")
     et.add_argument("--run", required=True, metavar="TRAINING_RUN_ID",
                     help="the training run's id (the Training tab and `app.py train` name it: train-…)")
-    et.add_argument("--out", required=True, help="the .html file to write (a new regular file)")
+    et.add_argument("--out", default=None, help="the .html file to write (a new regular file)")
+    et.add_argument("--data", default=None, metavar="DIR",
+                    help="also (or instead) write the run as data into DIR: training_run.json and its sessions as "
+                         "trajectories.jsonl, which the Training tab loads into another store (how the shipped "
+                         "adapter's run travels)")
 
 
 def _alphas(text: str, flag: str) -> list[float]:
@@ -178,13 +182,20 @@ def cmd_export_training(args: argparse.Namespace) -> int:
     from storage.files import write_new_file
     from ui.export_training import training_page
 
+    if not args.out and not args.data:
+        raise CliError("give --out FILE.html (a page), --data DIR (the run as data), or both")
     with TraceStore(args.db) as store:
         try:
             run = stored.get_run(store, args.run)
         except KeyError as e:
             known = ", ".join(r["id"] for r in stored.list_runs(store)[:10]) or "none stored"
             raise CliError(f"--run: {e.args[0]} (known: {known})") from None
-        html = training_page(run, stored.points(store, args.run), stored.trajectories(store, args.run))
-    _, path = write_new_file(args.out, lambda f: f.write(html))
-    print(f"training run {run['name']} → {path}")
+        if args.out:
+            html = training_page(run, stored.points(store, args.run), stored.trajectories(store, args.run))
+            _, path = write_new_file(args.out, lambda f: f.write(html))
+            print(f"training run {run['name']} → {path}")
+        if args.data:
+            from training.bundle import write_bundle
+            files = write_bundle(store, args.run, args.data)
+            print(f"training run {run['name']} as data → {', '.join(str(f) for f in files)}")
     return 0

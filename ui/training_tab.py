@@ -25,9 +25,9 @@ from . import training_view as view
 from .render import err_text, esc
 from .studio import Studio
 
-EMPTY = ("No training run stored yet. Collect trajectories and train one from a terminal — `python app.py collect "
-         "--dataset train_two_hop`, then the `python app.py train --run …` it prints — and it shows up here while it "
-         "runs.")
+EMPTY = ("No training run stored yet. Load the one that made the shipped adapter (the button above), or train one "
+         "from a terminal — `python app.py collect --dataset train_two_hop`, then the `python app.py train --run …` it "
+         "prints — and it shows up here while it runs.")
 POLL_S = 5.0
 STUDENT_RUN = {"max_new_tokens": 160, "kappa": 0.0, "candidate_max_tokens": 96, "reply_max_tokens": 160}
 ALL = "all"
@@ -35,6 +35,23 @@ ALL = "all"
 
 def run_choices(store: TraceStore) -> list[tuple[str, str]]:
     return [(view.run_label(r), r["id"]) for r in stored.list_runs(store)]
+
+
+def unloaded(store: TraceStore) -> list[Path]:
+    """Shipped training runs (beside an adapter in assets/adapters) this store does not hold yet."""
+    import json
+
+    from training.bundle import RUN_FILE, shipped_bundles
+    held = {r["id"] for r in stored.list_runs(store)}
+    out = []
+    for folder in shipped_bundles():
+        try:
+            rid = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))["run"]["id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if rid not in held:
+            out.append(folder)
+    return out
 
 
 def export_page(store: TraceStore, run_id: str) -> str:
@@ -98,6 +115,8 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
                           allow_custom_value=True)
         refresh = gr.Button("↻ Refresh runs", size="sm", min_width=110)
         export = gr.Button("⬇ This run as a page", size="sm", min_width=150, elem_id="rs-t-export")
+        load = gr.Button("Load the shipped adapter's training run", size="sm", min_width=200, elem_id="rs-t-load",
+                         visible=bool(unloaded(store)))
     page_file = gr.File(label="Standalone page (opens offline)", interactive=False, height=80, visible=False,
                         elem_id="rs-t-page")
     status = gr.Markdown(EMPTY if not run_choices(store) else "", elem_id="rs-t-status")
@@ -197,6 +216,23 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
     table.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
         explorer["do_open"], explorer["open_ins"], explorer["open_outs"], api_name=False).then(
         None, None, None, js=explorer["scroll_to_replay"])
+
+    def do_load():
+        from training.bundle import load_bundle
+        rid, said = None, []
+        for folder in unloaded(store):
+            try:
+                rid, report = load_bundle(store, folder)
+            except (OSError, ValueError, StoreError) as e:
+                gr.Warning(err_text(e))
+                continue
+            said.append(f"{folder.name}: sessions {report}")
+        choices = run_choices(store)
+        if said:
+            gr.Info("; ".join(said))
+        picked = gr.update(choices=choices, value=rid) if rid else gr.update(choices=choices)
+        return picked, gr.update(visible=bool(unloaded(store)))
+    load.click(do_load, None, [run, load], api_name=False).then(show, [run, *filters], outs, api_name=False)
 
     def do_export(run_id: str | None):
         if not run_id:
