@@ -23,8 +23,9 @@ TRAJECTORY_FIELDS = ("session_id", "alpha", "reason", "kept", "reward", "em", "r
 
 
 def start_run(store: TraceStore, *, run_id: str, name: str, base: str, out_dir: str | None, source_runs: list[str],
-              alphas: list[float], config: dict[str, Any], max_steps: int | None = None) -> str:
-    """A new run row (or the same id started again: a resumed run keeps its points and selection)."""
+              alphas: list[float], config: dict[str, Any], max_steps: int | None = None, fresh: bool = False) -> str:
+    """A new run row, or the same id started again: a resumed run keeps its points, a `fresh` one starts its curve
+    anew."""
     now = time.time()
     with store._tx() as conn:
         held = conn.execute(select(TrainingRunRow.id).where(TrainingRunRow.id == run_id)).first()
@@ -33,6 +34,8 @@ def start_run(store: TraceStore, *, run_id: str, name: str, base: str, out_dir: 
                       max_steps=max_steps, error=None, host=socket.gethostname(), pid=os.getpid())
         if held:
             conn.execute(update(TrainingRunRow).where(TrainingRunRow.id == run_id).values(**values))
+            if fresh:
+                conn.execute(delete(TrainingPointRow).where(TrainingPointRow.run_id == run_id))
         else:
             conn.execute(insert(TrainingRunRow).values(id=run_id, created_at=now, **values))
     return run_id

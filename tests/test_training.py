@@ -3,7 +3,6 @@ the GGUF adapter's checks, resume refusal, and the whole pipeline at toy size on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -105,6 +104,33 @@ def test_training_text_is_the_plain_protocol_with_replies_masked_and_rules_as_da
     assert "whole" not in "".join(s for s, _ in segs)
 
 
+def test_every_think_block_keeps_its_first_sentence_and_the_first_says_alpha_in_words():
+    t = _traj("t", 0.0, "Big", "Paris")
+    t.steps[0].text = 'Christopher Nolan directed "Interstellar." I still need where Nolan was born. And more.'
+    t.steps[2].text = "It is in France. I need its capital."
+    segs = protocol_segments(t.steps, alpha=1.0)
+    thinks = [seg.split("</think>")[0] for seg, trained in segs if trained]
+    assert thinks[0] == ('<think> α is 1: every dollar counts, so the cheapest model that can answer. '
+                         'Christopher Nolan directed "Interstellar." ')
+    assert thinks[1] == "<think> It is in France. "  # every block, not only the first (a loop once lost the mode)
+    assert "α is" not in "".join(thinks[1:])
+    whole = protocol_segments(t.steps, think="whole")
+    assert "I still need where Nolan was born. And more." in whole[0][0]
+    with pytest.raises(ValueError, match="think"):
+        protocol_segments(t.steps, think="none")
+
+
+def test_alpha_values_with_fewer_kept_trajectories_are_repeated_to_weigh_the_same():
+    trajs = [_traj(f"d{i}", 0.0, "Big", "Paris", out_tokens=40, item=f"q{i}") for i in range(3)]
+    trajs.append(_traj("c0", 1.0, "Tiny", "Paris", item="q0"))  # only q0 has a right cheap answer
+    ds = select(trajs, [0.0, 1.0])
+    plain, balanced = examples_from(ds, balance=False), examples_from(ds)
+    assert sorted(e.alpha for e in plain) == [0.0, 0.0, 0.0, 1.0]
+    assert sorted(e.alpha for e in balanced) == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert {e.session_id for e in balanced if e.alpha == 1.0} == {"c0"}
+    assert balanced[0].segments[0][0].startswith("<think> α is 0: the answer counts, not the cost.")
+
+
 def test_training_text_matches_the_free_rollouts_transcript_exactly():
     """What the student learns is laid out exactly as the free rollout lays out what it writes and reads."""
     t = _traj("t", 0.5, "Big", "Paris")
@@ -140,6 +166,7 @@ def test_examples_carry_alpha_and_reward():
     ds = select([_traj("c", 1.0, "Tiny", "Paris")], [0.0, 1.0], min_reward=0.5)
     ex = examples_from(ds)
     assert [e.alpha for e in ex] == [0.0, 1.0] and all(e.reward >= 0.5 for e in ex) and ex[0].models == ["Tiny", "Tiny"]
+    assert ex[1].segments[0][0].startswith("<think> α is 1: every dollar counts")
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -57,7 +57,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"{card['data']['trajectories']} trajectories in runs {', '.join(card['data']['runs'])} "
              f"({', '.join(card['data']['datasets'])})",
              f"- training α: {', '.join(f'{a:g}' for a in card['alphas'])}; kept when Router-R1's reward ≥ "
-             f"{card['min_reward']:g}; think blocks: {card.get('think', 'whole')}",
+             f"{card['min_reward']:g}; think blocks: {card.get('think', 'whole')}"
+             f"{'; the first starts with α in words' if card.get('alpha_lead') else ''}"
+             f"{'; the α values balanced by repeating examples' if card.get('balance') else ''}",
              f"- steps {t['steps']} ({t['epochs']:.2f} epochs), loss {_f(t.get('loss_first'))} → "
              f"{_f(t.get('loss_last'))}, {t['seconds'] / 60:.1f} min on {t['device']}"
              f"{' (bf16 autocast)' if t.get('bf16') else ''}, {t['tokens_per_s']:.1f} tokens/s "

@@ -32,13 +32,13 @@ class Outcome:
 
 
 def prepare(store: TraceStore, runs: Sequence[str], alphas: Sequence[float], min_reward: float,
-            think: str = "first-sentence"):
+            think: str = "first-sentence", alpha_lead: bool = True, balance: bool = True):
     """(trajectories, decisions, examples) of the runs at the training α values."""
     trajs = load_trajectories(store, runs)
     if not trajs:
         raise ValueError(f"--run: no router session in run(s) {', '.join(runs)}")
     decisions = select(trajs, alphas, min_reward=min_reward, norm=normalizer_for(trajs))
-    return trajs, decisions, examples_from(decisions, think)
+    return trajs, decisions, examples_from(decisions, think, alpha_lead, balance)
 
 
 def training_run_id(out_dir: str | Path, name: str) -> str:
@@ -59,10 +59,11 @@ def decision_rows(decisions: Sequence[Decision]) -> list[dict]:
 def run_training(store: TraceStore, runs: Sequence[str], pool: Pool, cfg: TrainConfig, *, alphas: Sequence[float],
                  min_reward: float, out_dir: str | Path, name: str, restart: bool = False,
                  progress: Callable[[str], None] | None = None, on_step: Callable[[dict], None] | None = None,
-                 show_bar: bool = True, command: str | None = None, think: str = "first-sentence") -> Outcome:
+                 show_bar: bool = True, command: str | None = None, think: str = "first-sentence",
+                 alpha_lead: bool = True, balance: bool = True) -> Outcome:
     """Select, train, export and write the card; the run, its selection and every step go to the store as they
     happen (the Training tab follows it live), and its status says how it ended."""
-    trajs, decisions, examples = prepare(store, runs, alphas, min_reward, think)
+    trajs, decisions, examples = prepare(store, runs, alphas, min_reward, think, alpha_lead, balance)
     if progress:
         kept = sum(1 for d in decisions if d.kept)
         progress(f"{len(trajs)} trajectories × {len(alphas)} α → {kept} kept ({len(examples)} examples)")
@@ -71,8 +72,11 @@ def run_training(store: TraceStore, runs: Sequence[str], pool: Pool, cfg: TrainC
     (out / "examples.jsonl").write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n"
                                                 for e in examples), encoding="utf-8")
     run_id = training_run_id(out, name)
+    fresh = restart or not (out / "checkpoints").is_dir()
     stored.start_run(store, run_id=run_id, name=name, base=cfg.base, out_dir=str(out.resolve()), source_runs=list(runs),
-                     alphas=list(alphas), config={**asdict(cfg), "min_reward": min_reward, "think": think})
+                     fresh=fresh,
+                     alphas=list(alphas), config={**asdict(cfg), "min_reward": min_reward, "think": think,
+                                                  "alpha_lead": alpha_lead, "balance": balance})
     stored.record_selection(store, run_id, decision_rows(decisions))
 
     def step(point: dict) -> None:
@@ -83,7 +87,8 @@ def run_training(store: TraceStore, runs: Sequence[str], pool: Pool, cfg: TrainC
         card, adapter, files = _train_and_export(examples, pool, out, cfg, restart=restart, progress=progress,
                                                  on_step=step, show_bar=show_bar, name=name, command=command,
                                                  runs=runs, trajs=trajs, alphas=alphas, min_reward=min_reward,
-                                                 decisions=decisions, think=think, run_id=run_id)
+                                                 decisions=decisions, think=think, run_id=run_id,
+                                                 extra={"alpha_lead": alpha_lead, "balance": balance})
     except KeyboardInterrupt:
         stored.finish_run(store, run_id, status="interrupted", error="stopped (Ctrl-C); the same command resumes")
         raise
@@ -95,7 +100,7 @@ def run_training(store: TraceStore, runs: Sequence[str], pool: Pool, cfg: TrainC
 
 
 def _train_and_export(examples, pool, out: Path, cfg: TrainConfig, *, restart, progress, on_step, show_bar, name,
-                      command, runs, trajs, alphas, min_reward, decisions, think, run_id):
+                      command, runs, trajs, alphas, min_reward, decisions, think, run_id, extra):
     result: TrainResult = train(examples, pool, out, cfg, restart=restart, progress=progress, on_step=on_step,
                                 show_bar=show_bar)
     base_path = resolve_model_path(cfg.base)
@@ -109,6 +114,7 @@ def _train_and_export(examples, pool, out: Path, cfg: TrainConfig, *, restart, p
                       decisions=decisions, examples=examples, result=summary,
                       teacher=[t.policy for t in trajs])
     card["think"] = think
+    card.update(extra)
     card["training_run"] = run_id
     adapter = write_adapter(lora_state(result.peft_dir), base_gguf=base_path, base_sha256=base_sha,
                             lora_alpha=lora_alpha_of(result.peft_dir), out=out / ADAPTER_FILE, card=card)

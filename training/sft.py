@@ -88,7 +88,7 @@ def encode(tokenizer: Any, prompt: str, segments: Sequence[tuple[str, bool]], ma
     return Encoded(input_ids=list(ids[:max_len]), labels=labels[:max_len])
 
 
-def load_base(base: str, dtype: str = "auto", progress: Callable[[str], None] | None = None):
+def load_base(base: str, progress: Callable[[str], None] | None = None):
     """(tokenizer, model, GGUF path) for a shipped id, a local GGUF or a checkpoint directory (transformers)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -210,8 +210,8 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
             held = {}
         if held.get("data_hash") != digest:
             raise TrainError(f"{ckpt}: its checkpoints were trained on other data or settings (hash "
-                             f"{str(held.get('data_hash'))[:12]} vs {digest[:12]} now); run with --restart to start over, "
-                             "or give another --out")
+                             f"{str(held.get('data_hash'))[:12]} vs {digest[:12]} now); run with --restart to start "
+                             "over, or give another --out")
         found = sorted((p for p in ckpt.glob("checkpoint-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
         resume = str(found[-1]) if found else None
     elif ckpt.exists():
@@ -226,7 +226,7 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
         return done
 
     set_seed(cfg.seed)
-    tok, model, _ = load_base(cfg.base, cfg.dtype, progress)
+    tok, model, _ = load_base(cfg.base, progress)
     rows = []
     for e in examples:
         enc = encode(tok, student_prompt(tok, template, pool, e.question, e.alpha), e.segments, cfg.max_len)

@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 from router_core.cost import CostNormalizer, raw_cost
 from router_core.metrics import exact_match, f1_score
-from router_core.protocol import information_block, neutralise
+from router_core.protocol import format_alpha, information_block, neutralise
 from router_core.session import SessionResult
 from router_core.step import Step
 from storage import SessionFilter, TraceStore
@@ -212,7 +212,7 @@ Segment = tuple[str, bool]  # (text, trained on): the policy's own words are tra
 THINK_MODES = ("first-sentence", "whole")
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“'‘(])")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+(?=[A-Z\"“'‘(])")
 
 
 def first_sentence(text: str, min_words: int = 4) -> str:
@@ -226,34 +226,55 @@ def first_sentence(text: str, min_words: int = 4) -> str:
     return out
 
 
-def protocol_segments(steps: Sequence[Step], *, think: str = "first-sentence") -> list[Segment]:
+def alpha_words(alpha: float) -> str:
+    """How the student says, in its first think block, what α asks of it: the slider in words, right before the first
+    model it names. The words are the studio's (like a rule's lead), the same for every question at that α; without
+    them a 0.5B student trained here ignored the one token of its prompt that states α (P(Qwen2.5-1.5B) 0.59 at α 1 vs
+    0.63 at α 0 on a held-out question)."""
+    a = format_alpha(alpha)
+    if alpha < 0.25:
+        return f"α is {a}: the answer counts, not the cost."
+    if alpha < 0.75:
+        return f"α is {a}: the answer and the cost both count."
+    return f"α is {a}: every dollar counts, so the cheapest model that can answer."
+
+
+def protocol_segments(steps: Sequence[Step], *, think: str = "first-sentence",
+                      alpha: float | None = None) -> list[Segment]:
     """The session as the plain protocol, exactly as the free rollout lays a transcript out (router_core/rollout/
     free.py): the policy writes up to `</search>` / `</answer>`; the rollout adds a newline and the reply block.
     `think`: "first-sentence" keeps each think block's first sentence (fewer words for the student to write: the
-    session's speed is mostly the router's tokens), "whole" keeps it all."""
+    session's speed is mostly the router's tokens), "whole" keeps it all. `alpha`: the first think block starts with
+    `alpha_words(alpha)`."""
     if think not in THINK_MODES:
         raise ValueError(f"think: '{think}' is not one of {', '.join(THINK_MODES)}")
     segs: list[Segment] = []
-    pending_think: str | None = None
+    pending: str | None = None
+    lead = alpha_words(alpha) if alpha is not None else ""
+
+    def block() -> str:
+        nonlocal lead
+        text = " ".join(x for x in (lead, pending or "") if x)
+        lead = ""
+        return f"<think> {text} </think>\n" if text else ""
+
     for s in steps:
         if s.kind == "think":
             text = " ".join(neutralise(s.text).split())
             if think == "first-sentence":
                 text = first_sentence(text)
-            pending_think = text or pending_think  # of two think blocks in a row, the last is kept
+            pending = text or pending  # of two think blocks in a row, the last is kept
         elif s.kind == "route":
             if not s.sent or not s.request_model or not s.query:
                 continue  # refused by a rule before it was sent: the text holds what was sent instead
-            think = f"<think> {pending_think} </think>\n" if pending_think else ""
             query = " ".join(neutralise(s.query).split())
-            segs.append((f"{think}<search> {s.request_model}: {query} </search>", True))
+            segs.append((f"{block()}<search> {s.request_model}: {query} </search>", True))
             segs.append(("\n" + information_block(s.response or "(no reply)"), False))
-            pending_think = None
+            pending = None
         elif s.kind == "answer":
-            think = f"<think> {pending_think} </think>\n" if pending_think else ""
             answer = " ".join(neutralise(s.text).split())
-            segs.append((f"{think}<answer> {answer} </answer>", True))
-            pending_think = None
+            segs.append((f"{block()}<answer> {answer} </answer>", True))
+            pending = None
     return segs
 
 
@@ -276,15 +297,27 @@ class Example:
         return d
 
 
-def examples_from(decisions: Iterable[Decision], think: str = "first-sentence") -> list[Example]:
+def examples_from(decisions: Iterable[Decision], think: str = "first-sentence", alpha_lead: bool = True,
+                  balance: bool = True) -> list[Example]:
+    """The kept trajectories as training examples; `balance` repeats the examples of the α values with fewer kept
+    trajectories (in order, round robin) until every α has as many as the most: each α weighs the same in the loss
+    (at α 1 only the questions the cheapest model got right are kept, a third of α 0's)."""
     out = []
     for d in decisions:
         if not d.kept:
             continue
         t = d.trajectory
-        out.append(Example(question=t.question, alpha=d.alpha, segments=protocol_segments(t.steps, think=think),
+        segs = protocol_segments(t.steps, think=think, alpha=d.alpha if alpha_lead else None)
+        out.append(Example(question=t.question, alpha=d.alpha, segments=segs,
                            session_id=t.session_id, dataset=t.dataset, item_id=t.item_id, reward=d.terms.reward,
                            models=t.models))
+    if balance and out:
+        groups: dict[float, list[Example]] = {}
+        for e in out:
+            groups.setdefault(e.alpha, []).append(e)
+        most = max(len(g) for g in groups.values())
+        for g in groups.values():
+            out += [g[i % len(g)] for i in range(most - len(g))]
     return out
 
 

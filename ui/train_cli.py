@@ -13,9 +13,9 @@ DEFAULT_TRAIN_ALPHAS = "0,0.5,1"
 
 def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentParser) -> None:
     co = sub.add_parser("collect", parents=[router, store],
-                        help="run a teacher policy at each --alpha (default 0,1) (default: the default preset; --policy names another, e.g. a "
-                             "trained one for a second round) over train questions at several α, stored as eval "
-                             "runs for `train`; resumable")
+                        help="run a teacher policy (the default preset, or --policy: a trained one for a second "
+                             "round) over train questions at each --alpha (default 0,1), stored as eval runs for "
+                             "`train`; resumable")
     co.add_argument("--dataset", action="append", required=True,
                     help="train questions: a bundled set (train_two_hop), a file, or a public set by name "
                          "(hotpotqa/train, 2wiki/train, musique/train); test splits are refused (repeatable)")
@@ -55,6 +55,10 @@ def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentPa
     tr.add_argument("--think", default="first-sentence", choices=["first-sentence", "whole"],
                     help="how much of each teacher think block the student learns to write (default its first "
                          "sentence: fewer router tokens per session)")
+    tr.add_argument("--no-alpha-lead", action="store_true",
+                    help="do not start each example's first think block with α in words (alpha_words)")
+    tr.add_argument("--no-balance", action="store_true",
+                    help="do not repeat the examples of the α values with fewer kept trajectories")
     tr.add_argument("--restart", action="store_true", help="drop checkpoints made on other data and start over")
     tr.add_argument("--select-only", action="store_true",
                     help="print what would be kept and dropped, by reason and α, and stop")
@@ -141,7 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     alphas = _alphas(args.train_alphas, "--train-alphas")
     min_reward = number(args.min_reward, "--min-reward", -1.0, 1.0)
     cfg = TrainConfig(base=args.base, template=args.student_template, rank=integer(args.rank, "--rank", 1, 256),
-                      learning_rate=number(args.lr, "--lr", 1e-7, 1.0), epochs=number(args.epochs, "--epochs", 0.01, 100),
+                      learning_rate=number(args.lr, "--lr", 1e-7, 1.0),
+                      epochs=number(args.epochs, "--epochs", 0.01, 100),
                       grad_accum=integer(args.grad_accum, "--grad-accum", 1, 1024),
                       max_len=integer(args.max_len, "--max-len", 32, 32768),
                       max_steps=integer(args.max_steps, "--max-steps", -1, 10 ** 6),
@@ -152,7 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("adapters") / name)
     with TraceStore(args.db) as store:
         if args.select_only:
-            trajs, decisions, examples = prepare(store, args.run, alphas, min_reward, args.think)
+            trajs, decisions, examples = prepare(store, args.run, alphas, min_reward, args.think,
+                                                 not args.no_alpha_lead, not args.no_balance)
             print(f"{len(trajs)} trajectories of {len({t.key for t in trajs})} questions; {len(examples)} examples")
             for a, s in selection_summary(decisions).items():
                 print(f"α {a}: kept {s['kept']} of {s['trajectories']} (mean reward {s['kept_reward_mean']}); "
@@ -163,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             outcome = run_training(store, args.run, pool, cfg, alphas=alphas, min_reward=min_reward, out_dir=out,
                                    name=name, restart=args.restart, progress=lambda m: print(m, file=sys.stderr),
-                                   think=args.think)
+                                   think=args.think, alpha_lead=not args.no_alpha_lead,
+                                   balance=not args.no_balance)
         except KeyboardInterrupt:
             print(f"interrupted: checkpoints are in {out / 'checkpoints'}; run the same command to resume",
                   file=sys.stderr)
