@@ -7,7 +7,8 @@ Part 1, at α 0, one eval run per side over the same questions (stored, resumabl
     training, tuning or calibration here ever read;
   per side and set: protocol-valid share, EM, F1, think quality, chain rate, repeated sub-questions, $/query, router
   tokens per session, seconds per session (median and p90). Sessions are timed for real (nothing replayed).
-Part 2, the α frontier on the bundled multi-hop set: the trained policy and today's default at each α (calls repeated
+Part 2, the α frontier on the bundled multi-hop set: the trained policy (as shipped, κ 0: α acts only through its
+  prompt; and with the price penalty κ·α·ĉ on its own name scores, κ 8) and today's default at each α (calls repeated
   across α replayed from memory, so these latencies are not measurements), with the cheapest- and largest-only
   baselines for RouteLLM's APGR, and the goal "some α keeps EM within 0.05 of α 0 at ≤ 50 % of α 0's cost".
 
@@ -48,7 +49,9 @@ SIDES = {
     "default-old-descriptions": ("prompted-qwen2.5-1.5b", str(ROOT / "bench/pools/local-before-descriptions.yaml")),
     "base-prompted": ("prompted-qwen2.5-0.5b-free", None),
 }
-FRONTIER_SIDES = ("trained", "default")
+# frontier sides: (label, the part-1 side it runs, run-setting overrides)
+FRONTIER_SIDES = (("trained", "trained", None), ("trained, κ 8", "trained", {"kappa": 8.0}),
+                  ("default", "default", None))
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -153,15 +156,15 @@ def main() -> int:
             tiers = [m.name for m in sorted(pool.models, key=lambda m: m.price_out)]
             bundled = load_dataset(bundled_datasets()["multi_hop"], limit=args.limit_bundled)
             engines = memoized(get_engine)
-            for side in [s for s in FRONTIER_SIDES if s in sides]:
+            for label, side, overrides in [f for f in FRONTIER_SIDES if f[1] in sides]:
                 policy = book.get(SIDES[side][0])
-                run_id = f"trained-frontier-{side}"
+                run_id = "trained-frontier-" + label.replace(" ", "").replace(",", "-").replace("κ", "kappa")
                 baselines = ["cheapest", "largest"] if side == "default" else []
-                EvalRunner(store, policy, pool, run_id=run_id, alphas=alphas, baselines=baselines,
-                           engines=engines).run(bundled, lambda ph, d, t, side=side: print(
-                               f"frontier {side}: {d}/{t}", file=sys.stderr, flush=True) if d == t or d % 20 == 0
+                EvalRunner(store, policy, pool, run_id=run_id, alphas=alphas, baselines=baselines, overrides=overrides,
+                           engines=engines).run(bundled, lambda ph, d, t, label=label: print(
+                               f"frontier {label}: {d}/{t}", file=sys.stderr, flush=True) if d == t or d % 20 == 0
                                else None)
-                result["frontier"][side] = frontier(store, run_id, policy.name, alphas, tiers)
+                result["frontier"][label] = frontier(store, run_id, policy.name, alphas, tiers)
             weak = _baseline(store, "trained-frontier-default", "baseline/cheapest")
             strong = _baseline(store, "trained-frontier-default", "baseline/largest")
             result["frontier_baselines"] = {"cheapest": weak, "largest": strong}

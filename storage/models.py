@@ -261,6 +261,8 @@ class TrainingTrajectoryRow(Base):
     format_ok: Mapped[bool] = mapped_column()
     raw_cost: Mapped[float] = mapped_column(Float)
     source_alpha: Mapped[float] = mapped_column(Float)     # the α the session ran at
+    source_run: Mapped[str | None] = mapped_column(String(64))  # the collected run it came from (its round)
+    policy: Mapped[str | None] = mapped_column(String(200))     # who ran it: the teacher, or a trained policy
     dataset: Mapped[str | None] = mapped_column(String(200))
     item_id: Mapped[str | None] = mapped_column(String(200))
     question: Mapped[str] = mapped_column(Text)

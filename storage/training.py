@@ -19,7 +19,7 @@ from .store import TraceStore, _proc_start
 
 RUN_STATUSES = ("running", "done", "error", "interrupted")
 TRAJECTORY_FIELDS = ("session_id", "alpha", "reason", "kept", "reward", "em", "r_cost", "format_ok", "raw_cost",
-                     "source_alpha", "dataset", "item_id", "question", "answer", "models")
+                     "source_alpha", "source_run", "policy", "dataset", "item_id", "question", "answer", "models")
 
 
 def start_run(store: TraceStore, *, run_id: str, name: str, base: str, out_dir: str | None, source_runs: list[str],

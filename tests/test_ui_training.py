@@ -79,3 +79,17 @@ def test_a_run_travels_as_files_and_loads_into_a_fresh_store(tmp_path):
     (bad / SESSIONS_FILE).write_text("")
     with TraceStore(str(tmp_path / "c.sqlite")) as c, pytest.raises(ValueError, match="run: missing field"):
         load_bundle(c, bad)
+
+
+def test_a_second_round_is_told_apart_in_the_table_and_the_rewards():
+    """Expert iteration: trajectories from the teacher's run (round 1) and from the student's (round 2)."""
+    run = {"source_runs": ["collect-teacher", "collect-student"]}
+    base = {"alpha": 0.0, "reason": "kept", "kept": True, "reward": 1.0, "em": 1.0, "r_cost": 0.5, "format_ok": True,
+            "raw_cost": 1.0, "source_alpha": 0.0, "policy": "p", "dataset": "d", "item_id": "1", "question": "Q?",
+            "answer": "A", "models": ["Big"]}
+    trajs = [{**base, "session_id": "a", "source_run": "collect-teacher"},
+             {**base, "session_id": "b", "source_run": "collect-student", "kept": False, "reason": "outranked"}]
+    tbl, _ = view.trajectory_table(trajs, run)
+    assert list(tbl["round"]) == ["1", "2"]
+    assert [t.name for t in view.rewards_chart(trajs, run).data] == ["kept · round 1", "dropped · round 2"]
+    assert [t.name for t in view.rewards_chart(trajs[:1], run).data] == ["kept"]  # one round: no round in the legend

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 from .trajectories import REASONS, Decision, Example
 
+DROPPED = [k for k in REASONS if k != "kept"]
+
 
 def selection_summary(decisions: Sequence[Decision]) -> dict[str, Any]:
     """Counts by reason, and the kept trajectories' reward and models, per training α."""
@@ -64,11 +66,13 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"{_f(t.get('loss_last'))}, {t['seconds'] / 60:.1f} min on {t['device']}"
              f"{' (bf16 autocast)' if t.get('bf16') else ''}, {t['tokens_per_s']:.1f} tokens/s "
              f"({t['tokens']:,} tokens read, loss on {t['trained_tokens']:,})", "",
-             "| α | trajectories | kept | mean reward kept | " + " | ".join(REASONS) + " |",
-             "|---|---|---|---|" + "---|" * len(REASONS)]
+             "| α | trajectories | kept | mean reward kept | " + " | ".join(DROPPED) + " |",
+             "|---|---|---|---|" + "---|" * len(DROPPED)]
     for a, s in card["selection"].items():
         lines.append(f"| {a} | {s['trajectories']} | {s['kept']} | {_f(s['kept_reward_mean'])} | "
-                     + " | ".join(str(s["reasons"][k]) for k in REASONS) + " |")
+                     + " | ".join(str(s["reasons"][k]) for k in DROPPED) + " |")
+    lines += ["", "Dropped, in words: " + "; ".join(f"{k} = {REASONS[k].removeprefix('dropped: ')}" for k in DROPPED)
+              + "."]
     lines += ["", "Calls of the kept trajectories, by model and α: "
               + "; ".join(f"α {a}: " + ", ".join(f"{m} {n}" for m, n in sorted(s["kept_calls_by_model"].items()))
                           for a, s in card["selection"].items()), "",

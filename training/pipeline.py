@@ -51,7 +51,8 @@ def decision_rows(decisions: Sequence[Decision]) -> list[dict]:
     """The selection as the store keeps it (storage/training.py)."""
     return [{"session_id": d.trajectory.session_id, "alpha": float(d.alpha), "reason": d.reason, "kept": d.kept,
              "reward": d.terms.reward, "em": d.terms.em, "r_cost": d.terms.r_cost, "format_ok": d.terms.format_ok,
-             "raw_cost": d.trajectory.raw_cost, "source_alpha": d.trajectory.alpha, "dataset": d.trajectory.dataset,
+             "raw_cost": d.trajectory.raw_cost, "source_alpha": d.trajectory.alpha,
+             "source_run": d.trajectory.run_id, "policy": d.trajectory.policy, "dataset": d.trajectory.dataset,
              "item_id": d.trajectory.item_id, "question": d.trajectory.question, "answer": d.trajectory.answer,
              "models": d.trajectory.models} for d in decisions]
 

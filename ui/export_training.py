@@ -27,11 +27,11 @@ def _md(text: str) -> str:
 
 
 def training_page(run: dict[str, Any], points: Sequence[dict[str, Any]], trajs: Sequence[dict[str, Any]]) -> str:
-    figs = [view.curves(points), view.reasons_chart(trajs), view.rewards_chart(trajs)]
+    figs = [view.curves(points), view.reasons_chart(trajs), view.rewards_chart(trajs, run)]
     plots = "".join('<div class="rs-page-chart">'
                     + f.to_html(full_html=False, include_plotlyjs=(i == 0), config=PLOT_CONFIG) + "</div>"
                     for i, f in enumerate(figs))
-    tbl, _ = view.trajectory_table(trajs)
+    tbl, _ = view.trajectory_table(trajs, run)
     head = "".join(f"<th>{esc(c)}</th>" for c in tbl.columns)
     body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
                    for row in tbl.itertuples(index=False))

@@ -152,7 +152,7 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
                                     reason=None if reason == ALL else reason,
                                     alpha=None if alpha == ALL else float(alpha),
                                     dataset=None if dataset == ALL else dataset)
-        return view.trajectory_table(trajs)
+        return view.trajectory_table(trajs, stored.get_run(store, run_id))
 
     def show(run_id: str | None, kept: str, reason: str, alpha: str, dataset: str):
         blank = (gr.update(),) * 12
@@ -169,7 +169,7 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
         datasets = sorted({t["dataset"] or "" for t in trajs} - {""})
         qs = view.questions_of(trajs)
         return (view.status_line(r), view.card_summary(r), view.curves(pts), view.reasons_chart(trajs),
-                view.rewards_chart(trajs), view.reasons_words(trajs), tbl, sids,
+                view.rewards_chart(trajs, r), view.reasons_words(trajs), tbl, sids,
                 gr.update(choices=[ALL, *alphas]), gr.update(choices=[ALL, *datasets]),
                 gr.update(choices=qs, value=qs[0] if qs else None),
                 gr.update(choices=alphas, value=alphas[0] if alphas else None),

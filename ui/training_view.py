@@ -24,8 +24,18 @@ REASON_WORDS = {"kept": "kept", "protocol": "protocol broken", "repeat": "a repe
 REASON_COLOURS = {"kept": "#54a24b", "protocol": "#e45756", "repeat": "#b279a2", "wrong": "#f58518",
                   "too_dear": "#eeca3b", "outranked": "#9d755d"}
 TRAJECTORY_COLUMNS = ["α", "kept?", "why", "question", "answer", "reward", "EM", "R_cost", "models", "ran at α",
-                      "dataset", "session"]
-TRAJECTORY_WIDTHS = ["3%", "6%", "10%", "25%", "10%", "6%", "4%", "6%", "11%", "5%", "7%", "7%"]
+                      "round", "dataset", "session"]
+TRAJECTORY_WIDTHS = ["3%", "6%", "10%", "24%", "10%", "5%", "4%", "5%", "11%", "5%", "5%", "6%", "6%"]
+
+
+def rounds_of(run: dict[str, Any] | None, trajs: Sequence[dict[str, Any]]) -> dict[str | None, int]:
+    """Round number of each collected run a training run read: its place in the run's sources (round 1 is the
+    teacher's; a later round is a trained policy collecting, as expert iteration goes)."""
+    order = list((run or {}).get("source_runs") or [])
+    for t in trajs:
+        if t.get("source_run") not in order:
+            order.append(t.get("source_run"))
+    return {r: i + 1 for i, r in enumerate(order)}
 
 
 def run_label(run: dict[str, Any]) -> str:
@@ -95,19 +105,25 @@ def reasons_chart(trajs: Sequence[dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def rewards_chart(trajs: Sequence[dict[str, Any]]) -> go.Figure:
-    """Router-R1's reward of every trajectory at each training α, kept ones apart from dropped ones."""
+def rewards_chart(trajs: Sequence[dict[str, Any]], run: dict[str, Any] | None = None) -> go.Figure:
+    """Router-R1's reward of every trajectory at each training α, kept ones apart from dropped ones (and, over
+    several rounds, each round apart)."""
     if not trajs:
         return empty("Reward at each α", "No trajectory stored for this run.")
     alphas = sorted({t["alpha"] for t in trajs})
+    rounds = rounds_of(run, trajs)
+    many = len({rounds[t.get("source_run")] for t in trajs}) > 1
     fig = go.Figure()
-    for kept, name, colour in ((True, "kept", REASON_COLOURS["kept"]), (False, "dropped", "#9aa3ad")):
-        sel = [t for t in trajs if bool(t["kept"]) == kept]
-        if not sel:
-            continue
-        fig.add_trace(go.Box(x=[_alpha(t["alpha"]) for t in sel], y=[t["reward"] for t in sel], name=name,
-                             marker_color=colour, boxpoints="all", jitter=0.4, pointpos=0,
-                             hovertemplate="reward %{y:.2f}<extra>" + name + "</extra>"))
+    shades = {True: ("#54a24b", "#2f6f2a", "#9fd49a"), False: ("#9aa3ad", "#5f6770", "#c9ced4")}
+    for k in sorted(set(rounds.values())) if many else [None]:
+        for kept in (True, False):
+            sel = [t for t in trajs if bool(t["kept"]) == kept and (k is None or rounds[t.get("source_run")] == k)]
+            if not sel:
+                continue
+            name = ("kept" if kept else "dropped") + (f" · round {k}" if k else "")
+            fig.add_trace(go.Box(x=[_alpha(t["alpha"]) for t in sel], y=[t["reward"] for t in sel], name=name,
+                                 marker_color=shades[kept][((k or 1) - 1) % 3], boxpoints="all", jitter=0.4,
+                                 pointpos=0, hovertemplate="reward %{y:.2f}<extra>" + name + "</extra>"))
     fig.update_layout(boxmode="group", title="Router-R1 reward at each α", yaxis_title="reward",
                       xaxis=dict(categoryorder="array", categoryarray=[_alpha(a) for a in alphas]),
                       **{**LAYOUT, "height": 300})
@@ -129,16 +145,19 @@ def reasons_words(trajs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def trajectory_table(trajs: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+def trajectory_table(trajs: Sequence[dict[str, Any]], run: dict[str, Any] | None = None
+                     ) -> tuple[pd.DataFrame, list[str]]:
     """The trajectories as rows (a Dataframe of str cells shows text as text), and their session ids in the same
     order (a click opens one)."""
     rows, ids = [], []
+    rounds = rounds_of(run, trajs)
     for t in trajs:
         rows.append({"α": f"{t['alpha']:g}", "kept?": "✓ kept" if t["kept"] else "dropped",
                      "why": REASON_WORDS[t["reason"]], "question": t["question"],
                      "answer": t.get("answer") or "", "EM": f"{t['em']:.0f}", "R_cost": f"{t['r_cost']:.2f}",
                      "reward": f"{t['reward']:.2f}", "models": " → ".join(t.get("models") or []),
-                     "ran at α": f"{t['source_alpha']:g}", "dataset": t.get("dataset") or "",
+                     "ran at α": f"{t['source_alpha']:g}", "round": str(rounds[t.get("source_run")]),
+                     "dataset": t.get("dataset") or "",
                      "session": t["session_id"][:12]})
         ids.append(t["session_id"])
     return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), ids
