@@ -13,9 +13,10 @@ Part 2, the α frontier on the bundled multi-hop set: the trained policy (as shi
   baselines for RouteLLM's APGR, and the goal "some α keeps EM within 0.05 of α 0 at ≤ 50 % of α 0's cost".
 
 Sides (--sides picks some): trained (the shipped adapter, free rollout, no rules), default (today's default preset),
-default-old-descriptions (the same with the pool descriptions from before 2026-12-07, for the description change's
-before/after), base-prompted (the untrained Qwen2.5-Coder-0.5B left to write the protocol itself, free rollout with the
-Router-R1 template: what training started from).
+default-measured-descriptions (the same with pool descriptions that quote measurements, bench/pools/: a prompt change
+tried and not adopted), default-measured-ranked (the second wording, which ranks the three beside the dearest's
+accuracy), base-prompted (the untrained Qwen2.5-Coder-0.5B left to write the protocol itself, free
+rollout with the Router-R1 template: what training started from).
 
 Usage: python bench/trained_router.py [--limit-dev 25] [--sides trained,default,...] [--skip-frontier]
        [--frontier-alphas 0,0.25,0.5,0.75,1] [--db bench/results/trained_router.sqlite]
@@ -46,7 +47,9 @@ from storage import SessionFilter, TraceStore  # noqa: E402
 SIDES = {
     "trained": ("trained-qwen2.5-0.5b", None),
     "default": ("prompted-qwen2.5-1.5b", None),
-    "default-old-descriptions": ("prompted-qwen2.5-1.5b", str(ROOT / "bench/pools/local-before-descriptions.yaml")),
+    "default-measured-descriptions": ("prompted-qwen2.5-1.5b",
+                                      str(ROOT / "bench/pools/local-measured-descriptions.yaml")),
+    "default-measured-ranked": ("prompted-qwen2.5-1.5b", str(ROOT / "bench/pools/local-measured-ranked.yaml")),
     "base-prompted": ("prompted-qwen2.5-0.5b-free", None),
 }
 # frontier sides: (label, the part-1 side it runs, run-setting overrides)

@@ -435,7 +435,38 @@ def test_before_and_after_opens_in_compare_for_a_question_of_the_run(toy, browse
             names = [f"trained:{run['name']}", f"trained:{run['name']} (before training)"]
             held = {r["policy"] for r in store.iter_sessions() if r["policy"] in names}
             assert held == set(names)  # both ran, stored under their own names
-            assert len(page.locator("#rs-compare-summary tbody tr").all()) == 2
+            # the summary table fills after the aligned table: wait for its two rows, one per policy
+            page.wait_for_function("() => document.querySelector('#rs-compare-summary [role=grid]')"
+                                   "?.getAttribute('aria-rowcount') === '3'", timeout=30_000)  # a header + 2
+            summary = page.inner_text("#rs-compare-summary")
+            assert all(n in summary for n in names), summary
             ctx.close()
     finally:
         store.close()
+
+
+@pytest.mark.model
+def test_the_shipped_trained_router_decomposes_with_no_rules_and_reads_alpha_from_its_prompt():
+    """The shipped adapter on a question it was never trained on (no entity of the bundled sets is in its data): the
+    protocol written whole by the policy, two hops with the director carried into the second, the dearest model at
+    α 0; at α 1 it says so in its first thought and asks the cheapest model first, for less."""
+    from evaluation.decomposition import bridges, repeated
+    from router_core.policy import load_policies
+    from router_core.pool import load_pool
+    from router_core.session import SessionResult
+    pol, pool = load_policies().get("trained-qwen2.5-0.5b"), load_pool()
+    router = Router(pol, pool)
+    assert router.settings()["interventions"] == [] and pol.mode == "free"
+    q, gold = "Which country is the birthplace of the director of the film Interstellar?", ["United Kingdom", "England"]
+    runs = {a: list(router.run(q, a)) for a in (0.0, 1.0)}
+    res = {a: SessionResult.of(s, q, a, gold) for a, s in runs.items()}
+    steps = runs[0.0]
+    sent = [s for s in steps if s.kind == "route" and s.sent]
+    assert res[0.0].status == "done" and res[0.0].format_ok and res[0.0].em == 1.0, [s.text for s in steps]
+    assert len(sent) >= 2 and not repeated(steps) and bridges(steps, q)
+    assert {s.request_model for s in sent} == {pool.dearest().name}
+    first = {a: next(s.text for s in st if s.kind == "think") for a, st in runs.items()}
+    assert first[0.0].startswith("α is 0:") and first[1.0].startswith("α is 1:")
+    cheap = min(pool.models, key=lambda m: m.price_out).name
+    assert next(s.request_model for s in runs[1.0] if s.kind == "route" and s.sent) == cheap
+    assert res[1.0].format_ok and res[1.0].cost_usd < res[0.0].cost_usd

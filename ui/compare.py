@@ -54,7 +54,7 @@ def summary_table(replays: list[Replay], alpha: float, norm: CostNormalizer) -> 
         own, reward = res.reward(float(s["alpha"]), norm), res.reward(alpha, norm)
         models = sorted({st.request_model for st in r.steps if st.kind == "route" and st.request_model})
         # each run's reward at the α it ran with, and all of them at one α (the slider) to compare like with like
-        rows.append({"session": s["id"][:12], "α (run)": s["alpha"], "status": s["status"], "answer": s.get("answer") or "",
+        rows.append({"session": s["id"][:12], "policy": s.get("policy") or "", "α (run)": s["alpha"], "status": s["status"], "answer": s.get("answer") or "",
                      "EM": s.get("em"), "F1": s.get("f1"), "$": money(s.get("cost_usd") or 0.0), "calls": s.get("calls"),
                      "models": ", ".join(models), "reward at its α": None if own is None else round(own, 3),
                      f"reward if α were {alpha:g}": None if reward is None else round(reward, 3)})

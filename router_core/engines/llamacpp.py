@@ -26,6 +26,7 @@ used here (`_ctx`, `_batch`, `_model`) are pinned by the exact version in requir
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import os
 import time
@@ -40,6 +41,28 @@ from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
     m = float(logits.max())
     return float(logits[token] - m - np.log(np.exp(logits - m, dtype=np.float64).sum()))
+
+
+@contextlib.contextmanager
+def _quiet_stderr(on: bool):
+    """llama.cpp writes a warning line per adapted matrix to the process's stderr when it loads a LoRA on a base whose
+    weights it repacked (168 lines for the shipped adapter; `verbose=False` does not reach them): silenced while the
+    model loads. A failure still raises, with its message."""
+    if not on:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _pending_stop(text: str, stops: Sequence[str]) -> int:
@@ -70,8 +93,9 @@ class LlamaCppEngine(Engine):
         self._lib = llama_cpp
         t0 = time.perf_counter()
         try:
-            self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 2,
-                             n_batch=512, logits_all=False, verbose=False, seed=seed, lora_path=lora_path)
+            with _quiet_stderr(bool(lora_path)):
+                self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 2,
+                                 n_batch=512, logits_all=False, verbose=False, seed=seed, lora_path=lora_path)
         except Exception as e:  # llama.cpp raises ValueError for unreadable files
             what = f" with the adapter {lora_path}" if lora_path else ""
             raise EngineError(f"{model_path}: llama.cpp could not load the model{what} ({e})") from e
