@@ -63,6 +63,8 @@ def main() -> int:
                     page.get_by_text("Before and after").click()
                     page.click("#rs-t-ba-go")
                     page.wait_for_selector("#rs-compare-table table", timeout=600_000)
+                    page.wait_for_function("() => document.querySelector('#rs-compare-summary [role=grid]')"
+                                           "?.getAttribute('aria-rowcount') === '3'")
                     page.wait_for_timeout(1500)
                     page.screenshot(path=str(out / "before_after.png"), full_page=True)
                     shots.append("before_after")

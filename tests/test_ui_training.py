@@ -93,3 +93,20 @@ def test_a_second_round_is_told_apart_in_the_table_and_the_rewards():
     assert list(tbl["round"]) == ["1", "2"]
     assert [t.name for t in view.rewards_chart(trajs, run).data] == ["kept · round 1", "dropped · round 2"]
     assert [t.name for t in view.rewards_chart(trajs[:1], run).data] == ["kept"]  # one round: no round in the legend
+
+
+def test_the_shipped_runs_card_reads_as_written(tmp_path):
+    """The card line of the run that made the shipped adapter: the base's id and the command in code as written (a
+    Markdown code span would have shown the escaped colon, `shipped&#58;…`), its figures the card's."""
+    import html
+
+    from training.bundle import SHIPPED_DIR, load_bundle
+    from ui.export_training import _md
+    with TraceStore(str(tmp_path / "t.sqlite")) as store:
+        rid, _ = load_bundle(store, SHIPPED_DIR / "trained-qwen2.5-0.5b")
+        run = stored.get_run(store, rid)
+    line, card = view.card_summary(run), run["card"]
+    shown = html.unescape(line)  # what the browser shows: entities read as characters inside <code>, not in `…`
+    assert "`" not in line and f"<code>{card['base']}</code>" in shown and card["base"].startswith("shipped:")
+    assert f"<code>{card['command']}</code>" in shown and f"{card['training']['steps']} steps" in line
+    assert _md(line).count("<code>") == 2  # the exported page shows the same

@@ -189,8 +189,8 @@ def card_summary(run: dict[str, Any]) -> str:
             f"{', '.join(map(esc, d['runs']))}); α {', '.join(f'{a:g}' for a in card['alphas'])}; kept when the "
             f"reward ≥ {card['min_reward']:g}. {t['steps']} steps, loss {t['loss_first']:.3f} → {t['loss_last']:.3f}, "
             f"{t['seconds'] / 60:.1f} min on {esc(t['device'])}, {t['tokens_per_s']:.0f} tokens/s. "
-            f"Base `{esc(card['base'])}` (sha256 {card['base_sha256'][:12]}…), adapter sha256 "
-            f"{(card.get('adapter_sha256') or '')[:12]}…. Made by `{esc(card['command'])}`.")
+            f"Base <code>{esc(card['base'])}</code> (sha256 {card['base_sha256'][:12]}…), adapter sha256 "
+            f"{(card.get('adapter_sha256') or '')[:12]}…. Made by <code>{esc(card['command'])}</code>.")  # a code span would show escapes
 
 
 def questions_of(trajs: Sequence[dict[str, Any]]) -> list[str]:
