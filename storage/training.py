@@ -18,6 +18,7 @@ from .models import TrainingPointRow, TrainingRunRow, TrainingTrajectoryRow
 from .store import TraceStore, _proc_start
 
 RUN_STATUSES = ("running", "done", "error", "interrupted")
+POINT_FIELDS = ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")
 TRAJECTORY_FIELDS = ("session_id", "alpha", "reason", "kept", "reward", "em", "r_cost", "format_ok", "raw_cost",
                      "source_alpha", "source_run", "policy", "dataset", "item_id", "question", "answer", "models")
 
@@ -31,7 +32,8 @@ def start_run(store: TraceStore, *, run_id: str, name: str, base: str, out_dir: 
         held = conn.execute(select(TrainingRunRow.id).where(TrainingRunRow.id == run_id)).first()
         values = dict(name=name, updated_at=now, status="running", base=base, out_dir=out_dir,
                       source_runs=list(source_runs), alphas=[float(a) for a in alphas], config=config,
-                      max_steps=max_steps, error=None, host=socket.gethostname(), pid=os.getpid())
+                      max_steps=max_steps, error=None, host=socket.gethostname(), pid=os.getpid(),
+                      card=None)  # a run started again shows no card until it ends again
         if held:
             conn.execute(update(TrainingRunRow).where(TrainingRunRow.id == run_id).values(**values))
             if fresh:
@@ -53,7 +55,7 @@ def record_selection(store: TraceStore, run_id: str, rows: Iterable[dict[str, An
 
 def add_point(store: TraceStore, run_id: str, point: dict[str, Any], max_steps: int | None = None) -> None:
     """One optimizer step (a resumed run may write a step again: the later write wins)."""
-    row = {k: point[k] for k in ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")}
+    row = {k: point[k] for k in POINT_FIELDS}
     with store._tx() as conn:
         conn.execute(delete(TrainingPointRow).where(TrainingPointRow.run_id == run_id,
                                                     TrainingPointRow.step == row["step"]))
@@ -142,13 +144,34 @@ def export_run(store: TraceStore, run_id: str) -> dict[str, Any]:
     adapter so a fresh store can show how it was trained. Its sessions travel as the store's JSONL export."""
     r = get_run(store, run_id)
     return {"format": BUNDLE_FORMAT, "run": {k: r[k] for k in _RUN_FIELDS},
-            "points": [{k: p[k] for k in ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")}
+            "points": [{k: p[k] for k in POINT_FIELDS}
                        for p in points(store, run_id)],
             "trajectories": [{k: t[k] for k in TRAJECTORY_FIELDS} for t in trajectories(store, run_id)]}
 
 
 def import_run(store: TraceStore, data: Any, *, out_dir: str | None = None, where: str = "training run") -> str:
     """Store an exported run (again: the same id is replaced whole). ValueError names the first bad field."""
+    check_run(data, where)
+    run, pts, trajs = data["run"], data["points"], data["trajectories"]
+    # no process trains an imported run here: one exported mid-run reads interrupted (not a run to poll forever)
+    status = "interrupted" if run["status"] == "running" else run["status"]
+    rid = str(run["id"])
+    with store._tx() as conn:
+        conn.execute(delete(TrainingRunRow).where(TrainingRunRow.id == rid))
+        conn.execute(delete(TrainingPointRow).where(TrainingPointRow.run_id == rid))
+        conn.execute(delete(TrainingTrajectoryRow).where(TrainingTrajectoryRow.run_id == rid))
+        conn.execute(insert(TrainingRunRow).values(**{k: run[k] for k in _RUN_FIELDS if k != "status"}, status=status,
+                                                   out_dir=out_dir, host=None, pid=None))
+        if pts:
+            conn.execute(insert(TrainingPointRow), [{"run_id": rid, **{k: p[k] for k in POINT_FIELDS}} for p in pts])
+        if trajs:
+            conn.execute(insert(TrainingTrajectoryRow), [{"run_id": rid, **{k: t[k] for k in TRAJECTORY_FIELDS}}
+                                                         for t in trajs])
+    return rid
+
+
+def check_run(data: Any, where: str = "training run") -> None:
+    """An exported run's shape, before anything is stored: ValueError names the first bad field."""
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"{where}: not a training run export (format must be '{BUNDLE_FORMAT}')")
     run = data.get("run")
@@ -158,7 +181,7 @@ def import_run(store: TraceStore, data: Any, *, out_dir: str | None = None, wher
     if run["status"] not in RUN_STATUSES:
         raise ValueError(f"{where}: run.status: '{run['status']}' is not one of {', '.join(RUN_STATUSES)}")
     pts, trajs = data.get("points"), data.get("trajectories")
-    for name, rows, fields in (("points", pts, ("step", "epoch", "loss", "learning_rate", "tokens", "seconds")),
+    for name, rows, fields in (("points", pts, POINT_FIELDS),
                                ("trajectories", trajs, TRAJECTORY_FIELDS)):
         if not isinstance(rows, list):
             raise ValueError(f"{where}: {name} must be a list")
@@ -166,16 +189,22 @@ def import_run(store: TraceStore, data: Any, *, out_dir: str | None = None, wher
             if not isinstance(row, dict) or any(k not in row for k in fields):
                 raise ValueError(f"{where}: {name}[{i}]: missing field(s) "
                                  f"{', '.join(k for k in fields if not isinstance(row, dict) or k not in row)}")
-    rid = str(run["id"])
-    with store._tx() as conn:
-        conn.execute(delete(TrainingRunRow).where(TrainingRunRow.id == rid))
-        conn.execute(delete(TrainingPointRow).where(TrainingPointRow.run_id == rid))
-        conn.execute(delete(TrainingTrajectoryRow).where(TrainingTrajectoryRow.run_id == rid))
-        conn.execute(insert(TrainingRunRow).values(**{k: run[k] for k in _RUN_FIELDS}, out_dir=out_dir, host=None,
-                                                   pid=None))
-        if pts:
-            conn.execute(insert(TrainingPointRow), [{"run_id": rid, **p} for p in pts])
-        if trajs:
-            conn.execute(insert(TrainingTrajectoryRow), [{"run_id": rid, **{k: t[k] for k in TRAJECTORY_FIELDS}}
-                                                         for t in trajs])
-    return rid
+        key = "step" if name == "points" else ("session_id", "alpha")
+        seen = [row[key] if isinstance(key, str) else tuple(row[k] for k in key) for row in rows]
+        if len(set(map(str, seen))) != len(seen):
+            raise ValueError(f"{where}: {name}: a {' and '.join([key] if isinstance(key, str) else key)} "
+                             "appears twice")
+    for name, rows, numeric in (("points", pts, POINT_FIELDS),
+                                ("trajectories", trajs, ("alpha", "reward", "em", "r_cost", "raw_cost"))):
+        for i, row in enumerate(rows):
+            bad = [k for k in numeric if not isinstance(row[k], (int, float)) or isinstance(row[k], bool)]
+            if bad:
+                raise ValueError(f"{where}: {name}[{i}].{bad[0]}: must be a number")
+    kinds = {"id": str, "name": str, "base": str, "status": str, "created_at": (int, float),
+             "updated_at": (int, float), "source_runs": list, "alphas": list, "config": dict,
+             "max_steps": (int, type(None)), "card": (dict, type(None)), "error": (str, type(None))}
+    for k, kind in kinds.items():
+        if k in run and (not isinstance(run[k], kind) or isinstance(run[k], bool)):
+            raise ValueError(f"{where}: run.{k}: {type(run[k]).__name__} is not what a run holds there")
+    if any(not isinstance(a, (int, float)) or isinstance(a, bool) for a in run["alphas"]):
+        raise ValueError(f"{where}: run.alphas: every α must be a number")

@@ -3,6 +3,8 @@ kept ones' rewards, the trajectory table and the words a presenter reads (ui/tra
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import Callable
 
 from support.ui_fixtures import LOSSES, write_training_run
 
@@ -110,3 +112,88 @@ def test_the_shipped_runs_card_reads_as_written(tmp_path):
     assert "`" not in line and f"<code>{card['base']}</code>" in shown and card["base"].startswith("shipped:")
     assert f"<code>{card['command']}</code>" in shown and f"{card['training']['steps']} steps" in line
     assert _md(line).count("<code>") == 2  # the exported page shows the same
+
+
+def _bundle_of(tmp_path: Path, mutate: Callable[[dict], None]) -> Path:
+    """The fixture run written as a bundle, its training_run.json changed by `mutate(data)`."""
+    import json
+
+    from training.bundle import RUN_FILE, write_bundle
+    with TraceStore(str(tmp_path / "src.sqlite")) as src:
+        rid = write_training_run(src)
+        folder = tmp_path / "bundle"
+        write_bundle(src, rid, folder)
+    data = json.loads((folder / RUN_FILE).read_text())
+    mutate(data)
+    (folder / RUN_FILE).write_text(json.dumps(data))
+    return folder
+
+
+def test_a_hostile_bundle_shows_as_text_and_a_mid_run_export_reads_interrupted(tmp_path):
+    """A bundle is data from elsewhere: its card's strings reach the tab and the exported page as text, and a run
+    exported while it trained is not a run to poll forever in another store."""
+    from training.bundle import load_bundle
+    from ui.export_training import training_page
+    payload = "<script>window.__pwned=1</script>"
+
+    def hostile(data):
+        data["run"]["status"] = "running"
+        data["run"]["name"] = payload
+        data["run"]["card"] = {"training": {"steps": 6, "loss_first": 1.0, "loss_last": 0.5, "seconds": 60,
+                                            "device": payload, "tokens_per_s": 5.0},
+                               "data": {"examples": 3, "questions": 2, "trajectories": 5, "runs": [payload]},
+                               "alphas": [0, 1], "min_reward": 0.5, "base": payload, "base_sha256": payload,
+                               "command": payload}
+    with TraceStore(str(tmp_path / "t.sqlite")) as store:
+        rid, _ = load_bundle(store, _bundle_of(tmp_path, hostile))
+        run = stored.get_run(store, rid)
+        assert run["status"] == "interrupted"
+        shown = view.card_summary(run) + view.status_line(run)
+        page = training_page(run, stored.points(store, rid), stored.trajectories(store, rid))
+    assert "<script" not in shown and "&lt;script&gt;" in shown and "<script>window.__pwned" not in page
+    # a card that is not a card's shape says so, in words
+    assert view.card_summary({**run, "card": {"training": {}, "data": {}}}).startswith("⚠ this run's card")
+
+
+def test_a_bad_bundle_names_its_field_and_stores_nothing(tmp_path):
+    import pytest
+
+    from training.bundle import load_bundle
+    cases = [(lambda d: d["points"].append(dict(d["points"][0])), "points: a step appears twice"),
+             (lambda d: d["points"][1].update(loss="low"), r"points\[1\]\.loss: must be a number"),
+             (lambda d: d["run"].update(alphas=["0"]), "run.alphas"),
+             (lambda d: d["run"].update(max_steps="6"), "run.max_steps")]
+    for i, (mutate, said) in enumerate(cases):
+        case = tmp_path / f"case{i}"
+        case.mkdir()
+        folder = _bundle_of(case, mutate)
+        with TraceStore(str(case / "t.sqlite")) as store, pytest.raises(ValueError, match=said):
+            try:
+                load_bundle(store, folder)
+            finally:
+                assert store.list_sessions().total == 0 and stored.list_runs(store) == []
+
+
+def test_every_training_tab_handler_answers_each_of_its_outputs(tmp_path):
+    """The picked-run handler on its paths (no run, an unknown run, a stored one with a filter the run lacks)
+    returns one value per output, and a filter value the run does not have is reset to all."""
+    from router_core.policy import load_policies
+    from ui.app import build
+    from ui.studio import Studio
+    with TraceStore(str(tmp_path / "t.sqlite")) as store:
+        rid = write_training_run(store)
+        demo = build(Studio.from_files(store, load_policies(), None))
+        fn = next(f for f in demo.fns.values() if f.api_name == "training_run")
+        n = len(fn.outputs)
+        for args in ((None, "all", "all", "all", "all"), ("train-nope", "all", "all", "all", "all"),
+                     (rid, "all", "all", "0.25", "no-such-set")):
+            got = fn.fn(*args)
+            assert len(got) == n, (args, len(got), n)
+        assert "this store" in got_status(fn.fn("train-nope", "all", "all", "all", "all")) and \
+            store.where not in got_status(fn.fn("train-nope", "all", "all", "all", "all"))
+        picked = fn.fn(rid, "all", "all", "0.25", "no-such-set")
+        assert picked[8]["value"] == "all" and picked[9]["value"] == "all"  # the α and dataset filters
+
+
+def got_status(out: tuple) -> str:
+    return out[0]

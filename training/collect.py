@@ -1,10 +1,10 @@
 """Collect: a teacher policy over public train questions at several α, stored as eval runs (resumable).
 
 Two stored runs per collection, both ordinary eval runs the Explorer and Evaluations tab show:
-- the **screen** (optional, on by default): the pool's dearest model asked each question once, directly (a
+- the **screen** (optional, on by default): the pool's largest model asked each question once, directly (a
   single-round baseline session, ~2 s). Public train questions are mostly about things this pool has never heard
   of (the default router scored EM 0 on its first 19 2WikiMultiHopQA train questions), so running the ~20 s teacher
-  on all of them would spend hours to keep a handful. A question the dearest model answers right whole is one whose
+  on all of them would spend hours to keep a handful. A question the largest model answers right whole is one whose
   facts are within the pool's knowledge; the teacher then runs on those. The trained router therefore learns on
   questions its pool can answer, a selection stated in its training card.
 - the **teacher** run: the teacher policy at each α over the screened questions, with greedy calls repeated across

@@ -13,10 +13,11 @@ from router_core.engines.adapters import write_adapter
 from router_core.engines.weights import resolve_model_path, sha256_file, weights_sha256
 from router_core.pool import Pool
 from storage import TraceStore
+from storage.connection import redact
 from storage import training as stored
 
 from .card import build_card, write_card
-from .sft import TrainConfig, TrainResult, lora_alpha_of, lora_state, train
+from .sft import TrainConfig, TrainResult, lora_alpha_of, lora_state, preflight, train
 from .trajectories import Decision, examples_from, load_trajectories, normalizer_for, select
 
 ADAPTER_FILE = "adapter.gguf"
@@ -39,6 +40,21 @@ def prepare(store: TraceStore, runs: Sequence[str], alphas: Sequence[float], min
         raise ValueError(f"--run: no router session in run(s) {', '.join(runs)}")
     decisions = select(trajs, alphas, min_reward=min_reward, norm=normalizer_for(trajs))
     return trajs, decisions, examples_from(decisions, think, alpha_lead, balance)
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command that made a run, for its card (which ships inside the adapter): a database URL's password is
+    hidden as the store hides it everywhere."""
+    out, hide = [], False
+    for a in argv:
+        if hide:
+            a, hide = redact(a), False
+        elif a == "--db":
+            hide = True
+        elif a.startswith("--db="):
+            a = "--db=" + redact(a[5:])
+        out.append(a)
+    return " ".join(shlex.quote(a) for a in ["app.py", *out])
 
 
 def training_run_id(out_dir: str | Path, name: str) -> str:
@@ -64,10 +80,12 @@ def run_training(store: TraceStore, runs: Sequence[str], pool: Pool, cfg: TrainC
                  alpha_lead: bool = True, balance: bool = True) -> Outcome:
     """Select, train, export and write the card; the run, its selection and every step go to the store as they
     happen (the Training tab follows it live), and its status says how it ended."""
+    runs, alphas = list(dict.fromkeys(runs)), list(dict.fromkeys(float(a) for a in alphas))  # a repeat counts once
     trajs, decisions, examples = prepare(store, runs, alphas, min_reward, think, alpha_lead, balance)
     if progress:
         kept = sum(1 for d in decisions if d.kept)
         progress(f"{len(trajs)} trajectories × {len(alphas)} α → {kept} kept ({len(examples)} examples)")
+    preflight(examples, pool, out_dir, cfg, restart)  # nothing written or stored if this command cannot go on
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "examples.jsonl").write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n"
@@ -109,7 +127,7 @@ def _train_and_export(examples, pool, out: Path, cfg: TrainConfig, *, restart, p
     summary = {k: v for k, v in asdict(result).items() if k != "log"}
     summary["loss_curve"] = [{"step": h.get("step"), "loss": h["loss"], "learning_rate": h.get("learning_rate")}
                              for h in result.log if "loss" in h]
-    card = build_card(name=name, command=command or " ".join(shlex.quote(a) for a in ["app.py", *sys.argv[1:]]),
+    card = build_card(name=name, command=command or command_line(sys.argv[1:]),
                       config=asdict(cfg), base=cfg.base, base_sha256=base_sha, adapter_sha256=None, runs=runs,
                       datasets=[t.dataset or "" for t in trajs], alphas=alphas, min_reward=min_reward,
                       decisions=decisions, examples=examples, result=summary,

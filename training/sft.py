@@ -28,6 +28,7 @@ from router_core.pool import Pool
 
 from .trajectories import Example, data_hash
 
+CLOCK_FILE = "studio_clock.json"  # beside each checkpoint: seconds and tokens so far, so a resumed run's clock goes on
 
 class TrainError(ValueError):
     """A training run that cannot start or resume; the message names the file or setting."""
@@ -180,6 +181,34 @@ def _collator(pad_id: int, counter: _Counter):
     return collate
 
 
+def preflight(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: TrainConfig,
+              restart: bool = False) -> tuple[str, str | None]:
+    """What `train` checks before it changes anything (the data's hash, the checkpoint to resume from); TrainError
+    names the file or setting. `app.py train` calls it before it writes its files or touches the store, so a command
+    that cannot resume loses nothing."""
+    if not examples:
+        raise TrainError("no kept trajectory to train on (see the selection's counts by reason)")
+    ckpt = Path(out_dir) / "checkpoints"
+    template = Template.load(cfg.template)
+    if not template.states_alpha:
+        raise TrainError(f"{cfg.template}: a student template must state α ({{{{ALPHA}}}}), so one adapter serves "
+                         "the whole slider")
+    digest = data_hash(examples, template.text, json.dumps(asdict(cfg), sort_keys=True), json.dumps(pool.snapshot(),
+                                                                                                      sort_keys=True))
+    if not ckpt.exists() or restart:
+        return digest, None
+    try:
+        held = json.loads((ckpt / "data.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        held = {}
+    if held.get("data_hash") != digest:
+        raise TrainError(f"{ckpt}: its checkpoints were trained on other data or settings (hash "
+                         f"{str(held.get('data_hash'))[:12]} vs {digest[:12]} now); run with --restart to start "
+                         "over, or give another --out")
+    found = sorted((p for p in ckpt.glob("checkpoint-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+    return digest, str(found[-1]) if found else None
+
+
 def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: TrainConfig, *,
           restart: bool = False, progress: Callable[[str], None] | None = None,
           on_step: Callable[[dict], None] | None = None, show_bar: bool = True) -> TrainResult:
@@ -191,30 +220,12 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
     from peft import LoraConfig, get_peft_model
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-    if not examples:
-        raise TrainError("no kept trajectory to train on (see the selection's counts by reason)")
     out = Path(out_dir)
     ckpt = out / "checkpoints"
+    digest, resume = preflight(examples, pool, out, cfg, restart)
     template = Template.load(cfg.template)
-    if not template.states_alpha:
-        raise TrainError(f"{cfg.template}: a student template must state α ({{{{ALPHA}}}}), so one adapter serves "
-                         "the whole slider")
-    digest = data_hash(examples, template.text, json.dumps(asdict(cfg), sort_keys=True), json.dumps(pool.snapshot(),
-                                                                                                      sort_keys=True))
     marker = ckpt / "data.json"
-    resume: str | None = None
-    if ckpt.exists() and not restart:
-        try:
-            held = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            held = {}
-        if held.get("data_hash") != digest:
-            raise TrainError(f"{ckpt}: its checkpoints were trained on other data or settings (hash "
-                             f"{str(held.get('data_hash'))[:12]} vs {digest[:12]} now); run with --restart to start "
-                             "over, or give another --out")
-        found = sorted((p for p in ckpt.glob("checkpoint-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
-        resume = str(found[-1]) if found else None
-    elif ckpt.exists():
+    if ckpt.exists() and restart:
         shutil.rmtree(ckpt)
     ckpt.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"data_hash": digest, "examples": len(examples)}))
@@ -248,7 +259,15 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
         save_steps=cfg.save_steps, save_total_limit=2, report_to=[], disable_tqdm=True, seed=cfg.seed,
         bf16=bf16, use_cpu=device == "cpu", dataloader_num_workers=0, remove_unused_columns=False)
     counter = _Counter()
-    t0 = time.perf_counter()
+    start_step = int(Path(resume).name.split("-")[1]) if resume else 0
+    before_s = 0.0  # a resumed run's clock and token count go on from its checkpoint's (time left, the card)
+    if resume:
+        try:
+            held_clock = json.loads((Path(resume) / CLOCK_FILE).read_text())
+            before_s, counter.tokens = float(held_clock["seconds"]), int(held_clock["tokens"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a checkpoint from before the clock was saved: time counts from this process
+    t0 = time.perf_counter() - before_s
     bar = _bar(total, show_bar)
 
     said = [0.0]
@@ -261,7 +280,7 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
                 bar.set_postfix_str(f"loss {logs['loss']:.3f} · {tps:.0f} tok/s")
                 if bar.disable and show_bar and (time.monotonic() - said[0] > 30 or state.global_step >= total):
                     said[0] = time.monotonic()  # not a terminal (a log file, CI): a line now and then
-                    done = state.global_step - (start_step or 0)
+                    done = state.global_step - (0 if before_s else start_step)  # steps the clock has seen
                     left = elapsed / done * (total - state.global_step) if done else 0.0
                     print(f"training: step {state.global_step}/{total}, loss {logs['loss']:.3f}, {tps:.0f} tokens/s, "
                           f"about {left / 60:.0f} min left", file=sys.stderr, flush=True)
@@ -273,10 +292,16 @@ def train(examples: Sequence[Example], pool: Pool, out_dir: str | Path, cfg: Tra
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
             bar.update(state.global_step - bar.n)
 
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+            """Beside each checkpoint (written just before): the clock and tokens so far, for a resume."""
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / CLOCK_FILE).write_text(json.dumps({"seconds": time.perf_counter() - t0,
+                                                             "tokens": counter.tokens}))
+
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=_collator(tok.pad_token_id, counter),
                       callbacks=[Progress()])
     trainer.remove_callback(PrinterCallback)  # the bar above says it in one line
-    start_step = int(Path(resume).name.split("-")[1]) if resume else 0
     if resume:
         bar.update(start_step)
         if progress:

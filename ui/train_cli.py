@@ -22,7 +22,7 @@ def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentPa
     co.add_argument("--data-dir", default=None, metavar="DIR", help="data folder for --dataset NAME[/SPLIT]")
     co.add_argument("--limit", default=None, help="first N questions of each file")
     co.add_argument("--no-screen", action="store_true",
-                    help="run the teacher on every question, not only on those the pool's dearest model answers "
+                    help="run the teacher on every question, not only on those the pool's largest model answers "
                          "right when asked once")
     co.add_argument("--run-id", default=None, help="the teacher run's id (default: derived from the questions, "
                                                    "teacher and pool, so the same command resumes)")
@@ -35,8 +35,8 @@ def add_parsers(sub, router: argparse.ArgumentParser, store: argparse.ArgumentPa
                     help="where the adapter, card, checkpoints and examples go (default adapters/<name>)")
     tr.add_argument("--name", default=None, help="the adapter's name (default router-<base>)")
     tr.add_argument("--base", default="shipped:qwen2.5-coder-0.5b-instruct",
-                    help="the model trained: shipped:<id>, a local GGUF or a checkpoint directory (default the "
-                         "shipped Qwen2.5-Coder-0.5B)")
+                    help="the model trained: shipped:<id> or a local GGUF file, the base llama.cpp loads the "
+                         "adapter on (default the shipped Qwen2.5-Coder-0.5B)")
     tr.add_argument("--student-template", default="assets/templates/router_trained.txt", metavar="FILE",
                     help="the student's prompt; it must hold {{ALPHA}} (default assets/templates/router_trained.txt)")
     tr.add_argument("--train-alphas", default=DEFAULT_TRAIN_ALPHAS, metavar="A,B,…",
@@ -110,7 +110,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     bar, progress = _progress_bar()
     with TraceStore(args.db) as store:
         print(f"collecting: {len(items)} question(s), teacher {teacher.name}, α {', '.join(f'{a:g}' for a in alphas)}"
-              f"{'' if args.no_screen else ', screened by the dearest model first'}; storing in {store.where}",
+              f"{'' if args.no_screen else ', screened by the largest model first'}; storing in {store.where}",
               file=sys.stderr)
         try:
             s = collect(store, teacher, pool, items, alphas, screen=not args.no_screen, overrides=overrides(args),
@@ -122,7 +122,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     bar.close()
     if s.screen_run:
         print(f"screen run {s.screen_run}: {s.screened_in} of {s.questions} question(s) answered right by the "
-              "dearest model asked once")
+              "largest model asked once")
     if not s.teacher_run or s.teacher is None:
         print("no question passed the screen: nothing for the teacher to run (try other questions, or --no-screen)")
         return 1
@@ -144,14 +144,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     alphas = _alphas(args.train_alphas, "--train-alphas")
     min_reward = number(args.min_reward, "--min-reward", -1.0, 1.0)
-    cfg = TrainConfig(base=args.base, template=args.student_template, rank=integer(args.rank, "--rank", 1, 256),
+    rank = integer(args.rank, "--rank", 1, 256)
+    cfg = TrainConfig(base=args.base, template=args.student_template, rank=rank,
                       learning_rate=number(args.lr, "--lr", 1e-7, 1.0),
                       epochs=number(args.epochs, "--epochs", 0.01, 100),
                       grad_accum=integer(args.grad_accum, "--grad-accum", 1, 1024),
                       max_len=integer(args.max_len, "--max-len", 32, 32768),
                       max_steps=integer(args.max_steps, "--max-steps", -1, 10 ** 6),
                       save_steps=integer(args.save_steps, "--save-steps", 1, 10 ** 6), dtype=args.dtype,
-                      lora_alpha=2.0 * integer(args.rank, "--rank", 1, 256))
+                      lora_alpha=2.0 * rank)
     pool = load_pool(args.pool)
     name = args.name or "router-" + Path(cfg.base.removeprefix("shipped:")).name.removesuffix(".gguf")
     out = Path(args.out or Path("adapters") / name)
@@ -165,7 +166,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                       + ", ".join(f"{k} {v}" for k, v in s["reasons"].items() if k != "kept"))
             print("reasons: " + "; ".join(f"{k} = {v}" for k, v in REASONS.items()))
             return 0
-        resolve_model_path(cfg.base)  # a missing or corrupt base fails here, before anything is read
+        base_path = resolve_model_path(cfg.base)  # a missing or corrupt shipped base fails here, before any reading
+        if not (str(base_path).endswith(".gguf") and Path(base_path).is_file()):
+            raise CliError(f"--base: {cfg.base} is not a GGUF file (the adapter is written for llama.cpp to load on "
+                           "that very file; give shipped:<id> or a path to a .gguf)")
         try:
             outcome = run_training(store, args.run, pool, cfg, alphas=alphas, min_reward=min_reward, out_dir=out,
                                    name=name, restart=args.restart, progress=lambda m: print(m, file=sys.stderr),
@@ -178,7 +182,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = outcome.card["training"]
     print(f"adapter {outcome.adapter} ({outcome.adapter.stat().st_size / 1e6:.1f} MB); card "
           f"{', '.join(str(f) for f in outcome.files[1:])}")
-    print(f"{t['steps']} steps, loss {t['loss_first']:.3f} → {t['loss_last']:.3f}, {t['seconds'] / 60:.1f} min, "
+    loss = " → ".join("—" if v is None else f"{v:.3f}" for v in (t["loss_first"], t["loss_last"]))
+    print(f"{t['steps']} steps, loss {loss}, {t['seconds'] / 60:.1f} min, "
           f"{t['tokens_per_s']:.1f} tokens/s")
     return 0
 

@@ -2,8 +2,8 @@
 dropped and why, its trajectories (a click replays one in the Explorer, the reward's terms beside the answer), and
 the same question answered before and after training, side by side in Compare.
 
-A run started from the terminal (`app.py train`) appears here and moves: while the picked run is `running`, a timer
-reads the store every few seconds. Everything shown is read from the store (storage/training.py) and drawn by
+A run started from the terminal (`app.py train`) appears when the tab is opened (or ↻) and moves: while the picked
+run is `running`, a timer reads the store every few seconds. Everything shown is read from the store (storage/training.py) and drawn by
 ui/training_view.py, which the exported page uses too.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from storage.files import write_new_file
 from training.trajectories import REASONS
 
 from . import training_view as view
-from .render import err_text, esc
+from .explorer import visitor_text
+from .render import esc
 from .studio import Studio
 
 EMPTY = ("No training run stored yet. Load the one that made the shipped adapter (the button above), or train one "
@@ -61,7 +62,8 @@ def export_page(store: TraceStore, run_id: str) -> str:
     r = stored.get_run(store, run_id)
     EXPORT_DIR.mkdir(mode=0o700, exist_ok=True)
     clean_exports(keep=EXPORT_KEEP_FILES - 1)
-    path = EXPORT_DIR / f"router-studio-training-{run_id[-12:]}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+    tag = "".join(c for c in run_id[-12:] if c.isalnum() or c == "-") or "run"  # an imported id is any text
+    path = EXPORT_DIR / f"router-studio-training-{tag}-{time.strftime('%Y%m%d-%H%M%S')}.html"
     write_new_file(path, lambda f: f.write(training_page(r, stored.points(store, run_id),
                                                          stored.trajectories(store, run_id))))
     return str(path)
@@ -69,7 +71,8 @@ def export_page(store: TraceStore, run_id: str) -> str:
 
 def policies_for(studio: Studio, run: dict[str, Any]) -> tuple[str, str]:
     """(policy before training, policy after) for a run, by name: the preset that loads this run's adapter where
-    the presets file has one (its stored sessions are found by that name), else one made from the run's card."""
+    the presets file has one (its stored sessions are found by that name), else one made from the run's base and
+    settings."""
     adapter = str(Path(run["out_dir"] or ".") / "adapter.gguf")
     cfg = run.get("config") or {}
     after = next((p for p in studio.policies.policies if p.adapter and Path(p.adapter_path() or "").resolve()
@@ -85,18 +88,22 @@ def policies_for(studio: Studio, run: dict[str, Any]) -> tuple[str, str]:
     return before.name, after.name
 
 
-def stored_session(store: TraceStore, policy: str, question: str, alpha: float) -> str | None:
-    """The newest finished session of `policy` on this question at this α, if one is stored."""
+def stored_session(store: TraceStore, policy: str, question: str, alpha: float, *, pool: str,
+                   since: float = 0.0) -> str | None:
+    """The newest finished session of `policy` on this question at this α over this pool, run after `since` (the
+    adapter file's time: a run trained again into the same folder is not answered by the old adapter's sessions)."""
     rows = [r for r in store.iter_sessions(SessionFilter(policy=policy, status="done", alpha_min=alpha,
-                                                         alpha_max=alpha)) if r["question"] == question]
+                                                         alpha_max=alpha))
+            if r["question"] == question and r["created_at"] >= since and r.get("pool_name") == pool]
     return rows[-1]["id"] if rows else None
 
 
-def run_session(studio: Studio, policy: str, question: str, alpha: float, gold: list[str]) -> str:
-    """One stored session, run now (it waits for its turn like any other); its id."""
+def run_session(studio: Studio, policy: str, question: str, alpha: float, gold: list[str], client: str = "") -> str:
+    """One stored session, run now (it waits for its turn in the visitor's lane like any other); its id."""
     sid = uuid.uuid4().hex
     err = ""
-    for ev in studio.events(f"training-{sid}", question, alpha, policy=policy, gold=gold, session_id=sid):
+    for ev in studio.events(f"training-{sid}", question, alpha, policy=policy, gold=gold, session_id=sid,
+                            client=client):
         if ev.kind == "end" and ev.text:
             err = ev.text
     if err:
@@ -147,36 +154,40 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
     ids = gr.State([])
     timer = gr.Timer(POLL_S, active=False)
 
-    def filtered(run_id: str, kept: str, reason: str, alpha: str, dataset: str):
+    outs = [status, card, curves, reasons, rewards, words, table, ids, f_alpha, f_dataset, question, ba_alpha, timer]
+    filters = [f_kept, f_reason, f_alpha, f_dataset]
+
+    def filtered(run_id: str, kept: str, reason: str, alpha: str | None, dataset: str | None):
         trajs = stored.trajectories(store, run_id, kept=None if kept == ALL else kept == "kept",
-                                    reason=None if reason == ALL else reason,
-                                    alpha=None if alpha == ALL else float(alpha),
-                                    dataset=None if dataset == ALL else dataset)
+                                    reason=None if reason in (ALL, None) else reason,
+                                    alpha=None if alpha in (ALL, None) else float(alpha),
+                                    dataset=None if dataset in (ALL, None) else dataset)
         return view.trajectory_table(trajs, stored.get_run(store, run_id))
 
-    def show(run_id: str | None, kept: str, reason: str, alpha: str, dataset: str):
-        blank = (gr.update(),) * 12
+    def show(run_id: str | None, kept: str, reason: str, alpha: str | None, dataset: str | None):
+        blank = (gr.update(),) * (len(outs) - 2)  # all but the status line and the timer
         if not run_id:
             return (EMPTY if not run_choices(store) else "Pick a training run.", *blank, gr.Timer(active=False))
         try:
             r = stored.get_run(store, run_id)
             trajs = stored.trajectories(store, run_id)
             pts = stored.points(store, run_id)
+            alphas = [(f"{a:g}", repr(a)) for a in sorted({t["alpha"] for t in trajs})]  # exact values, short labels
+            datasets = sorted({t["dataset"] or "" for t in trajs} - {""})
+            # a filter value the picked run does not have is reset, not kept (it would match nothing)
+            alpha = alpha if alpha in {v for _, v in alphas} else ALL
+            dataset = dataset if dataset in datasets else ALL
             tbl, sids = filtered(run_id, kept, reason, alpha, dataset)
         except (KeyError, ValueError, StoreError) as e:
-            return (f"⚠ {esc(err_text(e))}", *blank, gr.Timer(active=False))
-        alphas = [f"{a:g}" for a in sorted({t["alpha"] for t in trajs})]
-        datasets = sorted({t["dataset"] or "" for t in trajs} - {""})
+            return (f"⚠ {esc(visitor_text(store, e))}", *blank, gr.Timer(active=False))
         qs = view.questions_of(trajs)
         return (view.status_line(r), view.card_summary(r), view.curves(pts), view.reasons_chart(trajs),
                 view.rewards_chart(trajs, r), view.reasons_words(trajs), tbl, sids,
-                gr.update(choices=[ALL, *alphas]), gr.update(choices=[ALL, *datasets]),
+                gr.update(choices=[(ALL, ALL), *alphas], value=alpha),
+                gr.update(choices=[ALL, *datasets], value=dataset),
                 gr.update(choices=qs, value=qs[0] if qs else None),
-                gr.update(choices=alphas, value=alphas[0] if alphas else None),
+                gr.update(choices=alphas, value=alphas[0][1] if alphas else None),
                 gr.Timer(active=r["status"] == "running"))
-
-    outs = [status, card, curves, reasons, rewards, words, table, ids, f_alpha, f_dataset, question, ba_alpha, timer]
-    filters = [f_kept, f_reason, f_alpha, f_dataset]
     run.input(show, [run, *filters], outs, api_name="training_run")
 
     def tick(run_id: str | None):
@@ -191,9 +202,16 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
                 gr.Timer(active=r["status"] == "running"))
     timer.tick(tick, run, [status, card, curves, timer], api_name=False, show_progress="hidden")
 
+    def refilter(run_id: str | None, *fs: str | None):
+        if not run_id:
+            return gr.update(), []
+        try:
+            return filtered(run_id, *fs)
+        except (KeyError, ValueError, StoreError) as e:
+            gr.Warning(visitor_text(store, e))
+            return gr.update(), gr.update()
     for f in filters:
-        f.change(lambda r, *fs: filtered(r, *fs) if r else (gr.update(), []), [run, *filters], [table, ids],
-                 api_name=False)
+        f.change(refilter, [run, *filters], [table, ids], api_name=False)
 
     def do_refresh(current: str | None):
         choices = run_choices(store)
@@ -224,7 +242,7 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
             try:
                 rid, report = load_bundle(store, folder)
             except (OSError, ValueError, StoreError) as e:
-                gr.Warning(err_text(e))
+                gr.Warning(visitor_text(store, e))
                 continue
             said.append(f"{folder.name}: sessions {report}")
         choices = run_choices(store)
@@ -241,12 +259,12 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
         try:
             path = export_page(store, run_id)
         except (KeyError, StoreError, OSError) as e:
-            gr.Warning(err_text(e))
+            gr.Warning(visitor_text(store, e))
             return gr.update(visible=False)
         return gr.update(value=path, visible=True)
     export.click(do_export, run, page_file, api_name="training_page")
 
-    def before_after(run_id: str | None, q: str | None, a: str | None):
+    def before_after(run_id: str | None, q: str | None, a: str | None, request: gr.Request):
         if not run_id or not q or a is None:
             yield "⚠ pick a run, a question and an α first", gr.update(), gr.update()
             return
@@ -256,19 +274,25 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
                 raise ValueError(f"training run {r['name']} has no adapter file yet ({r['status']})")
             before, after = policies_for(studio, r)
             alpha = float(a)
+            since = (Path(r["out_dir"]) / "adapter.gguf").stat().st_mtime
+            pool = studio.default_pool
             gold = next((list(store.get_session(t["session_id"]).get("gold") or [])
                          for t in stored.trajectories(store, run_id) if t["question"] == q), [])
             pair = []
             for name in (before, after):
-                sid = stored_session(store, name, q, alpha)
+                sid = stored_session(store, name, q, alpha, pool=pool, since=since)
                 if sid is None:
                     yield f"running “{esc(name)}” on this question at α {alpha:g} (none stored yet)…", gr.update(), \
                         gr.update()
-                    sid = run_session(studio, name, q, alpha, gold)
+                    sid = run_session(studio, name, q, alpha, gold,
+                                      client=f"page:{getattr(request, 'session_hash', '') or ''}")
                 pair.append(sid)
-        except (KeyError, ValueError, RuntimeError, StoreError) as e:
-            yield f"⚠ {esc(err_text(e))}", gr.update(), gr.update()
+        except (KeyError, ValueError, RuntimeError, StoreError, OSError) as e:
+            yield f"⚠ {esc(visitor_text(store, e))}", gr.update(), gr.update()
             return
         yield (f"before: {esc(before)} · after: {esc(after)} — opened in Compare", gr.Tabs(selected="compare"),
                pair)
-    ba_go.click(before_after, [run, question, ba_alpha], [ba_msg, tabs, compare_ids], api_name="training_compare")
+    # two model sessions: in the engine's line with Live's runs (not the reads' concurrency), and not an API endpoint
+    # (its question and α come from the picked run's choices)
+    ba_go.click(before_after, [run, question, ba_alpha], [ba_msg, tabs, compare_ids], api_name=False,
+                concurrency_limit=studio.admission.server_slots, concurrency_id="engine")

@@ -51,7 +51,7 @@ def status_line(run: dict[str, Any]) -> str:
         return f"⏳ {name}: starting (loading the base model and the kept trajectories)"
     parts = []
     if last:
-        steps = f"step {last['step']}" + (f" of {total}" if total else "")
+        steps = f"step {int(last['step'])}" + (f" of {int(total)}" if total else "")
         tps = last["tokens"] / last["seconds"] if last["seconds"] else 0.0
         parts += [steps, f"loss {last['loss']:.3f}", f"{tps:.0f} tokens/s"]
         if run["status"] == "running" and total and last["step"]:
@@ -177,20 +177,26 @@ def reward_terms(t: dict[str, Any]) -> str:
 
 
 def card_summary(run: dict[str, Any]) -> str:
-    """The finished run's card in a few lines (data, counts, loss, time, hashes)."""
+    """The finished run's card in a few lines (data, counts, loss, time, hashes). A card is data (a loaded bundle may
+    hold anything): every value is escaped, and one that is not what a card holds says so instead of failing."""
     card = run.get("card")
     if not card:
         cfg = run.get("config") or {}
-        return (f"Training on {', '.join(map(esc, run.get('source_runs') or []))} at α "
-                f"{', '.join(f'{a:g}' for a in run.get('alphas') or [])}; LoRA rank {cfg.get('rank', '?')}, "
-                f"lr {cfg.get('learning_rate', '?')}. The card appears when the run ends.")
-    t, d = card["training"], card["data"]
-    return (f"{d['examples']} examples from {d['questions']} questions ({d['trajectories']} trajectories in "
-            f"{', '.join(map(esc, d['runs']))}); α {', '.join(f'{a:g}' for a in card['alphas'])}; kept when the "
-            f"reward ≥ {card['min_reward']:g}. {t['steps']} steps, loss {t['loss_first']:.3f} → {t['loss_last']:.3f}, "
-            f"{t['seconds'] / 60:.1f} min on {esc(t['device'])}, {t['tokens_per_s']:.0f} tokens/s. "
-            f"Base <code>{esc(card['base'])}</code> (sha256 {card['base_sha256'][:12]}…), adapter sha256 "
-            f"{(card.get('adapter_sha256') or '')[:12]}…. Made by <code>{esc(card['command'])}</code>.")  # a code span would show escapes
+        return (f"Training on {', '.join(map(esc, map(str, run.get('source_runs') or [])))} at α "
+                f"{', '.join(f'{a:g}' for a in run.get('alphas') or [])}; LoRA rank {esc(str(cfg.get('rank', '?')))}, "
+                f"lr {esc(str(cfg.get('learning_rate', '?')))}. The card appears when the run ends.")
+    try:
+        t, d = card["training"], card["data"]
+        return (f"{int(d['examples'])} examples from {int(d['questions'])} questions ({int(d['trajectories'])} "
+                f"trajectories in {', '.join(map(esc, map(str, d['runs'])))}); α "
+                f"{', '.join(f'{float(a):g}' for a in card['alphas'])}; kept when the reward ≥ "
+                f"{float(card['min_reward']):g}. {int(t['steps'])} steps, loss {float(t['loss_first']):.3f} → "
+                f"{float(t['loss_last']):.3f}, {float(t['seconds']) / 60:.1f} min on {esc(str(t['device']))}, "
+                f"{float(t['tokens_per_s']):.0f} tokens/s. Base <code>{esc(str(card['base']))}</code> (sha256 "
+                f"{esc(str(card['base_sha256'])[:12])}…), adapter sha256 {esc(str(card.get('adapter_sha256') or '')[:12])}"
+                f"…. Made by <code>{esc(str(card['command']))}</code>.")  # a code span would show the escapes
+    except (KeyError, TypeError, ValueError) as e:
+        return f"⚠ this run's card could not be read ({esc(type(e).__name__)}: {esc(str(e))[:120]})"
 
 
 def questions_of(trajs: Sequence[dict[str, Any]]) -> list[str]:

@@ -40,11 +40,14 @@ def _llamacpp(spec: EngineSpec, path: str) -> Engine:
     lora = None
     if spec.adapter:
         from .adapters import AdapterError, check_adapter
-        from .weights import weights_sha256
+        from .weights import WeightsError, weights_sha256
         try:
             lora = check_adapter(spec.adapter, path, weights_sha256(spec.model, path)).path
-        except AdapterError as e:
+        except (AdapterError, WeightsError) as e:  # the loop shows an EngineError as a failed step
             raise EngineError(str(e)) from None
+        except OSError as e:
+            raise EngineError(f"{path}: cannot read the base to check the adapter against it ({e.strerror or e})") \
+                from None
     return LlamaCppEngine(path, lora_path=lora)
 
 

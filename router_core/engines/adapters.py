@@ -28,6 +28,8 @@ import numpy as np
 
 BASE_SHA_KEY = "router_studio.base_sha256"
 CARD_KEY = "router_studio.card"
+# architectures whose query/key rows llama.cpp's converter permutes (so a LoRA's B must be too), and those it leaves
+PERMUTED, UNPERMUTED = frozenset({"llama"}), frozenset({"qwen2"})
 
 
 class AdapterError(ValueError):
@@ -97,9 +99,9 @@ def gguf_pairs(lora: Mapping[str, np.ndarray], info: BaseInfo) -> dict[str, tupl
         if target is None:
             raise AdapterError(f"{module}: no tensor of a {info.arch} GGUF corresponds to it")
         a, b = ab["lora_A"], ab["lora_B"]
-        if info.arch == "llama" and module.endswith("self_attn.q_proj"):
+        if info.arch in PERMUTED and module.endswith("self_attn.q_proj"):
             b = _permute_rows(b, info.n_head)
-        elif info.arch == "llama" and module.endswith("self_attn.k_proj"):
+        elif info.arch in PERMUTED and module.endswith("self_attn.k_proj"):
             b = _permute_rows(b, info.n_head_kv)
         out[target] = (a, b)
     if not out:
@@ -112,11 +114,17 @@ def write_adapter(lora: Mapping[str, np.ndarray], *, base_gguf: str | Path, base
     """Write the GGUF adapter (F16 tensors) atomically: a failed write leaves no half file under `out`."""
     import gguf
     info = base_info(base_gguf)
+    if info.arch not in PERMUTED | UNPERMUTED:
+        # llama.cpp's converter reorders some architectures' weights; only these two are known to need (or not)
+        # the query/key permutation here: another could load and quietly compute something else
+        raise AdapterError(f"{base_gguf}: architecture '{info.arch}' is not supported for adapters here "
+                           f"(supported: {', '.join(sorted(PERMUTED | UNPERMUTED))})")
     pairs = gguf_pairs(lora, info)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(fd)
+    w = None
     try:
         w = gguf.GGUFWriter(tmp, info.arch)
         w.add_string("general.type", "adapter")
@@ -132,8 +140,12 @@ def write_adapter(lora: Mapping[str, np.ndarray], *, base_gguf: str | Path, base
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
+        w = None
+        os.chmod(tmp, 0o644)  # mkstemp made it 0600: the adapter is a shipped asset, readable like the base
         os.replace(tmp, out)
     finally:
+        if w is not None:
+            w.close()
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out

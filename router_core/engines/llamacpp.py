@@ -29,6 +29,7 @@ import codecs
 import contextlib
 import ctypes
 import os
+import threading
 import time
 from typing import Sequence
 
@@ -43,26 +44,31 @@ def _log_softmax_at(logits: np.ndarray, token: int) -> float:
     return float(logits[token] - m - np.log(np.exp(logits - m, dtype=np.float64).sum()))
 
 
+_STDERR_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_stderr(on: bool):
     """llama.cpp writes a warning line per adapted matrix to the process's stderr when it loads a LoRA on a base whose
     weights it repacked (168 lines for the shipped adapter; `verbose=False` does not reach them): silenced while the
-    model loads. A failure still raises, with its message."""
+    model loads (one load at a time, so the real stderr is always the one put back). A failed load still raises
+    llama-cpp-python's error; llama.cpp's own lines about it are among those silenced."""
     if not on:
         yield
         return
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            return
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _pending_stop(text: str, stops: Sequence[str]) -> int:
