@@ -39,7 +39,11 @@ class ModelSpec(BaseModel):
     params_b: float = Field(gt=0)       # parameter count in billions
     price_in: float = Field(ge=0)       # $ per 1M input tokens
     price_out: float = Field(ge=0)      # $ per 1M output tokens
-    description: str = Field(min_length=1)
+    description: str = Field(min_length=1)  # what the router's prompt says of it (tuned text: see `measured`)
+    # what measurements here say of it, for people (the Models tab, the docs); not in the router's prompt, where
+    # two measured wordings made the prompted default send a third of its α-0 calls to the cheapest model
+    # (docs/results/trained_router.md). An edited model has none: it was not measured.
+    measured: str | None = Field(default=None, max_length=600)
     base_url: str | None = None         # openai engine only
     api_key_env: str | None = None      # NAME of the environment variable holding the key
     api: Literal["chat", "completions"] = "chat"

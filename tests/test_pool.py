@@ -81,3 +81,25 @@ def test_with_model_adds_or_replaces():
     assert p2.names == ["A", "B"]
     p3 = p2.with_model(pool_from_dict({"name": "q", "models": [base_model(name="a", price_out=5.0)]}).models[0])
     assert p3.names == ["B", "a"] and p3.get("a").price_out == 5.0
+
+
+def test_the_local_pool_says_what_was_measured_beside_what_the_router_reads(tmp_path):
+    """Each shipped model carries its measurement (the middle tier is the least accurate on hops); the Models tab
+    shows it, and the router's prompt holds the description only (measured wordings in the prompt cost the prompted
+    default EM, docs/results/trained_router.md)."""
+    from router_core.policy import load_policies
+    from router_core.protocol import Template
+    from ui.models_tab import HEADERS, pool_table
+    from ui.studio import Studio
+    local = load_pool("assets/pools/local.yaml")
+    measured = {m.name: m.measured or "" for m in local.models}
+    assert all(measured.values()) and "least accurate" in measured["Qwen2.5-0.5B"]
+    tpl = Template.load(load_policies().get("prompted-qwen2.5-1.5b").template)
+    prompt = tpl.head([(m.name, m.description) for m in local.models], local.dearest().name)
+    assert all(m.description.split(":")[0] in prompt and measured[m.name][:40] not in prompt for m in local.models)
+    with_measured = pool_from_dict({"name": "p", "models": [base_model(measured="EM 0.5 here")]})
+    assert with_measured.models[0].measured == "EM 0.5 here"
+    from storage import TraceStore
+    with TraceStore(str(tmp_path / "t.sqlite")) as st:
+        tbl = pool_table(Studio.from_files(st, load_policies(), "assets/pools/local.yaml"), "local")
+    assert "measured here" in HEADERS and list(tbl["measured here"]) == [measured[m.name] for m in local.models]

@@ -21,9 +21,12 @@ from router_core.pool import ENGINES, PoolError
 from .render import err_text, esc
 from .studio import Studio
 
-COLUMNS = ["name", "engine", "model", "params_b", "price_in", "price_out", "description", "base_url", "api_key_env"]
-HEADERS = ["name", "engine", "model", "params (B)", "$ / 1M in", "$ / 1M out", "description", "base_url",
-           "key variable"]
+COLUMNS = ["name", "engine", "model", "params_b", "price_in", "price_out", "description", "measured", "base_url",
+           "api_key_env"]
+HEADERS = ["name", "engine", "model", "params (B)", "$ / 1M in", "$ / 1M out", "description (the router reads it)",
+           "measured here", "base_url", "key variable"]
+# the two texts get the room; the rest wrap in theirs (the table fits its box at 1024 px, no sideways scroll)
+WIDTHS = ["9%", "6%", "12%", "6%", "6%", "6%", "21%", "24%", "5%", "5%"]
 
 
 def pool_table(studio: Studio, pool_name: str, edits: list[dict[str, Any]] | None = None) -> pd.DataFrame:
@@ -61,13 +64,13 @@ def build(studio: Studio, edits: gr.State) -> None:
                     f"environment variable the server allows (**{esc(', '.join(sorted(keys)) or 'none')}**); "
                     f"endpoints must be under **{esc(', '.join(endpoints) or 'none')}**.")
     else:
-        gr.Markdown("The candidates the router can call, with their prices and what the router reads about them. "
+        gr.Markdown("The candidates the router can call, with their prices, what the router reads about them and what was measured of them here. "
                     "Model edits are **off** on this server: a model names an endpoint and the key variable sent to "
                     "it, so the operator enables edits only with `--allow-model-edits` (and `--auth`).",
                     elem_id="rs-m-off")
     pool = gr.Dropdown(list(studio.pools), value=studio.default_pool, label="Pool", elem_id="rs-m-pool")
     table = gr.Dataframe(pool_table(studio, studio.default_pool), interactive=False, wrap=True, datatype="str",
-                         elem_id="rs-m-table")
+                         elem_id="rs-m-table", column_widths=WIDTHS, max_height=720)
     pool.change(lambda p, e: pool_table(studio, p, e), [pool, edits], table, api_name=False)
     if not studio.allow_model_edits:
         return  # no form and no endpoint: nothing a visitor sends can change a model
