@@ -159,7 +159,8 @@ class LlamaCppEngine(Engine):
         return dict(self._stats)
 
     def memory_bytes(self) -> dict[str, int]:
-        """The model file (memory-mapped, shared by every instance of it) and this instance's context."""
+        """The model file (memory-mapped and shared by every instance of it — except with an adapter, where
+        llama-cpp-python turns mmap off and this instance holds its own copy) and this instance's context."""
         return {"weights": os.path.getsize(self.model_path), "context": int(self.llm._ctx.get_state_size())}
 
     # ------------------------------------------------------------------ the cache
