@@ -117,3 +117,27 @@ def test_the_exported_training_page_opens_offline_fits_and_runs_no_payload(app, 
         assert all(u.startswith("file://") for u in requests), requests
     finally:
         ctx.close()
+
+
+def test_a_fresh_store_loads_the_shipped_adapters_run_with_one_click(browser, tmp_path):
+    """What a newcomer sees after the README's first command: an empty tab that offers the shipped run, and, one
+    click later, that run's status, card and curves (its sessions imported for replay)."""
+    from training.bundle import SHIPPED_DIR, load_bundle
+    with TraceStore(str(tmp_path / "fresh.sqlite")) as store, \
+            served_studio(Studio.from_files(store, load_policies(), None)) as url:
+        ctx, page = new_page(browser, 1440, 900)
+        try:
+            _open_tab(page, url)
+            assert "No training run stored yet" in page.inner_text("#rs-t-status")
+            page.click("#rs-t-load")
+            page.wait_for_function("() => document.querySelector('#rs-t-status').innerText.includes('step 162')",
+                                   timeout=60_000)
+            assert "trained-qwen2.5-0.5b" in page.inner_text("#rs-t-status")
+            assert "324 examples" in page.inner_text("#rs-t-card")
+            assert not page.locator("#rs-t-load").is_visible()  # nothing left to load
+            rid = stored.list_runs(store)[0]["id"]
+            assert store.list_sessions().total == len({t["session_id"] for t in stored.trajectories(store, rid)})
+        finally:
+            ctx.close()
+    with TraceStore(str(tmp_path / "again.sqlite")) as other:  # the same files load the same run elsewhere
+        assert load_bundle(other, SHIPPED_DIR / "trained-qwen2.5-0.5b")[0] == rid
