@@ -54,7 +54,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"Made by `{card['command']}`.", "",
              f"- base: `{card['base']}` (sha256 `{card['base_sha256']}`)",
              f"- adapter sha256: `{card.get('adapter_sha256') or '—'}`",
-             f"- teacher: {', '.join(card['teacher_policies']) or '—'}; rounds: {card['rounds']}",
+             f"- policies that collected: {', '.join(card['teacher_policies']) or '—'}; rounds (collected runs): "
+             f"{card['rounds']}",
              f"- data: {card['data']['examples']} examples from {card['data']['questions']} questions, "
              f"{card['data']['trajectories']} trajectories in runs {', '.join(card['data']['runs'])} "
              f"({', '.join(card['data']['datasets'])})",

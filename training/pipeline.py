@@ -130,7 +130,7 @@ def _train_and_export(examples, pool, out: Path, cfg: TrainConfig, *, restart, p
     card = build_card(name=name, command=command or command_line(sys.argv[1:]),
                       config=asdict(cfg), base=cfg.base, base_sha256=base_sha, adapter_sha256=None, runs=runs,
                       datasets=[t.dataset or "" for t in trajs], alphas=alphas, min_reward=min_reward,
-                      decisions=decisions, examples=examples, result=summary,
+                      decisions=decisions, examples=examples, result=summary, rounds=len(runs),
                       teacher=[t.policy for t in trajs])
     card["think"] = think
     card.update(extra)
