@@ -3,8 +3,8 @@ dropped and why, its trajectories (a click replays one in the Explorer, the rewa
 the same question answered before and after training, side by side in Compare.
 
 A run started from the terminal (`app.py train`) appears when the tab is opened (or ↻) and moves: while the picked
-run is `running`, a timer reads the store every few seconds. Everything shown is read from the store (storage/training.py) and drawn by
-ui/training_view.py, which the exported page uses too.
+run is `running`, a timer reads the store every few seconds. Everything shown is read from the store
+(storage/training.py) and drawn by ui/training_view.py, which the exported page uses too.
 """
 from __future__ import annotations
 
@@ -284,8 +284,8 @@ def build(studio: Studio, tabs: gr.Tabs, explorer: dict[str, Any], compare_ids: 
                 if sid is None:
                     yield f"running “{esc(name)}” on this question at α {alpha:g} (none stored yet)…", gr.update(), \
                         gr.update()
-                    sid = run_session(studio, name, q, alpha, gold,
-                                      client=f"page:{getattr(request, 'session_hash', '') or ''}")
+                    lane = f"page:{getattr(request, 'session_hash', None) or 'anon'}"  # the visitor's, as Live's
+                    sid = run_session(studio, name, q, alpha, gold, client=lane)
                 pair.append(sid)
         except (KeyError, ValueError, RuntimeError, StoreError, OSError) as e:
             yield f"⚠ {esc(visitor_text(store, e))}", gr.update(), gr.update()

@@ -193,8 +193,8 @@ def card_summary(run: dict[str, Any]) -> str:
                 f"{float(card['min_reward']):g}. {int(t['steps'])} steps, loss {float(t['loss_first']):.3f} → "
                 f"{float(t['loss_last']):.3f}, {float(t['seconds']) / 60:.1f} min on {esc(str(t['device']))}, "
                 f"{float(t['tokens_per_s']):.0f} tokens/s. Base <code>{esc(str(card['base']))}</code> (sha256 "
-                f"{esc(str(card['base_sha256'])[:12])}…), adapter sha256 {esc(str(card.get('adapter_sha256') or '')[:12])}"
-                f"…. Made by <code>{esc(str(card['command']))}</code>.")  # a code span would show the escapes
+                f"{esc(str(card['base_sha256'])[:12])}…), adapter sha256 "
+                f"{esc(str(card.get('adapter_sha256') or '')[:12])}…. Made by <code>{esc(str(card['command']))}</code>.")  # a code span would show the escapes
     except (KeyError, TypeError, ValueError) as e:
         return f"⚠ this run's card could not be read ({esc(type(e).__name__)}: {esc(str(e))[:120]})"
 
