@@ -27,7 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
-from router_core.cost import CostNormalizer, raw_cost
+from router_core.cost import CostNormalizer, raw_cost, router_r1_reward
 from router_core.metrics import exact_match, f1_score
 from router_core.protocol import format_alpha, information_block, neutralise
 from router_core.session import SessionResult
@@ -145,14 +145,10 @@ class Terms:
 
 
 def reward_terms(t: Trajectory, alpha: float, norm: CostNormalizer) -> Terms:
-    r_cost = norm.reward(t.raw_cost)
-    if not t.format_ok:
-        reward = -1.0
-    elif t.em < 1.0:
-        reward = 0.0
-    else:
-        reward = (1.0 - alpha) + alpha * r_cost
-    return Terms(alpha=alpha, format_ok=t.format_ok, em=t.em, r_cost=r_cost, reward=reward)
+    """The reward is router_core.cost's (the one Compare and eval show), on the collection's normaliser; its terms
+    are kept beside it for the card and the Training tab."""
+    reward = router_r1_reward(t.answer, t.golds, t.format_ok, t.raw_cost, alpha, norm)
+    return Terms(alpha=alpha, format_ok=t.format_ok, em=t.em, r_cost=norm.reward(t.raw_cost), reward=reward)
 
 
 @dataclass
