@@ -9,6 +9,9 @@ labels people give, which override it — and it names the first reason that hol
   abstained      the answer says the facts were not found ("not mentioned", "unknown", "I don't know", …)
   near_miss      the answer holds a gold answer among other words ("the city of Istanbul, Turkey"), or is part of
                  one ("Maria" for "Hurricane Maria"): right or nearly, marked wrong by exact match
+  wrong_kind     the answer is of another kind than the question asks for: a yes/no question answered with an
+                 entity ("Italian" for "Are Todd Haynes and Chris Columbus of the same nationality?"), a city for
+                 "Which country …?", a place for "When …?" (router_core.answer_kind)
   ignored_reply  a reply the router read held a gold answer, and the answer is something else
   comparison     a choice question ("…, A or B?") answered with the other of the two, or with neither
   repeat         the same sub-question was asked again (refused or re-sent) and no reply held the gold
@@ -31,18 +34,20 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from .answer_kind import wrong_kind
 from .asked_for import asked_for, asks_for, choices, hidden_fact
 from .metrics import exact_match, found_in, normalize_answer
 from .rollout.reading import restates
 from .step import Step
 
-KINDS: tuple[str, ...] = ("error", "format", "abstained", "near_miss", "ignored_reply", "comparison", "repeat",
+KINDS: tuple[str, ...] = ("error", "format", "abstained", "near_miss", "wrong_kind", "ignored_reply", "comparison", "repeat",
                           "one_hop", "stopped_early", "no_call", "wrong_fact", "unsupported")
 KIND_TEXT = {
     "error": "the session failed",
     "format": "the router broke the protocol",
     "abstained": "the answer says the facts were not found",
     "near_miss": "holds the gold among other words, or part of it",
+    "wrong_kind": "an answer of another kind than the question asks for",
     "ignored_reply": "a reply held the gold; the answer did not use it",
     "comparison": "a choice question answered with the wrong one",
     "one_hop": "one hop for a multi-hop question",
@@ -52,6 +57,22 @@ KIND_TEXT = {
     "wrong_fact": "a candidate stated a wrong fact and the router used it",
     "unsupported": "an answer no reply supports",
 }
+# A single-round baseline asks one model once and takes its reply as the answer: no router chose or used anything.
+BASELINE_TEXT = {
+    "format": "the model gave no usable answer",
+    "ignored_reply": "the model's reply held the gold; the answer taken from it did not",
+    "wrong_fact": "the model stated a wrong fact",
+    "unsupported": "the answer is not what the model's reply says",
+    "no_call": "no model was asked",
+    "repeat": "the same question was asked again",
+}
+
+
+def kind_text(kind: str, policy: str = "") -> str:
+    """A failure kind in words, for a router session or (policy "baseline/…") a single-round baseline."""
+    if policy.startswith("baseline/") and kind in BASELINE_TEXT:
+        return BASELINE_TEXT[kind]
+    return KIND_TEXT.get(kind, "")
 _ABSTAIN = re.compile(r"\b(not (?:mentioned|provided|found|given|specified|stated|known|available|clear)|unknown|"
                       r"(?:do|does|did)(?: not|nt) (?:know|say|mention|specify|provide)|"
                       r"(?:cannot|can not|unable to) (?:be )?(?:determin|find|answer|identif)\w*|"
@@ -88,6 +109,8 @@ def _why(steps: Sequence[Step], question: str, golds: list[str], answer: str) ->
         return "abstained"
     if any(found_in(g, [answer]) or found_in(answer, [g]) for g in golds):
         return "near_miss"
+    if wrong_kind(question, answer):
+        return "wrong_kind"
     if gold_seen:
         return "ignored_reply"
     options = choices(question)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
@@ -392,6 +393,33 @@ class TraceStore:
         with self.read() as conn:
             rows = conn.execute(_LOAD_STEPS, {"sid": session_id}).all()
         return [row_step(r._mapping) for r in rows]
+
+    def refresh_failures(self, filters: SessionFilter | None = None, *, chunk: int = 500) -> Counter[tuple[str | None, str | None]]:
+        """Recompute the suggested failure kind of every matching finished session from its stored steps, question
+        and gold (router_core.failures, as it is now), and store the kinds that changed.
+
+        Why: kinds are computed when a session is stored; when the rules change, older sessions keep the kinds of
+        the rules they were stored under until this is run. Returns how many sessions went from each (old, new)
+        kind, unchanged ones under (kind, kind); one transaction per chunk, so a stop loses nothing done."""
+        out: Counter[tuple[str | None, str | None]] = Counter()
+        rows = [r for r in self.iter_sessions(filters) if r["status"] != "running"]
+        for i in range(0, len(rows), chunk):
+            part = {r["id"]: r for r in rows[i:i + chunk]}
+            steps: dict[str, list[Step]] = {sid: [] for sid in part}
+            with self._tx() as conn:
+                for srow in conn.execute(select(StepRow.__table__).where(StepRow.session_id.in_(list(part)))
+                                         .order_by(StepRow.session_id, StepRow.idx)):
+                    steps[srow.session_id].append(row_step(srow._mapping))
+                updates = []
+                for sid, r in part.items():
+                    new = failure_kind(steps[sid], r["question"], list(r.get("gold") or []))
+                    out[(r.get("failure"), new)] += 1
+                    if new != r.get("failure"):
+                        updates.append({"sid": sid, "kind": new})
+                if updates:
+                    conn.execute(update(SessionRow).where(SessionRow.id == bindparam("sid"))
+                                 .values(failure=bindparam("kind")), updates)
+        return out
 
     def annotate_many(self, session_ids: Sequence[str], label: str, note: str = "") -> int:
         """One label on many sessions (the Explorer's filtered set), in one transaction; ids not in the store are

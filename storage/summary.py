@@ -59,6 +59,24 @@ def newest_run(store: TraceStore) -> str | None:
                             ).scalar()
 
 
+def eval_sides(store: TraceStore, limit: int = 2000) -> list[tuple[str, str, float, int]]:
+    """(run id, method, α, finished sessions) of every eval run, newest run first: the sides a diff can compare.
+    One grouped read per run over its index (run ids are few; a store-wide GROUP BY would read every session)."""
+    S = SessionRow
+    out: list[tuple[str, str, float, int]] = []
+    with store.read() as conn:
+        runs = conn.execute(select(S.run_id, func.max(S.created_at).label("t")).where(S.run_id.is_not(None))
+                            .group_by(S.run_id).order_by(func.max(S.created_at).desc())).all()
+        for rid, _ in runs:
+            for policy, alpha, n in conn.execute(
+                    select(S.policy, S.alpha, func.count()).where(S.run_id == rid, S.status == "done")
+                    .group_by(S.policy, S.alpha).order_by(S.policy, S.alpha)):
+                out.append((rid, policy or "", float(alpha), int(n)))
+                if len(out) >= limit:
+                    return out
+    return out
+
+
 def ids_with_prefix(store: TraceStore, prefix: str, limit: int = 2) -> list[str]:
     """Session ids starting with `prefix` (the explorer table shows 12 characters); a range scan on the key."""
     S = SessionRow

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router_core.failures import KIND_TEXT, KINDS, abstains, failure_kind
+from router_core.answer_kind import expected, wrong_kind
+from router_core.failures import KIND_TEXT, KINDS, abstains, failure_kind, kind_text
 from router_core.step import Step
 
 T = 1.0
@@ -48,6 +49,11 @@ CASES = {
                   Session().route("Where is the Blue Mosque located in the country that released Toss-Up?",
                                   "The Blue Mosque is located in the city of Istanbul, Turkey.")
                   .answer("The Blue Mosque is located in the city of Istanbul, Turkey")),
+    "wrong_kind": ("Are Todd Haynes and Chris Columbus of the same nationality?", ["yes"],
+                   Session().think("I need the nationality of each.")
+                   .route("What is the nationality of Todd Haynes?", "Todd Haynes is an American film director.")
+                   .route("What is the nationality of Chris Columbus?", "Chris Columbus is an Italian explorer.")
+                   .think("Todd Haynes is American; Chris Columbus is Italian.").answer("Italian")),
     "ignored_reply": ("Which river flows through the capital of Hungary?", ["Danube"],
                       Session().think("I need the capital first.")
                       .route("What is the capital of Hungary?", "Budapest is the capital; the Danube runs through it.")
@@ -132,3 +138,52 @@ def test_a_router_that_chains_two_hops_of_the_same_kind_is_not_one_hop():
                                         ("Danube", False), ("Nothing Compares 2 U", False)])
 def test_abstentions(text, says):
     assert abstains(text) is says
+
+
+# Answers of another kind than the question asks for, as the analyst met them on public-benchmark questions (HotpotQA,
+# Bamboogle, 2Wiki samples); a router session and a single-round baseline's shape each
+@pytest.mark.parametrize("question, gold, answer", [
+    ("Are Todd Haynes and Chris Columbus of the same nationality?", ["yes"], "American"),
+    ("Which country is the birthplace of the director of Jaws?", ["United States"], "New York City"),
+    ("In which country was the author of Hamlet born?", ["England"], "Stratford-upon-Avon"),
+    ("When was the director of Jaws born?", ["December 18, 1946"], "Cincinnati, Ohio"),
+    ("How many moons does the planet named after the Roman god of war have?", ["2"], "Phobos"),
+    ("Who directed the film that won Best Picture in 1998?", ["James Cameron"], "1997"),
+    ("Is the director of Jaws older than the director of Titanic?", ["yes"], "Steven Spielberg"),
+])
+def test_an_answer_of_another_kind_than_asked_is_wrong_kind(question, gold, answer):
+    router = Session().think("I need the first fact.").route("A sub-question?", f"It is {answer}.").answer(answer)
+    assert failure_kind(router.steps, question, gold) == "wrong_kind"
+    baseline = Session().route(question, f"{answer}.").answer(answer)
+    assert failure_kind(baseline.steps, question, gold) == "wrong_kind"
+    assert wrong_kind(question, answer)
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Are Todd Haynes and Chris Columbus of the same nationality?", "No"),
+    ("Which country is the birthplace of the director of Jaws?", "the U.S."),
+    ("In which country was the author of Hamlet born?", "Stratford-upon-Avon, England"),
+    ("When was the director of Jaws born?", "in the 1940s"),
+    ("When did the war ended by the Treaty of Versailles begin?", "July 1914"),
+    ("How many moons does Mars have?", "two"),
+    ("Who directed Jaws?", "Columbia Pictures"),    # a company for "who": not surely another kind, not judged
+    ("Who was born first, Isaac Newton or Galileo Galilei?", "1643"),  # a choice question: comparison's to judge
+    ("Is Paris or London the larger city?", "Berlin"),                 # names its answers: not a yes/no question
+    ("What nationality is Todd Haynes?", "Italian"),                   # a kind this cannot judge
+])
+def test_answers_of_the_kind_asked_or_kinds_not_judged_are_not_wrong_kind(question, answer):
+    assert wrong_kind(question, answer) is None
+
+
+def test_what_a_question_asks_for():
+    assert [expected(q) for q in ("Are A and B of the same nationality?", "How many moons does Mars have?",
+                                  "In which country is Toledo?", "In what year was Sisters formed?",
+                                  "Which poet wrote the Odyssey?", "What is the capital of France?")] == \
+        ["yes/no", "number", "country", "date", "person", None]
+
+
+def test_a_baselines_wrong_fact_speaks_of_the_model_not_of_a_router():
+    assert "router" in kind_text("wrong_fact", "guided-1.5b")
+    assert "router" not in kind_text("wrong_fact", "baseline/largest")
+    assert all("router" not in kind_text(k, "baseline/only:Qwen2.5-1.5B") for k in ("wrong_fact", "ignored_reply",
+                                                                                     "unsupported", "no_call"))

@@ -123,20 +123,77 @@ def test_evaluations_tab_opens_on_the_newest_run_with_charts_that_fit(app, brows
         ctx.close()
 
 
+def _choose(page, elem_id: str, label: str) -> None:
+    """Pick one of a Gradio dropdown's choices by typing the start of its label and clicking the option."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(label)
+    page.locator("ul[role='listbox'] li", has_text=label).first.click()
+
+
+def _in_view(page, selector: str, height: int) -> bool:
+    box = page.locator(selector).bounding_box()
+    return bool(box) and 0 <= box["y"] < height - 40
+
+
 def test_evaluations_tab_diffs_two_runs(app, browser):
     url, _ = app
     ctx, page = new_page(browser, 1440, 900)
     try:
         page.goto(url)
         page.get_by_role("tab", name="Evaluations").click()
-        _pick(page, "rs-e-run-a", "A")
-        _pick(page, "rs-e-run-b", "B")
+        _choose(page, "rs-e-run-a", "A · router (preset-a) · α 0")
+        _choose(page, "rs-e-run-b", "B · router (preset-b) · α 0")
         page.click("#rs-e-diff")
         page.wait_for_selector("#rs-e-diff-msg :text('1 gained, 1 lost')")
         items = page.inner_text("#rs-e-diff-items")
         assert "gained" in items and "lost" in items and "1969" in items and "Rhine" in items
-        _pick(page, "rs-e-run-b", "nope")
+        assert "wrong fact" in items  # each side's suggested failure kind beside its answer
+        _choose(page, "rs-e-run-b", "A · router (preset-a) · α 0")
         page.click("#rs-e-diff")
-        page.wait_for_selector("#rs-e-diff-msg :text('no finished sessions for run nope')")
+        page.wait_for_selector("#rs-e-diff-msg :text('a side compared with itself')")
+    finally:
+        ctx.close()
+
+
+def test_an_evaluation_item_and_a_deep_link_open_their_replay_in_view(app, browser):
+    """The replay is ~1,700 px down the Explorer: opening one scrolls to it, and to the message for an unknown id."""
+    url, store = app
+    ctx, page = new_page(browser, 1440, 900)
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name="Evaluations").click()
+        page.wait_for_selector("#rs-e-items .virtual-row")
+        page.locator("#rs-e-items .virtual-row").first.locator(".body-cell").nth(1).click()
+        page.wait_for_selector("#rs-replay-header :text('Question i')")
+        page.wait_for_timeout(1500)  # the scroll has settled (it repeats while the layout moves)
+        assert _in_view(page, "#rs-replay-header", 900), page.evaluate("window.scrollY")
+        sid = store.list_sessions(SessionFilter(run_id="B")).rows["id"].iloc[0]
+        for link, text in ((f"{url}?session={sid}", "Question i"), (f"{url}?session=nope-no-such-id", "nope")):
+            page.goto(link)
+            page.wait_for_selector(f"#rs-replay-header :text('{text}')")
+            page.wait_for_timeout(1500)
+            assert _in_view(page, "#rs-replay-header", 900), (link, page.evaluate("window.scrollY"))
+            assert page.evaluate("window.scrollY") > 600  # it did move: the replay is not in the first screen
+    finally:
+        ctx.close()
+
+
+def test_alpha_0_against_alpha_1_as_two_sides_offered_whenever_the_tab_is_shown(app, browser):
+    """An α 1 evaluation stored after the page opened is a side of its own the next time the tab is shown."""
+    url, store = app
+    ctx, page = new_page(browser, 1440, 900)
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name="Evaluations").click()
+        page.wait_for_selector("#rs-e-msg :text('finished sessions')")
+        for item, ans in (("i1", "Rome"), ("i2", "Danube"), ("i3", "1969"), ("i4", "Lucas")):
+            add(store, "A", item, ans, method="preset-a", alpha=1.0)
+        page.get_by_role("tab", name="Explorer").click()
+        page.get_by_role("tab", name="Evaluations").click()
+        _choose(page, "rs-e-run-a", "A · router (preset-a) · α 0")
+        _choose(page, "rs-e-run-b", "A · router (preset-a) · α 1")
+        page.click("#rs-e-diff")
+        page.wait_for_selector("#rs-e-diff-msg :text('4 shared item(s): 1 gained, 1 lost')")
     finally:
         ctx.close()

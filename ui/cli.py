@@ -151,9 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--asc", action="store_true")
     ls.add_argument("--page", default="1", help="page number, from 1")
     ls.add_argument("--limit", default="30", help="sessions per page (1..1000)")
+    ls.add_argument("--refresh-failures", action="store_true",
+                    help="recompute the suggested failure kind ('why wrong') of the matching sessions under today's "
+                         "rules, store the ones that changed and say how many did")
     ex = sub.add_parser("export", parents=[store, _filter_options(), trace],
                         help="write sessions (with steps and annotations) as JSON lines, or send them as traces")
     ex.add_argument("--out", default=None, help="the file to write (a new regular file; never a device or link)")
+    ex.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                    help="jsonl: sessions with their steps and annotations (what `import` reads); csv: one row per "
+                         "session, the page's CSV columns (default: from --out's extension, .jsonl or .csv)")
     im = sub.add_parser("import", parents=[store], help="import sessions from a JSON lines export (idempotent)")
     im.add_argument("file")
     im.add_argument("--replace", action="store_true",
@@ -182,12 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="also write results.md/.csv and figures.html here")
     rp.add_argument("--json", action="store_true", help="print one JSON object: the table, per-dataset figures with "
                                                         "Router-R1's published ones beside them, the failure breakdown")
-    df = sub.add_parser("diff", parents=[store], help="which items run B gained and lost against run A")
-    df.add_argument("--run-id", action="append", required=True, help="run A, then run B")
+    df = sub.add_parser("diff", parents=[store],
+                        help="which items side B gained and lost against side A; a side is (run, method, α)")
+    df.add_argument("--run-id", action="append", required=True,
+                    help="side A's run, then side B's (once: both sides are in that run, told apart by --alpha or "
+                         "--method)")
     df.add_argument("--method", action="append", default=[],
-                    help="the method to compare (default: each run's router policy); twice: run A's, then run B's")
-    df.add_argument("--alpha", default=None, help="compare one α only (default: every α both runs have)")
-    df.add_argument("--json", action="store_true", help="print one JSON object with `gained` and `lost` lists")
+                    help="the method to compare (default: each run's router policy); twice: side A's, then side B's")
+    df.add_argument("--alpha", default=None,
+                    help="α of both sides (0.5), or of side A then side B (0,1); default: a run's only α, else every "
+                         "α both sides hold, pairing per α")
+    df.add_argument("--json", action="store_true", help="print one JSON object: the sides, EM and $ per item of "
+                                                        "each, and every compared item by bucket")
     cal = sub.add_parser("calibrate", parents=[router],
                          help="label the pool's models for the per-hop quality estimate: each question asked of "
                               "each model once, scored against its gold answers; resumable")
@@ -441,6 +453,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     page = integer(args.page, "--page", 1, 10 ** 9)
     limit = integer(args.limit, "--limit", 1, 1000)
     f = filters_from(args)
+    if args.refresh_failures:
+        from .analysis import refresh_words
+        with TraceStore(args.db) as store:
+            print(refresh_words(store.refresh_failures(f)) + f" in {store.where}")
+        return 0
     with TraceStore(args.db) as store:
         pg = store.list_sessions(f, sort=args.sort, desc=not args.asc, page=page - 1, page_size=limit)
     df = pg.rows
@@ -459,16 +476,40 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_FORMATS = ("jsonl", "csv")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+def export_format(out: str, given: str | None) -> str:
+    """The format of `export --out`: --format, else the file's extension; an extension that says another format
+    than --format, or none that says one, is refused (a .csv holding JSON lines helps nobody)."""
+    ext = Path(out).suffix.lower()
+    said = _EXTENSIONS.get(ext)
+    if given is None and said is None:
+        raise CliError(f"export: cannot tell the format from '{out}' (end --out with .jsonl or .csv, or give "
+                       f"--format {'|'.join(EXPORT_FORMATS)})")
+    if given is not None and said is not None and said != given:
+        raise CliError(f"export: --format {given} but --out ends with {ext} ({said}); make them agree")
+    return given or said  # type: ignore[return-value]
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from storage import TraceStore
-    from storage.files import write_new_file
+    from storage.csv_export import write_csv
+    from storage.files import check_target, write_new_file
     if args.out is None and not args.otlp:
-        raise CliError("export: give --out FILE (JSON lines) and/or --otlp URL (traces)")
+        raise CliError("export: give --out FILE (.jsonl: JSON lines, .csv: a row per session) and/or --otlp URL "
+                       "(traces)")
+    fmt = None
+    if args.out is not None:
+        check_target(args.out)  # a device, link or missing folder is named before the format is looked at
+        fmt = export_format(args.out, args.format)
     f = filters_from(args)
     with TraceStore(args.db) as store:
         if args.out is not None:
-            n, out = write_new_file(args.out, lambda fh: store.export_jsonl(fh, f))
-            print(f"exported {n} session(s) to {out}")
+            write = (lambda fh: store.export_jsonl(fh, f)) if fmt == "jsonl" else (lambda fh: write_csv(store, fh, f))
+            n, out = write_new_file(args.out, write)
+            print(f"exported {n} session(s) to {out} ({'JSON lines' if fmt == 'jsonl' else 'CSV'})")
         if args.otlp:
             from storage.otlp import Tracer
             tracer = Tracer(args.otlp)
@@ -652,26 +693,30 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from evaluation.diff import diff_runs
+    from evaluation.diff import diff_sides, sides_from
     from storage import TraceStore
 
+    from .analysis import side_words
     from .render import shorten
-    if len(args.run_id) != 2:
-        raise CliError(f"--run-id: give exactly two runs (A, then B), got {len(args.run_id)}")
-    alpha = number(args.alpha, "--alpha", 0, 1)
+    alphas = [number(x.strip(), "--alpha", 0, 1) for x in args.alpha.split(",")] if args.alpha else []
+    side_a, side_b = sides_from(args.run_id, args.method, alphas)
     with TraceStore(args.db) as store:
-        d = diff_runs(store, args.run_id[0], args.run_id[1], args.method, alpha)
+        d = diff_sides(store, side_a, side_b)
     if args.json:
         print(json.dumps(d.to_json(), ensure_ascii=False))
         return 0
-    print(f"{d.run_b} ({d.method_b}) against {d.run_a} ({d.method_a}): {d.summary()}")
+    print(f"B: {side_words(d.side_b)}\nA: {side_words(d.side_a)}\n{d.summary()}")
     for title, pairs in (("gained", d.gained), ("lost", d.lost)):
         if pairs:
             print(f"\n{title} ({len(pairs)}):")
         for p in pairs:
-            print(f"  [{p.dataset} {p.item_id} α {p.alpha:g}] {shorten(p.question, 90)}")
-            print(f"      gold: {' | '.join(p.gold) or '—'} · A: {shorten(p.answer_a, 60) or '—'} · "
-                  f"B: {shorten(p.answer_b, 60) or '—'}")
+            at = f"α {p.alpha_a:g}" if p.alpha_a == p.alpha_b else f"α {p.alpha_a:g} / {p.alpha_b:g}"
+            print(f"  [{p.dataset} {p.item_id} {at}] {shorten(p.question, 90)}")
+            print(f"      gold: {' | '.join(p.gold) or '—'}")
+            for side, answer, cost, kind in (("A", p.answer_a, p.cost_a, p.failure_a),
+                                             ("B", p.answer_b, p.cost_b, p.failure_b)):
+                why = f" · why wrong: {kind.replace('_', ' ')}" if kind else ""
+                print(f"      {side}: {shorten(answer, 60) or '—'} · ${cost:.2e}{why}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Evaluations tab: pick stored eval runs, see the results table and charts, open any item's replay."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import gradio as gr
@@ -9,10 +10,10 @@ import pandas as pd
 from evaluation.figures import all_figures
 from evaluation.paper import SOURCE, TABLE1
 from evaluation.report import COLUMNS, Report, build_report
-from storage import StoreError, TraceStore
+from storage import SessionFilter, StoreError, TraceStore
 from storage.summary import distinct_values, newest_run
 
-from .analysis import DIFF_COLUMNS, diff_view
+from .analysis import DIFF_COLUMNS, diff_view, refresh_words, side_choices
 from .render import err_text, esc, money
 from .rules import words
 
@@ -108,6 +109,10 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Ta
                     "filter lists them).")
         fails = gr.Dataframe(interactive=False, datatype="str", wrap=True, elem_id="rs-e-failures")
         with gr.Row():
+            refail = gr.Button("↻ Recompute 'why wrong' under today's rules", size="sm", elem_id="rs-e-refail",
+                               scale=0, min_width=280)
+            refail_msg = gr.Markdown(elem_id="rs-e-refail-msg")
+        with gr.Row():
             f1, f2, f3 = (gr.Plot(min_width=300, show_label=False), gr.Plot(min_width=300, show_label=False),
                           gr.Plot(min_width=300, show_label=False))
         with gr.Row():
@@ -115,24 +120,33 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Ta
         items = gr.Dataframe(headers=ITEM_COLUMNS, interactive=False, datatype="str", wrap=True, max_height=420,
                              elem_id="rs-e-items")
     ids = gr.State([])
-    with gr.Accordion("Compare two runs: which items the change gained and lost", open=bool(run_ids)):
+    with gr.Accordion("Compare two sides: which items a change of run, method or α gained and lost",
+                      open=bool(run_ids)):
+        gr.Markdown("A side is one method of one run at one α (a run holds every α it was evaluated at: "
+                    "`eval --alpha 1` over the questions of an α 0 run joins that run).")
         with gr.Row():
-            run_a = gr.Dropdown([""] + run_ids, value="", label="Run A (before)", elem_id="rs-e-run-a",
-                                allow_custom_value=True)
-            run_b = gr.Dropdown([""] + run_ids, value="", label="Run B (after)", elem_id="rs-e-run-b",
-                                allow_custom_value=True)
+            run_a = gr.Dropdown([], value=None, label="Side A (before)", elem_id="rs-e-run-a", scale=3)
+            run_b = gr.Dropdown([], value=None, label="Side B (after)", elem_id="rs-e-run-b", scale=3)
             diff_btn = gr.Button("Compare", elem_id="rs-e-diff", min_width=90)
         diff_msg = gr.Markdown(elem_id="rs-e-diff-msg")
         diff_items = gr.Dataframe(headers=DIFF_COLUMNS, interactive=False, datatype="str", wrap=True,
                                   elem_id="rs-e-diff-items", max_height=420)
 
-    def do_diff(a: str, b: str):
+    def do_diff(a: str | None, b: str | None):
         try:
-            text, tbl = diff_view(store, a, b)
+            text, tbl = diff_view(store, a or "", b or "")
         except (ValueError, KeyError, StoreError) as e:
             return f"⚠ {esc(err_text(e))}", gr.update()
         return text, tbl
     diff_btn.click(do_diff, [run_a, run_b], [diff_msg, diff_items], api_name="eval_diff")
+
+    def sides_update(a: str | None, b: str | None):
+        """Both side pickers filled from the store as it is now (a run stored since the page opened is there);
+        a pick that still exists is kept."""
+        choices = side_choices(store)
+        keys = {v for _, v in choices}
+        return (gr.update(choices=choices, value=a if a in keys else None),
+                gr.update(choices=choices, value=b if b in keys else None))
 
     def do_show(run_ids: list[str], m: str):
         keep = (gr.update(),) * 10
@@ -157,23 +171,35 @@ def build(store: TraceStore, tabs: gr.Tabs, explorer: dict[str, Any], tab: gr.Ta
             return gr.update(), gr.update()
         return gr.Tabs(selected="explorer"), sids[row]
 
+    def do_refail(run_ids: list[str], m: str):
+        """The kinds of the shown runs' sessions recomputed and stored; the tables shown again with them."""
+        if not run_ids:
+            return "⚠ pick at least one run", *(gr.update(),) * len(outs)
+        moves: Counter[tuple[str | None, str | None]] = Counter()
+        for rid in run_ids:
+            moves += store.refresh_failures(SessionFilter(run_id=rid))
+        return refresh_words(moves), *do_show(run_ids, m)
+
     outs = [msg, results, table, curves, decomp, by_ds, fails, f1, f2, f3, method, items, ids]
     show.click(do_show, [runs, method], outs, api_name="eval_report")
+    refail.click(do_refail, [runs, method], [refail_msg, *outs], api_name=False)
     method.change(do_show, [runs, method], outs, api_name=False)
-    def do_refresh():
+    def do_refresh(a: str | None, b: str | None):
         found = distinct_values(store)["run_ids"]
-        return (gr.update(choices=found), ("" if found else EMPTY), gr.update(choices=[""] + found),
-                gr.update(choices=[""] + found))
-    refresh.click(do_refresh, None, [runs, msg, run_a, run_b], api_name=False)
-    def on_open(picked: list[str], m: str):
-        """First visit: the newest run, shown (a tab that opens blank looks broken); later visits keep the pick."""
+        return (gr.update(choices=found), ("" if found else EMPTY), *sides_update(a, b))
+    refresh.click(do_refresh, [run_a, run_b], [runs, msg, run_a, run_b], api_name=False)
+    def on_open(picked: list[str], m: str, a: str | None, b: str | None):
+        """Every visit fills the side pickers; the first shows the newest run (a tab that opens blank looks
+        broken); later visits keep the pick."""
+        sides = sides_update(a, b)
         if picked:
-            return (gr.update(),) * (len(outs) + 1)
+            return (gr.update(),) * (len(outs) + 1) + sides
         newest = newest_run(store)
         if newest is None:
-            return (gr.update(), EMPTY, *(gr.update(),) * (len(outs) - 1))
-        return (gr.update(choices=distinct_values(store)["run_ids"], value=[newest]), *do_show([newest], m))
+            return (gr.update(), EMPTY, *(gr.update(),) * (len(outs) - 1), *sides)
+        return (gr.update(choices=distinct_values(store)["run_ids"], value=[newest]), *do_show([newest], m), *sides)
     if tab is not None:
-        tab.select(on_open, [runs, method], [runs, *outs], api_name=False)
+        tab.select(on_open, [runs, method, run_a, run_b], [runs, *outs, run_a, run_b], api_name=False)
     items.select(do_open, ids, [tabs, explorer["open_id"]], api_name=False).then(
-        explorer["do_open"], explorer["open_ins"], explorer["open_outs"], api_name=False)  # lesson mode as ticked
+        explorer["do_open"], explorer["open_ins"], explorer["open_outs"], api_name=False).then(  # lesson as ticked
+        None, None, None, js=explorer["scroll_to_replay"])  # the replay is ~1,700 px down the Explorer

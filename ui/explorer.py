@@ -1,7 +1,6 @@
 """Explorer tab: filter and page the stored sessions, replay one step by step, annotate, export."""
 from __future__ import annotations
 
-import csv
 import math
 import os
 import tempfile
@@ -13,10 +12,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from router_core.failures import KIND_TEXT, KINDS
+from router_core.failures import KINDS, kind_text
 from router_core.paths import EXAMPLES_FILE
 from router_core.step import Step
 from storage import SessionFilter, StoreError, TraceStore
+from storage.csv_export import write_csv
 from storage.files import write_new_file
 from storage.models import LABELS
 from storage.summary import MIN_PREFIX, distinct_values, full_session_id, usage_by_model
@@ -205,20 +205,19 @@ def clean_exports(max_age_s: float = EXPORT_KEEP_S, now: float | None = None, ke
     return n
 
 
-CSV_COLUMNS = ["id", "created", "method", "dataset", "item_id", "run_id", "question", "gold", "answer", "em", "f1",
-               "failure", "status", "alpha", "cost_usd", "calls", "n_steps", "latency_s", "input_tokens",
-               "output_tokens", "router_tokens", "reward", "policy", "pool_name", "format_ok", "created_at"]
-
-
-def csv_row(row: dict) -> dict:
-    """A session as a spreadsheet row: an ISO timestamp (UTC) beside the epoch seconds, the method in words (the
-    router policy or the baseline), the gold answers joined with " | " (as the question files write aliases)."""
-    import datetime as dt
-    when = dt.datetime.fromtimestamp(float(row["created_at"]), dt.timezone.utc).isoformat(timespec="seconds")
-    policy = row.get("policy") or ""
-    method = policy.removeprefix("baseline/") if policy.startswith("baseline/") else f"router ({policy})"
-    out = {k: row.get(k) for k in CSV_COLUMNS if k in row}
-    return {**out, "created": when, "method": method, "gold": " | ".join(row.get("gold") or [])}
+# Scrolls the replay's header (which also carries the message for an unknown id) to the top of the window once it is
+# shown, and again twice while the page settles: the tab switch, the Explorer's first page and plotly's late load move
+# the layout for about a second after a replay opens, and one early scroll was left ~1,700 px short.
+SCROLL_TO_REPLAY = """() => new Promise(done => {
+  let tries = 0, scrolled = 0;
+  const go = () => {
+    const h = document.getElementById('rs-replay-header');
+    const ready = h && h.offsetParent !== null && h.innerText.trim() !== '';
+    if (ready) { h.scrollIntoView({block: 'start'}); scrolled++; }
+    if (++tries < 30 && scrolled < 3) setTimeout(go, ready ? 350 : 120); else done([]);
+  };
+  go();
+})"""
 
 
 def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
@@ -234,9 +233,7 @@ def export_file(store: TraceStore, f: SessionFilter, fmt: str) -> str:
         if fmt == "jsonl":
             store.export_jsonl(out, f)
         else:
-            writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(csv_row(r) for r in store.iter_sessions(f))
+            write_csv(store, out, f)
     try:
         write_new_file(path, write)
     except BaseException:
@@ -331,7 +328,7 @@ class Replay:
         labels = list(dict.fromkeys(a["label"] for a in self.annotations))
         out = ""
         if kind:
-            out += f"<br>why wrong (suggested): <b>{esc(words(kind))}</b> — {esc(KIND_TEXT.get(kind, ''))}"
+            out += f"<br>why wrong (suggested): <b>{esc(words(kind))}</b> — {esc(kind_text(kind, self.session.get('policy') or ''))}"
         if labels:
             over = " (over the suggestion)" if kind else ""
             out += f"<br>labelled by a person: <b>{esc(', '.join(words(x) for x in labels))}</b>{over}"
@@ -583,7 +580,7 @@ def build(store: TraceStore) -> dict[str, Any]:
     # opening a session also clears the last session's annotation message
     open_outs = [current, header, k, chat, r_graph, p1, p2, p3, ann_table, caption, ann_msg]
     step_outs = [chat, r_graph, p1, p2, p3, caption]
-    scroll = "() => { const h = document.getElementById('rs-replay-header'); if (h) h.scrollIntoView({block: 'start'}); }"
+    scroll = SCROLL_TO_REPLAY
     open_btn.click(do_open, [open_id, gr.State(None), lesson], open_outs, api_name="open_session").then(
         None, None, None, js=scroll)
     open_id.submit(do_open, [open_id, gr.State(None), lesson], open_outs, api_name=False).then(
