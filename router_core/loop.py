@@ -11,6 +11,11 @@ choice, a candidate call, the answer given). Two rollouts drive them (router_cor
 Failures never escape as exceptions: an engine error in a candidate becomes an
 error observation for the router and an `error`-status step; a policy failure ends
 the session with an `error` step.
+
+A stop (`stop_event`) ends the session at the next step boundary, and reaches the calls in flight too: every engine
+call carries the flag as its `CacheHint.cancel`, so a call that has not streamed a token yet (a stalled endpoint, a
+long prefill) is cut as well. A cut candidate call leaves its step flagged `call_stopped`; a cut policy call ends
+the session with the `stopped` step in place of the step it was writing.
 """
 from __future__ import annotations
 
@@ -138,8 +143,9 @@ class Router:
                        stop_event: threading.Event | None = None) -> str:
         """Ask one candidate; fill the step's call fields; return the observation text.
 
-        A stop (`stop_event`) set while the reply streams ends the call at its next piece — a server drops the
-        request when its stream closes — and the session ends at the step boundary that follows."""
+        A stop (`stop_event`) set while the call is in flight ends it: at the reply's next piece, or, before the first
+        one, by the engine itself (the flag is the call's `CacheHint.cancel`: the HTTP request is cut, llama.cpp stops
+        between prefill chunks); the session ends at the step boundary that follows."""
         step.call_started_at = time.time()
         if stop_event is not None:
             on_text = _watched(on_text, stop_event)
@@ -149,7 +155,8 @@ class Router:
             content = head.replace("{{QUESTION}}", query)
             # the instruction before the sub-question is the same for every call: computed once
             c = engine.chat([{"role": "user", "content": content}], max_tokens=self.config.candidate_max_tokens,
-                            temperature=0.0, on_text=on_text, cache=CacheHint(prefix=head.split("{{QUESTION}}")[0]))
+                            temperature=0.0, on_text=on_text,
+                            cache=CacheHint(prefix=head.split("{{QUESTION}}")[0], cancel=stop_event))
         except EngineError as e:
             step.call_ended_at = time.time()
             step.status = "error"
@@ -185,8 +192,10 @@ class Router:
             models, example = self._models(), self.pool.dearest().name
             user = self.template.fill(question, models, example, alpha=alpha)
             ro.prompt = engine.chat_prompt([{"role": "user", "content": user}])
-            # everything before the question is the same for every question with this pool and template
-            ro.cache = CacheHint(prefix=engine.prompt_head(self.template.head(models, example)), session=sid)
+            # everything before the question is the same for every question with this pool and template; a stop
+            # cancels the policy's call in flight
+            ro.cache = CacheHint(prefix=engine.prompt_head(self.template.head(models, example)), session=sid,
+                                 cancel=stop_event)
         except EngineError as e:
             step = self._new_step(ro, "error", status="error", error=f"router policy unavailable: {e}")
             yield self._finish(ro, step)
@@ -200,14 +209,21 @@ class Router:
             ro.index = len(ro.steps)  # the step that failed was never yielded: its number is free again
             step = self._new_step(ro, "error", status="error", error=f"router policy failed: {e}")
             yield self._finish(ro, step)
+        except Stopped:
+            ro.index = len(ro.steps)  # the policy's call was cut: the step it was writing is never yielded
+            yield self._stop_step(ro, stop_event)
 
     def _stopped(self, ro: Rollout, stop_event: threading.Event | None) -> Step | None:
-        """The `stopped` step once the stop flag is set (checked at each step boundary); its message is the flag's
-        `reason` where the one who stopped it gave one (an API client that went away), else a user's Stop."""
+        """The `stopped` step once the stop flag is set (checked at each step boundary)."""
         if stop_event is not None and stop_event.is_set():
-            reason = getattr(stop_event, "reason", "") or "stopped by the user"
-            return self._finish(ro, self._new_step(ro, "error", status="stopped", error=reason))
+            return self._stop_step(ro, stop_event)
         return None
+
+    def _stop_step(self, ro: Rollout, stop_event: threading.Event | None) -> Step:
+        """The step that ends a stopped session; its message is the flag's `reason` where the one who stopped it gave
+        one (an API client that went away), else a user's Stop."""
+        reason = getattr(stop_event, "reason", "") or "stopped by the user"
+        return self._finish(ro, self._new_step(ro, "error", status="stopped", error=reason))
 
     def _gen(self, engine: Engine, ro: Rollout, idx: int, kind: str, suffix: str, stop: Sequence[str],
              max_tokens: int, on_text: OnText | None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 OnText = Callable[[str], None]
@@ -20,7 +20,8 @@ class EngineError(RuntimeError):
 
 
 class Stopped(Exception):
-    """Raised by a caller's `on_text` to end a call mid-stream (the session was stopped while the call was in flight).
+    """The caller ended a call in flight (the session was stopped): raised by a caller's `on_text` mid-stream, or by
+    an engine whose `CacheHint.cancel` was set, before its first token too.
 
     Not an EngineError: nothing failed. Engines let it through after putting their own state right."""
 
@@ -52,10 +53,15 @@ class CacheHint:
     only on its own calls (and the shared prefix, always computed the same way), so the same
     question at temperature 0 gives the same text on a fresh and on a warm engine.
     For `chat`, `prefix` is the start of the last message's content.
+    `cancel`: set once the caller no longer wants the result (a session's stop flag). A call that has not streamed
+    anything never reaches `on_text`, so an engine that can watches this itself and raises `Stopped`: the HTTP
+    engine cuts its request, llama.cpp checks between prefill chunks and tokens. It rides on the hint because every
+    engine and wrapper already passes the hint on; it takes no part in comparing hints.
     """
 
     prefix: str = ""
     session: str | None = None
+    cancel: threading.Event | None = field(default=None, compare=False, repr=False)
 
 
 class TextCollector:
@@ -148,6 +154,18 @@ class Engine(ABC):
 
     def close(self) -> None:  # pragma: no cover - engines without resources
         pass
+
+
+def cancelled(cache: CacheHint | None) -> bool:
+    """Whether the call this hint came with was cancelled."""
+    return cache is not None and cache.cancel is not None and cache.cancel.is_set()
+
+
+def check_cancel(cache: CacheHint | None) -> None:
+    """Raise `Stopped` where the call was cancelled (engines call it wherever stopping is cheap and leaves no half
+    state)."""
+    if cancelled(cache):
+        raise Stopped("the call was cancelled")
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:

@@ -6,6 +6,8 @@ wrapper holds a call for a short window, gathers the calls that arrive with the 
 go — so active questions advance turn by turn together (vLLM and transformers batch on the
 device; llama.cpp has no batch call and is passed through, its calls serialised by its lock).
 Candidate calls to endpoints simply overlap, since each rollout waits on its own thread.
+A batch cannot be cut: a cancelled call (`CacheHint.cancel`) does not join one, and stops waiting for the one it
+joined (which runs on for the others).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .base import CacheHint, Completion, Engine, OnText
+from .base import CacheHint, Completion, Engine, OnText, check_cancel
 
 
 @dataclass
@@ -42,6 +44,7 @@ class BatchingEngine(Engine):
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
                  temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
+        check_cancel(cache)
         key = (tuple(stop), max_tokens, temperature)
         me = _Pending(prompt)
         with self._cv:
@@ -68,7 +71,9 @@ class BatchingEngine(Engine):
             finally:
                 for p in batch:
                     p.done.set()
-        me.done.wait()
+        watch = cache is not None and cache.cancel is not None
+        while not me.done.wait(0.05 if watch else None):
+            check_cancel(cache)  # leave: the leader's batch still fills in (and drops) this call's result
         if me.error is not None:
             raise me.error
         assert me.result is not None
@@ -79,7 +84,7 @@ class BatchingEngine(Engine):
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens, temperature=temperature,
-                             on_text=on_text)
+                             on_text=on_text, cache=cache)
 
     def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
               choice: bool = False) -> list[float]:

@@ -18,6 +18,9 @@ determinism:
   `echo=True, logprobs=…` path computes a full-vocabulary log-softmax in Python for every prompt
   token: about a minute for two names).
 
+A call whose `CacheHint.cancel` is set ends before its next prefill chunk or token with `Stopped`; the cache keeps
+the shared prefix (computed as always) and drops the rest.
+
 Counters (`stats()`, and `prefill_tokens` / `cached_tokens` on each Completion) report how many
 prompt tokens were computed and how many came from the cache; `scored_tokens` how many option
 tokens scoring computed. Private attributes of `Llama`
@@ -28,15 +31,16 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import dataclasses
 import os
 import threading
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, common_prefix_len,
-                   scored_positions, shared_prefix_len)
+from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, check_cancel,
+                   common_prefix_len, scored_positions, shared_prefix_len)
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -126,6 +130,7 @@ class LlamaCppEngine(Engine):
         self._cached: list[int] = []
         self._prefix: tuple[int, ...] = ()
         self._owner: str | None = None
+        self._call: CacheHint | None = None  # the hint of the call in progress (its cancel signal)
         self._stats = {"calls": 0, "prefill_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
                        "scored_tokens": 0, "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0}
 
@@ -167,13 +172,16 @@ class LlamaCppEngine(Engine):
 
     def _decode(self, toks: Sequence[int], n_past: int, all_logits: bool) -> np.ndarray:
         """Evaluate `toks` at position `n_past` (after dropping whatever the cache held from there on);
-        logits for every token (2-D), or only the last (1-D)."""
+        logits for every token (2-D), or only the last (1-D). A cancelled call (`_call`) stops before its next chunk
+        (a long prompt takes seconds a chunk on a CPU); the chunks stay n_batch long, so what is computed never
+        changes."""
         llm = self.llm
         llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
         del self._cached[n_past:]
         rows: list[np.ndarray] = []
         nb = llm.n_batch
         for i in range(0, len(toks), nb):
+            check_cancel(self._call)
             chunk = list(toks[i:i + nb])
             llm._batch.set_batch(batch=chunk, n_past=n_past + i, logits_all=all_logits)
             llm._ctx.decode(llm._batch)
@@ -204,7 +212,9 @@ class LlamaCppEngine(Engine):
         a = self._prefix_len(toks, hint.prefix)
         built = 0
         if a > 0 and (self._prefix != tuple(toks[:a]) or self._cached[:a] != toks[:a]):
-            # the shared prefix, always computed the same way: its own prefill from position 0
+            # the shared prefix, always computed the same way: its own prefill from position 0 (no prefix is
+            # claimed until it is whole, so a call cut short meanwhile leaves none)
+            self._prefix = ()
             self._decode(toks[:a], 0, all_logits=False)
             self._prefix, self._owner, built = tuple(toks[:a]), None, a
             self._stats["prefix_builds"] += 1
@@ -235,10 +245,20 @@ class LlamaCppEngine(Engine):
 
     # ------------------------------------------------------------------ generation
 
+    @contextlib.contextmanager
+    def _calling(self, cache: CacheHint | None) -> Iterator[None]:
+        """The hint of the call in progress (calls are serialised by the lock), whose `cancel` the prefill and decode
+        loops look at."""
+        outer, self._call = self._call, cache
+        try:
+            yield
+        finally:
+            self._call = outer
+
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
                  temperature: float = 0.0, on_text: OnText | None = None,
                  cache: CacheHint | None = None) -> Completion:
-        with self.lock:
+        with self.lock, self._calling(cache):
             toks = self.tokens(prompt)
             n_ctx = self.llm.n_ctx()
             if len(toks) + 1 >= n_ctx:
@@ -251,8 +271,8 @@ class LlamaCppEngine(Engine):
                 text, n_out, finish = self._decode_loop(logits, len(toks), stop, max_tokens, temperature, got)
             except EngineError:
                 raise
-            except Stopped:  # the caller ended the call mid-stream: the cache holds a half-decoded tail
-                self._reset()
+            except Stopped:  # the caller ended the call: the cache holds a half-computed tail
+                self._cut_back()
                 raise
             except Exception as e:
                 self._reset()
@@ -284,6 +304,7 @@ class LlamaCppEngine(Engine):
             if safe > sent:
                 got.add(text[sent:safe])
                 sent = safe
+            check_cancel(self._call)
             logits = self._decode([tok], pos, all_logits=False)
             pos += 1
         else:
@@ -305,7 +326,7 @@ class LlamaCppEngine(Engine):
         prompt = self.chat_prompt(messages)
         if cache is not None and cache.prefix:
             head = self.prompt_head(cache.prefix, messages[-1].get("role", "user")) if len(messages) == 1 else ""
-            cache = CacheHint(prefix=head if prompt.startswith(head) else "", session=cache.session)
+            cache = dataclasses.replace(cache, prefix=head if prompt.startswith(head) else "")
         return self.generate(prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, on_text=on_text,
                              cache=cache)
 
@@ -317,13 +338,29 @@ class LlamaCppEngine(Engine):
         self._cached, self._prefix, self._owner = [], (), None
         self.llm.n_tokens = 0
 
+    def _cut_back(self) -> None:
+        """After a call was cut short: keep the shared prefix where the cache holds all of it (it is only claimed once
+        whole, computed as always), drop the half-computed rest and the session's claim on it."""
+        n = len(self._prefix)
+        if n == 0 or self._cached[:n] != list(self._prefix):
+            self._reset()
+            return
+        try:
+            self.llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        except Exception:  # noqa: BLE001 — then start again from nothing
+            self._reset()
+            return
+        del self._cached[n:]
+        self._owner = None
+        self.llm.n_tokens = n
+
     # ------------------------------------------------------------------ scoring
 
     def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
               choice: bool = False) -> list[float]:
         if not continuations:
             return []
-        with self.lock:
+        with self.lock, self._calling(cache):
             base = self.tokens(prefix)
             fulls = [self.tokens(prefix + c) for c in continuations]
             # Shared tokens of the prefix and every full string; BPE may merge across the
@@ -355,6 +392,9 @@ class LlamaCppEngine(Engine):
                 # What was decoded last stays cached: a generation of the same session that goes on with that
                 # option ("<search> Qwen2.5-1.5B: …") reuses its start; any other call overwrites it.
             except EngineError:
+                raise
+            except Stopped:
+                self._cut_back()
                 raise
             except Exception as e:
                 self._reset()

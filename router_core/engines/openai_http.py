@@ -4,12 +4,20 @@ Every failure — refused connection, timeout, a stream that stalls, 4xx/5xx, ma
 JSON — becomes an `EngineError` with a readable message; 429 and 5xx are retried with
 exponential backoff (honouring Retry-After). The key is read from the environment at
 call time, sent only in the Authorization header, and never put into a message.
+
+A call whose `CacheHint.cancel` is set ends at once with `Stopped`, before the server's first byte too: each request
+runs on a connection of its own whose socket is known (`_Line`), and a watcher shuts that socket down, so the
+server sees the request go away and no retry follows.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import socket
+import ssl
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +25,98 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from .base import (CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported, TextCollector,
+from .base import (CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported, Stopped, TextCollector,
                    branch_points, common_prefix_len)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+IDLE_LINES = 16  # connections kept open between calls (scoring sends up to 16 requests at once)
+# httpcore's trace events that hand over a new connection's stream (TCP, then the TLS stream that replaces it)
+_OPENED = (".connect_tcp.complete", ".start_tls.complete", ".connect_unix_socket.complete")
+
+
+class _Line:
+    """One keep-alive connection (an httpx client limited to one) whose socket is known, so that another thread can
+    cut the request on it: closing a socket does not wake a thread blocked reading it, shutting it down does."""
+
+    def __init__(self, timeout: httpx.Timeout, verify: ssl.SSLContext) -> None:
+        self.client = httpx.Client(timeout=timeout, verify=verify,
+                                   limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        self.sock: socket.socket | None = None
+        self.cut = False
+
+    def note(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's `trace` hook: keep the socket of each connection the line opens; one opened after the line was
+        cut (it was still connecting) is shut down at once."""
+        if event.endswith(_OPENED) and info.get("return_value") is not None:
+            self.sock = info["return_value"].get_extra_info("socket")
+            if self.cut:
+                self.shut()
+
+    def shut(self) -> None:
+        """End the line's request now; the line is closed once its request lets go of it."""
+        self.cut = True
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing left to end
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, under TLS too
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _Call:
+    """One engine call and its cancel signal: once that is set, no request of the call starts and each one in flight
+    has its line shut (a watcher thread waits for the signal while the call lasts)."""
+
+    def __init__(self, cancel: threading.Event | None) -> None:
+        self.cancel = cancel
+        self.cut = False  # a line was shut under a request of this call: what came back may be short
+        self._lines: set[_Line] = set()
+        self._lock = threading.Lock()
+        self._over = False
+        if cancel is not None:
+            threading.Thread(target=self._watch, name="http-cancel", daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self.cancel is not None
+        while not self._over:
+            if self.cancel.wait(0.25):
+                with self._lock:
+                    if not self._over:
+                        self.cut = self.cut or bool(self._lines)
+                        for line in self._lines:
+                            line.shut()
+                return
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise Stopped("the call was cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        """A pause between attempts that a cancel ends."""
+        if self.cancel is None:
+            time.sleep(seconds)
+        elif self.cancel.wait(seconds):
+            self.check()
+
+    @contextlib.contextmanager
+    def on(self, line: _Line) -> Iterator[None]:
+        """While a request of this call runs on `line` (refused once the call is cancelled)."""
+        with self._lock:
+            self.check()
+            self._lines.add(line)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._lines.discard(line)
+
+    def end(self) -> None:
+        with self._lock:
+            self._over = True
 
 
 class OpenAIEngine(Engine):
@@ -38,8 +134,10 @@ class OpenAIEngine(Engine):
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.stream = stream
-        self._client = httpx.Client(timeout=httpx.Timeout(connect=min(10.0, timeout_s), read=self.stall_s,
-                                                          write=10.0, pool=10.0))
+        self._timeout = httpx.Timeout(connect=min(10.0, timeout_s), read=self.stall_s, write=10.0, pool=10.0)
+        self._verify = httpx.create_ssl_context()  # shared by the lines: loading the CA bundle takes a while
+        self._idle: list[_Line] = []
+        self._idle_lock = threading.Lock()
         self._tokenizer = None  # optional: set by the factory when a local tokenizer is known
         self._prompts: OrderedDict[str, str] = OrderedDict()  # chat prompts the server rendered (the last 64)
         self._forced: bool | None = None  # scoring by forced tokens: untried, works, or not on this server
@@ -77,7 +175,43 @@ class OpenAIEngine(Engine):
             msg = resp.text[:200]
         return f"HTTP {resp.status_code} from {self.base_url}: {msg}"
 
-    def _post(self, path: str, payload: dict[str, Any], stream: bool) -> Iterator[dict[str, Any]]:
+    @contextlib.contextmanager
+    def _calling(self, cache: CacheHint | None) -> Iterator[_Call]:
+        """One call of the API, cancelled by `cache.cancel`: once cancelled, whatever failed or came back short
+        because a line was shut ends as `Stopped`, never as an EngineError or a short reply."""
+        call = _Call(cache.cancel if cache is not None else None)
+        try:
+            yield call
+        except (EngineError, httpx.HTTPError):
+            if call.cancelled():
+                raise Stopped("the call was cancelled") from None
+            raise
+        finally:
+            call.end()
+        if call.cut:
+            raise Stopped("the call was cancelled")
+
+    @contextlib.contextmanager
+    def _request(self, url: str, payload: dict[str, Any], call: _Call) -> Iterator[httpx.Response]:
+        """A streamed POST on an idle line (or a new one) that `call` can cut; the line is kept for the next request
+        unless it was cut."""
+        call.check()
+        headers = self._headers()
+        with self._idle_lock:
+            line = self._idle.pop() if self._idle else _Line(self._timeout, self._verify)
+        try:
+            with call.on(line), line.client.stream("POST", url, headers=headers, json=payload,
+                                                   extensions={"trace": line.note}) as resp:
+                yield resp
+        finally:
+            with self._idle_lock:
+                keep = not line.cut and len(self._idle) < IDLE_LINES
+                if keep:
+                    self._idle.append(line)
+            if not keep:
+                line.close()
+
+    def _post(self, path: str, payload: dict[str, Any], stream: bool, call: _Call) -> Iterator[dict[str, Any]]:
         """Yield parsed JSON objects (one for a plain response, one per SSE event when streaming)."""
         url = f"{self.base_url}{path}"
         deadline = time.monotonic() + self.timeout_s * (self.max_retries + 1)
@@ -85,11 +219,11 @@ class OpenAIEngine(Engine):
         for attempt in range(self.max_retries + 1):
             yielded = False
             try:
-                with self._client.stream("POST", url, headers=self._headers(), json=payload) as resp:
+                with self._request(url, payload, call) as resp:
                     if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
                         resp.read()
                         last_err = self._describe(resp)
-                        time.sleep(min(self._sleep_for(attempt, resp), max(0.0, deadline - time.monotonic())))
+                        call.sleep(min(self._sleep_for(attempt, resp), max(0.0, deadline - time.monotonic())))
                         continue
                     if resp.status_code >= 400:
                         resp.read()
@@ -136,7 +270,8 @@ class OpenAIEngine(Engine):
                 if yielded:
                     raise EngineError(f"stream broke: {last_err}") from None
             if attempt < self.max_retries and time.monotonic() < deadline:
-                time.sleep(self._sleep_for(attempt, None))
+                call.sleep(self._sleep_for(attempt, None))
+        call.check()  # the last attempt was the one a cancel cut
         raise EngineError(f"{last_err} (after {self.max_retries + 1} attempts)")
 
     # ------------------------------------------------------------------ API
@@ -159,10 +294,11 @@ class OpenAIEngine(Engine):
             self._prompts.move_to_end(key)
             return self._prompts[key]
         root = self._root()
+        call = _Call(None)
         try:
             toks = self._post_json(f"{root}/tokenize", {"model": self.model, "messages": messages,
-                                                        "add_generation_prompt": True})["tokens"]
-            text = self._post_json(f"{root}/detokenize", {"model": self.model, "tokens": toks})["prompt"]
+                                                        "add_generation_prompt": True}, call)["tokens"]
+            text = self._post_json(f"{root}/detokenize", {"model": self.model, "tokens": toks}, call)["prompt"]
         except (KeyError, TypeError) as e:
             raise EngineError(f"{root}: /tokenize or /detokenize answered without tokens/prompt ({e}); a router "
                               "policy needs a server that renders its chat template (vLLM does)") from None
@@ -173,12 +309,18 @@ class OpenAIEngine(Engine):
             self._prompts.popitem(last=False)
         return text
 
-    def _post_json(self, url: str, payload: dict[str, Any]) -> Any:
-        """One plain JSON POST (no retries beyond the transport's); errors name the URL."""
+    def _plain(self, url: str, payload: dict[str, Any], call: _Call) -> httpx.Response:
+        """One POST read whole (no retries beyond the transport's); errors name the URL."""
         try:
-            r = self._client.post(url, json=payload, headers=self._headers())
+            with self._request(url, payload, call) as r:
+                r.read()
+                return r
         except httpx.HTTPError as e:
             raise EngineError(f"cannot reach {url} ({type(e).__name__}: {e})") from None
+
+    def _post_json(self, url: str, payload: dict[str, Any], call: _Call) -> Any:
+        """One plain JSON POST (no retries beyond the transport's); errors name the URL."""
+        r = self._plain(url, payload, call)
         if r.status_code >= 400:
             raise EngineError(f"{self._describe(r)} (a router policy needs /tokenize and /detokenize, as vLLM "
                               "serves them)")
@@ -187,7 +329,13 @@ class OpenAIEngine(Engine):
         except ValueError:
             raise EngineError(f"malformed JSON from {url}") from None
 
-    def _complete(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool) -> Completion:
+    def _complete(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool,
+                  cache: CacheHint | None) -> Completion:
+        with self._calling(cache) as call:
+            return self._streamed(path, payload, on_text, chat, call)
+
+    def _streamed(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool,
+                  call: _Call) -> Completion:
         t0 = time.perf_counter()
         got = TextCollector(on_text, t0)
         usage: dict[str, Any] | None = None
@@ -196,7 +344,7 @@ class OpenAIEngine(Engine):
         payload = {**payload, "model": self.model, "stream": stream}
         if stream:
             payload["stream_options"] = {"include_usage": True}
-        for event in self._post(path, payload, stream):
+        for event in self._post(path, payload, stream, call):
             if not isinstance(event, dict):
                 raise EngineError(f"unexpected response from {self.base_url}{path}: {str(event)[:120]}")
             if event.get("error"):
@@ -233,14 +381,14 @@ class OpenAIEngine(Engine):
         payload: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         if stop:
             payload["stop"] = list(stop)
-        return self._complete("/chat/completions", payload, on_text, chat=True)
+        return self._complete("/chat/completions", payload, on_text, chat=True, cache=cache)
 
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
                  temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         payload: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
         if stop:
             payload["stop"] = list(stop)
-        return self._complete("/completions", payload, on_text, chat=False)
+        return self._complete("/completions", payload, on_text, chat=False, cache=cache)
 
     def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
               choice: bool = False) -> list[float]:
@@ -254,27 +402,25 @@ class OpenAIEngine(Engine):
         or the two vLLM request fields is scored by echo from then on; echo gives text offsets, not token
         ids, so it scores every token of a `choice` too.
         """
-        if self._forced is not False:
-            try:
-                out = self._score_forced(prefix, continuations, choice)
-                self._forced = True
-                return out
-            except ScoringUnsupported:
-                if self._forced:
-                    raise
-                self._forced = False
-        return self._score_echo(prefix, continuations)
+        with self._calling(cache) as call:
+            if self._forced is not False:
+                try:
+                    out = self._score_forced(prefix, continuations, choice, call)
+                    self._forced = True
+                    return out
+                except ScoringUnsupported:
+                    call.check()  # an answer cut short says nothing about what the server supports
+                    if self._forced:
+                        raise
+                    self._forced = False
+            return self._score_echo(prefix, continuations, call)
 
     def _root(self) -> str:
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
 
-    def _tokenize_text(self, text: str) -> list[int]:
+    def _tokenize_text(self, text: str, call: _Call) -> list[int]:
         url = f"{self._root()}/tokenize"
-        try:
-            r = self._client.post(url, json={"model": self.model, "prompt": text, "add_special_tokens": False},
-                                  headers=self._headers())
-        except httpx.HTTPError as e:
-            raise EngineError(f"cannot reach {url} ({type(e).__name__}: {e})") from None
+        r = self._plain(url, {"model": self.model, "prompt": text, "add_special_tokens": False}, call)
         if r.status_code in (400, 404, 405, 422):
             raise ScoringUnsupported(f"{url}: {r.status_code}")
         if r.status_code >= 400:
@@ -287,13 +433,13 @@ class OpenAIEngine(Engine):
             raise ScoringUnsupported(f"{url}: tokens are not integers")
         return toks
 
-    def _forced_logprob(self, key: tuple[int, ...]) -> float:
+    def _forced_logprob(self, key: tuple[int, ...], call: _Call) -> float:
         """log P(key[-1] | key[:-1]): one token generated with only that token allowed; the server reports
         the raw model log-probability of what it sampled (vLLM's default logprobs mode)."""
         *ids, token = key
         payload = {"model": self.model, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "logprobs": 1,
                    "allowed_token_ids": [token], "return_tokens_as_token_ids": True, "stream": False}
-        body = next(self._post("/completions", payload, stream=False))
+        body = next(self._post("/completions", payload, stream=False, call=call))
         try:
             lp = body["choices"][0]["logprobs"]
             got, value = lp["tokens"][0], lp["token_logprobs"][0]
@@ -303,11 +449,11 @@ class OpenAIEngine(Engine):
             raise ScoringUnsupported(f"{self.base_url} does not honour allowed_token_ids")
         return float(value)
 
-    def _score_forced(self, prefix: str, continuations: Sequence[str], choice: bool = False) -> list[float]:
-        base = self._tokenize_text(prefix)
+    def _score_forced(self, prefix: str, continuations: Sequence[str], choice: bool, call: _Call) -> list[float]:
+        base = self._tokenize_text(prefix, call)
         if not base:
             raise ScoringUnsupported("empty prefix")
-        fulls = [self._tokenize_text(prefix + c) for c in continuations]
+        fulls = [self._tokenize_text(prefix + c, call) for c in continuations]
         starts = [max(common_prefix_len(base, f), 1) for f in fulls]  # a token merging across the boundary is scored
         if choice:  # only where an option parts from another: fewer requests
             k = min(starts)
@@ -319,17 +465,17 @@ class OpenAIEngine(Engine):
         if not unique:
             return [0.0 for _ in continuations]
         with ThreadPoolExecutor(max_workers=min(16, len(unique))) as pool:
-            lps = dict(zip(unique, pool.map(self._forced_logprob, unique)))
+            lps = dict(zip(unique, pool.map(lambda key: self._forced_logprob(key, call), unique)))
         return [sum(lps[k] for k in plan) for plan in plans]
 
-    def _score_echo(self, prefix: str, continuations: Sequence[str]) -> list[float]:
+    def _score_echo(self, prefix: str, continuations: Sequence[str], call: _Call) -> list[float]:
         """Via /completions with echo and logprobs (vLLM and llama.cpp servers support it)."""
         scores = []
         for c in continuations:
             payload = {"model": self.model, "prompt": prefix + c, "max_tokens": 1, "echo": True,
                        "logprobs": 0, "temperature": 0.0, "stream": False}
             try:
-                body = next(self._post("/completions", payload, stream=False))
+                body = next(self._post("/completions", payload, stream=False, call=call))
                 lp = body["choices"][0]["logprobs"]
                 toks, offs = lp["token_logprobs"], lp["text_offset"]
             except EngineError:
@@ -348,4 +494,7 @@ class OpenAIEngine(Engine):
         return scores
 
     def close(self) -> None:
-        self._client.close()
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for line in idle:
+            line.close()

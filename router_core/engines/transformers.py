@@ -4,6 +4,9 @@ This is the loading path for real Router-R1 checkpoints on a machine without vLL
 Scoring runs the prefix once with a KV cache, then one forward per continuation over
 its tokens only (for a choice, up to the last one where it parts from another option),
 cropping the cache back to the prefix in between.
+
+A cancelled call (`CacheHint.cancel`) ends at its next token with `Stopped`; the prompt's one forward pass cannot be
+cut, so a long prompt is read to its end first.
 """
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import threading
 import time
 from typing import Sequence
 
-from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, scored_positions,
-                   shared_prefix_len)
+from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, cancelled,
+                   check_cancel, scored_positions, shared_prefix_len)
 
 
 class TransformersEngine(Engine):
@@ -66,6 +69,7 @@ class TransformersEngine(Engine):
         from transformers import StoppingCriteriaList, TextIteratorStreamer
         torch = self.torch
         with self.lock:
+            check_cancel(cache)
             ids = self._ids(prompt)
             streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
             kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
@@ -76,7 +80,7 @@ class TransformersEngine(Engine):
             if stop:
                 kw.update(stop_strings=list(stop), tokenizer=self.tok)
             halt = threading.Event()  # set when the caller stops the call: generation ends at its next token
-            kw["stopping_criteria"] = StoppingCriteriaList([_Halt(halt, torch)])
+            kw["stopping_criteria"] = StoppingCriteriaList([_Halt(halt, torch, cache.cancel if cache else None)])
             out: dict = {}
 
             def run() -> None:
@@ -103,6 +107,8 @@ class TransformersEngine(Engine):
             th.join()
             if "error" in out:
                 raise EngineError(f"transformers generation failed: {out['error']}")
+            if cancelled(cache):  # halted by the cancel signal: what came is not the whole reply
+                raise Stopped("the call was cancelled")
             new = out["seq"][0, ids.shape[1]:]
             text = got.text
             finish = "length" if len(new) >= max_tokens else "stop"
@@ -115,7 +121,7 @@ class TransformersEngine(Engine):
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
-                             temperature=temperature, on_text=on_text)
+                             temperature=temperature, on_text=on_text, cache=cache)
 
     def generate_batch(self, prompts: Sequence[str], *, stop: Sequence[str] = (), max_tokens: int = 256,
                        temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> list[Completion]:
@@ -127,7 +133,7 @@ class TransformersEngine(Engine):
         torch = self.torch
         if len(prompts) == 1:
             return [self.generate(prompts[0], stop=stop, max_tokens=max_tokens, temperature=temperature,
-                                  on_text=on_text)]
+                                  on_text=on_text, cache=cache)]
         with self.lock:
             t0 = time.perf_counter()
             pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
@@ -172,6 +178,7 @@ class TransformersEngine(Engine):
               choice: bool = False) -> list[float]:
         torch = self.torch
         with self.lock, torch.inference_mode():
+            check_cancel(cache)
             base = self._ids(prefix)[0].tolist()
             fulls = [self._ids(prefix + c)[0].tolist() for c in continuations]
             k = shared_prefix_len(base, fulls)
@@ -213,11 +220,12 @@ def export_checkpoint(source: "str | TransformersEngine", out_dir: str) -> str:
 
 
 class _Halt:
-    """A stopping criterion that ends generation once `flag` is set (the caller stopped the call mid-stream)."""
+    """A stopping criterion that ends generation once `flag` (the caller stopped the call mid-stream) or `cancel` (the
+    call's cancel signal) is set."""
 
-    def __init__(self, flag: threading.Event, torch) -> None:
-        self.flag, self.torch = flag, torch
+    def __init__(self, flag: threading.Event, torch, cancel: threading.Event | None = None) -> None:
+        self.flag, self.torch, self.cancel = flag, torch, cancel
 
     def __call__(self, input_ids, scores, **kwargs):
-        return self.torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=self.torch.bool,
-                               device=input_ids.device)
+        halt = self.flag.is_set() or (self.cancel is not None and self.cancel.is_set())
+        return self.torch.full((input_ids.shape[0],), halt, dtype=self.torch.bool, device=input_ids.device)

@@ -5,6 +5,7 @@ request that asks for prompt logprobs (SamplingParams.skip_reading_prefix_cache,
 each name recomputes the prompt; the openai engine forces tokens with allowed_token_ids instead,
 which does read it. The offline `LLM` API has no token stream: `on_text` receives the whole text at the end.
 vLLM loads Hugging Face format checkpoints (a Hub id or a local directory), not GGUF.
+A call in flight cannot be cut here: a cancelled one (`CacheHint.cancel`) is refused before it starts.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import atexit
 import time
 from typing import Sequence
 
-from .base import CacheHint, Completion, Engine, EngineError, OnText, scored_positions, shared_prefix_len
+from .base import CacheHint, Completion, Engine, EngineError, OnText, check_cancel, scored_positions, shared_prefix_len
 
 
 class VllmEngine(Engine):
@@ -48,7 +49,7 @@ class VllmEngine(Engine):
     def generate(self, prompt: str, *, stop: Sequence[str] = (), max_tokens: int = 256,
                  temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate_batch([prompt], stop=stop, max_tokens=max_tokens, temperature=temperature,
-                                   on_text=on_text)[0]
+                                   on_text=on_text, cache=cache)[0]
 
     def generate_batch(self, prompts: Sequence[str], *, stop: Sequence[str] = (), max_tokens: int = 256,
                        temperature: float = 0.0, on_text: OnText | None = None, cache: CacheHint | None = None) -> list[Completion]:
@@ -56,6 +57,7 @@ class VllmEngine(Engine):
         sp = self._SamplingParams(temperature=temperature, max_tokens=max_tokens, stop=list(stop) or None)
         t0 = time.perf_counter()
         with self.lock:
+            check_cancel(cache)
             try:
                 outs = self.llm.generate([{"prompt": p} for p in prompts], sp, use_tqdm=False)
             except Exception as e:
@@ -75,7 +77,7 @@ class VllmEngine(Engine):
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] = (), on_text: OnText | None = None, cache: CacheHint | None = None) -> Completion:
         return self.generate(self.chat_prompt(messages), stop=stop, max_tokens=max_tokens,
-                             temperature=temperature, on_text=on_text)
+                             temperature=temperature, on_text=on_text, cache=cache)
 
     def score(self, prefix: str, continuations: Sequence[str], cache: CacheHint | None = None, *,
               choice: bool = False) -> list[float]:
@@ -84,6 +86,7 @@ class VllmEngine(Engine):
         k = shared_prefix_len(base, fulls)
         sp = self._SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         with self.lock:
+            check_cancel(cache)
             try:
                 outs = self.llm.generate([{"prompt_token_ids": f} for f in fulls], sp, use_tqdm=False)
             except Exception as e:
