@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from router_core.engines import Engine, EngineSpec, get_engine, load_engine
+from router_core.engines import CacheHint, Engine, EngineSpec, get_engine, load_engine
 from router_core.loop import Router
 from router_core.policy import load_policies
 from router_core.pool import load_pool
@@ -66,3 +66,35 @@ def test_warm_engine_gives_the_same_session_as_a_fresh_one():
     _session(warm, Q1)
     steps_warm, _ = _session(warm, Q2)
     assert steps_warm == steps_cold
+
+
+def _interleaved(engine, prefix: str, a: str, b: str | None, tag: str) -> list[float]:
+    """Session A's first generation, then (when `b`) one of session B, then A's next turn scored: the numbers A's
+    second call computes."""
+    hint_a = CacheHint(prefix=prefix, session=f"a-{tag}")
+    first = engine.generate(prefix + a, max_tokens=10, cache=hint_a).text
+    if b is not None:
+        engine.generate(prefix + b, max_tokens=10, cache=CacheHint(prefix=prefix, session=f"b-{tag}"))
+    return engine.score(prefix + a + first + " So the answer is", [" <search>", " <answer>", " Paris"],
+                        cache=hint_a)
+
+
+def test_a_session_computes_the_same_numbers_when_another_takes_turns_with_it(qwen, monkeypatch):
+    """Eval --concurrency and two visitors make sessions take turns on one engine: the displaced session's cache is
+    parked and restored, so its numbers are bit for bit those of a run alone (recomputing its transcript in one
+    batch would round differently: bench/determinism.py)."""
+    prefix = ("You route questions to models. Think, then ask one model a sub-question, then answer.\n" * 6)
+    a = "Question: What is the capital of the country where the Eiffel Tower stands?\n"
+    b = "Question: Who directed the film Jaws, and where was he born?\n"
+    alone = _interleaved(qwen, prefix, a, None, "alone")
+    before = qwen.stats()
+    taking_turns = _interleaved(qwen, prefix, a, b, "turns")
+    after = qwen.stats()
+    assert taking_turns == alone  # exactly: the same operations on the same cells
+    assert after["restored_sessions"] - before["restored_sessions"] == 1
+    assert after["recomputed_sessions"] == before["recomputed_sessions"]
+    # without parking the displaced session is computed again in another batch split: other numbers
+    monkeypatch.setattr(type(qwen), "_park", lambda self: None)
+    recomputed = _interleaved(qwen, prefix, a, b, "no-park")
+    assert recomputed != alone
+    assert qwen.stats()["recomputed_sessions"] == after["recomputed_sessions"] + 1

@@ -12,6 +12,15 @@ determinism:
   session and the prefix is always computed the same way, a session performs the same
   operations on a fresh and on a warm engine: the same question at temperature 0 gives the same
   text, whatever ran before. A call without a hint is computed from scratch.
+* **Sessions side by side.** When calls of several sessions take turns (eval `--concurrency`, two
+  visitors), a call of another session would overwrite a session's cache, and the session's next
+  call would compute its transcript again in one batch where it had been computed call by call:
+  other numbers, sometimes another greedy word. So a session whose cache another call is about to
+  overwrite is *parked* (llama.cpp's per-sequence state, a copy of its KV cells) and restored when
+  it calls again: each session computes exactly what it would alone, at a memcpy's cost (~30 KB a
+  token on the 1.5B). Parked states are kept newest first within PARK_BYTES; a session whose state
+  was dropped is computed again and counted (`stats()["recomputed_sessions"]`): then, and only
+  then, its text may differ from a run alone.
 * **Scoring** evaluates only the continuation tokens after the cached prefix, with logits for
   just those positions, each shared start of two continuations once, and for a choice among
   options only up to the last token where an option parts from another (the library's
@@ -35,6 +44,7 @@ import dataclasses
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -86,6 +96,16 @@ def _pending_stop(text: str, stops: Sequence[str]) -> int:
     return best
 
 
+PARK_BYTES = 512 * 2 ** 20  # parked session states kept at most (newest first): ~10 two-hop sessions of the 1.5B
+
+
+class _Parked:
+    """A session's cache as it stood when another call displaced it: its tokens, shared prefix and KV cells."""
+
+    def __init__(self, cached: list[int], prefix: tuple[int, ...], state: "ctypes.Array[ctypes.c_uint8]") -> None:
+        self.cached, self.prefix, self.state = cached, prefix, state
+
+
 class LlamaCppEngine(Engine):
     name = "llamacpp"
 
@@ -131,8 +151,11 @@ class LlamaCppEngine(Engine):
         self._prefix: tuple[int, ...] = ()
         self._owner: str | None = None
         self._call: CacheHint | None = None  # the hint of the call in progress (its cancel signal)
+        self._parked: OrderedDict[str, _Parked] = OrderedDict()  # displaced sessions' caches, oldest first
+        self._seen: OrderedDict[str, None] = OrderedDict()       # recent sessions, to tell a recomputation
         self._stats = {"calls": 0, "prefill_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
-                       "scored_tokens": 0, "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0}
+                       "scored_tokens": 0, "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0,
+                       "parked_sessions": 0, "restored_sessions": 0, "recomputed_sessions": 0}
 
     # ------------------------------------------------------------------ tokens
 
@@ -209,6 +232,10 @@ class LlamaCppEngine(Engine):
         """
         t0 = time.perf_counter()
         hint = hint or CacheHint()
+        if hint.session != self._owner:
+            self._park()
+            if hint.session is not None:
+                self._unpark(hint.session)
         a = self._prefix_len(toks, hint.prefix)
         built = 0
         if a > 0 and (self._prefix != tuple(toks[:a]) or self._cached[:a] != toks[:a]):
@@ -231,6 +258,46 @@ class LlamaCppEngine(Engine):
         self._stats["cached_tokens"] += cached
         self._stats["prefill_s"] += time.perf_counter() - t0
         return logits, computed, cached
+
+    def _park(self) -> None:
+        """Keep the owning session's cache aside before another call overwrites it (see the module's docstring)."""
+        owner, n = self._owner, len(self._cached)
+        if owner is None or n <= len(self._prefix):
+            return
+        lib, ctx = self._lib, self.llm._ctx.ctx
+        try:
+            size = lib.llama_state_seq_get_size(ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            if lib.llama_state_seq_get_data(ctx, buf, size, 0) != size:
+                return
+        except Exception:  # noqa: BLE001 — then the session is computed again, as before parking existed
+            return
+        self._parked.pop(owner, None)
+        self._parked[owner] = _Parked(list(self._cached), self._prefix, buf)
+        self._stats["parked_sessions"] += 1
+        while sum(len(p.state) for p in self._parked.values()) > PARK_BYTES and len(self._parked) > 1:
+            self._parked.popitem(last=False)
+
+    def _unpark(self, session: str) -> None:
+        """Bring back `session`'s parked cache, if there is one; count a session seen before that has none."""
+        parked = self._parked.pop(session, None)
+        if parked is None:
+            if session in self._seen:
+                self._stats["recomputed_sessions"] += 1
+            self._seen[session] = None
+            self._seen.move_to_end(session)
+            while len(self._seen) > 4096:
+                self._seen.popitem(last=False)
+            return
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        if self._lib.llama_state_seq_set_data(llm._ctx.ctx, parked.state, len(parked.state), 0) == 0:
+            self._reset()  # nothing half restored: the session is computed again
+            self._stats["recomputed_sessions"] += 1
+            return
+        self._cached, self._prefix, self._owner = parked.cached, parked.prefix, session
+        llm.n_tokens = len(self._cached)
+        self._stats["restored_sessions"] += 1
 
     def warm(self, prefix: str) -> None:
         """Compute `prefix` as the shared prefix now (the app does this at start for its default pool)."""
@@ -411,6 +478,7 @@ class LlamaCppEngine(Engine):
             toks = self.tokens(text)
             if len(toks) >= self.llm.n_ctx():
                 raise EngineError(f"text of {len(toks)} tokens exceeds the context")
+            self._park()
             self._prefix, self._owner = (), None
             rows = self._decode(toks, 0, all_logits=True)
             lps: list[float | None] = [None] + [_log_softmax_at(rows[i - 1], toks[i]) for i in range(1, len(toks))]
@@ -428,6 +496,7 @@ class LlamaCppEngine(Engine):
             if not toks or len(toks) >= self.llm.n_ctx():
                 raise EngineError(f"{len(toks)} tokens: empty or beyond the context")
             reuse = min(common_prefix_len(self._cached, toks), len(toks) - 1)
+            self._park()
             self._prefix, self._owner = (), None  # no session or shared prefix owns the cache any more
             return _log_softmax_at(self._decode(toks[reuse:], reuse, all_logits=False), token)
 
