@@ -28,7 +28,7 @@ from evaluation.calibrate import quality_for
 from evaluation.datasets import Item
 from evaluation.single_round import cheapest, largest, run_single
 from router_core.choice import parse_alphas as choice_alphas
-from router_core.engines import Engine, EngineSpec, get_engine
+from router_core.engines import Engine, EngineSpec, get_engine, recomputed_sessions
 from router_core.engines.batching import batched
 from router_core.loop import Router
 from router_core.policy import Policy, recorded_settings
@@ -69,6 +69,9 @@ class RunSummary:
     stopped: int = 0
     unavailable: int = 0
     seconds: float = 0.0
+    # router sessions an engine computed again after another session displaced their cache and its parked copy was
+    # dropped (router_core/engines/llamacpp.py): 0 means every session computed what it would alone
+    recomputed: int = 0
     session_ids: list[str] = field(default_factory=list)
 
 
@@ -280,6 +283,7 @@ class EvalRunner:
         """Run everything not yet done; `progress(phase, done, total)` after each session."""
         summary = RunSummary(self.run_id)
         t0 = time.perf_counter()
+        recomputed0 = recomputed_sessions()
         single, derived, router = self.plan(items)
         summary.planned = len(single) + len(derived) + len(router)
         done = self.done_keys()
@@ -345,4 +349,5 @@ class EvalRunner:
             raise
         finally:
             summary.seconds = time.perf_counter() - t0
+            summary.recomputed = recomputed_sessions() - recomputed0
         return summary

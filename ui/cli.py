@@ -664,6 +664,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{summary.done} session(s) run, {summary.skipped} already done, {summary.failed} failed, "
               f"{summary.stopped} stopped, {summary.unavailable} baseline(s) without a source, "
               f"{summary.seconds:.0f}s", file=sys.stderr)
+        if summary.recomputed:
+            print(f"note: {summary.recomputed} router session(s) were computed again after other sessions displaced "
+                  "their cache (more sessions in flight than the engine keeps parked): their text may differ from "
+                  "a run at --concurrency 1", file=sys.stderr)
         rep = build_report(store, [run_id], alphas)
     print(markdown(rep))
     out_dir = Path(args.report_dir or Path("eval-results") / run_id)

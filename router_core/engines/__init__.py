@@ -15,7 +15,7 @@ from .base import CacheHint, Completion, Engine, EngineError, OnText, ScoringUns
 from .weights import resolve_model_path
 
 __all__ = ["CacheHint", "Completion", "Engine", "EngineError", "OnText", "ScoringUnsupported", "Stopped", "EngineSpec",
-           "get_engine", "load_engine", "clear_engines"]
+           "get_engine", "load_engine", "clear_engines", "loaded_engines", "recomputed_sessions"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,18 @@ def get_engine(spec: EngineSpec, progress: Callable[[str], None] | None = None) 
         with _cache_lock:
             _cache[spec] = engine
         return engine
+
+
+def loaded_engines() -> list[Engine]:
+    """The shared engines loaded so far (for counters read across a whole run)."""
+    with _cache_lock:
+        return list(_cache.values())
+
+
+def recomputed_sessions() -> int:
+    """Sessions the shared engines computed again after their parked cache was dropped (llama.cpp): the one case
+    in which a session's text may differ from the same session run alone on this host."""
+    return sum(int(e.stats().get("recomputed_sessions", 0)) for e in loaded_engines() if hasattr(e, "stats"))
 
 
 def clear_engines() -> None:
