@@ -8,6 +8,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _TEST_DB_DIR = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / f"router-studio-tests-{os.getpid()}"
 _TEST_DB_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["ROUTER_STUDIO_DB"] = str(_TEST_DB_DIR / "traces.sqlite")
+# Prefix states (the router's instructions kept per machine) would make the first session of a test depend on what
+# an earlier test or run left behind: off, except in tests/test_prefix_state.py, which gives each test its own folder.
+os.environ["ROUTER_STUDIO_PREFIX_STATES"] = "off"
 # Sessions on real models run the fast preset (the 0.5B router), here and in the app.py subprocesses tests
 # start: they test the product's mechanics, and the 1.5B default takes ~30 s a question on 2 cores. The
 # default preset itself is run by tests/test_loop.py::test_the_default_router_decomposes_a_two_hop_question.

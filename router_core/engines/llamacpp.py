@@ -12,6 +12,9 @@ determinism:
   session and the prefix is always computed the same way, a session performs the same
   operations on a fresh and on a warm engine: the same question at temperature 0 gives the same
   text, whatever ran before. A call without a hint is computed from scratch.
+* **The prefix per machine.** A shared prefix long enough to matter is also kept in a file
+  (prefix_state.py): the next process restores its KV cells instead of computing them (the
+  router's instructions: 12 s on the 1.5B on 2 cores), the same numbers to the bit.
 * **Sessions side by side.** When calls of several sessions take turns (eval `--concurrency`, two
   visitors), a call of another session would overwrite a session's cache, and the session's next
   call would compute its transcript again in one batch where it had been computed call by call:
@@ -49,6 +52,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from . import prefix_state
 from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, check_cancel,
                    common_prefix_len, scored_positions, shared_prefix_len)
 
@@ -155,7 +159,9 @@ class LlamaCppEngine(Engine):
         self._seen: OrderedDict[str, None] = OrderedDict()       # recent sessions, to tell a recomputation
         self._stats = {"calls": 0, "prefill_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
                        "scored_tokens": 0, "prefill_s": 0.0, "decode_s": 0.0, "prefix_builds": 0,
-                       "parked_sessions": 0, "restored_sessions": 0, "recomputed_sessions": 0}
+                       "parked_sessions": 0, "restored_sessions": 0, "recomputed_sessions": 0,
+                       "prefix_loads": 0}
+        self._n_threads = n_threads or os.cpu_count() or 2
 
     # ------------------------------------------------------------------ tokens
 
@@ -242,9 +248,14 @@ class LlamaCppEngine(Engine):
             # the shared prefix, always computed the same way: its own prefill from position 0 (no prefix is
             # claimed until it is whole, so a call cut short meanwhile leaves none)
             self._prefix = ()
-            self._decode(toks[:a], 0, all_logits=False)
-            self._prefix, self._owner, built = tuple(toks[:a]), None, a
-            self._stats["prefix_builds"] += 1
+            if self._load_prefix(toks[:a]):
+                self._stats["prefix_loads"] += 1
+            else:
+                self._decode(toks[:a], 0, all_logits=False)
+                self._save_prefix(toks[:a])
+                built = a
+                self._stats["prefix_builds"] += 1
+            self._prefix, self._owner = tuple(toks[:a]), None
         elif a == 0:
             self._prefix = ()
         reuse = a
@@ -264,19 +275,66 @@ class LlamaCppEngine(Engine):
         owner, n = self._owner, len(self._cached)
         if owner is None or n <= len(self._prefix):
             return
-        lib, ctx = self._lib, self.llm._ctx.ctx
-        try:
-            size = lib.llama_state_seq_get_size(ctx, 0)
-            buf = (ctypes.c_uint8 * size)()
-            if lib.llama_state_seq_get_data(ctx, buf, size, 0) != size:
-                return
-        except Exception:  # noqa: BLE001 — then the session is computed again, as before parking existed
+        buf = self._seq_state()
+        if buf is None:  # then the session is computed again, as before parking existed
             return
         self._parked.pop(owner, None)
         self._parked[owner] = _Parked(list(self._cached), self._prefix, buf)
         self._stats["parked_sessions"] += 1
         while sum(len(p.state) for p in self._parked.values()) > PARK_BYTES and len(self._parked) > 1:
             self._parked.popitem(last=False)
+
+    def _seq_state(self) -> "ctypes.Array[ctypes.c_uint8] | None":
+        """A copy of the cache's KV cells (llama.cpp's per-sequence state), or None where llama.cpp cannot give it."""
+        lib, ctx = self._lib, self.llm._ctx.ctx
+        try:
+            size = lib.llama_state_seq_get_size(ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            return buf if lib.llama_state_seq_get_data(ctx, buf, size, 0) == size else None
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _set_seq_state(self, data: "ctypes.Array[ctypes.c_uint8] | bytes") -> bool:
+        """Replace the cache with a copied state; False (and an empty cache) where llama.cpp refuses it."""
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        buf = data if isinstance(data, ctypes.Array) else (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if self._lib.llama_state_seq_set_data(llm._ctx.ctx, buf, len(buf), 0) == 0:
+            self._reset()
+            return False
+        return True
+
+    def _prefix_file(self, toks: Sequence[int]):
+        """(path, header) of the stored state of this prefix, or None where states are off or it is too short."""
+        folder = prefix_state.state_dir()
+        if folder is None or len(toks) < prefix_state.MIN_TOKENS:
+            return None
+        want = prefix_state.expected(self.model_path, self.lora_path, toks, version=self._lib.__version__,
+                                     n_batch=self.llm.n_batch, n_threads=self._n_threads)
+        return prefix_state.path_for(folder, self.model_path, self.lora_path, toks), want
+
+    def _load_prefix(self, toks: Sequence[int]) -> bool:
+        """The shared prefix restored from its state file (see prefix_state); False: compute it."""
+        found = self._prefix_file(toks)
+        payload = prefix_state.read(*found) if found else None
+        if payload is None:
+            return False
+        if not self._set_seq_state(payload):
+            prefix_state.log.warning("prefix state %s is corrupt (llama.cpp refused it): computing the prefix again",
+                                     found[0].name)
+            return False
+        self._cached = list(toks)
+        self.llm.n_tokens = len(toks)
+        return True
+
+    def _save_prefix(self, toks: Sequence[int]) -> None:
+        """Keep the prefix just computed (the cache holds exactly it) for the next process."""
+        found = self._prefix_file(toks)
+        if found is None or self._cached != list(toks):
+            return
+        buf = self._seq_state()
+        if buf is not None:
+            prefix_state.write(found[0], found[1], bytes(buf))
 
     def _unpark(self, session: str) -> None:
         """Bring back `session`'s parked cache, if there is one; count a session seen before that has none."""
@@ -289,14 +347,11 @@ class LlamaCppEngine(Engine):
             while len(self._seen) > 4096:
                 self._seen.popitem(last=False)
             return
-        llm = self.llm
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        if self._lib.llama_state_seq_set_data(llm._ctx.ctx, parked.state, len(parked.state), 0) == 0:
-            self._reset()  # nothing half restored: the session is computed again
+        if not self._set_seq_state(parked.state):  # nothing half restored: the session is computed again
             self._stats["recomputed_sessions"] += 1
             return
         self._cached, self._prefix, self._owner = parked.cached, parked.prefix, session
-        llm.n_tokens = len(self._cached)
+        self.llm.n_tokens = len(self._cached)
         self._stats["restored_sessions"] += 1
 
     def warm(self, prefix: str) -> None:
