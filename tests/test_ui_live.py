@@ -45,3 +45,24 @@ def test_launched_app_streams_a_session_and_stores_it(qwen, smol, tmp_path):
             assert df["id"][0] in header
     finally:
         store.close()
+
+
+def test_a_sweep_column_reads_running_until_its_answer_then_right_or_wrong():
+    """A sweep's last column is drawn while its session runs: no answer yet is not a wrong answer."""
+    from ui.live import LiveView, sweep_html
+    q = "What is the capital of the country where the Eiffel Tower stands?"
+    think = Step("s", 0, "think", text="I need the country first.")
+    route = Step("s", 1, "route", request_model="Qwen2.5-1.5B", query="Where is the Eiffel Tower?",
+                 response="France", cost_usd=1e-6)
+    done = LiveView(q, [], steps=[think, route, Step("s", 2, "answer", text="Paris")], golds=["Paris"], alpha=0.0)
+    wrong = LiveView(q, [], steps=[think, route, Step("s", 2, "answer", text="Lyon")], golds=["Paris"], alpha=0.5)
+    running = LiveView(q, [], steps=[think, route], golds=["Paris"], alpha=1.0)
+    starting = LiveView(q, [], steps=[], golds=["Paris"], alpha=1.0)
+    html = sweep_html([done, wrong, running])
+    heads = html.split('class="rs-sweep-head"')[1:]
+    assert "✓" in heads[0] and "✗" in heads[1]
+    assert "running" in heads[2] and "✗" not in heads[2] and "✓" not in heads[2]
+    assert "running" in sweep_html([starting]) and "✗" not in sweep_html([starting])
+    stopped = LiveView(q, [], steps=[think, Step("s", 1, "error", status="stopped", error="stopped by the user")],
+                       golds=["Paris"], alpha=1.0)
+    assert "running" not in sweep_html([stopped])

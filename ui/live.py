@@ -49,6 +49,11 @@ class LiveView:
         pend = (self.pending[1], self.pending[2]) if self.pending else None
         return session_messages(self.question, self.steps, pend, self.golds, target="live")
 
+    def finished(self) -> bool:
+        """Whether the session has ended: answered, failed or stopped (its last step says so)."""
+        last = self.steps[-1] if self.steps else None
+        return last is not None and (last.kind == "answer" or last.status in ("error", "stopped"))
+
     def graph(self, target: str | None = "live") -> str:
         if not self.steps and not self.question:
             return empty_graph_html()
@@ -151,8 +156,11 @@ def sweep_html(views: list[LiveView]) -> str:
     cols = []
     for i, v in enumerate(views):
         res = SessionResult.of(v.steps, v.question, v.alpha, v.golds)
-        verdict = "" if res.em is None else (' · <span class="rs-ok">✓</span>' if res.em else
-                                             ' · <span class="rs-bad">✗</span>')
+        if not v.finished():  # no answer yet is not a wrong answer
+            verdict = ' · <span class="rs-running">running</span>'
+        else:
+            verdict = "" if res.em is None else (' · <span class="rs-ok">✓</span>' if res.em else
+                                                 ' · <span class="rs-bad">✗</span>')
         head = (f'<div class="rs-sweep-head"><b>α {v.alpha:g}</b> · {money(res.cost_usd)} · {res.calls} call(s)'
                 f' · {esc(res.answer or "…")}{verdict}</div>')
         # the step list beside the sweep shows the last run's steps, so only its graph selects a step there
