@@ -273,7 +273,10 @@ class LlamaCppEngine(Engine):
     def _park(self) -> None:
         """Keep the owning session's cache aside before another call overwrites it (see the module's docstring)."""
         owner, n = self._owner, len(self._cached)
-        if owner is None or n <= len(self._prefix):
+        if owner is None:
+            return
+        if n <= len(self._prefix):  # nothing of its own to keep: its next call computes no more than before
+            self._seen.pop(owner, None)
             return
         buf = self._seq_state()
         if buf is None:  # then the session is computed again, as before parking existed
