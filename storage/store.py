@@ -412,7 +412,9 @@ class TraceStore:
                     steps[srow.session_id].append(row_step(srow._mapping))
                 updates = []
                 for sid, r in part.items():
-                    new = failure_kind(steps[sid], r["question"], list(r.get("gold") or []))
+                    # a process that died mid-session is not the router's failure (as a stop is not)
+                    new = None if r["status"] == "interrupted" else failure_kind(steps[sid], r["question"],
+                                                                                 list(r.get("gold") or []))
                     out[(r.get("failure"), new)] += 1
                     if new != r.get("failure"):
                         updates.append({"sid": sid, "kind": new})

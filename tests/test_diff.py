@@ -183,6 +183,13 @@ def test_refresh_failures_recomputes_stored_kinds_and_says_how_many_changed(stor
     assert store.get_session(sid)["failure"] == "wrong_kind"
     assert main(["sessions", "--db", store.where, "--refresh-failures"]) == 0
     assert capsys.readouterr().out.startswith("14 session(s) read, no failure kind changed")
+    # a session whose process died has no answer, and that is not the router's failure (as a stop is not)
+    dead = store.start_session(session_id=uuid.uuid4().hex, question="Who wrote Dune?", alpha=0.0, policy="preset-a",
+                               engine="x", pool=load_pool().snapshot(), gold=["Frank Herbert"], run_id="A")
+    store.append_step(Step(dead, 0, "think", text="I need the author.", started_at=t, ended_at=t))
+    with store._tx() as conn:
+        conn.execute(update(SessionRow).where(SessionRow.id == dead).values(status="interrupted"))
+    assert sum(store.refresh_failures().values()) == 15 and store.get_session(dead)["failure"] is None
 
 
 def test_cli_export_writes_csv_by_extension_or_format_and_refuses_what_it_cannot_tell(store, tmp_path, capsys):
