@@ -29,6 +29,8 @@ _ERA_WORDS = {"century", "centuries", "decade", "year", "years", "bc", "bce", "a
               "present", "ago"} | _MONTHS
 _TIME_WORDS = {"year", "date", "century", "decade", "when"}
 _COUNTRY_WORDS = {"country", "nation"}
+
+
 def _country_names() -> frozenset[str]:
     """`_COUNTRY_TABLE` as normalized answers ("U.S." → "us")."""
     return frozenset(normalize_answer(n) for n in _COUNTRY_TABLE.split(";") if n.strip())
