@@ -12,6 +12,8 @@
 //    one just before its sub-question) gets an arc per bridge, from the bottom of that reply, along its own lane
 //    below the cards, up the gap before the sub-question and into its left edge. Redrawn when the row changes
 //    size; a stacked row (sweep columns, narrow windows) gets none: its labels name the source step.
+// 5. α typed outside [0, 1] in the slider's box: the slider keeps it within (5 runs as 1), so a line under it says
+//    so instead of the box changing without a word; read in the capture phase, before the slider clamps it.
 (function () {
   var watched = new WeakSet();
   var sizes = new ResizeObserver(function (entries) {
@@ -129,4 +131,23 @@
     if (btn) { e.preventDefault(); btn.click(); }
   });
   window.rsSelectStep = select;
+  function alphaNote(e) {
+    var box = e.target;
+    if (!box || !box.closest || !box.closest("#rs-alpha") || box.type !== "number") return;
+    var block = box.closest("#rs-alpha");
+    var note = document.getElementById("rs-alpha-note");
+    var typed = box.value.trim() === "" ? NaN : Number(box.value);
+    var out = !isNaN(typed) && (typed < 0 || typed > 1);
+    if (!out) { if (note && e.type === "input") note.remove(); return; }  // the slider's own clamp is a change
+    if (!note) {
+      note = document.createElement("div");
+      note.id = "rs-alpha-note";
+      note.className = "rs-bad rs-alpha-note";
+      note.setAttribute("role", "status");
+      block.appendChild(note);
+    }
+    note.textContent = "α is between 0 and 1: " + box.value + " runs as " + (typed < 0 ? "0" : "1") + ".";
+  }
+  document.addEventListener("input", alphaNote, true);
+  document.addEventListener("change", alphaNote, true);
 })();

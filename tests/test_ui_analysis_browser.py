@@ -197,3 +197,25 @@ def test_alpha_0_against_alpha_1_as_two_sides_offered_whenever_the_tab_is_shown(
         page.wait_for_selector("#rs-e-diff-msg :text('4 shared item(s): 1 gained, 1 lost')")
     finally:
         ctx.close()
+
+
+def test_alpha_typed_outside_0_to_1_gets_a_line_instead_of_a_silent_change(app, browser):
+    """The slider keeps α within [0, 1] (5 runs as 1): a line under it says so; a value within clears it."""
+    url, _ = app
+    ctx, page = new_page(browser, 1024, 768)
+    try:
+        page.goto(url)
+        box = page.locator("#rs-alpha input[type=number]")
+        box.fill("5")
+        box.press("Tab")
+        note = page.locator("#rs-alpha-note")
+        note.wait_for()
+        assert note.inner_text() == "α is between 0 and 1: 5 runs as 1." and note.is_visible()
+        box.fill("-0.5")
+        box.press("Tab")
+        page.wait_for_selector("#rs-alpha-note:has-text('-0.5 runs as 0')")
+        box.fill("0.5")
+        box.press("Tab")
+        page.wait_for_selector("#rs-alpha-note", state="detached")
+    finally:
+        ctx.close()
