@@ -219,3 +219,18 @@ def test_alpha_typed_outside_0_to_1_gets_a_line_instead_of_a_silent_change(app, 
         page.wait_for_selector("#rs-alpha-note", state="detached")
     finally:
         ctx.close()
+
+
+def test_the_question_box_takes_no_more_than_the_limit_and_stays_a_few_lines_high(app, browser):
+    from router_core.question import QUESTION_MAX_CHARS
+    url, _ = app
+    ctx, page = new_page(browser, 1440, 900)
+    try:
+        page.goto(url)
+        box = page.locator("#rs-question textarea")
+        before = box.bounding_box()["height"]
+        box.fill("Which river flows through the capital of Hungary? " * 200)  # 10,200 characters
+        assert len(box.input_value()) == QUESTION_MAX_CHARS
+        assert box.bounding_box()["height"] <= max(before, 1) * 4 + 40  # max_lines 4, not 20
+    finally:
+        ctx.close()

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from router_core.choice import parse_alphas as choice_alphas
-from router_core.question import question_problem
+from router_core.question import QUESTION_MAX_CHARS, question_problem
 from router_core.session import SessionResult
 from router_core.step import Step
 
@@ -173,7 +173,10 @@ def build(studio: Studio, compare_ids: gr.State, tabs: gr.Tabs, edits: gr.State)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=340):
             with gr.Row():
-                q = gr.Textbox(label="Question", scale=4, min_width=240, elem_id="rs-question",
+                # capped where the limit is enforced (router_core/question.py), and a few lines high: a pasted page
+                # once grew the box to 20 lines and pushed its refusal out of sight
+                q = gr.Textbox(label="Question", scale=4, min_width=240, elem_id="rs-question", max_lines=4,
+                               max_length=QUESTION_MAX_CHARS,
                                placeholder="e.g. Which country is the birthplace of the director of Interstellar?")
                 gold = gr.Textbox(label="Gold answer(s), optional; separate aliases with |", scale=2, min_width=160,
                                   elem_id="rs-gold")
