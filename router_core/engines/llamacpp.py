@@ -12,18 +12,6 @@ determinism:
   session and the prefix is always computed the same way, a session performs the same
   operations on a fresh and on a warm engine: the same question at temperature 0 gives the same
   text, whatever ran before. A call without a hint is computed from scratch.
-* **The prefix per machine.** A shared prefix long enough to matter is also kept in a file
-  (prefix_state.py): the next process restores its KV cells instead of computing them (the
-  router's instructions: 12 s on the 1.5B on 2 cores), the same numbers to the bit.
-* **Sessions side by side.** When calls of several sessions take turns (eval `--concurrency`, two
-  visitors), a call of another session would overwrite a session's cache, and the session's next
-  call would compute its transcript again in one batch where it had been computed call by call:
-  other numbers, sometimes another greedy word. So a session whose cache another call is about to
-  overwrite is *parked* (llama.cpp's per-sequence state, a copy of its KV cells) and restored when
-  it calls again: each session computes exactly what it would alone, at a memcpy's cost (~30 KB a
-  token on the 1.5B). Parked states are kept newest first within PARK_BYTES; a session whose state
-  was dropped is computed again and counted (`stats()["recomputed_sessions"]`): then, and only
-  then, its text may differ from a run alone.
 * **Scoring** evaluates only the continuation tokens after the cached prefix, with logits for
   just those positions, each shared start of two continuations once, and for a choice among
   options only up to the last token where an option parts from another (the library's
@@ -45,72 +33,19 @@ import contextlib
 import ctypes
 import dataclasses
 import os
-import threading
 import time
 from collections import OrderedDict
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import prefix_state
 from .base import (CacheHint, Completion, Engine, EngineError, OnText, Stopped, TextCollector, check_cancel,
                    common_prefix_len, scored_positions, shared_prefix_len)
+from .kv_states import KVStates, _Parked
+from .llamacpp_util import log_softmax_at, pending_stop, quiet_stderr
 
 
-def _log_softmax_at(logits: np.ndarray, token: int) -> float:
-    m = float(logits.max())
-    return float(logits[token] - m - np.log(np.exp(logits - m, dtype=np.float64).sum()))
-
-
-_STDERR_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _quiet_stderr(on: bool):
-    """llama.cpp writes a warning line per adapted matrix to the process's stderr when it loads a LoRA on a base whose
-    weights it repacked (168 lines for the shipped adapter; `verbose=False` does not reach them): silenced while the
-    model loads (one load at a time, so the real stderr is always the one put back). A failed load still raises
-    llama-cpp-python's error; llama.cpp's own lines about it are among those silenced."""
-    if not on:
-        yield
-        return
-    with _STDERR_LOCK:
-        try:
-            saved = os.dup(2)
-        except OSError:
-            yield
-            return
-        try:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 2)
-                yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _pending_stop(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of `text` that is the start of a stop string (held back from the stream)."""
-    best = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:k]):
-                best = k
-                break
-    return best
-
-
-PARK_BYTES = 512 * 2 ** 20  # parked session states kept at most (newest first): ~10 two-hop sessions of the 1.5B
-
-
-class _Parked:
-    """A session's cache as it stood when another call displaced it: its tokens, shared prefix and KV cells."""
-
-    def __init__(self, cached: list[int], prefix: tuple[int, ...], state: "ctypes.Array[ctypes.c_uint8]") -> None:
-        self.cached, self.prefix, self.state = cached, prefix, state
-
-
-class LlamaCppEngine(Engine):
+class LlamaCppEngine(KVStates, Engine):
     name = "llamacpp"
 
     def __init__(self, model_path: str, *, n_ctx: int = 4096, n_threads: int | None = None,
@@ -127,7 +62,7 @@ class LlamaCppEngine(Engine):
         self._lib = llama_cpp
         t0 = time.perf_counter()
         try:
-            with _quiet_stderr(bool(lora_path)):
+            with quiet_stderr(bool(lora_path)):
                 self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 2,
                                  n_batch=512, logits_all=False, verbose=False, seed=seed, lora_path=lora_path)
         except Exception as e:  # llama.cpp raises ValueError for unreadable files
@@ -270,93 +205,6 @@ class LlamaCppEngine(Engine):
         self._stats["prefill_s"] += time.perf_counter() - t0
         return logits, computed, cached
 
-    def _park(self) -> None:
-        """Keep the owning session's cache aside before another call overwrites it (see the module's docstring)."""
-        owner, n = self._owner, len(self._cached)
-        if owner is None:
-            return
-        if n <= len(self._prefix):  # nothing of its own to keep: its next call computes no more than before
-            self._seen.pop(owner, None)
-            return
-        buf = self._seq_state()
-        if buf is None:  # then the session is computed again, as before parking existed
-            return
-        self._parked.pop(owner, None)
-        self._parked[owner] = _Parked(list(self._cached), self._prefix, buf)
-        self._stats["parked_sessions"] += 1
-        while sum(len(p.state) for p in self._parked.values()) > PARK_BYTES and len(self._parked) > 1:
-            self._parked.popitem(last=False)
-
-    def _seq_state(self) -> "ctypes.Array[ctypes.c_uint8] | None":
-        """A copy of the cache's KV cells (llama.cpp's per-sequence state), or None where llama.cpp cannot give it."""
-        lib, ctx = self._lib, self.llm._ctx.ctx
-        try:
-            size = lib.llama_state_seq_get_size(ctx, 0)
-            buf = (ctypes.c_uint8 * size)()
-            return buf if lib.llama_state_seq_get_data(ctx, buf, size, 0) == size else None
-        except Exception:  # noqa: BLE001
-            return None
-
-    def _set_seq_state(self, data: "ctypes.Array[ctypes.c_uint8] | bytes") -> bool:
-        """Replace the cache with a copied state; False (and an empty cache) where llama.cpp refuses it."""
-        llm = self.llm
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        buf = data if isinstance(data, ctypes.Array) else (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if self._lib.llama_state_seq_set_data(llm._ctx.ctx, buf, len(buf), 0) == 0:
-            self._reset()
-            return False
-        return True
-
-    def _prefix_file(self, toks: Sequence[int]):
-        """(path, header) of the stored state of this prefix, or None where states are off or it is too short."""
-        folder = prefix_state.state_dir()
-        if folder is None or len(toks) < prefix_state.MIN_TOKENS:
-            return None
-        want = prefix_state.expected(self.model_path, self.lora_path, toks, version=self._lib.__version__,
-                                     n_batch=self.llm.n_batch, n_threads=self._n_threads)
-        return prefix_state.path_for(folder, self.model_path, self.lora_path, toks), want
-
-    def _load_prefix(self, toks: Sequence[int]) -> bool:
-        """The shared prefix restored from its state file (see prefix_state); False: compute it."""
-        found = self._prefix_file(toks)
-        payload = prefix_state.read(*found) if found else None
-        if payload is None:
-            return False
-        if not self._set_seq_state(payload):
-            prefix_state.log.warning("prefix state %s is corrupt (llama.cpp refused it): computing the prefix again",
-                                     found[0].name)
-            return False
-        self._cached = list(toks)
-        self.llm.n_tokens = len(toks)
-        return True
-
-    def _save_prefix(self, toks: Sequence[int]) -> None:
-        """Keep the prefix just computed (the cache holds exactly it) for the next process."""
-        found = self._prefix_file(toks)
-        if found is None or self._cached != list(toks):
-            return
-        buf = self._seq_state()
-        if buf is not None:
-            prefix_state.write(found[0], found[1], bytes(buf))
-
-    def _unpark(self, session: str) -> None:
-        """Bring back `session`'s parked cache, if there is one; count a session seen before that has none."""
-        parked = self._parked.pop(session, None)
-        if parked is None:
-            if session in self._seen:
-                self._stats["recomputed_sessions"] += 1
-            self._seen[session] = None
-            self._seen.move_to_end(session)
-            while len(self._seen) > 4096:
-                self._seen.popitem(last=False)
-            return
-        if not self._set_seq_state(parked.state):  # nothing half restored: the session is computed again
-            self._stats["recomputed_sessions"] += 1
-            return
-        self._cached, self._prefix, self._owner = parked.cached, parked.prefix, session
-        self.llm.n_tokens = len(self._cached)
-        self._stats["restored_sessions"] += 1
-
     def warm(self, prefix: str) -> None:
         """Compute `prefix` as the shared prefix now (the app does this at start for its default pool)."""
         with self.lock:
@@ -425,7 +273,7 @@ class LlamaCppEngine(Engine):
                 text, finish = text[:cut], "stop"
                 break
             # stream all but a tail that could still grow into a stop string
-            safe = len(text) - _pending_stop(text, stop)
+            safe = len(text) - pending_stop(text, stop)
             if safe > sent:
                 got.add(text[sent:safe])
                 sent = safe
@@ -454,30 +302,6 @@ class LlamaCppEngine(Engine):
             cache = dataclasses.replace(cache, prefix=head if prompt.startswith(head) else "")
         return self.generate(prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, on_text=on_text,
                              cache=cache)
-
-    def _reset(self) -> None:
-        try:
-            self.llm._ctx.kv_cache_clear()
-        except Exception:  # noqa: BLE001 — best effort after a failure
-            pass
-        self._cached, self._prefix, self._owner = [], (), None
-        self.llm.n_tokens = 0
-
-    def _cut_back(self) -> None:
-        """After a call was cut short: keep the shared prefix where the cache holds all of it (it is only claimed once
-        whole, computed as always), drop the half-computed rest and the session's claim on it."""
-        n = len(self._prefix)
-        if n == 0 or self._cached[:n] != list(self._prefix):
-            self._reset()
-            return
-        try:
-            self.llm._ctx.kv_cache_seq_rm(-1, n, -1)
-        except Exception:  # noqa: BLE001 — then start again from nothing
-            self._reset()
-            return
-        del self._cached[n:]
-        self._owner = None
-        self.llm.n_tokens = n
 
     # ------------------------------------------------------------------ scoring
 
@@ -513,7 +337,7 @@ class LlamaCppEngine(Engine):
                         self._stats["scored_tokens"] += need - have
                         for t in range(have, need):
                             rows[tuple(r[:t + 1])] = got[t - have]
-                    scores[i] = sum(_log_softmax_at(rows[tuple(r[:j])], r[j]) for j in pos)
+                    scores[i] = sum(log_softmax_at(rows[tuple(r[:j])], r[j]) for j in pos)
                 # What was decoded last stays cached: a generation of the same session that goes on with that
                 # option ("<search> Qwen2.5-1.5B: …") reuses its start; any other call overwrites it.
             except EngineError:
@@ -539,7 +363,7 @@ class LlamaCppEngine(Engine):
             self._park()
             self._prefix, self._owner = (), None
             rows = self._decode(toks, 0, all_logits=True)
-            lps: list[float | None] = [None] + [_log_softmax_at(rows[i - 1], toks[i]) for i in range(1, len(toks))]
+            lps: list[float | None] = [None] + [log_softmax_at(rows[i - 1], toks[i]) for i in range(1, len(toks))]
             pieces = [self.llm.detokenize([t], special=True).decode("utf-8", "replace") for t in toks]
             if self._add_bos:
                 pieces, lps = pieces[1:], lps[1:]
@@ -556,7 +380,7 @@ class LlamaCppEngine(Engine):
             reuse = min(common_prefix_len(self._cached, toks), len(toks) - 1)
             self._park()
             self._prefix, self._owner = (), None  # no session or shared prefix owns the cache any more
-            return _log_softmax_at(self._decode(toks[reuse:], reuse, all_logits=False), token)
+            return log_softmax_at(self._decode(toks[reuse:], reuse, all_logits=False), token)
 
     def close(self) -> None:
         try:

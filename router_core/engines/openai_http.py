@@ -6,8 +6,8 @@ exponential backoff (honouring Retry-After). The key is read from the environmen
 call time, sent only in the Authorization header, and never put into a message.
 
 A call whose `CacheHint.cancel` is set ends at once with `Stopped`, before the server's first byte too: each request
-runs on a connection of its own whose socket is known (`_Line`), and a watcher shuts that socket down, so the
-server sees the request go away and no retry follows.
+runs on a connection of its own whose socket is known, and a watcher shuts that socket down, so the server sees
+the request go away and no retry follows (http_lines.py).
 """
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ import contextlib
 import json
 import os
 import random
-import socket
-import ssl
-import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -27,96 +24,9 @@ import httpx
 
 from .base import (CacheHint, Completion, Engine, EngineError, OnText, ScoringUnsupported, Stopped, TextCollector,
                    branch_points, common_prefix_len)
+from .http_lines import Call, Lines
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
-IDLE_LINES = 16  # connections kept open between calls (scoring sends up to 16 requests at once)
-# httpcore's trace events that hand over a new connection's stream (TCP, then the TLS stream that replaces it)
-_OPENED = (".connect_tcp.complete", ".start_tls.complete", ".connect_unix_socket.complete")
-
-
-class _Line:
-    """One keep-alive connection (an httpx client limited to one) whose socket is known, so that another thread can
-    cut the request on it: closing a socket does not wake a thread blocked reading it, shutting it down does."""
-
-    def __init__(self, timeout: httpx.Timeout, verify: ssl.SSLContext) -> None:
-        self.client = httpx.Client(timeout=timeout, verify=verify,
-                                   limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-        self.sock: socket.socket | None = None
-        self.cut = False
-
-    def note(self, event: str, info: dict[str, Any]) -> None:
-        """httpcore's `trace` hook: keep the socket of each connection the line opens; one opened after the line was
-        cut (it was still connecting) is shut down at once."""
-        if event.endswith(_OPENED) and info.get("return_value") is not None:
-            self.sock = info["return_value"].get_extra_info("socket")
-            if self.cut:
-                self.shut()
-
-    def shut(self) -> None:
-        """End the line's request now; the line is closed once its request lets go of it."""
-        self.cut = True
-        sock = self.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed: nothing left to end
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, under TLS too
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class _Call:
-    """One engine call and its cancel signal: once that is set, no request of the call starts and each one in flight
-    has its line shut (a watcher thread waits for the signal while the call lasts)."""
-
-    def __init__(self, cancel: threading.Event | None) -> None:
-        self.cancel = cancel
-        self.cut = False  # a line was shut under a request of this call: what came back may be short
-        self._lines: set[_Line] = set()
-        self._lock = threading.Lock()
-        self._over = False
-        if cancel is not None:
-            threading.Thread(target=self._watch, name="http-cancel", daemon=True).start()
-
-    def _watch(self) -> None:
-        assert self.cancel is not None
-        while not self._over:
-            if self.cancel.wait(0.25):
-                with self._lock:
-                    if not self._over:
-                        self.cut = self.cut or bool(self._lines)
-                        for line in self._lines:
-                            line.shut()
-                return
-
-    def cancelled(self) -> bool:
-        return self.cancel is not None and self.cancel.is_set()
-
-    def check(self) -> None:
-        if self.cancelled():
-            raise Stopped("the call was cancelled")
-
-    def sleep(self, seconds: float) -> None:
-        """A pause between attempts that a cancel ends."""
-        if self.cancel is None:
-            time.sleep(seconds)
-        elif self.cancel.wait(seconds):
-            self.check()
-
-    @contextlib.contextmanager
-    def on(self, line: _Line) -> Iterator[None]:
-        """While a request of this call runs on `line` (refused once the call is cancelled)."""
-        with self._lock:
-            self.check()
-            self._lines.add(line)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._lines.discard(line)
-
-    def end(self) -> None:
-        with self._lock:
-            self._over = True
 
 
 class OpenAIEngine(Engine):
@@ -135,9 +45,7 @@ class OpenAIEngine(Engine):
         self.backoff_s = backoff_s
         self.stream = stream
         self._timeout = httpx.Timeout(connect=min(10.0, timeout_s), read=self.stall_s, write=10.0, pool=10.0)
-        self._verify = httpx.create_ssl_context()  # shared by the lines: loading the CA bundle takes a while
-        self._idle: list[_Line] = []
-        self._idle_lock = threading.Lock()
+        self._lines = Lines(self._timeout)
         self._tokenizer = None  # optional: set by the factory when a local tokenizer is known
         self._prompts: OrderedDict[str, str] = OrderedDict()  # chat prompts the server rendered (the last 64)
         self._forced: bool | None = None  # scoring by forced tokens: untried, works, or not on this server
@@ -176,10 +84,10 @@ class OpenAIEngine(Engine):
         return f"HTTP {resp.status_code} from {self.base_url}: {msg}"
 
     @contextlib.contextmanager
-    def _calling(self, cache: CacheHint | None) -> Iterator[_Call]:
+    def _calling(self, cache: CacheHint | None) -> Iterator[Call]:
         """One call of the API, cancelled by `cache.cancel`: once cancelled, whatever failed or came back short
         because a line was shut ends as `Stopped`, never as an EngineError or a short reply."""
-        call = _Call(cache.cancel if cache is not None else None)
+        call = Call(cache.cancel if cache is not None else None)
         try:
             yield call
         except (EngineError, httpx.HTTPError):
@@ -192,26 +100,13 @@ class OpenAIEngine(Engine):
             raise Stopped("the call was cancelled")
 
     @contextlib.contextmanager
-    def _request(self, url: str, payload: dict[str, Any], call: _Call) -> Iterator[httpx.Response]:
-        """A streamed POST on an idle line (or a new one) that `call` can cut; the line is kept for the next request
-        unless it was cut."""
+    def _request(self, url: str, payload: dict[str, Any], call: Call) -> Iterator[httpx.Response]:
+        """A streamed POST that `call` can cut (http_lines.Lines)."""
         call.check()
-        headers = self._headers()
-        with self._idle_lock:
-            line = self._idle.pop() if self._idle else _Line(self._timeout, self._verify)
-        try:
-            with call.on(line), line.client.stream("POST", url, headers=headers, json=payload,
-                                                   extensions={"trace": line.note}) as resp:
-                yield resp
-        finally:
-            with self._idle_lock:
-                keep = not line.cut and len(self._idle) < IDLE_LINES
-                if keep:
-                    self._idle.append(line)
-            if not keep:
-                line.close()
+        with self._lines.request(url, payload, self._headers(), call) as resp:
+            yield resp
 
-    def _post(self, path: str, payload: dict[str, Any], stream: bool, call: _Call) -> Iterator[dict[str, Any]]:
+    def _post(self, path: str, payload: dict[str, Any], stream: bool, call: Call) -> Iterator[dict[str, Any]]:
         """Yield parsed JSON objects (one for a plain response, one per SSE event when streaming)."""
         url = f"{self.base_url}{path}"
         deadline = time.monotonic() + self.timeout_s * (self.max_retries + 1)
@@ -294,7 +189,7 @@ class OpenAIEngine(Engine):
             self._prompts.move_to_end(key)
             return self._prompts[key]
         root = self._root()
-        call = _Call(None)
+        call = Call(None)
         try:
             toks = self._post_json(f"{root}/tokenize", {"model": self.model, "messages": messages,
                                                         "add_generation_prompt": True}, call)["tokens"]
@@ -309,7 +204,7 @@ class OpenAIEngine(Engine):
             self._prompts.popitem(last=False)
         return text
 
-    def _plain(self, url: str, payload: dict[str, Any], call: _Call) -> httpx.Response:
+    def _plain(self, url: str, payload: dict[str, Any], call: Call) -> httpx.Response:
         """One POST read whole (no retries beyond the transport's); errors name the URL."""
         try:
             with self._request(url, payload, call) as r:
@@ -318,7 +213,7 @@ class OpenAIEngine(Engine):
         except httpx.HTTPError as e:
             raise EngineError(f"cannot reach {url} ({type(e).__name__}: {e})") from None
 
-    def _post_json(self, url: str, payload: dict[str, Any], call: _Call) -> Any:
+    def _post_json(self, url: str, payload: dict[str, Any], call: Call) -> Any:
         """One plain JSON POST (no retries beyond the transport's); errors name the URL."""
         r = self._plain(url, payload, call)
         if r.status_code >= 400:
@@ -335,7 +230,7 @@ class OpenAIEngine(Engine):
             return self._streamed(path, payload, on_text, chat, call)
 
     def _streamed(self, path: str, payload: dict[str, Any], on_text: OnText | None, chat: bool,
-                  call: _Call) -> Completion:
+                  call: Call) -> Completion:
         t0 = time.perf_counter()
         got = TextCollector(on_text, t0)
         usage: dict[str, Any] | None = None
@@ -418,7 +313,7 @@ class OpenAIEngine(Engine):
     def _root(self) -> str:
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
 
-    def _tokenize_text(self, text: str, call: _Call) -> list[int]:
+    def _tokenize_text(self, text: str, call: Call) -> list[int]:
         url = f"{self._root()}/tokenize"
         r = self._plain(url, {"model": self.model, "prompt": text, "add_special_tokens": False}, call)
         if r.status_code in (400, 404, 405, 422):
@@ -433,7 +328,7 @@ class OpenAIEngine(Engine):
             raise ScoringUnsupported(f"{url}: tokens are not integers")
         return toks
 
-    def _forced_logprob(self, key: tuple[int, ...], call: _Call) -> float:
+    def _forced_logprob(self, key: tuple[int, ...], call: Call) -> float:
         """log P(key[-1] | key[:-1]): one token generated with only that token allowed; the server reports
         the raw model log-probability of what it sampled (vLLM's default logprobs mode)."""
         *ids, token = key
@@ -449,7 +344,7 @@ class OpenAIEngine(Engine):
             raise ScoringUnsupported(f"{self.base_url} does not honour allowed_token_ids")
         return float(value)
 
-    def _score_forced(self, prefix: str, continuations: Sequence[str], choice: bool, call: _Call) -> list[float]:
+    def _score_forced(self, prefix: str, continuations: Sequence[str], choice: bool, call: Call) -> list[float]:
         base = self._tokenize_text(prefix, call)
         if not base:
             raise ScoringUnsupported("empty prefix")
@@ -468,7 +363,7 @@ class OpenAIEngine(Engine):
             lps = dict(zip(unique, pool.map(lambda key: self._forced_logprob(key, call), unique)))
         return [sum(lps[k] for k in plan) for plan in plans]
 
-    def _score_echo(self, prefix: str, continuations: Sequence[str], call: _Call) -> list[float]:
+    def _score_echo(self, prefix: str, continuations: Sequence[str], call: Call) -> list[float]:
         """Via /completions with echo and logprobs (vLLM and llama.cpp servers support it)."""
         scores = []
         for c in continuations:
@@ -494,7 +389,4 @@ class OpenAIEngine(Engine):
         return scores
 
     def close(self) -> None:
-        with self._idle_lock:
-            idle, self._idle = self._idle, []
-        for line in idle:
-            line.close()
+        self._lines.close()
