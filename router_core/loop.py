@@ -31,7 +31,7 @@ from .engines import CacheHint, Engine, EngineError, EngineSpec, Stopped, get_en
 from .paths import CANDIDATE_TEMPLATE
 from .policy import Policy, RunConfig, recorded_settings
 from .pool import ModelSpec, Pool
-from .protocol import Template, neutralise, truncate_words
+from .protocol import Template, neutralise, question_for_prompt, truncate_words
 from .quality import QualityEstimator
 from .rollout.free import free
 from .rollout.guided import Guided
@@ -190,7 +190,9 @@ class Router:
         try:
             engine = self.policy_engine()
             models, example = self._models(), self.pool.dearest().name
-            user = self.template.fill(question, models, example, alpha=alpha)
+            # the question's own text never reads as protocol (the stored and shown question is unchanged)
+            user = self.template.fill(question_for_prompt(question, [n for n, _ in models]), models, example,
+                                      alpha=alpha)
             ro.prompt = engine.chat_prompt([{"role": "user", "content": user}])
             # everything before the question is the same for every question with this pool and template; a stop
             # cancels the policy's call in flight

@@ -101,6 +101,25 @@ def neutralise(text: str) -> str:
     return _TAG_RE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}{m.group(3)}›", text)
 
 
+def question_for_prompt(question: str, names: Sequence[str] = ()) -> str:
+    """The question as the router's prompt holds it: protocol tags taken out and a pool model name followed by a
+    colon ("SmolLM2-135M: who …", the protocol's routing form) left without it; the question people see is kept.
+
+    Why: the question is the one untrusted text the router reads before any reply. A question carrying
+    `<search> SmolLM2-135M: … </search>` made the router's first pick SmolLM2 (p 0.45 where similar questions give
+    the largest model ~0.81): it read the question's own text as a route already written. Tags are taken out rather
+    than made inert (as in replies), so such a question reads as the same question without them. A question
+    holding neither is returned as it was (stripped, as the template fills it): no bundled question changes."""
+    q = question.strip()
+    names_re = [re.compile(rf"({re.escape(n)})\s*:") for n in names if n]
+    if not _TAG_RE.search(q) and not any(r.search(q) for r in names_re):
+        return q
+    q = _TAG_RE.sub(" ", q)
+    for r in names_re:
+        q = r.sub(r"\1", q)
+    return re.sub(r"[ \t]{2,}", " ", q).strip()
+
+
 def truncate_words(text: str, max_tokens: int, count_tokens=None) -> tuple[str, bool]:
     """Cut a reply to about `max_tokens` tokens; returns (text, was_cut)."""
     if count_tokens is not None:
