@@ -34,9 +34,10 @@ class _Parked:
     def __init__(self, cached: list[int], prefix: tuple[int, ...], state: "ctypes.Array[ctypes.c_uint8]") -> None:
         self.cached, self.prefix, self.state = cached, prefix, state
 
+
 class KVStates:
-    """Parking and the prefix file for LlamaCppEngine (which provides llm, _lib, model_path, lora_path,
-    _n_threads, the cache bookkeeping, _stats and _reset)."""
+    """Parking, the prefix file and putting the cache right after a failure or a cut, for LlamaCppEngine (which
+    provides llm, _lib, model_path, lora_path, _n_threads, the cache bookkeeping and _stats)."""
 
     _parked: OrderedDict[str, _Parked]
     _seen: OrderedDict[str, None]
